@@ -1,0 +1,180 @@
+// Package contract is the data contract of otelcol-modeldata, written once:
+// how one row of model data (inputs, predictions, labels, ...) travels as an
+// OpenTelemetry log record, and how it lands in the Azure ML "modeldata"
+// CSV layout. The receiver writes it, the feature flattener normalizes to it,
+// and the blob exporter reads it; docs/data-contract.md explains it for users.
+//
+// A model data row is one plog.LogRecord with:
+//   - attribute AttrModelName (string, required: its presence makes a record model data)
+//   - attribute AttrModelVersion (string)
+//   - attribute AttrDesignation (string; DefaultDesignation when absent)
+//   - attribute AttrCorrelationID, AttrRequestID (strings)
+//   - attribute AttrFeatureNames (slice of strings): the column order
+//   - body: a map of feature name to a scalar value (string, bool, int, double, or empty)
+//   - timestamp: the scoring timestamp (observed timestamp when unset)
+//   - event name EventName
+//
+// The path parts subscription id, resource group, workspace and web service
+// come from the exporter's config, overridden per record by the resource
+// attributes AttrSubscriptionID, AttrResourceGroup, AttrWorkspace and
+// AttrWebservice.
+package contract
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+// Log record attributes.
+const (
+	AttrModelName      = "modeldata.model.name"
+	AttrModelVersion   = "modeldata.model.version"
+	AttrDesignation    = "modeldata.designation"
+	AttrCorrelationID  = "modeldata.correlation_id"
+	AttrRequestID      = "modeldata.request_id"
+	AttrFeatureNames   = "modeldata.feature_names"
+	AttrDroppedColumns = "modeldata.dropped_columns"
+)
+
+// Resource attributes that override the exporter's configured path parts.
+const (
+	AttrSubscriptionID = "modeldata.subscription_id"
+	AttrResourceGroup  = "modeldata.resource_group"
+	AttrWorkspace      = "modeldata.workspace"
+	AttrWebservice     = "modeldata.webservice"
+)
+
+const (
+	// EventName marks a log record as a model data row.
+	EventName = "modeldata.row"
+	// DefaultDesignation is used when a row carries none (the reference
+	// collector's "default" designation meant "general").
+	DefaultDesignation = "general"
+	// NilRequestID is written when the request id is unknown, as the
+	// reference collector did.
+	NilRequestID = "00000000-0000-0000-0000-000000000000"
+)
+
+// Well-known designations. Any other name that is a valid path segment is allowed.
+const (
+	DesignationInputs      = "inputs"
+	DesignationPredictions = "predictions"
+	DesignationLabels      = "labels"
+	DesignationSignals     = "signals"
+	DesignationGeneral     = "general"
+)
+
+// Row is the contract view of one model data log record.
+type Row struct {
+	ModelName     string
+	ModelVersion  string
+	Designation   string
+	CorrelationID string
+	RequestID     string
+	FeatureNames  []string
+	// Timestamp is the scoring timestamp.
+	Timestamp time.Time
+}
+
+// IsModelData reports whether a record is a model data row (it names a model).
+func IsModelData(lr plog.LogRecord) bool {
+	v, ok := lr.Attributes().Get(AttrModelName)
+	return ok && v.Type() == pcommon.ValueTypeStr && v.Str() != ""
+}
+
+// ReadRow reads the contract attributes of a record. ok is false when the
+// record is not model data. Designation falls back to DefaultDesignation and
+// the timestamp to the observed timestamp.
+func ReadRow(lr plog.LogRecord) (row Row, ok bool) {
+	if !IsModelData(lr) {
+		return Row{}, false
+	}
+	attrs := lr.Attributes()
+	row.ModelName = strAttr(attrs, AttrModelName)
+	row.ModelVersion = strAttr(attrs, AttrModelVersion)
+	row.Designation = strAttr(attrs, AttrDesignation)
+	if row.Designation == "" {
+		row.Designation = DefaultDesignation
+	}
+	row.CorrelationID = strAttr(attrs, AttrCorrelationID)
+	row.RequestID = strAttr(attrs, AttrRequestID)
+	row.FeatureNames = FeatureNames(lr)
+	row.Timestamp = ScoringTime(lr)
+	return row, true
+}
+
+// WriteRow sets the contract attributes, event name and timestamp of a record.
+// Feature values go in the body, through Features.
+func WriteRow(lr plog.LogRecord, row Row) {
+	attrs := lr.Attributes()
+	attrs.PutStr(AttrModelName, row.ModelName)
+	if row.ModelVersion != "" {
+		attrs.PutStr(AttrModelVersion, row.ModelVersion)
+	}
+	designation := row.Designation
+	if designation == "" {
+		designation = DefaultDesignation
+	}
+	attrs.PutStr(AttrDesignation, designation)
+	if row.CorrelationID != "" {
+		attrs.PutStr(AttrCorrelationID, row.CorrelationID)
+	}
+	if row.RequestID != "" {
+		attrs.PutStr(AttrRequestID, row.RequestID)
+	}
+	SetFeatureNames(lr, row.FeatureNames)
+	lr.SetEventName(EventName)
+	if !row.Timestamp.IsZero() {
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(row.Timestamp))
+	}
+}
+
+// Features returns the record's body as the feature map, turning the body
+// into an empty map first when it is not one.
+func Features(lr plog.LogRecord) pcommon.Map {
+	if lr.Body().Type() != pcommon.ValueTypeMap {
+		return lr.Body().SetEmptyMap()
+	}
+	return lr.Body().Map()
+}
+
+// FeatureNames returns the declared column order of a record, or nil.
+func FeatureNames(lr plog.LogRecord) []string {
+	v, ok := lr.Attributes().Get(AttrFeatureNames)
+	if !ok || v.Type() != pcommon.ValueTypeSlice {
+		return nil
+	}
+	s := v.Slice()
+	names := make([]string, s.Len())
+	for i := range names {
+		names[i] = s.At(i).AsString()
+	}
+	return names
+}
+
+// SetFeatureNames sets the declared column order of a record.
+func SetFeatureNames(lr plog.LogRecord, names []string) {
+	s := lr.Attributes().PutEmptySlice(AttrFeatureNames)
+	s.EnsureCapacity(len(names))
+	for _, n := range names {
+		s.AppendEmpty().SetStr(n)
+	}
+}
+
+// ScoringTime is the record's timestamp, or its observed timestamp when unset.
+func ScoringTime(lr plog.LogRecord) time.Time {
+	ts := lr.Timestamp()
+	if ts == 0 {
+		ts = lr.ObservedTimestamp()
+	}
+	return ts.AsTime().UTC()
+}
+
+func strAttr(attrs pcommon.Map, key string) string {
+	if v, ok := attrs.Get(key); ok {
+		return v.AsString()
+	}
+	return ""
+}

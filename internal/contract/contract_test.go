@@ -1,0 +1,121 @@
+package contract
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+func TestRowRoundTrip(t *testing.T) {
+	ts := time.Date(2020, 8, 13, 15, 54, 16, 691697000, time.UTC)
+	lr := plog.NewLogRecord()
+	in := Row{ModelName: "best_model", ModelVersion: "10", Designation: "inputs",
+		CorrelationID: "c-1", RequestID: "r-1", FeatureNames: []string{"a", "b"}, Timestamp: ts}
+	WriteRow(lr, in)
+	got, ok := ReadRow(lr)
+	if !ok {
+		t.Fatal("record written by WriteRow is not model data")
+	}
+	if got.ModelName != in.ModelName || got.ModelVersion != in.ModelVersion || got.Designation != in.Designation ||
+		got.CorrelationID != in.CorrelationID || got.RequestID != in.RequestID || !got.Timestamp.Equal(ts) ||
+		len(got.FeatureNames) != 2 || got.FeatureNames[1] != "b" {
+		t.Fatalf("round trip: got %+v, want %+v", got, in)
+	}
+	if lr.EventName() != EventName {
+		t.Fatalf("event name %q", lr.EventName())
+	}
+}
+
+func TestReadRowDefaults(t *testing.T) {
+	lr := plog.NewLogRecord()
+	if _, ok := ReadRow(lr); ok {
+		t.Fatal("record without model name read as model data")
+	}
+	lr.Attributes().PutStr(AttrModelName, "m")
+	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(time.Unix(100, 0)))
+	row, ok := ReadRow(lr)
+	if !ok || row.Designation != DefaultDesignation || row.Timestamp.Unix() != 100 {
+		t.Fatalf("defaults: %+v", row)
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(v pcommon.Value)
+		want string
+	}{
+		{"string", func(v pcommon.Value) { v.SetStr("a,b") }, "a,b"},
+		{"true", func(v pcommon.Value) { v.SetBool(true) }, "True"},
+		{"false", func(v pcommon.Value) { v.SetBool(false) }, "False"},
+		{"int", func(v pcommon.Value) { v.SetInt(-42) }, "-42"},
+		{"double", func(v pcommon.Value) { v.SetDouble(1.1386826) }, "1.1386826"},
+		{"integral double", func(v pcommon.Value) { v.SetDouble(1234567) }, "1234567"},
+		{"large integral double", func(v pcommon.Value) { v.SetDouble(1e20) }, "100000000000000000000"},
+		{"tiny double", func(v pcommon.Value) { v.SetDouble(1.5e-9) }, "1.5e-09"},
+		{"nan", func(v pcommon.Value) { v.SetDouble(math.NaN()) }, "nan"},
+		{"empty", func(pcommon.Value) {}, ""},
+		{"slice", func(v pcommon.Value) { s := v.SetEmptySlice(); s.AppendEmpty().SetInt(1); s.AppendEmpty().SetStr("x") }, `[1,"x"]`},
+		{"bytes", func(v pcommon.Value) { v.SetEmptyBytes().FromRaw([]byte("hi")) }, "aGk="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := pcommon.NewValueEmpty()
+			tt.set(v)
+			if got := FormatValue(v); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateSegment(t *testing.T) {
+	good := []string{"best_model", "10", "inputs", "aks-w-collv9", "model.v2", "ünïcode"}
+	bad := []string{"", ".", "..", "a/b", `a\b`, "a\x00b", "a\nb", " lead", "trail ", "end.", "a\u200bb", string([]byte{0xff}),
+		string(make([]byte, MaxSegmentLen+1))}
+	for _, s := range good {
+		if err := ValidateSegment("x", s); err != nil {
+			t.Errorf("%q: unexpected error %v", s, err)
+		}
+	}
+	for _, s := range bad {
+		if err := ValidateSegment("x", s); !errors.Is(err, ErrInvalidSegment) {
+			t.Errorf("%q: want ErrInvalidSegment, got %v", s, err)
+		}
+	}
+}
+
+func TestPathDir(t *testing.T) {
+	p := PathParts{SubscriptionID: "1A2B", ResourceGroup: "MyRG", Workspace: "WS", Webservice: "svc",
+		ModelName: "best_model", ModelVersion: "10", Designation: "inputs"}
+	ts := time.Date(2018, 12, 31, 23, 59, 0, 0, time.FixedZone("x", 3600))
+	if got, want := p.Dir(ts, false), "1a2b/myrg/ws/svc/best_model/10/inputs/2018/12/31"; got != want {
+		t.Fatalf("daily: got %q, want %q", got, want)
+	}
+	if got, want := p.Dir(ts, true), "1a2b/myrg/ws/svc/best_model/10/inputs/2018/12/31/22"; got != want {
+		t.Fatalf("hourly: got %q, want %q", got, want)
+	}
+	if got := p.WorkspaceColumn(); got != "1a2b/myrg/ws" {
+		t.Fatalf("workspace column %q", got)
+	}
+}
+
+func TestTimestamps(t *testing.T) {
+	ts := time.Date(2020, 8, 13, 15, 54, 16, 691697000, time.UTC)
+	if got := FormatTimestamp(ts); got != "2020-08-13T15:54:16.691697" {
+		t.Fatalf("format: %q", got)
+	}
+	for _, s := range []string{"2020-08-13T15:54:16.691697", "2020-08-13T15:54:16.691697Z", "2020-08-13T17:54:16.691697+02:00"} {
+		got, err := ParseTimestamp(s)
+		if err != nil || !got.Equal(ts) {
+			t.Fatalf("parse %q: %v %v", s, got, err)
+		}
+	}
+	if _, err := ParseTimestamp("yesterday"); err == nil {
+		t.Fatal("parsed garbage")
+	}
+}

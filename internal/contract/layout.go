@@ -1,0 +1,210 @@
+package contract
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// The eight correlation columns that follow the feature columns in every
+// data.csv, in the reference collector's order.
+const (
+	ColCorrelationID    = "$aml_dc_correlation_id"
+	ColScoringTimestamp = "$aml_dc_scoring_timestamp"
+	ColBoundary         = "$aml_dc_boundary"
+	ColWorkspace        = "$aml_workspace"
+	ColServiceName      = "$aml_service_name"
+	ColModelName        = "$aml_model_name"
+	ColModelVersion     = "$aml_model_version"
+	ColRequestID        = "$aml_request_id"
+)
+
+// CorrelationColumns lists the correlation columns in file order.
+var CorrelationColumns = []string{
+	ColCorrelationID, ColScoringTimestamp, ColBoundary, ColWorkspace,
+	ColServiceName, ColModelName, ColModelVersion, ColRequestID,
+}
+
+// Boundary values of $aml_dc_boundary: the partition span in minutes.
+const (
+	BoundaryDay  = "1440"
+	BoundaryHour = "60"
+)
+
+// TimestampLayout is the reference format of $aml_dc_scoring_timestamp:
+// UTC, no offset, microseconds.
+const TimestampLayout = "2006-01-02T15:04:05.000000"
+
+// FormatTimestamp renders a scoring timestamp as the reference did.
+func FormatTimestamp(t time.Time) string {
+	return t.UTC().Format(TimestampLayout)
+}
+
+// ParseTimestamp accepts the reference format and RFC 3339 (with or without
+// fractional seconds or offset); a time without offset is UTC.
+func ParseTimestamp(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("timestamp %q is neither RFC 3339 nor %s", s, TimestampLayout)
+}
+
+// NewCorrelationID returns a new UUID, or "<userID>-<uuid>" when the caller
+// gave its own id, as the reference collect() did.
+func NewCorrelationID(userID string) string {
+	id := uuid.NewString()
+	if userID == "" {
+		return id
+	}
+	return userID + "-" + id
+}
+
+// FormatValue renders a feature value as one CSV cell: strings as they are,
+// booleans as True/False (as the reference's Python writer did), integers in
+// decimal, doubles without exponent for ordinary magnitudes (an integer
+// stored as a double stays "1234567"), empty for an empty value, maps and
+// slices as JSON, bytes as base64.
+func FormatValue(v pcommon.Value) string {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return v.Str()
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return "True"
+		}
+		return "False"
+	case pcommon.ValueTypeInt:
+		return strconv.FormatInt(v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		return FormatFloat(v.Double())
+	case pcommon.ValueTypeEmpty:
+		return ""
+	case pcommon.ValueTypeBytes:
+		return base64.StdEncoding.EncodeToString(v.Bytes().AsRaw())
+	default: // map, slice
+		b, err := json.Marshal(v.AsRaw())
+		if err != nil {
+			return v.AsString()
+		}
+		return string(b)
+	}
+}
+
+// FormatFloat renders a double without exponent between 1e-6 and 1e21 and
+// in shortest exponent form outside; NaN and infinities as Python writes them.
+func FormatFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	if abs := math.Abs(f); abs == 0 || (abs >= 1e-6 && abs < 1e21) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// MaxSegmentLen bounds one path segment (Azure allows 1,024 characters for a
+// whole blob name; eleven segments of 128 stay well inside).
+const MaxSegmentLen = 128
+
+// ErrInvalidSegment is wrapped by every ValidateSegment error.
+var ErrInvalidSegment = errors.New("invalid path segment")
+
+// ValidateSegment checks that a client-supplied value (model name, version,
+// designation, service name, ...) can be one blob path segment: valid UTF-8,
+// 1 to MaxSegmentLen bytes, not "." or "..", no "/" or "\", no control or
+// invisible format characters, no leading or trailing space, and not ending
+// in "." (Azure refuses blob names whose segments end in a dot). what names
+// the field in the error.
+func ValidateSegment(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalidSegment, what)
+	case len(s) > MaxSegmentLen:
+		return fmt.Errorf("%w: %s is %d bytes long, over %d", ErrInvalidSegment, what, len(s), MaxSegmentLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidSegment, what)
+	case s == "." || s == "..":
+		return fmt.Errorf("%w: %s %q is a relative path", ErrInvalidSegment, what, s)
+	case strings.HasSuffix(s, "."):
+		return fmt.Errorf("%w: %s %q ends with a dot", ErrInvalidSegment, what, s)
+	case strings.TrimSpace(s) != s:
+		return fmt.Errorf("%w: %s %q has leading or trailing space", ErrInvalidSegment, what, s)
+	}
+	for _, r := range s {
+		if r == '/' || r == '\\' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: %s %q contains %U", ErrInvalidSegment, what, s, r)
+		}
+	}
+	return nil
+}
+
+// PathParts are the scope segments of a modeldata blob path.
+type PathParts struct {
+	SubscriptionID string
+	ResourceGroup  string
+	Workspace      string
+	Webservice     string
+	ModelName      string
+	ModelVersion   string
+	Designation    string
+}
+
+// WorkspaceColumn is the $aml_workspace value: subscription/resourcegroup/workspace,
+// lower-cased as in the path.
+func (p PathParts) WorkspaceColumn() string {
+	return strings.ToLower(p.SubscriptionID + "/" + p.ResourceGroup + "/" + p.Workspace)
+}
+
+// Validate checks every part with ValidateSegment.
+func (p PathParts) Validate() error {
+	for _, f := range []struct{ what, v string }{
+		{"subscription id", p.SubscriptionID},
+		{"resource group", p.ResourceGroup},
+		{"workspace", p.Workspace},
+		{"webservice", p.Webservice},
+		{"model name", p.ModelName},
+		{"model version", p.ModelVersion},
+		{"designation", p.Designation},
+	} {
+		if err := ValidateSegment(f.what, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Dir is the folder of a row's file, relative to the container:
+// <subscriptionid>/<resourcegroup>/<workspace>/<webservice>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>[/<hh>].
+// The subscription, resource group and workspace are lower-cased, as the
+// reference collector did. Validate the parts first.
+func (p PathParts) Dir(t time.Time, hourly bool) string {
+	t = t.UTC()
+	var b strings.Builder
+	for _, s := range []string{strings.ToLower(p.SubscriptionID), strings.ToLower(p.ResourceGroup), strings.ToLower(p.Workspace),
+		p.Webservice, p.ModelName, p.ModelVersion, p.Designation} {
+		b.WriteString(s)
+		b.WriteByte('/')
+	}
+	b.WriteString(t.Format("2006/01/02"))
+	if hourly {
+		b.WriteString(t.Format("/15"))
+	}
+	return b.String()
+}
