@@ -1,0 +1,76 @@
+# otelcol-modeldata: every set-up step lives here, so a fresh clone needs only `make run` or `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO            ?= go
+OCB_VERSION   := v0.165.0
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TOOLS_BIN     := $(CURDIR)/.tools/bin
+OCB           := $(TOOLS_BIN)/builder
+BINARY        := $(CURDIR)/_build/otelcol-modeldata
+AZURITE       := tools/azurite/node_modules/.bin/azurite-blob
+CONFIG        ?= examples/otel-config.yaml
+IMAGE         ?= otelcol-modeldata:dev
+FUZZTIME      ?= 10s
+BENCHTIME     ?= 2s
+PKGS          := ./...
+
+# Static binary, so the image can run from a minimal base.
+export CGO_ENABLED := 0
+
+.PHONY: all build run test unit e2e fuzz lint bench faults docker azurite tools clean
+
+all: build
+
+$(OCB):
+	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+tools: $(OCB)
+
+## build: assemble the collector with ocb into _build/otelcol-modeldata
+build: $(OCB)
+	$(OCB) --config builder-config.yaml
+
+## run: build, then run the collector on examples/otel-config.yaml (writes ./data/modeldata/...)
+run: build
+	mkdir -p data
+	$(BINARY) --config $(CONFIG)
+
+## azurite: install the pinned Azurite blob emulator (npm) for the blob tests
+azurite: $(AZURITE)
+$(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests, short fuzzing
+test: lint build azurite
+	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@git grep --untracked -l '^func Fuzz' -- '*_test.go' | while read -r file; do \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+	    echo "fuzz ./$$(dirname $$file) $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file); \
+	  done; \
+	done
+
+## lint: gofmt check, go vet, staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## bench: component benchmarks (go test -bench) and longer fuzzing
+bench: build azurite
+	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=60s
+
+## docker: build the container image (needs a Docker engine)
+docker:
+	docker build -t $(IMAGE) .
+
+clean:
+	rm -rf _build data
