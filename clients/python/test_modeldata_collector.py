@@ -1,0 +1,377 @@
+"""Unit tests of modeldata_collector against a real HTTP server on 127.0.0.1.
+
+Run: python3 -m unittest discover clients/python
+"""
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import modeldata_collector as mdc  # noqa: E402
+
+# Every test builds its own collectors against its own server; none reads the
+# environment of the machine running the tests.
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if not k.startswith(("MODELDATA_", "AML_MODEL_DC_")) and k != "SERVICE_NAME"}
+CLEAN_ENV["MODELDATA_MODEL_CONFIG_MAP"] = os.devnull
+
+
+class CollectServer:
+    """A stand-in collect API: records every JSON request, answers from a script."""
+
+    def __init__(self):
+        self.requests = []
+        self.headers = []
+        self.answers = []  # (status, body, headers) served first, then 200
+        self.lock = threading.Lock()
+        self.received = threading.Condition(self.lock)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                with outer.lock:
+                    answer = outer.answers.pop(0) if outer.answers else None
+                    if answer is None or 200 <= answer[0] < 300:
+                        outer.requests.append(body)
+                        outer.headers.append(dict(self.headers))
+                    outer.received.notify_all()
+                status, text, headers = answer or (200, json.dumps({"accepted": len(body["data"])}), {})
+                data = text.encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.requests) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("got %d requests, want %d: %r" % (len(self.requests), n, self.requests))
+                self.received.wait(remaining)
+            return list(self.requests)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port_url():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "http://127.0.0.1:%d" % port
+
+
+class FakeArray:
+    """Duck-typed numpy.ndarray: what the client may touch of one."""
+
+    def __init__(self, rows):
+        self._rows = rows
+        self.ndim = 2 if rows and isinstance(rows[0], list) else 1
+        self.shape = (len(rows), len(rows[0])) if self.ndim == 2 else (len(rows),)
+
+    def tolist(self):
+        return [list(r) for r in self._rows] if self.ndim == 2 else list(self._rows)
+
+    def __iter__(self):
+        raise AssertionError("iterate an ndarray through tolist(), never element by element")
+
+
+class FakeScalar:
+    """Duck-typed numpy scalar (numpy.float32 and friends)."""
+
+    dtype = "float32"
+
+    def __init__(self, value):
+        self.value = value
+
+    def item(self):
+        return self.value
+
+
+class FakeDataFrame:
+    """Duck-typed pandas.DataFrame."""
+
+    def __init__(self, columns):
+        self._columns = dict(columns)
+
+    @property
+    def columns(self):
+        return list(self._columns)
+
+    def to_numpy(self, dtype=None):
+        return FakeArray([list(r) for r in zip(*self._columns.values())])
+
+    def assign(self, **kwargs):
+        n = len(next(iter(self._columns.values())))
+        cols = dict(self._columns)
+        for k, v in kwargs.items():
+            cols[k] = [v] * n
+        return FakeDataFrame(cols)
+
+
+class ClientTest(unittest.TestCase):
+    def setUp(self):
+        self.env = mock.patch.dict(os.environ, CLEAN_ENV, clear=True)
+        self.env.start()
+        self.addCleanup(self.env.stop)
+        self.server = CollectServer()
+        self.addCleanup(self.server.close)
+        mdc.set_request_id(None)
+
+    def collector(self, designation="inputs", **kwargs):
+        kwargs.setdefault("model_version", "10")
+        kwargs.setdefault("endpoint", self.server.url)
+        return mdc.ModelDataCollector("best_model", designation=designation, **kwargs)
+
+    def test_collect_sends_rows_with_the_returned_correlations(self):
+        dc = self.collector(feature_names=["age", "income", "city"])
+        corr = dc.collect([[31, 5000.5, "Redmond"], [45, 1200, "Zürich"]], user_correlation_id="user42")
+        (req,) = self.server.wait_for(1)
+        self.assertEqual(req["model_name"], "best_model")
+        self.assertEqual(req["model_version"], "10")
+        self.assertEqual(req["designation"], "inputs")
+        self.assertEqual(req["feature_names"], ["age", "income", "city"])
+        self.assertEqual(req["data"], [[31, 5000.5, "Redmond"], [45, 1200, "Zürich"]])
+        self.assertEqual(req["correlation_id"], corr[mdc.CORRELATION_ID])
+        self.assertEqual(req["scoring_timestamp"], corr[mdc.SCORING_TIMESTAMP])
+        self.assertEqual(req["request_id"], corr[mdc.REQUEST_ID])
+        self.assertTrue(corr[mdc.CORRELATION_ID].startswith("user42-"))
+        self.assertRegex(corr[mdc.SCORING_TIMESTAMP], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
+        self.assertNotIn("correlation_ids", req)
+        self.assertEqual(self.server.headers[0]["Content-Type"], "application/json")
+
+    def test_predictions_carry_the_inputs_correlations(self):
+        inputs = self.collector(feature_names=["a", "b"])
+        predictions = self.collector("predictions", feature_names=["score"])
+        cases = {
+            "list": lambda corr: predictions.add_correlations([0.9], corr),
+            "ndarray column": lambda corr: predictions.add_correlations(FakeArray([0.9, 0.1]), corr),
+            "dataframe": lambda corr: mdc.add_correlations(FakeDataFrame({"score": [0.9, 0.1]}), corr),
+            "dicts": lambda corr: mdc.add_correlations([{"score": 0.9}], corr),
+        }
+        for i, (name, attach) in enumerate(cases.items()):
+            with self.subTest(name):
+                mdc.set_request_id("req-%d" % i)
+                corr = inputs.collect([[1, 2]])
+                mdc.set_request_id(None)  # the prediction must not need it
+                time.sleep(0.002)  # a later call would get a later timestamp
+                predictions.collect(attach(corr))
+                reqs = self.server.wait_for(2 * (i + 1))
+                inp, pred = reqs[-2], reqs[-1]
+                self.assertEqual(inp["request_id"], "req-%d" % i)
+                for key in ("correlation_id", "scoring_timestamp", "request_id"):
+                    self.assertEqual(pred[key], inp[key], key)
+                self.assertEqual(pred["designation"], "predictions")
+                self.assertEqual(pred["feature_names"], ["score"])
+                self.assertNotIn("correlation_ids", pred)
+                self.assertTrue(all(len(r) == 1 for r in pred["data"]), pred["data"])
+
+    def test_input_shapes(self):
+        nan = float("nan")
+        cases = [
+            ("list of lists", ["a", "b"], [[1, 2], [3, 4]], ["a", "b"], [[1, 2], [3, 4]]),
+            ("flat list is one row", ["a", "b"], [1, 2], ["a", "b"], [[1, 2]]),
+            ("ndarray 2-D", ["a", "b"], FakeArray([[1, 2], [3, 4]]), ["a", "b"], [[1, 2], [3, 4]]),
+            ("ndarray 1-D is one row", ["a", "b", "c"], FakeArray([1, 2, 3]), ["a", "b", "c"], [[1, 2, 3]]),
+            ("dataframe names its columns", ["x"], FakeDataFrame({"b": [1, 2], "a": ["u", "v"]}),
+             ["b", "a"], [[1, "u"], [2, "v"]]),
+            ("dicts in feature_names order", ["a", "b"], [{"b": 2, "a": 1}, {"a": 3, "c": True}],
+             ["a", "b", "c"], [[1, 2, None], [3, None, True]]),
+            ("one dict", None, {"x": 1, "y": "z"}, ["x", "y"], [[1, "z"]]),
+            ("columnar dict", None, {"x": [1, 2], "y": [3, 4]}, ["x", "y"], [[1, 3], [2, 4]]),
+            ("scalar", ["p"], 0.5, ["p"], [[0.5]]),
+            ("special cells", ["f", "n", "s", "l"], [[nan, FakeScalar(1.5), b"hi", [1, 2]]],
+             ["f", "n", "s", "l"], [["nan", 1.5, "hi", "[1, 2]"]]),
+        ]
+        for i, (name, feature_names, data, want_names, want_rows) in enumerate(cases):
+            with self.subTest(name):
+                dc = self.collector(feature_names=feature_names)
+                dc.collect(data)
+                req = self.server.wait_for(i + 1)[-1]
+                self.assertEqual(req.get("feature_names"), want_names)
+                self.assertEqual(req["data"], want_rows)
+
+    def test_dataframe_with_per_row_correlations(self):
+        df = FakeDataFrame({"score": [0.1, 0.2], mdc.CORRELATION_ID: ["c1", "c2"],
+                            mdc.SCORING_TIMESTAMP: ["2020-08-13T15:54:16.691697"] * 2, mdc.REQUEST_ID: ["r", "r"]})
+        corr = self.collector("predictions").collect(df)
+        (req,) = self.server.wait_for(1)
+        self.assertEqual(req["feature_names"], ["score"])
+        self.assertEqual(req["data"], [[0.1], [0.2]])
+        self.assertEqual(req["correlation_ids"], ["c1", "c2"])
+        self.assertEqual(req["scoring_timestamp"], "2020-08-13T15:54:16.691697")
+        self.assertEqual(corr[mdc.REQUEST_ID], "r")
+
+    def test_bad_configuration_fails_at_start(self):
+        for kwargs in ({"designation": "in/puts"}, {"designation": ".."}, {"model_version": "v1."},
+                       {"webservice_name": " svc"}, {"endpoint": "ftp://x"}):
+            with self.subTest(kwargs):
+                with self.assertRaises(ValueError):
+                    mdc.ModelDataCollector("best_model", **dict({"model_version": "1"}, **kwargs))
+        with self.assertRaises(ValueError):
+            mdc.ModelDataCollector("", model_version="1")
+
+    def test_unreadable_data_never_raises(self):
+        dc = self.collector(feature_names=["a", "b"])
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            corr = dc.collect([[1, 2, 3]])  # three values for two names
+            dc.collect([[1, 2, 3]])
+        self.assertIn(mdc.CORRELATION_ID, corr)
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("do not match", logs.output[0])
+
+    def test_refused_request_is_dropped_and_logged_once(self):
+        self.server.answers = [(400, "feature_names has 2 names, data rows 3", {})] * 2
+        dc = self.collector()
+        before = mdc.stats()["dropped_rows"]
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            dc.collect([[1, 2, 3]])
+            dc.collect([[1, 2, 3]])
+            dc.collect([[4]])
+            reqs = self.server.wait_for(1)
+        self.assertEqual(reqs[0]["data"], [[4]])
+        self.assertEqual(mdc.stats()["dropped_rows"] - before, 2)
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("HTTP 400", logs.output[0])
+
+    def test_backpressure_is_retried_after_retry_after(self):
+        self.server.answers = [(503, "busy", {"Retry-After": "0"}), (429, "slow down", {"Retry-After": "0"})]
+        dc = self.collector()
+        dc.collect([[1]])
+        (req,) = self.server.wait_for(1)
+        self.assertEqual(req["data"], [[1]])
+        self.assertEqual(self.server.answers, [])
+
+    def test_collector_down_drops_counted_logged_once_and_never_blocks(self):
+        url = closed_port_url()
+        with mock.patch.dict(os.environ, {"MODELDATA_BUFFER_ROWS": "5"}):
+            dc = mdc.ModelDataCollector("best_model", model_version="1", endpoint=url)
+        sender = dc._sender
+        sender.backoff = 0.01
+        before = mdc.stats()["dropped_rows"]
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            for _ in range(50):
+                corr = dc.collect([[1]])
+                self.assertIn(mdc.CORRELATION_ID, corr)
+            self.assertLessEqual(sender.buffered_rows, 5)
+            self.assertTrue(sender.flush(timeout=10))
+        self.assertEqual(mdc.stats()["dropped_rows"] - before, 50)
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("dropping rows", logs.output[0])
+
+    def test_storage_disabled_and_debug(self):
+        with mock.patch.dict(os.environ, {"AML_MODEL_DC_STORAGE_ENABLED": "false", "AML_MODEL_DC_DEBUG": "true"}):
+            dc = self.collector(feature_names=["a"])
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            corr = dc.collect([[7]])
+        self.assertIn('"a": 7', out.getvalue())
+        self.assertIn(corr[mdc.CORRELATION_ID], out.getvalue())
+        self.assertTrue(dc._sender.flush(timeout=2))
+        self.assertEqual(dc._sender.buffered_rows, 0)
+        self.assertEqual(self.server.requests, [])
+
+    def test_environment_and_model_config_map(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model_config_map.json")
+            with open(path, "w") as f:
+                json.dump({"accountContext": {"subscriptionId": "1A2B", "resourceGroupName": "rg",
+                                              "accountName": "ws"},
+                           "models": {"best_model": {"version": 7}}}, f)
+            env = {"MODELDATA_MODEL_CONFIG_MAP": path, "SERVICE_NAME": "aks-w-collv9",
+                   "MODELDATA_COLLECTOR_ENDPOINT": self.server.url, "MODELDATA_COLLECTOR_TOKEN": "s3cret"}
+            with mock.patch.dict(os.environ, env):
+                from_map = mdc.ModelDataCollector("best_model")
+                with mock.patch.dict(os.environ, {"MODELDATA_MODEL_VERSION": "11"}):
+                    from_env = mdc.ModelDataCollector("best_model")
+        self.assertEqual(from_map.model_version, "7")
+        self.assertEqual(from_env.model_version, "11")
+        from_map.collect([[1]])
+        (req,) = self.server.wait_for(1)
+        self.assertEqual(req["webservice"], "aks-w-collv9")
+        self.assertEqual((req["subscription_id"], req["resource_group"], req["workspace"]), ("1A2B", "rg", "ws"))
+        self.assertEqual(self.server.headers[0]["Authorization"], "Bearer s3cret")
+
+    def test_endpoint_forms(self):
+        for endpoint, want in [("http://10.0.0.4:4320", "http://10.0.0.4:4320/v1/collect"),
+                               ("10.0.0.4:4320", "http://10.0.0.4:4320/v1/collect"),
+                               ("https://gw.example/custom/collect", "https://gw.example/custom/collect")]:
+            self.assertEqual(mdc._collect_url(endpoint), want)
+
+    def test_rows_are_flushed_at_exit(self):
+        script = (
+            "import modeldata_collector as m\n"
+            "dc = m.ModelDataCollector('best_model', model_version='3')\n"
+            "for i in range(20):\n"
+            "    dc.collect([[i, 'x']])\n"
+        )
+        env = dict(CLEAN_ENV, MODELDATA_COLLECTOR_ENDPOINT=self.server.url,
+                   PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=30)
+        reqs = self.server.wait_for(20, timeout=1)
+        self.assertEqual(sorted(r["data"][0][0] for r in reqs), list(range(20)))
+
+
+class ValidateSegmentTest(unittest.TestCase):
+    def test_matches_the_contract(self):
+        good = ["best_model", "10", "inputs", "aks-w-collv9", "model.v2", "ünïcode"]
+        bad = ["", ".", "..", "a/b", "a\\b", "a\x00b", "a\nb", " lead", "trail ", "end.", "a\u200bb", "x" * 129]
+        for s in good:
+            mdc.validate_segment("x", s)
+        for s in bad:
+            with self.subTest(s), self.assertRaises(ValueError):
+                mdc.validate_segment("x", s)
+
+
+class RealLibrariesTest(unittest.TestCase):
+    """The same shapes with numpy and pandas, where they happen to be installed."""
+
+    def test_numpy_and_pandas(self):
+        try:
+            import numpy as np
+            import pandas as pd
+        except ImportError:
+            self.skipTest("numpy/pandas not installed (the client never needs them)")
+        self.assertEqual(mdc._rows(np.array([[1, 2.5]]), None), (None, [[1.0, 2.5]]))
+        names, rows = mdc._rows(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), None)
+        self.assertEqual(names, ["a", "b"])
+        self.assertEqual([[mdc._cell(v) for v in r] for r in rows], [[1, "x"], [2, "y"]])
+        self.assertEqual(mdc._cell(np.float32(math.inf)), "inf")
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    unittest.main()
