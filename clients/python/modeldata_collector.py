@@ -233,6 +233,8 @@ def _cell(value):
     """A JSON-safe scalar for one CSV cell."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -631,6 +633,9 @@ class _Sender:
                 self._in_flight = nrows
             try:
                 self._deliver(request, nrows)
+            except Exception as exc:  # a bug here must not kill the sender
+                _stats.count("dropped_rows", nrows)
+                _log_once("sender-error", "modeldata_collector: could not send rows: %r", exc)
             finally:
                 with self._cond:
                     self.buffered_rows -= nrows
@@ -746,6 +751,27 @@ class _Sender:
 
 _senders = {}
 _senders_lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A forked child (gunicorn worker) starts clean: the parent's locks may
+    have been held at fork time and its sender thread does not exist here."""
+    global _senders_lock, _logged_lock
+    _senders_lock = threading.Lock()
+    _logged_lock = threading.Lock()
+    _stats._lock = threading.Lock()
+    for sender in _senders.values():
+        sender._cond = threading.Condition()
+        sender._queue.clear()
+        sender.buffered_rows = 0
+        sender._in_flight = 0
+        sender._thread = None
+        sender._pid = None
+        sender._conn = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sender_for(endpoint):

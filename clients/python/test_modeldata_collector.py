@@ -331,6 +331,24 @@ class ClientTest(unittest.TestCase):
                                ("https://gw.example/custom/collect", "https://gw.example/custom/collect")]:
             self.assertEqual(mdc._collect_url(endpoint), want)
 
+    @unittest.skipUnless(hasattr(os, "fork"), "no fork here")
+    def test_forked_worker_sends_with_its_own_thread(self):
+        dc = self.collector()
+        dc.collect([["parent"]])
+        self.server.wait_for(1)
+        pid = os.fork()
+        if pid == 0:  # the child: a gunicorn worker forked after init()
+            code = 1
+            try:
+                dc.collect([["child"]])
+                code = 0 if dc._sender.flush(timeout=10) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        reqs = self.server.wait_for(2)
+        self.assertEqual([r["data"] for r in reqs], [[["parent"]], [["child"]]])
+
     def test_rows_are_flushed_at_exit(self):
         script = (
             "import modeldata_collector as m\n"
@@ -370,6 +388,7 @@ class RealLibrariesTest(unittest.TestCase):
         self.assertEqual(names, ["a", "b"])
         self.assertEqual([[mdc._cell(v) for v in r] for r in rows], [[1, "x"], [2, "y"]])
         self.assertEqual(mdc._cell(np.float32(math.inf)), "inf")
+        self.assertIsNone(mdc._cell(pd.NA))
 
 
 if __name__ == "__main__":
