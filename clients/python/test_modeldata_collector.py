@@ -43,6 +43,7 @@ class CollectServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as Go servers do; else each answer waits for a delayed ACK
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
