@@ -159,7 +159,6 @@ func TestHelmValues(t *testing.T) {
 			checkPipelines(t, cfg)
 			cm := only[*corev1.ConfigMap](t, loadManifest(t, manifestPath(t, tc.manifest)))
 			manifestCfg := collectorConfig(t, cm.Data[configKey])
-			delete(manifestCfg["service"].(map[string]any), "telemetry") // the chart sets its own telemetry
 			if !reflect.DeepEqual(cfg, manifestCfg) {
 				got, _ := yaml.Marshal(cfg)
 				want, _ := yaml.Marshal(manifestCfg)
