@@ -1,0 +1,185 @@
+package modeldatareceiver
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// resolved is a request's row attributes after defaults.
+type resolved struct {
+	modelName, modelVersion, designation string
+	correlationID, requestID             string
+	timestamp                            time.Time
+	resource                             []resourceAttr
+}
+
+type resourceAttr struct{ key, value string }
+
+// rowIDs is one row's own ids where they differ from the request's.
+type rowIDs struct {
+	correlationID, requestID string
+	timestamp                time.Time
+}
+
+// perRowIDs resolves the ids of every row that carries its own (correlation
+// columns in the data, or correlation_ids / scoring_timestamps beside it).
+// nil means every row has the request's ids. Everything is checked before
+// any row is emitted, so a request is accepted whole or not at all.
+func (d *decoder) perRowIDs(res *resolved) ([]rowIDs, error) {
+	t := &d.table
+	m := &d.meta
+	if t.corrCol < 0 && t.tsCol < 0 && t.reqCol < 0 && m.correlationIDs == nil && m.scoringTimestamps == nil {
+		return nil, nil
+	}
+	if m.correlationIDs != nil && len(m.correlationIDs) != t.rows {
+		return nil, badRequest("correlation_ids has %d ids for %d rows", len(m.correlationIDs), t.rows)
+	}
+	if m.scoringTimestamps != nil && len(m.scoringTimestamps) != t.rows {
+		return nil, badRequest("scoring_timestamps has %d timestamps for %d rows", len(m.scoringTimestamps), t.rows)
+	}
+	ids := make([]rowIDs, t.rows)
+	for r := range ids {
+		id := rowIDs{correlationID: res.correlationID, requestID: res.requestID, timestamp: res.timestamp}
+		if v := pick(t.rowString(r, t.corrCol), m.correlationIDs, r); v != "" {
+			id.correlationID = v
+		}
+		if v := t.rowString(r, t.reqCol); v != "" {
+			id.requestID = v
+		}
+		if v := pick(t.rowString(r, t.tsCol), m.scoringTimestamps, r); v != "" {
+			ts, err := contract.ParseTimestamp(v)
+			if err != nil {
+				return nil, badRequest("row %d: scoring timestamp: %v", r, err)
+			}
+			id.timestamp = ts
+		}
+		if len(id.correlationID) > maxIDLen || len(id.requestID) > maxIDLen {
+			return nil, badRequest("row %d: an id is longer than %d bytes", r, maxIDLen)
+		}
+		ids[r] = id
+	}
+	return ids, nil
+}
+
+// pick is the row's own value, else its entry in the per-row list.
+func pick(own string, list []string, r int) string {
+	if own != "" || list == nil {
+		return own
+	}
+	return list[r]
+}
+
+// keep decides sampling by request id, so every designation of one scoring
+// request (inputs, predictions, labels) is kept or dropped together.
+func keep(requestID string, rate float64) bool {
+	switch {
+	case rate >= 1:
+		return true
+	case rate <= 0:
+		return false
+	}
+	// FNV-1a: stable across processes and releases, so every collector
+	// replica makes the same decision for a request id.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(requestID); i++ {
+		h ^= uint64(requestID[i])
+		h *= 1099511628211
+	}
+	return float64(h>>11)/(1<<53) < rate
+}
+
+// appendLogs adds one log record per kept row under the data contract and
+// returns how many rows were kept.
+func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate float64, observed time.Time) int {
+	t := &d.table
+	if n := keptRows(t.rows, ids, res.requestID, rate); n == 0 {
+		return 0
+	}
+	names := make([]string, len(t.features))
+	for k, c := range t.features {
+		names[k] = t.columns[c]
+	}
+	rl := ld.ResourceLogs().AppendEmpty()
+	for _, a := range res.resource {
+		rl.Resource().Attributes().PutStr(a.key, a.value)
+	}
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(scopeName)
+	records := sl.LogRecords()
+	records.EnsureCapacity(t.rows)
+	obs := pcommon.NewTimestampFromTime(observed)
+	row := contract.Row{
+		ModelName: res.modelName, ModelVersion: res.modelVersion, Designation: res.designation,
+		CorrelationID: res.correlationID, RequestID: res.requestID, Timestamp: res.timestamp, FeatureNames: names,
+	}
+	kept := 0
+	for r := 0; r < t.rows; r++ {
+		if ids != nil {
+			id := ids[r]
+			if !keep(id.requestID, rate) {
+				continue
+			}
+			row.CorrelationID, row.RequestID, row.Timestamp = id.correlationID, id.requestID, id.timestamp
+		}
+		lr := records.AppendEmpty()
+		lr.SetObservedTimestamp(obs)
+		contract.WriteRow(lr, row)
+		body := contract.Features(lr)
+		body.EnsureCapacity(len(t.features))
+		cells := t.cells[r*t.width : (r+1)*t.width]
+		for k, c := range t.features {
+			v := body.PutEmpty(names[k])
+			if i := cells[c]; i >= 0 {
+				setValue(v, t.nodes, i)
+			}
+		}
+		kept++
+	}
+	return kept
+}
+
+func keptRows(rows int, ids []rowIDs, requestID string, rate float64) int {
+	if ids == nil {
+		if keep(requestID, rate) {
+			return rows
+		}
+		return 0
+	}
+	n := 0
+	for _, id := range ids {
+		if keep(id.requestID, rate) {
+			n++
+		}
+	}
+	return n
+}
+
+// setValue turns a JSON node into a pdata value: null stays empty, nested
+// lists and objects become slices and maps for the flattener.
+func setValue(v pcommon.Value, nodes []node, i int32) {
+	n := &nodes[i]
+	switch n.kind {
+	case kindBool:
+		v.SetBool(n.b)
+	case kindInt:
+		v.SetInt(n.i)
+	case kindFloat:
+		v.SetDouble(n.f)
+	case kindString:
+		v.SetStr(n.s)
+	case kindArray:
+		s := v.SetEmptySlice()
+		for j := i + 1; j < n.end; j = nodes[j].end {
+			setValue(s.AppendEmpty(), nodes, j)
+		}
+	case kindObject:
+		m := v.SetEmptyMap()
+		for j := i + 1; j < n.end; j = nodes[j].end {
+			setValue(m.PutEmpty(nodes[j].key), nodes, j)
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package modeldatareceiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+const (
+	collectPath = "/v1/collect"
+	// retryAfterSeconds is sent with 429 and 503, so clients back off.
+	retryAfterSeconds = "1"
+	// memoryLimiterRefusal is the text of the memory_limiter processor's
+	// error (its sentinel is internal to the collector): that refusal is a
+	// 429, as OTLP maps resource exhaustion.
+	memoryLimiterRefusal = "data refused due to high memory usage"
+)
+
+type modeldataReceiver struct {
+	cfg      *Config
+	settings receiver.Settings
+	next     consumer.Logs
+	obsrecv  *receiverhelper.ObsReport
+	policy   policy
+	limits   limits
+	pool     sync.Pool
+	now      func() time.Time
+
+	servers  []*http.Server
+	shutdown sync.WaitGroup
+}
+
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*modeldataReceiver, error) {
+	obsrecv, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "http",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &modeldataReceiver{
+		cfg:      cfg,
+		settings: set,
+		next:     next,
+		obsrecv:  obsrecv,
+		policy:   newPolicy(cfg),
+		limits:   limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns},
+		now:      time.Now,
+	}
+	r.pool.New = func() any { return newDecoder(r.limits) }
+	return r, nil
+}
+
+func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc(collectPath, r.handleCollect)
+	if err := r.serve(ctx, host, &r.cfg.ServerConfig, mux); err != nil {
+		return err
+	}
+	if v2 := r.cfg.AzureMLV2.Get(); v2 != nil {
+		h := &v2Handler{r: r, cfg: v2}
+		v2mux := http.NewServeMux()
+		v2mux.Handle(v2Path, h)
+		if err := r.serve(ctx, host, &v2.ServerConfig, v2mux); err != nil {
+			return errors.Join(err, r.Shutdown(ctx))
+		}
+	}
+	return nil
+}
+
+func (r *modeldataReceiver) serve(ctx context.Context, host component.Host, cfg *confighttp.ServerConfig, handler http.Handler) error {
+	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, handler)
+	if err != nil {
+		return err
+	}
+	ln, err := cfg.ToListener(ctx)
+	if err != nil {
+		return fmt.Errorf("modeldata receiver: %w", err)
+	}
+	r.settings.Logger.Info("modeldata receiver listening", zap.String("address", ln.Addr().String()))
+	r.servers = append(r.servers, srv)
+	r.shutdown.Add(1)
+	go func() {
+		defer r.shutdown.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	}()
+	return nil
+}
+
+func (r *modeldataReceiver) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range r.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	r.shutdown.Wait()
+	r.servers = nil
+	return errors.Join(errs...)
+}
+
+// collectResponse is the answer to a collect request: the ids the rows
+// carry, for the caller to attach to its predictions.
+type collectResponse struct {
+	Accepted         int      `json:"accepted"`
+	Skipped          int      `json:"skipped,omitempty"`
+	CorrelationID    string   `json:"correlation_id"`
+	ScoringTimestamp string   `json:"scoring_timestamp"`
+	RequestID        string   `json:"request_id"`
+	CorrelationIDs   []string `json:"correlation_ids,omitempty"`
+}
+
+func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed: POST a collect request")
+		return
+	}
+	format, err := collectFormat(req.Header.Get("Content-Type"))
+	if err != nil {
+		writeJSONError(w, statusOf(err), err.Error())
+		return
+	}
+	d := r.pool.Get().(*decoder)
+	defer r.pool.Put(d)
+	d.reset()
+	resp, ld, err := r.decodeCollect(d, req, format)
+	if err != nil {
+		r.settings.Logger.Debug("collect request refused", zap.Error(err))
+		writeJSONError(w, statusOf(err), err.Error())
+		return
+	}
+	if resp.Accepted > 0 {
+		if err := r.consume(req.Context(), ld, format, resp.Accepted); err != nil {
+			writeConsumeError(w, err, writeJSONError)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func collectFormat(contentType string) (string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || contentType == "" {
+		return "", &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q: send application/json or text/csv (curl: -H 'Content-Type: application/json')", contentType)}
+	}
+	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		return "", &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("charset %q: only utf-8 is accepted", cs)}
+	}
+	switch mt {
+	case "application/json":
+		return "json", nil
+	case "text/csv", "application/csv":
+		return "csv", nil
+	}
+	return "", &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q is not accepted: send application/json or text/csv", mt)}
+}
+
+// decodeCollect reads, checks and converts one collect request. Nothing is
+// emitted unless the whole request is valid.
+func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format string) (collectResponse, plog.Logs, error) {
+	var resp collectResponse
+	if err := d.meta.fromHTTP(req.Header, req.URL.Query()); err != nil {
+		return resp, plog.Logs{}, err
+	}
+	body, err := readBody(req)
+	if err != nil {
+		return resp, plog.Logs{}, err
+	}
+	text, err := bodyText(body)
+	if err != nil {
+		return resp, plog.Logs{}, err
+	}
+	if format == "csv" {
+		err = d.decodeCSV(text)
+	} else {
+		err = d.decodeJSON(text)
+	}
+	if err != nil {
+		return resp, plog.Logs{}, err
+	}
+	if err := d.liftCorrelationColumns(); err != nil {
+		return resp, plog.Logs{}, err
+	}
+	res, err := r.resolveCollect(&d.meta, req.Header)
+	if err != nil {
+		return resp, plog.Logs{}, err
+	}
+	ids, err := d.perRowIDs(&res)
+	if err != nil {
+		return resp, plog.Logs{}, err
+	}
+	resp = collectResponse{
+		CorrelationID:    res.correlationID,
+		ScoringTimestamp: contract.FormatTimestamp(res.timestamp),
+		RequestID:        res.requestID,
+	}
+	if ids != nil && (d.table.corrCol >= 0 || d.meta.correlationIDs != nil) {
+		resp.CorrelationIDs = make([]string, len(ids))
+		for i, id := range ids {
+			resp.CorrelationIDs[i] = id.correlationID
+		}
+	}
+	ld := plog.NewLogs()
+	rate := r.policy.rate(res.modelName, res.designation)
+	resp.Accepted = d.appendLogs(ld, &res, ids, rate, r.now())
+	resp.Skipped = d.table.rows - resp.Accepted
+	return resp, ld, nil
+}
+
+// resolveCollect checks the request's fields and fills in defaults: a new
+// correlation id (<user_correlation_id>-<uuid>), now as the scoring time,
+// the x-request-id header or a new uuid as the request id.
+func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolved, error) {
+	res := resolved{modelName: m.modelName, modelVersion: m.modelVersion, designation: m.designation}
+	if res.modelName == "" {
+		return res, badRequest("model_name is missing")
+	}
+	switch res.designation {
+	case "":
+		res.designation = r.cfg.DefaultDesignation
+	case "default": // the reference collector's "default" meant "general"
+		res.designation = contract.DesignationGeneral
+	}
+	checks := []struct{ what, v string }{
+		{"model_name", res.modelName}, {"designation", res.designation}, {"model_version", res.modelVersion},
+		{"subscription_id", m.subscriptionID}, {"resource_group", m.resourceGroup}, {"workspace", m.workspace}, {"webservice", m.webservice},
+	}
+	for i, c := range checks {
+		if c.v == "" && i >= 2 { // optional fields
+			continue
+		}
+		if err := contract.ValidateSegment(c.what, c.v); err != nil {
+			return res, badRequest("%v", err)
+		}
+	}
+	for _, a := range []resourceAttr{
+		{contract.AttrSubscriptionID, m.subscriptionID}, {contract.AttrResourceGroup, m.resourceGroup},
+		{contract.AttrWorkspace, m.workspace}, {contract.AttrWebservice, m.webservice},
+	} {
+		if a.value != "" {
+			res.resource = append(res.resource, a)
+		}
+	}
+	for _, id := range []struct{ what, v string }{
+		{"user_correlation_id", m.userCorrelationID}, {"correlation_id", m.correlationID}, {"request_id", m.requestID},
+	} {
+		if len(id.v) > maxIDLen {
+			return res, badRequest("%s is %d bytes long, over %d", id.what, len(id.v), maxIDLen)
+		}
+	}
+	res.correlationID = m.correlationID
+	if res.correlationID == "" {
+		res.correlationID = contract.NewCorrelationID(m.userCorrelationID)
+	}
+	res.timestamp = r.now().UTC()
+	if m.scoringTimestamp != "" {
+		ts, err := contract.ParseTimestamp(m.scoringTimestamp)
+		if err != nil {
+			return res, badRequest("scoring_timestamp: %v", err)
+		}
+		res.timestamp = ts
+	}
+	res.requestID = m.requestID
+	if res.requestID == "" {
+		res.requestID = header.Get("X-Request-Id")
+		if len(res.requestID) > maxIDLen {
+			return res, badRequest("the x-request-id header is %d bytes long, over %d", len(res.requestID), maxIDLen)
+		}
+	}
+	if res.requestID == "" {
+		res.requestID = uuid.NewString()
+	}
+	return res, nil
+}
+
+// readBody reads the whole body; confighttp's max_request_body_size limit
+// shows up here as *http.MaxBytesError.
+func readBody(req *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := req.ContentLength; n > 0 && n < 64<<20 {
+		buf.Grow(int(n) + 1)
+	}
+	_, err := buf.ReadFrom(req.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
+		}
+		return nil, badRequest("reading the body: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// consume hands the rows to the pipeline with the receiver's telemetry.
+func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int) error {
+	ctx = r.obsrecv.StartLogsOp(ctx)
+	err := r.next.ConsumeLogs(ctx, ld)
+	r.obsrecv.EndLogsOp(ctx, format, n, err)
+	return err
+}
+
+// consumeStatus maps a pipeline refusal to HTTP as the OTLP receiver does:
+// a permanent error is the data's fault (400), resource exhaustion or the
+// memory limiter is 429, anything else 503; the last two are retryable.
+func consumeStatus(err error) int {
+	if consumererror.IsPermanent(err) {
+		return http.StatusBadRequest
+	}
+	if s, ok := status.FromError(err); ok && s.Code() == codes.ResourceExhausted {
+		return http.StatusTooManyRequests
+	}
+	if strings.Contains(err.Error(), memoryLimiterRefusal) {
+		return http.StatusTooManyRequests
+	}
+	return http.StatusServiceUnavailable
+}
+
+func writeConsumeError(w http.ResponseWriter, err error, write func(http.ResponseWriter, int, string)) {
+	code := consumeStatus(err)
+	msg := "the pipeline refused the rows: " + err.Error()
+	if code != http.StatusBadRequest {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		msg += "; retry after " + retryAfterSeconds + "s"
+	}
+	write(w, code, msg)
+}
+
+func statusOf(err error) int {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.status
+	}
+	return http.StatusBadRequest
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeTextError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
