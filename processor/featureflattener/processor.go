@@ -509,6 +509,7 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		contract.SetFeatureNames(lr, st.names)
 	}
 	if len(st.dropped) > 0 {
+		slices.Sort(st.dropped)
 		f.putDropped(attrs, st.dropped)
 	}
 }
