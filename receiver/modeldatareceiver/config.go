@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/config/confighttp"
-	"golang.org/x/net/http/httpguts"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -137,7 +137,7 @@ func validRate(what string, rate float64) error {
 func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.NetAddr.Endpoint == "" {
-		errs = append(errs, errors.New("endpoint must be set (default " + defaultEndpoint + ")"))
+		errs = append(errs, errors.New("endpoint must be set (default "+defaultEndpoint+")"))
 	}
 	if cfg.MaxRowsPerRequest <= 0 {
 		errs = append(errs, fmt.Errorf("max_rows_per_request must be positive, got %d", cfg.MaxRowsPerRequest))
