@@ -1,6 +1,7 @@
 package modeldatareceiver
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -159,3 +160,5 @@ func bodyOf(lr plog.LogRecord) []string {
 	})
 	return out
 }
+
+func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
