@@ -47,11 +47,11 @@ func startReceiver(t testing.TB, edit func(*Config), next consumer.Logs, host co
 	t.Helper()
 	cfg := createDefaultConfig()
 	cfg.NetAddr.Endpoint = freeAddr(t)
-	if v2 := cfg.AzureMLV2.Get(); v2 != nil {
-		v2.NetAddr.Endpoint = freeAddr(t)
-	}
 	if edit != nil {
 		edit(cfg)
+	}
+	if v2 := cfg.AzureMLV2.Get(); v2 != nil && v2.NetAddr.Endpoint == defaultV2Endpoint {
+		v2.NetAddr.Endpoint = freeAddr(t)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
