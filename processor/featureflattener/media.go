@@ -3,7 +3,10 @@ package featureflattener
 import (
 	"bytes"
 	"encoding/base64"
+	"slices"
 	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // Drop reasons: the values of the "reason" attribute of the dropped-values
@@ -186,4 +189,66 @@ func isMPEGAudioFrame(b []byte) bool {
 	version, layer := (b[1]>>3)&3, (b[1]>>1)&3
 	bitrate, rate := b[2]>>4, (b[2]>>2)&3
 	return version != 1 && layer != 0 && bitrate != 0xf && bitrate != 0 && rate != 3
+}
+
+// stringMediaReason tells why a string value is media, or "".
+func (f *flattener) stringMediaReason(name, s string, inMediaMap bool) string {
+	switch {
+	case inMediaMap:
+		return reasonContentType
+	case f.cfg.Media.MaxValueSize > 0 && len(s) > f.cfg.Media.MaxValueSize:
+		return reasonSize
+	case isDataURI(s):
+		return reasonDataURI
+	case isBase64Media(s):
+		return reasonBase64Media
+	case f.nameIsMedia(name):
+		return reasonName
+	}
+	return ""
+}
+
+// nameIsMedia matches a column name against media.name_patterns, caching
+// verdicts since the same names come back in every record.
+func (f *flattener) nameIsMedia(name string) bool {
+	if f.mediaNames == nil {
+		return false
+	}
+	if v, ok := f.nameCache.Load(name); ok {
+		return v.(bool)
+	}
+	match := f.mediaNames.MatchString(name)
+	if f.nameCacheLen.Load() < maxNameCache {
+		if _, loaded := f.nameCache.LoadOrStore(name, match); !loaded {
+			f.nameCacheLen.Add(1)
+		}
+	}
+	return match
+}
+
+// declaresMedia reports whether a map carries a content type key whose value
+// is an image/audio/video type: its other string and byte values are the payload.
+func (f *flattener) declaresMedia(m pcommon.Map) bool {
+	if len(f.ctKeys) == 0 || len(f.cfg.Media.ContentTypes) == 0 {
+		return false
+	}
+	for k, v := range m.All() {
+		if !f.isContentTypeKey(k) || v.Type() != pcommon.ValueTypeStr {
+			continue
+		}
+		ct := strings.ToLower(strings.TrimSpace(v.Str()))
+		for _, p := range f.cfg.Media.ContentTypes {
+			if strings.HasPrefix(ct, strings.ToLower(p)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (f *flattener) isContentTypeKey(k string) bool {
+	if len(k) >= 64 || f.ctKeyLens&(1<<len(k)) == 0 {
+		return false
+	}
+	return slices.Contains(f.ctKeys, k)
 }

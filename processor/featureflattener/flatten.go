@@ -1,0 +1,491 @@
+package featureflattener
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// processRecord flattens one model data record in place. declared, when
+// override is set, replaces the record's declared names (exploded rows).
+func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []string, override bool) {
+	st.reset()
+	attrs := lr.Attributes()
+	st.rule = f.ruleFor(attrs)
+	if override {
+		st.declared = append(st.declared, declared...)
+	} else {
+		st.declared = f.appendDeclared(st.declared, lr)
+	}
+
+	body := lr.Body()
+	if f.cfg.FromBody {
+		switch body.Type() {
+		case pcommon.ValueTypeMap:
+			st.buf = st.buf[:0]
+			f.flattenMap(st, 0, body.Map(), 0, true)
+			st.top = ""
+		case pcommon.ValueTypeEmpty:
+		default:
+			// A lone scalar: flatten a copy, as the body becomes a map.
+			src := pcommon.NewValueEmpty()
+			body.CopyTo(src)
+			st.changed = true
+			st.buf = append(st.buf[:0], scalarBodyColumn...)
+			f.flattenValue(st, len(st.buf), src, 0, false)
+		}
+	}
+	fromAttrs := false
+	if f.cfg.AttributePrefix != "" || len(f.cfg.Attributes) > 0 {
+		for k, v := range attrs.All() {
+			if name, ok := f.attributeFeature(k); ok {
+				fromAttrs = true
+				st.changed = true
+				st.buf = append(st.buf[:0], name...)
+				f.flattenValue(st, len(st.buf), v, 0, false)
+			}
+		}
+	}
+
+	f.order(st)
+
+	if st.changed || hasDrops(st) {
+		if body.Type() == pcommon.ValueTypeMap {
+			// Move the old entries out first: the fields point into them,
+			// and SetEmptyMap would release them otherwise.
+			body.Map().MoveTo(pcommon.NewMap())
+		}
+		nb := body.SetEmptyMap()
+		nb.EnsureCapacity(len(st.order))
+		for _, i := range st.order {
+			fd := &st.fields[i]
+			if fd.hasStr {
+				nb.PutStr(fd.name, fd.str)
+			} else {
+				// Move, not copy: the old entries are discarded anyway.
+				fd.val.MoveTo(nb.PutEmpty(fd.name))
+			}
+		}
+	}
+	if fromAttrs {
+		attrs.RemoveIf(func(k string, _ pcommon.Value) bool {
+			_, ok := f.attributeFeature(k)
+			return ok
+		})
+	}
+	if !sameNames(attrs, st.names) {
+		contract.SetFeatureNames(lr, st.names)
+	}
+	if len(st.dropped) > 0 {
+		slices.Sort(st.dropped)
+		f.putDropped(attrs, st.dropped)
+	}
+}
+
+func hasDrops(st *state) bool {
+	for i := range st.fields {
+		if st.fields[i].reason != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// attributeFeature tells whether a record attribute is a feature source and
+// under which column name.
+func (f *flattener) attributeFeature(k string) (string, bool) {
+	if strings.HasPrefix(k, "modeldata.") {
+		return "", false
+	}
+	if slices.Contains(f.cfg.Attributes, k) {
+		return k, true
+	}
+	if p := f.cfg.AttributePrefix; p != "" && len(k) > len(p) && strings.HasPrefix(k, p) {
+		return k[len(p):], true
+	}
+	return "", false
+}
+
+func sameNames(attrs pcommon.Map, names []string) bool {
+	v, ok := attrs.Get(contract.AttrFeatureNames)
+	if !ok || v.Type() != pcommon.ValueTypeSlice || v.Slice().Len() != len(names) {
+		return false
+	}
+	for i, e := range v.Slice().All() {
+		if e.Type() != pcommon.ValueTypeStr || e.Str() != names[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// putDropped adds names to modeldata.dropped_columns, keeping names an
+// earlier pass recorded.
+func (f *flattener) putDropped(attrs pcommon.Map, names []string) {
+	v, ok := attrs.Get(contract.AttrDroppedColumns)
+	if !ok || v.Type() != pcommon.ValueTypeSlice {
+		v = attrs.PutEmpty(contract.AttrDroppedColumns)
+		v.SetEmptySlice()
+	}
+	s := v.Slice()
+	for _, n := range names {
+		found := false
+		for _, e := range s.All() {
+			if e.Str() == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			s.AppendEmpty().SetStr(n)
+		}
+	}
+}
+
+// The name of the column being flattened is built in st.buf: a nested
+// value appends its key to its parent's name, and st.name interns the
+// result, so the same names in every record cost no allocation.
+
+// flattenMap adds the columns of a map; st.buf[:prefixLen] is their common prefix.
+func (f *flattener) flattenMap(st *state, prefixLen int, m pcommon.Map, depth int, top bool) {
+	media := f.declaresMedia(m)
+	for k, v := range m.All() {
+		if top && f.cfg.BodyKey != "" && k == f.cfg.BodyKey && v.Type() == pcommon.ValueTypeMap {
+			st.changed = true
+			f.flattenMap(st, prefixLen, v.Map(), depth+1, false)
+			continue
+		}
+		st.buf = append(st.buf[:prefixLen], k...)
+		if prefixLen == 0 {
+			st.top = k // a top-level name is the key itself: no interning
+		}
+		f.flattenValue(st, len(st.buf), v, depth, media && !f.isContentTypeKey(k))
+	}
+}
+
+// flattenValue adds the column(s) of one value named st.buf[:nameLen].
+func (f *flattener) flattenValue(st *state, nameLen int, v pcommon.Value, depth int, inMediaMap bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeMap:
+		st.changed = true
+		if depth >= maxDepth {
+			f.addJSON(st, st.name(nameLen), v)
+			return
+		}
+		st.buf = append(st.buf[:nameLen], f.cfg.Separator...)
+		f.flattenMap(st, len(st.buf), v.Map(), depth+1, false)
+	case pcommon.ValueTypeSlice:
+		st.changed = true
+		if f.cfg.Arrays == ArraysIndex && depth < maxDepth {
+			for i, e := range v.Slice().All() {
+				st.buf = strconv.AppendInt(append(st.buf[:nameLen], f.cfg.Separator...), int64(i), 10)
+				f.flattenValue(st, len(st.buf), e, depth+1, inMediaMap)
+			}
+			return
+		}
+		if inMediaMap {
+			f.drop(st, st.name(nameLen), reasonContentType)
+			return
+		}
+		f.addJSON(st, st.name(nameLen), v)
+	case pcommon.ValueTypeBytes:
+		f.drop(st, st.name(nameLen), reasonBytes)
+	case pcommon.ValueTypeStr:
+		name, s := st.name(nameLen), v.Str()
+		if r := f.stringMediaReason(name, s, inMediaMap); r != "" {
+			f.drop(st, name, r)
+			return
+		}
+		if f.cfg.NormalizeTimestamps {
+			if ts, ok := normalizeTimestamp(s); ok {
+				st.changed = true
+				f.add(st, field{name: name, str: ts, hasStr: true})
+				return
+			}
+		}
+		f.add(st, field{name: name, val: v})
+	default: // bool, int, double, empty
+		f.add(st, field{name: st.name(nameLen), val: v})
+	}
+}
+
+// name returns st.buf[:n] as an interned string.
+func (st *state) name(n int) string {
+	if n == len(st.top) && n > 0 && st.top == string(st.buf[:n]) {
+		return st.top
+	}
+	b := st.buf[:n]
+	if s, ok := st.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(st.intern) >= maxIntern {
+		clear(st.intern)
+	}
+	st.intern[s] = s
+	return s
+}
+
+// addJSON adds a map or slice as one JSON cell, unless a part of it is media.
+func (f *flattener) addJSON(st *state, name string, v pcommon.Value) {
+	if r := f.nestedMediaReason(name, v, 0); r != "" {
+		f.drop(st, name, r)
+		return
+	}
+	s := formatJSON(st, v)
+	if f.cfg.Media.MaxValueSize > 0 && len(s) > f.cfg.Media.MaxValueSize {
+		f.drop(st, name, reasonSize)
+		return
+	}
+	f.add(st, field{name: name, str: s, hasStr: true})
+}
+
+// formatJSON is contract.FormatValue for a map or slice, with a fast path
+// for the common array of numbers, booleans and nulls (scores, embeddings)
+// that writes the same text as encoding/json without its allocations.
+func formatJSON(st *state, v pcommon.Value) string {
+	if v.Type() != pcommon.ValueTypeSlice {
+		return contract.FormatValue(v)
+	}
+	b := append(st.jsonBuf[:0], '[')
+	for i, e := range v.Slice().All() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch e.Type() {
+		case pcommon.ValueTypeInt:
+			b = strconv.AppendInt(b, e.Int(), 10)
+		case pcommon.ValueTypeDouble:
+			d := e.Double()
+			if math.IsNaN(d) || math.IsInf(d, 0) {
+				return contract.FormatValue(v)
+			}
+			b = appendJSONFloat(b, d)
+		case pcommon.ValueTypeBool:
+			b = strconv.AppendBool(b, e.Bool())
+		case pcommon.ValueTypeEmpty:
+			b = append(b, "null"...)
+		default:
+			return contract.FormatValue(v)
+		}
+	}
+	b = append(b, ']')
+	st.jsonBuf = b
+	return string(b)
+}
+
+// appendJSONFloat formats a double as encoding/json does (ES6 number formatting).
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// nestedMediaReason finds media anywhere inside a value written as JSON.
+func (f *flattener) nestedMediaReason(name string, v pcommon.Value, depth int) string {
+	switch v.Type() {
+	case pcommon.ValueTypeBytes:
+		return reasonBytes
+	case pcommon.ValueTypeStr:
+		return f.stringMediaReason(name, v.Str(), false)
+	case pcommon.ValueTypeSlice:
+		for _, e := range v.Slice().All() {
+			if r := f.nestedMediaReason(name, e, depth+1); r != "" {
+				return r
+			}
+		}
+	case pcommon.ValueTypeMap:
+		media := f.declaresMedia(v.Map())
+		for k, e := range v.Map().All() {
+			if media && !f.isContentTypeKey(k) && (e.Type() == pcommon.ValueTypeStr || e.Type() == pcommon.ValueTypeBytes) {
+				return reasonContentType
+			}
+			if r := f.nestedMediaReason(k, e, depth+1); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+// renamed applies the record's rule to a column name.
+func (st *state) renamed(name string) string {
+	if st.rule != nil && st.rule.Rename != nil {
+		if to, ok := st.rule.Rename[name]; ok {
+			return to
+		}
+	}
+	return name
+}
+
+// add records a kept column, or drops it as a duplicate or excluded.
+func (f *flattener) add(st *state, fd field) {
+	if to := st.renamed(fd.name); to != fd.name {
+		fd.name = to
+		st.changed = true
+	}
+	if _, dup := st.index[fd.name]; dup {
+		fd.reason = reasonDuplicate
+		st.counts[reasonDuplicate]++
+		st.fields = append(st.fields, fd)
+		return
+	}
+	if f.excluded(st, fd.name) {
+		fd.reason = reasonExcluded
+		st.counts[reasonExcluded]++
+	}
+	st.index[fd.name] = len(st.fields)
+	st.fields = append(st.fields, fd)
+}
+
+// drop records a column removed as media.
+func (f *flattener) drop(st *state, name, reason string) {
+	name = st.renamed(name)
+	st.counts[reason]++
+	st.dropped = append(st.dropped, name)
+	if _, dup := st.index[name]; !dup {
+		st.index[name] = len(st.fields)
+	}
+	st.fields = append(st.fields, field{name: name, reason: reason})
+}
+
+// excluded applies the rule's include/exclude lists; a listed name also
+// covers its nested columns (name + separator + ...).
+func (f *flattener) excluded(st *state, name string) bool {
+	if st.rule == nil {
+		return false
+	}
+	if len(st.rule.Include) > 0 {
+		return !f.listed(st.rule.Include, name)
+	}
+	return f.listed(st.rule.Exclude, name)
+}
+
+func (f *flattener) listed(list []string, name string) bool {
+	for _, l := range list {
+		if name == l || len(name) > len(l)+len(f.cfg.Separator) && strings.HasPrefix(name, l) && strings.HasPrefix(name[len(l):], f.cfg.Separator) {
+			return true
+		}
+	}
+	return false
+}
+
+// order fills st.order (kept fields, in column order) and st.names (the
+// feature names: st.order's names plus declared columns absent from this record).
+func (f *flattener) order(st *state) {
+	st.used = slices.Grow(st.used[:0], len(st.fields))[:len(st.fields)]
+	clear(st.used)
+	emit := func(i int) {
+		if !st.used[i] && st.fields[i].reason == "" {
+			st.used[i] = true
+			st.order = append(st.order, i)
+			st.names = append(st.names, st.fields[i].name)
+		}
+	}
+	// place emits a named column, or the nested columns under it; it
+	// reports whether the name is known to this record at all.
+	place := func(name string) bool {
+		if i, ok := st.index[name]; ok {
+			if i >= 0 {
+				emit(i)
+			}
+			return true
+		}
+		prefix := name + f.cfg.Separator
+		st.rest = st.rest[:0]
+		for i := range st.fields {
+			if !st.used[i] && st.fields[i].reason == "" && strings.HasPrefix(st.fields[i].name, prefix) {
+				st.rest = append(st.rest, i)
+			}
+		}
+		f.sortByName(st, st.rest)
+		for _, i := range st.rest {
+			emit(i)
+		}
+		return len(st.rest) > 0
+	}
+	for _, d := range st.declared {
+		d = st.renamed(d)
+		if place(d) || f.excluded(st, d) {
+			continue
+		}
+		// A declared column absent from this record keeps its place (an empty cell).
+		st.index[d] = -1
+		st.names = append(st.names, d)
+	}
+	columns := f.cfg.Columns
+	if st.rule != nil && len(st.rule.Columns) > 0 {
+		columns = st.rule.Columns
+	}
+	for _, c := range columns {
+		place(c)
+	}
+	st.rest = st.rest[:0]
+	for i := range st.fields {
+		if !st.used[i] && st.fields[i].reason == "" {
+			st.rest = append(st.rest, i)
+		}
+	}
+	if !f.cfg.AllowNewColumns {
+		for _, i := range st.rest {
+			st.fields[i].reason = reasonUnlisted
+			st.counts[reasonUnlisted]++
+		}
+		return
+	}
+	f.sortByName(st, st.rest)
+	for _, i := range st.rest {
+		emit(i)
+	}
+}
+
+func (f *flattener) sortByName(st *state, idx []int) {
+	if len(idx) > 32 {
+		slices.SortFunc(idx, func(a, b int) int { return strings.Compare(st.fields[a].name, st.fields[b].name) })
+		return
+	}
+	// Insertion sort: a record's columns are few and usually nearly sorted.
+	for i := 1; i < len(idx); i++ {
+		x := idx[i]
+		name := st.fields[x].name
+		j := i
+		for ; j > 0 && st.fields[idx[j-1]].name > name; j-- {
+			idx[j] = idx[j-1]
+		}
+		idx[j] = x
+	}
+}
+
+// normalizeTimestamp rewrites an RFC 3339 timestamp with a numeric offset
+// to RFC 3339 UTC ("Z"). Timestamps already in UTC or without offset, and
+// anything else, are left alone.
+func normalizeTimestamp(s string) (string, bool) {
+	if len(s) < 25 || len(s) > 40 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' {
+		return "", false
+	}
+	if o := s[len(s)-6]; (o != '+' && o != '-') || s[len(s)-3] != ':' {
+		return "", false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return "", false
+	}
+	return t.UTC().Format(time.RFC3339Nano), true
+}
