@@ -10,7 +10,8 @@ import (
 )
 
 // Drop reasons: the values of the "reason" attribute of the dropped-values
-// metric. Media reasons also name the column in modeldata.dropped_columns.
+// metric. The first six are media: they also name the column in
+// modeldata.dropped_columns; the last three are column selection.
 const (
 	reasonBytes       = "bytes"        // a byte value
 	reasonDataURI     = "data_uri"     // a data: URI
@@ -25,15 +26,6 @@ const (
 
 var allReasons = []string{reasonBytes, reasonDataURI, reasonBase64Media, reasonName, reasonContentType,
 	reasonSize, reasonDuplicate, reasonExcluded, reasonUnlisted}
-
-// isMediaReason tells which drops are media (named in modeldata.dropped_columns).
-func isMediaReason(r string) bool {
-	switch r {
-	case reasonDuplicate, reasonExcluded, reasonUnlisted:
-		return false
-	}
-	return true
-}
 
 // minBase64Media is the shortest string checked for a base64 media head
 // (12 decoded bytes: enough for every signature below, and short words

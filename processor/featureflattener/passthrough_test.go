@@ -82,7 +82,9 @@ func TestNotModelDataUntouched(t *testing.T) {
 		return ld
 	}
 	process, _ := newTestProcessor(t, createDefaultConfig())
-	if got, want := marshal(t, process(build())), marshal(t, build()); !bytes.Equal(got, want) {
+	in := build()
+	want := marshal(t, in)
+	if got := marshal(t, process(in)); !bytes.Equal(got, want) {
 		t.Fatalf("non model data changed\n got %s\nwant %s", got, want)
 	}
 }

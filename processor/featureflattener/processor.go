@@ -38,8 +38,6 @@ const (
 
 type flattener struct {
 	cfg          *Config
-	rulesByModel []Rule
-	columnsSet   bool
 	mediaNames   *regexp.Regexp
 	ctKeys       []string
 	ctKeyLens    uint64 // bit n set when some content type key is n bytes long
