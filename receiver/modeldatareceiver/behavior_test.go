@@ -129,7 +129,9 @@ func TestBackpressure(t *testing.T) {
 }
 
 // authHost offers a bearer-token authenticator extension to confighttp.
-type authHost struct{ exts map[component.ID]component.Component }
+type authHost struct {
+	exts map[component.ID]component.Component
+}
 
 func (h authHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 

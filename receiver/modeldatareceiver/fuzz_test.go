@@ -1,0 +1,175 @@
+package modeldatareceiver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// toRaw turns the parsed tree into what encoding/json decodes into `any`.
+func toRaw(nodes []node, i int32) any {
+	n := nodes[i]
+	switch n.kind {
+	case kindBool:
+		return n.b
+	case kindInt:
+		return float64(n.i)
+	case kindFloat:
+		return n.f
+	case kindString:
+		return n.s
+	case kindArray:
+		out := []any{}
+		for j := i + 1; j < n.end; j = nodes[j].end {
+			out = append(out, toRaw(nodes, j))
+		}
+		return out
+	case kindObject:
+		out := map[string]any{}
+		for j := i + 1; j < n.end; j = nodes[j].end {
+			out[nodes[j].key] = toRaw(nodes, j)
+		}
+		return out
+	}
+	return nil
+}
+
+var jsonSeeds = []string{
+	`{"model_name":"m","feature_names":["a","b"],"data":[[1,"x"],[2.5,null]]}`,
+	`{"model_name":"m","data":{"a":true}}`,
+	`{"model_name":"m","data":[{"a":1,"$aml_request_id":"r"},{"b":[1,{"c":2}]}],"correlation_ids":["x",null]}`,
+	`{"model_name":"m","data":[1,2,3],"scoring_timestamp":"2020-08-13T15:54:16.691697"}`,
+	`{"model_name":"m","data":[[1e400]]}`,
+	`[{"a":"\ud83d\ude00\ud800\u0041\/"}]`,
+	`{"a":-0.0e+1,"b":[],"c":{},"d":"\"\\\b\f\n\r\t"}`,
+	` [ 1 , 2 ] `,
+	`{"model_name":"m","data":[[` + strings.Repeat("[", 70) + `]]}`,
+	`{"x":1,"x":2}`,
+	`"\udc00\ud800\udc00"`,
+	`01`, `1.`, `-`, `{"a" 1}`, `[1,]`, `nul`, "\"\x01\"",
+}
+
+// FuzzParseJSON compares the parser with encoding/json: it must refuse
+// what encoding/json refuses and read the same values from the rest (it
+// also refuses nesting deeper than 64 and numbers out of float64 range).
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the handler refuses invalid UTF-8 before parsing
+		}
+		nodes, err := parseJSON(s, nil)
+		valid := json.Valid([]byte(s))
+		if !valid {
+			if err == nil {
+				t.Fatalf("accepted invalid JSON %q", s)
+			}
+			return
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "nesting deeper") && !strings.Contains(err.Error(), "out of range") {
+				t.Fatalf("refused valid JSON %q: %v", s, err)
+			}
+			return
+		}
+		var want any
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if got := toRaw(nodes, 0); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", s, got, want)
+		}
+		if int(nodes[0].end) != len(nodes) {
+			t.Fatalf("root ends at %d of %d nodes", nodes[0].end, len(nodes))
+		}
+	})
+}
+
+// FuzzDecodeCollect runs a body through the collect decoder (as JSON or
+// CSV) and the v2 records decoder, then builds the log records: it must
+// never panic, and every accepted request must give consistent rows.
+func FuzzDecodeCollect(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add(s, false)
+	}
+	f.Add("a,b\n1,2\n", true)
+	f.Add("\ufeffa,$aml_request_id\n\"x,y\",r\n", true)
+	f.Add("a\n\"unterminated\n", true)
+	r := &modeldataReceiver{cfg: createDefaultConfig(), now: func() time.Time { return fixedNow }}
+	r.policy = newPolicy(r.cfg)
+	f.Fuzz(func(t *testing.T, body string, isCSV bool) {
+		if !utf8.ValidString(body) {
+			return
+		}
+		for _, v2 := range []bool{false, true} {
+			d := newDecoder(limits{maxRows: 50, maxColumns: 20})
+			var err error
+			switch {
+			case v2:
+				err = d.decodeRecords(body)
+			case isCSV:
+				err = d.decodeCSV(body)
+			default:
+				err = d.decodeJSON(body)
+			}
+			if err == nil {
+				err = d.liftCorrelationColumns()
+			}
+			if err != nil {
+				var re *requestError
+				if !errors.As(err, &re) || re.status < 400 || re.status > 499 {
+					t.Fatalf("error %v is not a client error", err)
+				}
+				continue
+			}
+			tb := &d.table
+			if tb.rows > 50 || tb.width > 20 || len(tb.cells) != tb.rows*tb.width || tb.width != len(tb.columns) {
+				t.Fatalf("table rows %d width %d cells %d columns %d", tb.rows, tb.width, len(tb.cells), len(tb.columns))
+			}
+			for _, c := range tb.cells {
+				if c < -1 || int(c) >= len(tb.nodes) {
+					t.Fatalf("cell %d out of %d nodes", c, len(tb.nodes))
+				}
+			}
+			d.meta.modelName = "m"
+			res, err := r.resolveCollect(&d.meta, http.Header{})
+			if err != nil {
+				continue
+			}
+			ids, err := d.perRowIDs(&res)
+			if err != nil {
+				continue
+			}
+			ld := plog.NewLogs()
+			n := d.appendLogs(ld, &res, ids, 1, fixedNow)
+			if n != tb.rows || ld.LogRecordCount() != n {
+				t.Fatalf("%d rows, %d kept, %d records", tb.rows, n, ld.LogRecordCount())
+			}
+			if n == 0 {
+				continue
+			}
+			lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+			for i := 0; i < lrs.Len(); i++ {
+				lr := lrs.At(i)
+				names := contract.FeatureNames(lr)
+				if len(names) != len(tb.features) || lr.Body().Map().Len() != len(names) {
+					t.Fatalf("row %d: %d names, %d features, body %d", i, len(names), len(tb.features), lr.Body().Map().Len())
+				}
+				if !contract.IsModelData(lr) {
+					t.Fatalf("row %d is not model data", i)
+				}
+			}
+		}
+	})
+}
