@@ -146,7 +146,6 @@ type decoder struct {
 	meta   meta
 	table  table
 	index  map[string]int
-	csvBuf []string
 }
 
 func newDecoder(l limits) *decoder {
