@@ -1,0 +1,109 @@
+package modeldatablobexporter
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cm.Sub(component.NewIDWithName(componentType, name).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := createDefaultConfig()
+	if err := sub.Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := confmap.Validate(cfg); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return cfg
+}
+
+func TestLoadConfig(t *testing.T) {
+	def := loadConfig(t, "")
+	if def.Backend != BackendLocal || def.Container != "modeldata" || def.Local.Directory != "./data" ||
+		def.SubscriptionID != DefaultSubscriptionID || def.ResourceGroup != "local" || def.Workspace != "local" ||
+		def.Webservice != "local" || def.FileName != "data.csv" || def.Hourly || def.NeutralizeFormulas ||
+		def.QuarantineDir != "quarantine" || def.MaxAppendSize != 4<<20 || def.MaxBlocks != 50000 || def.TimeoutConfig.Timeout != 30*time.Second {
+		t.Fatalf("defaults: %+v", def)
+	}
+	q := def.QueueConfig.Get()
+	if q == nil || !q.Batch.HasValue() || q.Batch.Get().MinSize != 5000 || q.Batch.Get().FlushTimeout != 2*time.Second {
+		t.Fatalf("default queue: %+v", q)
+	}
+
+	local := loadConfig(t, "local")
+	if local.Local.Directory != "/var/lib/modeldata" || local.FileName != "{designation}.csv" || !local.Hourly ||
+		!local.NeutralizeFormulas || local.QueueConfig.Get().StorageID.String() != "file_storage" ||
+		local.QueueConfig.Get().Batch.Get().FlushTimeout != 100*time.Millisecond || local.QueueConfig.Get().Batch.Get().MinSize != 5000 {
+		t.Fatalf("local: %+v", local)
+	}
+	cs := loadConfig(t, "connection_string")
+	if cs.AzBlob.Auth != AuthConnectionString || cs.Container != "mldata" || cs.MaxAppendSize != 1<<20 || cs.MaxBlocks != 1000 ||
+		!strings.HasPrefix(string(cs.AzBlob.ConnectionString), "DefaultEndpointsProtocol") || !cs.AzBlob.CreateContainer {
+		t.Fatalf("connection_string: %+v", cs)
+	}
+	sas := loadConfig(t, "sas")
+	if sas.AzBlob.CreateContainer || sas.AzBlob.serviceURL() != "https://acct.blob.core.windows.net/" {
+		t.Fatalf("sas: %+v", sas.AzBlob)
+	}
+	for _, name := range []string{"account_key", "managed_identity", "workload_identity", "service_principal", "default"} {
+		if got := loadConfig(t, name).AzBlob.Auth; got != name {
+			t.Errorf("%s: auth %q", name, got)
+		}
+	}
+	if got := loadConfig(t, "default").AzBlob.serviceURL(); got != "https://acct.blob.core.windows.net/" {
+		t.Errorf("service URL from account_name: %q", got)
+	}
+}
+
+func TestValidateMessages(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"backend", func(c *Config) { c.Backend = "s3" }, `backend "s3" is not one of`},
+		{"local dir", func(c *Config) { c.Local.Directory = "" }, "local.directory must be set"},
+		{"container", func(c *Config) { c.Container = "Model_Data" }, `container "Model_Data" is not a valid container name`},
+		{"segment", func(c *Config) { c.Workspace = "a/b" }, "workspace"},
+		{"empty webservice", func(c *Config) { c.Webservice = "" }, "webservice is empty"},
+		{"file name", func(c *Config) { c.FileName = "data.txt" }, `file_name "data.txt" must end in .csv`},
+		{"file name slash", func(c *Config) { c.FileName = "x/data.csv" }, "file_name"},
+		{"append size", func(c *Config) { c.MaxAppendSize = 200 << 20 }, "max_append_size"},
+		{"blocks", func(c *Config) { c.MaxBlocks = 60000 }, "max_blocks 60000"},
+		{"file size", func(c *Config) { c.MaxFileSize = 0 }, "max_file_size 0"},
+		{"no connection string", func(c *Config) { c.Backend = BackendAzBlob }, "azblob.connection_string must be set"},
+		{"account key", func(c *Config) { c.Backend, c.AzBlob.Auth, c.AzBlob.AccountName = BackendAzBlob, AuthAccountKey, "a" }, "azblob.account_name and azblob.account_key"},
+		{"sas", func(c *Config) { c.Backend, c.AzBlob.Auth, c.AzBlob.SASToken = BackendAzBlob, AuthSAS, "sig=x" }, "azblob.endpoint or azblob.account_name"},
+		{"sp", func(c *Config) {
+			c.Backend, c.AzBlob.Auth, c.AzBlob.AccountName = BackendAzBlob, AuthServicePrincipal, "a"
+		}, "client_secret must be set"},
+		{"auth", func(c *Config) { c.Backend, c.AzBlob.Auth = BackendAzBlob, "password" }, `azblob.auth "password" is not one of`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			tt.modify(cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := createDefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+}

@@ -1,0 +1,37 @@
+// Package modeldatablobexporter writes model data rows (log records under
+// the data contract, internal/contract) as CSV in the Azure ML modeldata
+// layout, to Azure Blob Storage append blobs or to a local folder.
+package modeldatablobexporter
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+)
+
+// NewFactory returns the factory of the modeldatablob exporter.
+func NewFactory() exporter.Factory {
+	return exporter.NewFactory(
+		componentType,
+		func() component.Config { return createDefaultConfig() },
+		exporter.WithLogs(createLogs, logsStability),
+	)
+}
+
+func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
+	cfg := c.(*Config)
+	e, err := newExporter(cfg, set)
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewLogs(ctx, set, cfg, e.push,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithTimeout(cfg.TimeoutConfig),
+		exporterhelper.WithRetry(cfg.RetryConfig),
+		exporterhelper.WithQueue(cfg.QueueConfig),
+	)
+}

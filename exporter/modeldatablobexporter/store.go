@@ -1,0 +1,35 @@
+package modeldatablobexporter
+
+import (
+	"context"
+	"errors"
+)
+
+// store is what the writer needs from a backend: append-only files with an
+// append-position condition, the primitives Azure append blobs offer. Names
+// are relative to the container.
+type store interface {
+	// start checks that the backend is reachable and authorized.
+	start(ctx context.Context) error
+	// props returns a file's size and block count; exists is false when it is missing.
+	props(ctx context.Context, name string) (fileProps, error)
+	// create makes an empty file unless one already exists (create-if-not-exists).
+	create(ctx context.Context, name string) error
+	// appendAt appends data as one block when the file's size is pos. It
+	// returns errPosition when the size is not pos, errFull when the file
+	// cannot take the block (block count, size limit, sealed).
+	appendAt(ctx context.Context, name string, pos int64, data []byte) error
+	// readAt reads n bytes at off.
+	readAt(ctx context.Context, name string, off, n int64) ([]byte, error)
+}
+
+type fileProps struct {
+	exists bool
+	size   int64
+	blocks int
+}
+
+var (
+	errPosition = errors.New("append position condition not met")
+	errFull     = errors.New("file cannot take more appends")
+)

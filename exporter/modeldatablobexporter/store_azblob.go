@@ -1,0 +1,258 @@
+package modeldatablobexporter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.uber.org/zap"
+)
+
+// azBlobStore keeps the layout in append blobs of one container.
+type azBlobStore struct {
+	client          *container.Client
+	containerName   string
+	createContainer bool
+	maxSize         int64
+	logger          *zap.Logger
+}
+
+// clientOptions keep the SDK's own retries short: the exporterhelper
+// retries with backoff, and a retried append is checked by position.
+func clientOptions() *container.ClientOptions {
+	return &container.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
+		// The exporter's own log lines say what failed; keep SDK logging quiet.
+		Logging: policy.LogOptions{},
+	}}
+}
+
+func newAzBlobStore(cfg *Config, logger *zap.Logger) (*azBlobStore, error) {
+	a := cfg.AzBlob
+	opts := clientOptions()
+	containerURL := a.serviceURL() + cfg.Container
+	var (
+		client *container.Client
+		err    error
+	)
+	switch a.Auth {
+	case AuthConnectionString:
+		client, err = container.NewClientFromConnectionString(string(a.ConnectionString), cfg.Container, opts)
+		if err != nil {
+			// The SDK's message may quote the connection string: keep it out.
+			err = errors.New("azblob.connection_string is not a valid storage connection string")
+		}
+	case AuthAccountKey:
+		var cred *container.SharedKeyCredential
+		cred, err = container.NewSharedKeyCredential(a.AccountName, string(a.AccountKey))
+		if err != nil {
+			err = errors.New("azblob.account_key is not a valid base64 account key")
+			break
+		}
+		client, err = container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
+	case AuthSAS:
+		client, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(string(a.SASToken), "?"), opts)
+	default:
+		var cred azcore.TokenCredential
+		cred, err = tokenCredential(&a)
+		if err != nil {
+			return nil, fmt.Errorf("azblob.auth %s: %w", a.Auth, err)
+		}
+		client, err = container.NewClient(containerURL, cred, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("azblob: %w", err)
+	}
+	return &azBlobStore{client: client, containerName: cfg.Container, createContainer: a.CreateContainer,
+		maxSize: cfg.MaxFileSize, logger: logger}, nil
+}
+
+// tokenCredential builds the Microsoft Entra ID credential of an auth mode.
+func tokenCredential(a *AzBlobConfig) (azcore.TokenCredential, error) {
+	switch a.Auth {
+	case AuthManagedIdentity:
+		o := &azidentity.ManagedIdentityCredentialOptions{}
+		if a.ClientID != "" { // user-assigned identity
+			o.ID = azidentity.ClientID(a.ClientID)
+		}
+		return azidentity.NewManagedIdentityCredential(o)
+	case AuthWorkloadIdentity:
+		// Empty fields fall back to AZURE_TENANT_ID, AZURE_CLIENT_ID and
+		// AZURE_FEDERATED_TOKEN_FILE, which the AKS workload identity webhook sets.
+		return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			TenantID: a.TenantID, ClientID: a.ClientID, TokenFilePath: a.FederatedTokenFile})
+	case AuthServicePrincipal:
+		return azidentity.NewClientSecretCredential(a.TenantID, a.ClientID, string(a.ClientSecret), nil)
+	default: // AuthDefault: environment, workload identity, managed identity, Azure CLI, ...
+		return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: a.TenantID})
+	}
+}
+
+// start creates (or checks) the container. A refused credential or a
+// missing container is an error; an unreachable service is only logged, so
+// the collector starts and the queue keeps rows until the service is back.
+func (s *azBlobStore) start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if s.createContainer {
+		_, err := s.client.Create(ctx, nil)
+		if err == nil || bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return nil
+		}
+		if status(err) != http.StatusForbidden {
+			return s.startError(err)
+		}
+		// A credential scoped to the container (e.g. a container SAS) may
+		// not create it: check that it can use the existing one.
+	}
+	_, err := s.client.NewBlobClient("modeldatablob-start-check").GetProperties(ctx, nil)
+	if err == nil || bloberror.HasCode(err, bloberror.BlobNotFound) || (status(err) == http.StatusNotFound && errorCode(err) == "") {
+		return nil
+	}
+	return s.startError(err)
+}
+
+func (s *azBlobStore) startError(err error) error {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		s.logger.Warn("Blob service not reachable at start; rows stay queued until it is",
+			zap.String("container", s.containerName), zap.String("error", describe(err)))
+		return nil
+	}
+	switch {
+	case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("azblob: the credential is refused for container %q (HTTP %d %s): check azblob.auth and its secret, and that the identity may write blobs (e.g. role Storage Blob Data Contributor)",
+			s.containerName, re.StatusCode, re.ErrorCode)
+	case re.ErrorCode == string(bloberror.ContainerNotFound):
+		return fmt.Errorf("azblob: container %q does not exist; create it or set azblob.create_container: true", s.containerName)
+	case re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests:
+		s.logger.Warn("Blob service unavailable at start; rows stay queued until it is back",
+			zap.String("container", s.containerName), zap.String("error", describe(err)))
+		return nil
+	}
+	return fmt.Errorf("azblob: container %q: %s", s.containerName, describe(err))
+}
+
+func (s *azBlobStore) props(ctx context.Context, name string) (fileProps, error) {
+	r, err := s.client.NewBlobClient(name).GetProperties(ctx, nil)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound) || (status(err) == http.StatusNotFound && errorCode(err) == "") {
+			return fileProps{}, nil
+		}
+		return fileProps{}, s.wrap("get properties of", name, err)
+	}
+	p := fileProps{exists: true}
+	if r.ContentLength != nil {
+		p.size = *r.ContentLength
+	}
+	if r.BlobCommittedBlockCount != nil {
+		p.blocks = int(*r.BlobCommittedBlockCount)
+	}
+	if r.IsSealed != nil && *r.IsSealed {
+		p.blocks = azureMaxBlocks // a sealed blob takes no appends: roll
+	}
+	return p, nil
+}
+
+func (s *azBlobStore) create(ctx context.Context, name string) error {
+	_, err := s.client.NewAppendBlobClient(name).Create(ctx, &appendblob.CreateOptions{
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("text/csv; charset=utf-8")},
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
+			IfNoneMatch: ptr(azcore.ETagAny), // never truncate a blob another writer created
+		}},
+	})
+	if err == nil || bloberror.HasCode(err, bloberror.BlobAlreadyExists) || status(err) == http.StatusConflict && errorCode(err) == "" {
+		return nil
+	}
+	return s.wrap("create", name, err)
+}
+
+func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data []byte) error {
+	_, err := s.client.NewAppendBlobClient(name).AppendBlock(ctx, nopCloser{bytes.NewReader(data)}, &appendblob.AppendBlockOptions{
+		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: &pos, MaxSize: &s.maxSize},
+	})
+	switch {
+	case err == nil:
+		return nil
+	case bloberror.HasCode(err, bloberror.AppendPositionConditionNotMet):
+		return errPosition
+	case bloberror.HasCode(err, bloberror.BlockCountExceedsLimit, bloberror.MaxBlobSizeConditionNotMet, "BlobIsSealed"):
+		return errFull
+	}
+	return s.wrap("append to", name, err)
+}
+
+func (s *azBlobStore) readAt(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	r, err := s.client.NewBlobClient(name).DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: off, Count: n}})
+	if err != nil {
+		return nil, s.wrap("read", name, err)
+	}
+	defer r.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(r.Body, n))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// wrap turns an SDK error into a short message (no URL query, so no SAS
+// signature) and marks client errors that no retry can fix as permanent.
+func (s *azBlobStore) wrap(op, name string, err error) error {
+	werr := fmt.Errorf("%s %s: %s", op, name, describe(err))
+	switch status(err) {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusLengthRequired,
+		http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong, http.StatusRequestedRangeNotSatisfiable:
+		return consumererror.NewPermanent(werr)
+	}
+	// 401/403/404 stay retryable: credentials, role assignments and
+	// containers can be fixed while the queue holds the rows.
+	return werr
+}
+
+// describe is an SDK error in one line: the HTTP status and error code, or
+// the transport error.
+func describe(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("HTTP %d %s", re.StatusCode, re.ErrorCode)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+func status(err error) int {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+func errorCode(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	return ""
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,240 @@
+package modeldatablobexporter
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+)
+
+// maxAppendAttempts bounds the position races one append may lose to other
+// writers before the push is retried by the exporterhelper.
+const maxAppendAttempts = 32
+
+// maxRolls bounds the roll index probed when a file is opened.
+const maxRolls = 100_000
+
+// writer appends batches of CSV lines to files through a store: header
+// written exactly once per file, every append at a known position (so an
+// append that landed although its response was lost is recognized instead
+// of doubled), files rolled near their limits, and a file whose header
+// differs from the batch's left alone for a schema-suffixed sibling.
+type writer struct {
+	st            store
+	maxAppendSize int64
+	maxFileSize   int64
+	maxBlocks     int
+	tel           *telemetry
+
+	mu    sync.Mutex
+	files map[string]*fileState
+}
+
+// fileState is what this process knows of the file a batch key currently
+// writes to. Its mutex serializes this process's appends to the file.
+type fileState struct {
+	mu     sync.Mutex
+	dir    string
+	stem   string
+	schema string // "" or the header hash of a schema-suffixed file
+	roll   int
+	name   string
+	known  bool // size and blocks are valid
+	size   int64
+	blocks int
+}
+
+func newWriter(st store, cfg *Config, tel *telemetry) *writer {
+	return &writer{st: st, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
+		tel: tel, files: map[string]*fileState{}}
+}
+
+// fileName is <stem>[.<schema>][_<roll>].csv.
+func fileName(stem, schema string, roll int) string {
+	name := stem
+	if schema != "" {
+		name += "." + schema
+	}
+	if roll > 0 {
+		name += "_" + strconv.Itoa(roll)
+	}
+	return name + ".csv"
+}
+
+// schemaHash names a header: the first 8 hex digits of its SHA-256.
+func schemaHash(header []byte) string {
+	sum := sha256.Sum256(header)
+	return hex.EncodeToString(sum[:4])
+}
+
+func (w *writer) state(b *fileBatch) *fileState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := b.key()
+	fs := w.files[k]
+	if fs == nil {
+		fs = &fileState{dir: b.dir, stem: b.stem}
+		w.files[k] = fs
+	}
+	return fs
+}
+
+// write appends the batch's lines in order, in appends of at most
+// maxAppendSize split at line boundaries. It returns how many lines landed;
+// on error the rest did not.
+func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
+	fs := w.state(b)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	body := b.body.Bytes()
+	done, start := 0, 0
+	for done < len(b.lineEnds) {
+		end := done + 1 // at least one line per append
+		for end < len(b.lineEnds) && int64(b.lineEnds[end]-start) <= w.maxAppendSize {
+			end++
+		}
+		chunk := body[start:b.lineEnds[end-1]]
+		if len(chunk) > azureMaxAppendBlock {
+			return done, consumererror.NewPermanent(fmt.Errorf("one CSV line of %d bytes exceeds the 100 MiB append limit", len(chunk)))
+		}
+		if err := w.appendChunk(ctx, fs, b.header, chunk); err != nil {
+			return done, err
+		}
+		w.tel.appended(ctx, end-done, len(chunk))
+		done, start = end, b.lineEnds[end-1]
+	}
+	return done, nil
+}
+
+func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte) error {
+	n := int64(len(chunk))
+	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
+		if !fs.known {
+			if err := w.open(ctx, fs, header); err != nil {
+				return err
+			}
+		}
+		hasRows := fs.size > int64(len(header))
+		if hasRows && (fs.size+n > w.maxFileSize || fs.blocks+1 > w.maxBlocks) {
+			w.roll(fs)
+			continue
+		}
+		err := w.st.appendAt(ctx, fs.dir+"/"+fs.name, fs.size, chunk)
+		switch {
+		case err == nil:
+			fs.size += n
+			fs.blocks++
+			return nil
+		case errors.Is(err, errPosition):
+			// Another writer appended, or an earlier attempt of ours landed
+			// although we never saw its response: read what is there.
+			landed, err := w.landedAt(ctx, fs, chunk)
+			if err != nil {
+				return err
+			}
+			if landed {
+				w.tel.duplicateAvoided(ctx)
+				return nil
+			}
+		case errors.Is(err, errFull):
+			if !hasRows {
+				return consumererror.NewPermanent(fmt.Errorf("append of %d bytes does not fit in an empty file (max_file_size %d)", n, w.maxFileSize))
+			}
+			w.roll(fs)
+		default:
+			// fs.size stays: the retry appends at the same position, so an
+			// attempt that did land is recognized there.
+			return err
+		}
+	}
+	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", fs.dir, fs.name, maxAppendAttempts)
+}
+
+// landedAt refreshes fs after a failed position condition and reports
+// whether chunk is already at the position we tried.
+func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte) (bool, error) {
+	name := fs.dir + "/" + fs.name
+	p, err := w.st.props(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	pos := fs.size
+	fs.size, fs.blocks = p.size, p.blocks
+	if p.size < pos+int64(len(chunk)) {
+		return false, nil
+	}
+	got, err := w.st.readAt(ctx, name, pos, int64(len(chunk)))
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(got, chunk), nil
+}
+
+func (w *writer) roll(fs *fileState) {
+	fs.roll++
+	fs.known = false
+	w.tel.rolled(context.Background())
+}
+
+// open finds where fs writes: the file named by its roll index, created
+// with the header when missing. A file whose header differs from ours is
+// left alone; we switch to the schema-suffixed name.
+func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
+	hlen := int64(len(header))
+	for probes := 0; probes < maxRolls; probes++ {
+		fs.name = fileName(fs.stem, fs.schema, fs.roll)
+		name := fs.dir + "/" + fs.name
+		p, err := w.st.props(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !p.exists {
+			if err := w.st.create(ctx, name); err != nil {
+				return err
+			}
+			if p, err = w.st.props(ctx, name); err != nil {
+				return err
+			}
+		}
+		if p.size == 0 {
+			// Whoever appends at position 0 first writes the header; the
+			// loser's condition fails and it checks the winner's header.
+			err := w.st.appendAt(ctx, name, 0, header)
+			switch {
+			case err == nil:
+				fs.size, fs.blocks, fs.known = hlen, 1, true
+				return nil
+			case errors.Is(err, errPosition):
+				if p, err = w.st.props(ctx, name); err != nil {
+					return err
+				}
+			default:
+				return err
+			}
+		}
+		match := false
+		if p.size >= hlen {
+			got, err := w.st.readAt(ctx, name, 0, hlen)
+			if err != nil {
+				return err
+			}
+			match = bytes.Equal(got, header)
+		}
+		if !match {
+			if fs.schema != "" {
+				return consumererror.NewPermanent(fmt.Errorf("%s has a different header than its schema suffix says", name))
+			}
+			fs.schema, fs.roll = schemaHash(header), 0
+			continue
+		}
+		fs.size, fs.blocks, fs.known = p.size, p.blocks, true
+		return nil
+	}
+	return fmt.Errorf("%s/%s: no writable file after %d rolls", fs.dir, fs.stem, maxRolls)
+}
