@@ -2,8 +2,11 @@ package modeldatablobexporter
 
 import (
 	"context"
+	"encoding/csv"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,17 +75,42 @@ func localConfig(t testing.TB) *Config {
 // newTestExporter builds a blobExporter (no exporterhelper) and starts it.
 func newTestExporter(t testing.TB, cfg *Config) *blobExporter {
 	t.Helper()
+	e, _ := newTestExporterTel(t, cfg)
+	return e
+}
+
+// newTestExporterTel is newTestExporter with telemetry to read back.
+func newTestExporterTel(t testing.TB, cfg *Config) (*blobExporter, *componenttest.Telemetry) {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	e, err := newExporter(cfg, exportertest.NewNopSettings(componentType))
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	set := exportertest.NewNopSettings(componentType)
+	set.TelemetrySettings = tt.NewTelemetrySettings()
+	e, err := newExporter(cfg, set)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return e, tt
+}
+
+// counter is the sum of an Int64 counter's data points (0 when never recorded).
+func counter(t testing.TB, tt *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tt.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		n += dp.Value
+	}
+	return n
 }
 
 // startHelperExporter builds the full exporter (queue, retry) from the factory.
@@ -124,4 +152,15 @@ func localFiles(t testing.TB, cfg *Config) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(componentType) }
+
+func parseCSV(t testing.TB, data string) [][]string {
+	t.Helper()
+	records, err := csv.NewReader(strings.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatalf("%v in %q", err, data)
+	}
+	return records
 }

@@ -24,39 +24,52 @@ func push(t *testing.T, e *blobExporter, rows ...testRow) {
 	}
 }
 
+// layoutPushes are the pushes of the byte-for-byte layout tests (local and
+// Azurite); layoutWant is what they must leave, relative to the container.
+func layoutPushes() [][]testRow {
+	svc := map[string]string{contract.AttrWebservice: "aks-w-collv9"}
+	next := day.Add(2e9) // across midnight
+	return [][]testRow{{
+		{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c1", requestID: "r1", ts: day,
+			features: [][2]any{{"age", int64(31)}, {"income", 5000.5}, {"city", "Redmond, WA"}}},
+		{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c2", ts: next,
+			features: [][2]any{{"age", int64(45)}, {"income", 1200.0}, {"city", "Zürich \"ZH\"\nline 2"}}},
+		{resource: svc, model: "best_model", version: "10", designation: "predictions", correlationID: "c1", requestID: "r1", ts: day,
+			features: [][2]any{{"score", 0.93}, {"approved", true}}, undeclared: [][2]any{{"z", nil}, {"b", "x"}}},
+	}, {
+		{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c3", requestID: "r3", ts: day,
+			features: [][2]any{{"age", int64(1)}, {"income", 2.0}, {"city", "=cmd"}}},
+	}}
+}
+
+func layoutWant() map[string]string {
+	base := ws + "/aks-w-collv9/best_model/10/"
+	tail := ",$aml_dc_correlation_id,$aml_dc_scoring_timestamp,$aml_dc_boundary,$aml_workspace,$aml_service_name,$aml_model_name,$aml_model_version,$aml_request_id\r\n"
+	return map[string]string{
+		base + "inputs/2018/12/31/data.csv": "age,income,city" + tail +
+			"31,5000.5,\"Redmond, WA\",c1,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r1\r\n" +
+			"1,2,=cmd,c3,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r3\r\n",
+		// A newline inside a quoted cell stays a bare LF, as Python's csv writer left it.
+		base + "inputs/2019/01/01/data.csv": "age,income,city" + tail +
+			"45,1200,\"Zürich \"\"ZH\"\"\nline 2\",c2,2019-01-01T00:00:01.123456,1440," + ws + ",aks-w-collv9,best_model,10,00000000-0000-0000-0000-000000000000\r\n",
+		// Body keys not in feature_names follow the declared ones, sorted.
+		base + "predictions/2018/12/31/data.csv": "score,approved,b,z" + tail +
+			"0.93,True,x,,c1,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r1\r\n",
+	}
+}
+
 // TestLayoutAndColumns checks files byte for byte: path, header, cells, CRLF.
 func TestLayoutAndColumns(t *testing.T) {
 	cfg := refConfig(t)
 	e := newTestExporter(t, cfg)
-	svc := map[string]string{contract.AttrWebservice: "aks-w-collv9"}
-	next := day.Add(2e9) // across midnight
-	push(t, e,
-		testRow{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c1", requestID: "r1", ts: day,
-			features: [][2]any{{"age", int64(31)}, {"income", 5000.5}, {"city", "Redmond, WA"}}},
-		testRow{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c2", ts: next,
-			features: [][2]any{{"age", int64(45)}, {"income", 1200.0}, {"city", "Zürich \"ZH\"\nline 2"}}},
-		testRow{resource: svc, model: "best_model", version: "10", designation: "predictions", correlationID: "c1", requestID: "r1", ts: day,
-			features: [][2]any{{"score", 0.93}, {"approved", true}}, undeclared: [][2]any{{"z", nil}, {"b", "x"}}},
-	)
-	push(t, e, testRow{resource: svc, model: "best_model", version: "10", designation: "inputs", correlationID: "c3", requestID: "r3", ts: day,
-		features: [][2]any{{"age", int64(1)}, {"income", 2.0}, {"city", "=cmd"}}})
-
-	base := ws + "/aks-w-collv9/best_model/10/"
-	tail := ",$aml_dc_correlation_id,$aml_dc_scoring_timestamp,$aml_dc_boundary,$aml_workspace,$aml_service_name,$aml_model_name,$aml_model_version,$aml_request_id\r\n"
-	want := map[string]string{
-		base + "inputs/2018/12/31/data.csv": "age,income,city" + tail +
-			"31,5000.5,\"Redmond, WA\",c1,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r1\r\n" +
-			"1,2,=cmd,c3,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r3\r\n",
-		base + "inputs/2019/01/01/data.csv": "age,income,city" + tail +
-			"45,1200,\"Zürich \"\"ZH\"\"\nline 2\",c2,2019-01-01T00:00:01.123456,1440," + ws + ",aks-w-collv9,best_model,10,00000000-0000-0000-0000-000000000000\r\n",
-		base + "predictions/2018/12/31/data.csv": "score,approved,b,z" + tail +
-			"0.93,True,x,,c1,2018-12-31T23:59:59.123456,1440," + ws + ",aks-w-collv9,best_model,10,r1\r\n",
+	for _, rows := range layoutPushes() {
+		push(t, e, rows...)
 	}
 	got := map[string]string{}
 	for _, f := range localFiles(t, cfg) {
 		got[f] = readLocal(t, cfg, f)
 	}
-	if !reflect.DeepEqual(got, want) {
+	if want := layoutWant(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("files:\ngot  %q\nwant %q", got, want)
 	}
 }

@@ -1,0 +1,349 @@
+package modeldatablobexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// azuriteConfig is an azblob config on Azurite with a connection string.
+func azuriteConfig(az *testutil.Azurite) *Config {
+	cfg := createDefaultConfig()
+	cfg.Backend = BackendAzBlob
+	cfg.AzBlob.Auth = AuthConnectionString
+	cfg.AzBlob.ConnectionString = configopaque.String(az.ConnectionString())
+	return cfg
+}
+
+func containerClient(t testing.TB, az *testutil.Azurite, name string) *container.Client {
+	t.Helper()
+	c, err := container.NewClientFromConnectionString(az.ConnectionString(), name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// readBlobs downloads every blob of a container, keyed by name.
+func readBlobs(t testing.TB, az *testutil.Azurite, containerName string) map[string]string {
+	t.Helper()
+	c := containerClient(t, az, containerName)
+	ctx := context.Background()
+	out := map[string]string{}
+	pager := c.NewListBlobsFlatPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			r, err := c.NewBlobClient(*b.Name).DownloadStream(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(r.Body)
+			r.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[*b.Name] = string(data)
+		}
+	}
+	return out
+}
+
+func TestAzuriteLayoutAndColumns(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	cfg := azuriteConfig(az)
+	cfg.SubscriptionID, cfg.ResourceGroup, cfg.Workspace = "1A2B3C4D-0000-0000-0000-000000000000", "MyResourceGrp", "MyWorkspace"
+	e := newTestExporter(t, cfg)
+	for _, rows := range layoutPushes() {
+		push(t, e, rows...)
+	}
+	if got, want := readBlobs(t, az, "modeldata"), layoutWant(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("blobs:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+// TestAzuriteAuthModes writes with a shared key and with a container SAS,
+// and checks that a wrong key fails at start without showing the secret.
+func TestAzuriteAuthModes(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	row := testRow{model: "m", version: "1", ts: day, features: [][2]any{{"a", 1}}}
+	const file = "00000000-0000-0000-0000-000000000000/local/local/local/m/1/general/2018/12/31/data.csv"
+
+	key := createDefaultConfig()
+	key.Backend, key.AzBlob.Auth, key.AzBlob.Endpoint = BackendAzBlob, AuthAccountKey, az.Endpoint()
+	key.AzBlob.AccountName, key.AzBlob.AccountKey = az.AccountName(), configopaque.String(az.AccountKey())
+	push(t, newTestExporter(t, key), row)
+
+	// A container SAS (read, add, create, write) cannot create the container: start checks it instead.
+	cred, err := container.NewSharedKeyCredential(az.AccountName(), az.AccountKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true}
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour),
+		ContainerName: "modeldata", Permissions: perms.String()}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sasCfg := createDefaultConfig()
+	sasCfg.Backend, sasCfg.AzBlob.Auth, sasCfg.AzBlob.Endpoint = BackendAzBlob, AuthSAS, az.Endpoint()
+	sasCfg.AzBlob.SASToken = configopaque.String(q.Encode())
+	push(t, newTestExporter(t, sasCfg), row)
+
+	if got := readBlobs(t, az, "modeldata")[file]; strings.Count(got, "\r\n") != 3 || strings.Count(got, "$aml_request_id") != 1 {
+		t.Fatalf("want one header and two rows, got %q", got)
+	}
+
+	// Wrong key: a clear error at start, without the secret.
+	bad := *key
+	bad.AzBlob.AccountKey = "d3Jvbmcta2V5LXdyb25nLWtleQ=="
+	e, err := newExporter(&bad, exportertestSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.start(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "credential is refused") || strings.Contains(err.Error(), string(bad.AzBlob.AccountKey)) {
+		t.Fatalf("wrong key at start: %v", err)
+	}
+	// A SAS without create permission on a missing container: clear error too.
+	missing := *sasCfg
+	missing.Container = "nosuchcontainer"
+	e, err = newExporter(&missing, exportertestSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.start(context.Background(), nil); err == nil || strings.Contains(err.Error(), "sig=") {
+		t.Fatalf("SAS for another container at start: %v", err)
+	}
+}
+
+// TestAzuriteConcurrentWriters has two exporters (as two collector
+// replicas) append to the same blob at once: one header, every row once,
+// no torn line.
+func TestAzuriteConcurrentWriters(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	const writers, pushes, rowsPerPush = 2, 20, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		e := newTestExporter(t, azuriteConfig(az))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := 0; p < pushes; p++ {
+				rows := make([]testRow, rowsPerPush)
+				for i := range rows {
+					rows[i] = testRow{model: "m", version: "1", ts: day, requestID: fmt.Sprintf("w%d-p%d-r%d", w, p, i),
+						features: [][2]any{{"text", strings.Repeat("x", 100*i) + "\nend"}}}
+				}
+				if err := e.push(context.Background(), makeLogs(rows...)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	blobs := readBlobs(t, az, "modeldata")
+	if len(blobs) != 1 {
+		t.Fatalf("want one blob, got %d", len(blobs))
+	}
+	for _, data := range blobs {
+		assertRowsOnce(t, data, writers*pushes*rowsPerPush)
+	}
+}
+
+// assertRowsOnce parses a file: one header, then n rows with distinct request ids.
+func assertRowsOnce(t *testing.T, data string, n int) {
+	t.Helper()
+	records := parseCSV(t, data)
+	if len(records) == 0 || records[0][len(records[0])-1] != contract.ColRequestID {
+		t.Fatalf("no header: %q", data[:min(len(data), 200)])
+	}
+	seen := map[string]bool{}
+	for _, r := range records[1:] {
+		id := r[len(r)-1]
+		if id == contract.ColRequestID {
+			t.Fatal("header written twice")
+		}
+		if seen[id] {
+			t.Fatalf("row %s written twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("want %d rows, got %d", n, len(seen))
+	}
+}
+
+// TestAzuriteRoll makes files roll quickly (3 blocks: header + 2 appends).
+func TestAzuriteRoll(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	cfg := azuriteConfig(az)
+	cfg.MaxBlocks = 3
+	e := newTestExporter(t, cfg)
+	for i := 0; i < 5; i++ {
+		push(t, e, testRow{model: "m", version: "1", ts: day, requestID: fmt.Sprint(i), features: [][2]any{{"a", i}}})
+	}
+	// A second exporter (a restarted collector) finds the current file.
+	push(t, newTestExporter(t, cfg), testRow{model: "m", version: "1", ts: day, requestID: "5", features: [][2]any{{"a", 5}}})
+	blobs := readBlobs(t, az, "modeldata")
+	dir := "00000000-0000-0000-0000-000000000000/local/local/local/m/1/general/2018/12/31/"
+	var names []string
+	for n := range blobs {
+		names = append(names, strings.TrimPrefix(n, dir))
+	}
+	sort.Strings(names)
+	if want := []string{"data.csv", "data_1.csv", "data_2.csv"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("files %q, want %q", names, want)
+	}
+	header := "a,$aml_dc_correlation_id,$aml_dc_scoring_timestamp,$aml_dc_boundary,$aml_workspace,$aml_service_name,$aml_model_name,$aml_model_version,$aml_request_id\r\n"
+	for i, name := range []string{"data.csv", "data_1.csv", "data_2.csv"} {
+		data := blobs[dir+name]
+		if !strings.HasPrefix(data, header) || strings.Count(data, "\r\n") != 3 {
+			t.Fatalf("%s: want header and 2 rows, got %q", name, data)
+		}
+		if want := fmt.Sprintf(",%d\r\n", 2*i); !strings.Contains(data, want) {
+			t.Fatalf("%s: rows out of order: %q", name, data)
+		}
+	}
+}
+
+func TestAzuriteQuarantine(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	e := newTestExporter(t, azuriteConfig(az))
+	push(t, e,
+		testRow{resource: map[string]string{contract.AttrWebservice: "../etc"}, model: "m", version: "1", ts: day, features: [][2]any{{"a", 1}}},
+		testRow{model: "m", ts: day, requestID: "r2", features: [][2]any{{"a", 2}}},
+	)
+	blobs := readBlobs(t, az, "modeldata")
+	if len(blobs) != 1 {
+		t.Fatalf("want one quarantine file, got %q", blobs)
+	}
+	got := blobs["quarantine/2018/12/31/data.csv"]
+	records := parseCSV(t, got)
+	if len(records) != 3 || records[0][len(records[0])-1] != ColQuarantineReason ||
+		!strings.Contains(records[1][len(records[1])-1], `webservice "../etc"`) ||
+		records[1][5] != "../etc" || records[2][len(records[2])-1] != "model version is missing" {
+		t.Fatalf("quarantine file: %q", records)
+	}
+}
+
+// dropResponseProxy forwards requests to Azurite; for the first append of
+// row data it lets the append land and then cuts the connection before the
+// client sees the answer, as a network failure would.
+type dropResponseProxy struct {
+	target  *url.URL
+	dropped atomic.Int32
+	appends atomic.Int32
+}
+
+func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	out := r.Clone(r.Context())
+	out.URL.Scheme, out.URL.Host, out.RequestURI = p.target.Scheme, p.target.Host, ""
+	resp, err := http.DefaultTransport.RoundTrip(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	isAppend := r.Method == http.MethodPut && r.URL.Query().Get("comp") == "appendblock"
+	// The second append of a file is the first with rows (the first writes the header).
+	if isAppend && resp.StatusCode == http.StatusCreated && p.appends.Add(1) == 2 && p.dropped.Add(1) == 1 {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+}
+
+// TestAzuriteRetriedAppendThatLanded: an append lands but its response is
+// lost; the retry (the SDK's, and the exporterhelper's when the SDK gives
+// up) must find it at its position and not write the rows again.
+func TestAzuriteRetriedAppendThatLanded(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	target, _ := url.Parse(az.Endpoint())
+	proxy := &dropResponseProxy{target: target}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	cfg := createDefaultConfig()
+	cfg.Backend, cfg.AzBlob.Auth = BackendAzBlob, AuthAccountKey
+	cfg.AzBlob.Endpoint = "http://" + l.Addr().String() + "/" + az.AccountName()
+	cfg.AzBlob.AccountName, cfg.AzBlob.AccountKey = az.AccountName(), configopaque.String(az.AccountKey())
+	e, tt := newTestExporterTel(t, cfg)
+	rows := []testRow{
+		{model: "m", version: "1", ts: day, requestID: "r1", features: [][2]any{{"a", 1}}},
+		{model: "m", version: "1", ts: day, requestID: "r2", features: [][2]any{{"a", 2}}},
+	}
+	ld := makeLogs(rows...)
+	// Retry as the exporterhelper would: only what the push gave back.
+	for attempt := 0; ; attempt++ {
+		err := e.push(context.Background(), ld)
+		if err == nil {
+			break
+		}
+		var failed consumererror.Logs
+		if errors.As(err, &failed) {
+			ld = failed.Data()
+		}
+		if attempt == 3 {
+			t.Fatalf("push kept failing: %v", err)
+		}
+	}
+	push(t, e, testRow{model: "m", version: "1", ts: day, requestID: "r3", features: [][2]any{{"a", 3}}})
+	if proxy.dropped.Load() != 1 {
+		t.Fatalf("the proxy dropped %d responses, want 1", proxy.dropped.Load())
+	}
+	if n := counter(t, tt, "otelcol_modeldatablob_duplicates_avoided"); n != 1 {
+		t.Fatalf("duplicates avoided: %d, want 1", n)
+	}
+	if n := counter(t, tt, "otelcol_modeldatablob_rows_written"); n != 3 {
+		t.Fatalf("rows written: %d, want 3", n)
+	}
+	blobs := readBlobs(t, az, "modeldata")
+	for _, data := range blobs {
+		assertRowsOnce(t, data, 3)
+	}
+	if len(blobs) != 1 {
+		t.Fatalf("blobs: %q", blobs)
+	}
+}
