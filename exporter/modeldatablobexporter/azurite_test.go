@@ -347,3 +347,20 @@ func TestAzuriteRetriedAppendThatLanded(t *testing.T) {
 		t.Fatalf("blobs: %q", blobs)
 	}
 }
+
+// TestAzuriteDownAtStart: the exporter starts while the service is down
+// (a warning, not a failure) and creates the container once it is back.
+func TestAzuriteDownAtStart(t *testing.T) {
+	az := testutil.StartAzurite(t)
+	az.Stop()
+	e := newTestExporter(t, azuriteConfig(az))
+	err := e.push(context.Background(), makeLogs(testRow{model: "m", version: "1", ts: day, features: [][2]any{{"a", 1}}}))
+	if err == nil || consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("push while down: want a retryable connection error, got %v", err)
+	}
+	az.Restart()
+	push(t, e, testRow{model: "m", version: "1", ts: day, features: [][2]any{{"a", 1}}})
+	if blobs := readBlobs(t, az, "modeldata"); len(blobs) != 1 {
+		t.Fatalf("blobs: %q", blobs)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -149,7 +150,8 @@ func (s *azBlobStore) startError(err error) error {
 func (s *azBlobStore) props(ctx context.Context, name string) (fileProps, error) {
 	r, err := s.client.NewBlobClient(name).GetProperties(ctx, nil)
 	if err != nil {
-		if bloberror.HasCode(err, bloberror.BlobNotFound) || (status(err) == http.StatusNotFound && errorCode(err) == "") {
+		// A missing container means a missing blob: create makes both.
+		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) || (status(err) == http.StatusNotFound && errorCode(err) == "") {
 			return fileProps{}, nil
 		}
 		return fileProps{}, s.wrap("get properties of", name, err)
@@ -168,6 +170,10 @@ func (s *azBlobStore) props(ctx context.Context, name string) (fileProps, error)
 }
 
 func (s *azBlobStore) create(ctx context.Context, name string) error {
+	return s.createBlob(ctx, name, false)
+}
+
+func (s *azBlobStore) createBlob(ctx context.Context, name string, retried bool) error {
 	_, err := s.client.NewAppendBlobClient(name).Create(ctx, &appendblob.CreateOptions{
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("text/csv; charset=utf-8")},
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
@@ -176,6 +182,12 @@ func (s *azBlobStore) create(ctx context.Context, name string) error {
 	})
 	if err == nil || bloberror.HasCode(err, bloberror.BlobAlreadyExists) || status(err) == http.StatusConflict && errorCode(err) == "" {
 		return nil
+	}
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) && s.createContainer && !retried {
+		// The service was unreachable at start, or the container was deleted since.
+		if _, cerr := s.client.Create(ctx, nil); cerr == nil || bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
+			return s.createBlob(ctx, name, true)
+		}
 	}
 	return s.wrap("create", name, err)
 }
@@ -231,6 +243,15 @@ func describe(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out"
+	}
+	// A transport error quotes the request URL, whose query may hold a SAS
+	// signature: name only the operation, host and path.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return fmt.Sprintf("%s %s://%s%s: %v", ue.Op, u.Scheme, u.Host, u.EscapedPath(), ue.Err)
+		}
+		return fmt.Sprintf("%s: %v", ue.Op, ue.Err)
 	}
 	return err.Error()
 }
