@@ -31,6 +31,7 @@ type fileBatch struct {
 	lineEnds   []int // offset in body after each line
 	refs       []recordRef
 	quarantine bool
+	workspace  string // the $aml_workspace value
 	csv        *csv.Writer
 }
 
@@ -80,6 +81,12 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 	var out encoded
 	byKey := map[string]*fileBatch{}
 	var cells []string
+	var (
+		last      *fileBatch
+		lastParts contract.PathParts
+		lastHour  time.Time
+		lastNames []string
+	)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -96,32 +103,21 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				}
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-				reason := placementProblem(p)
 				names := columnNames(row.FeatureNames, lr)
+				hour := row.Timestamp.Truncate(time.Hour)
 
-				// Header: features, correlation columns (+ reason in quarantine).
-				header := append(names[:len(names):len(names)], contract.CorrelationColumns...)
-				if reason != "" {
-					header = append(header, ColQuarantineReason)
-				}
-				e.hdr.Reset()
-				writeLine(e.hdrCSV, &e.hdr, header)
-
-				var dir, stem string
-				if reason == "" {
-					dir = p.Dir(row.Timestamp, e.cfg.Hourly)
-					stem = strings.TrimSuffix(strings.ReplaceAll(e.cfg.FileName, "{designation}", p.Designation), ".csv")
+				// Consecutive rows of one request usually share the file:
+				// reuse it instead of encoding the header again.
+				var b *fileBatch
+				if last != nil && p == lastParts && hour.Equal(lastHour) && slices.Equal(names, lastNames) {
+					b = last
 				} else {
-					dir = e.cfg.QuarantineDir + "/" + datePath(row.Timestamp, e.cfg.Hourly)
-					stem = "data"
+					b = e.batchFor(byKey, &out, p, row, names)
+					last, lastParts, lastHour, lastNames = b, p, hour, names
 				}
-				key := dir + "/" + stem + "\x00" + e.hdr.String()
-				b := byKey[key]
-				if b == nil {
-					b = &fileBatch{dir: dir, stem: stem, header: bytes.Clone(e.hdr.Bytes()), quarantine: reason != ""}
-					b.csv = newCSVWriter(&b.body)
-					byKey[key] = b
-					out.batches = append(out.batches, b)
+				reason := ""
+				if b.quarantine {
+					reason = placementProblem(p)
 				}
 
 				cells = cells[:0]
@@ -140,7 +136,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 					requestID = contract.NilRequestID
 				}
 				cells = append(cells, row.CorrelationID, contract.FormatTimestamp(row.Timestamp), e.boundary,
-					p.WorkspaceColumn(), p.Webservice, p.ModelName, p.ModelVersion, requestID)
+					b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID)
 				if reason != "" {
 					cells = append(cells, reason)
 				}
@@ -156,6 +152,35 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		}
 	}
 	return out
+}
+
+// batchFor finds or makes the batch of a row's file.
+func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract.PathParts, row contract.Row, names []string) *fileBatch {
+	reason := placementProblem(p)
+	header := append(names[:len(names):len(names)], contract.CorrelationColumns...)
+	if reason != "" {
+		header = append(header, ColQuarantineReason)
+	}
+	e.hdr.Reset()
+	writeLine(e.hdrCSV, &e.hdr, header)
+
+	var dir, stem string
+	if reason == "" {
+		dir = p.Dir(row.Timestamp, e.cfg.Hourly)
+		stem = strings.TrimSuffix(strings.ReplaceAll(e.cfg.FileName, "{designation}", p.Designation), ".csv")
+	} else {
+		dir = e.cfg.QuarantineDir + "/" + datePath(row.Timestamp, e.cfg.Hourly)
+		stem = "data"
+	}
+	key := dir + "/" + stem + "\x00" + e.hdr.String()
+	b := byKey[key]
+	if b == nil {
+		b = &fileBatch{dir: dir, stem: stem, header: bytes.Clone(e.hdr.Bytes()), quarantine: reason != "", workspace: p.WorkspaceColumn()}
+		b.csv = newCSVWriter(&b.body)
+		byKey[key] = b
+		out.batches = append(out.batches, b)
+	}
+	return b
 }
 
 // resourceParts are the configured path parts, overridden by the resource.
@@ -196,14 +221,19 @@ func placementProblem(p contract.PathParts) string {
 }
 
 // columnNames is the declared feature order, then body keys not declared,
-// sorted (as the contract says), without duplicates.
+// sorted (as the contract says), without duplicates. Feature sets are
+// small, so membership is a linear scan.
 func columnNames(declared []string, lr plog.LogRecord) []string {
-	names := make([]string, 0, len(declared))
-	seen := make(map[string]struct{}, len(declared))
-	for _, n := range declared {
-		if _, dup := seen[n]; !dup {
-			seen[n] = struct{}{}
-			names = append(names, n)
+	names := declared
+	for i, n := range declared {
+		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
+			names = make([]string, 0, len(declared))
+			for _, n := range declared {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+			break
 		}
 	}
 	if lr.Body().Type() != pcommon.ValueTypeMap {
@@ -211,12 +241,15 @@ func columnNames(declared []string, lr plog.LogRecord) []string {
 	}
 	var extra []string
 	for k := range lr.Body().Map().All() {
-		if _, ok := seen[k]; !ok {
+		if !slices.Contains(names, k) {
 			extra = append(extra, k)
 		}
 	}
+	if len(extra) == 0 {
+		return names
+	}
 	slices.Sort(extra)
-	return append(names, extra...)
+	return append(names[:len(names):len(names)], extra...)
 }
 
 // neutralize defuses spreadsheet formula injection: a cell starting with

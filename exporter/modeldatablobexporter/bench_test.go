@@ -1,0 +1,118 @@
+package modeldatablobexporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// benchRows are n rows of 10 features (doubles, ints, strings), as a
+// scoring service would send them.
+func benchRows(n int) []testRow {
+	rows := make([]testRow, n)
+	for i := range rows {
+		rows[i] = testRow{model: "higgsxgboost", version: "7", designation: "inputs", ts: day,
+			correlationID: fmt.Sprintf("edea20ef-5f7e-43df-a9c8-%012d", i), requestID: fmt.Sprintf("ae249167-ab81-46d2-9553-%012d", i),
+			features: [][2]any{{"f0", 1.1386826 + float64(i)}, {"f1", -0.47382187}, {"f2", int64(i)}, {"f3", "Redmond, WA"},
+				{"f4", 0.000123}, {"f5", true}, {"f6", int64(42)}, {"f7", "category-" + strconv.Itoa(i%17)}, {"f8", 3.5e7}, {"f9", ""}}}
+	}
+	return rows
+}
+
+// BenchmarkAzuriteAppend pushes batches of 10-feature rows into Azurite
+// (one append per push): rows/s, MiB/s and appends/s of the real path.
+func BenchmarkAzuriteAppend(b *testing.B) {
+	az := testutil.StartAzurite(b)
+	for _, batch := range []int{500, 5000, 15000} {
+		b.Run(fmt.Sprintf("rows_per_push=%d", batch), func(b *testing.B) {
+			cfg := azuriteConfig(az)
+			cfg.Container = fmt.Sprintf("bench%d", batch)
+			e := newTestExporter(b, cfg)
+			ld := makeLogs(benchRows(batch)...)
+			var size int
+			for _, fb := range newEncoder(cfg).encode(ld).batches {
+				size += fb.body.Len()
+			}
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := e.push(context.Background(), ld); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s := b.Elapsed().Seconds()
+			b.ReportMetric(float64(b.N*batch)/s, "rows/s")
+			b.ReportMetric(float64(b.N)/s, "appends/s")
+			b.ReportMetric(float64(size)/(1<<20), "MiB/append")
+			b.ReportMetric(rssMiB(), "RSS-MiB")
+		})
+	}
+}
+
+// BenchmarkEncode is the exporter's CSV encoding of the same rows without
+// storage (plog records to per-file CSV batches).
+func BenchmarkEncode(b *testing.B) {
+	cfg := createDefaultConfig()
+	ld := makeLogs(benchRows(5000)...)
+	enc := newEncoder(cfg)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if n := len(enc.encode(ld).batches); n != 1 {
+			b.Fatal(n)
+		}
+	}
+	b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkCSVToMemory is the limit: encoding/csv writing the same cells
+// (already formatted strings) to memory.
+func BenchmarkCSVToMemory(b *testing.B) {
+	rows := benchRows(5000)
+	records := make([][]string, len(rows))
+	for i, r := range rows {
+		rec := make([]string, 0, 18)
+		for _, f := range r.features {
+			rec = append(rec, fmt.Sprint(f[1]))
+		}
+		records[i] = append(rec, r.correlationID, contract.FormatTimestamp(r.ts), contract.BoundaryDay,
+			"00000000-0000-0000-0000-000000000000/local/local", "local", r.model, r.version, r.requestID)
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.UseCRLF = true
+	_ = w.WriteAll(records[:1])
+	b.SetBytes(int64(buf.Len() * len(records)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf.Reset()
+		if err := w.WriteAll(records); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(records))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// rssMiB is this process's resident set size.
+func rssMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
