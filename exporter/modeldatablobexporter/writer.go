@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
 )
@@ -34,7 +35,15 @@ type writer struct {
 
 	mu    sync.Mutex
 	files map[string]*fileState
+	calls int
 }
+
+// Forgetting files idle this long keeps the cache bounded as days pass;
+// a forgotten file is simply found again (size and header read back).
+const (
+	idleFileTTL   = time.Hour
+	sweepInterval = 1024 // state calls between sweeps
+)
 
 // fileState is what this process knows of the file a batch key currently
 // writes to. Its mutex serializes this process's appends to the file.
@@ -48,6 +57,7 @@ type fileState struct {
 	known  bool // size and blocks are valid
 	size   int64
 	blocks int
+	used   time.Time // guarded by writer.mu
 }
 
 func newWriter(st store, cfg *Config, tel *telemetry) *writer {
@@ -76,12 +86,22 @@ func schemaHash(header []byte) string {
 func (w *writer) state(b *fileBatch) *fileState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := time.Now()
+	if w.calls++; w.calls%sweepInterval == 0 {
+		for k, f := range w.files {
+			if now.Sub(f.used) > idleFileTTL && f.mu.TryLock() {
+				delete(w.files, k)
+				f.mu.Unlock()
+			}
+		}
+	}
 	k := b.key()
 	fs := w.files[k]
 	if fs == nil {
 		fs = &fileState{dir: b.dir, stem: b.stem}
 		w.files[k] = fs
 	}
+	fs.used = now
 	return fs
 }
 
