@@ -45,6 +45,7 @@ $(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
 ## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests, short fuzzing
 test: lint build azurite
 	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -count=1 -timeout 20m $(PKGS)
+	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 ## fuzz: run every fuzz target for FUZZTIME each
