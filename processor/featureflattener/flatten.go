@@ -57,22 +57,26 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 	f.order(st)
 
 	if st.changed || hasDrops(st) {
-		if body.Type() == pcommon.ValueTypeMap {
-			// Move the old entries out first: the fields point into them,
-			// and SetEmptyMap would release them otherwise.
-			body.Map().MoveTo(pcommon.NewMap())
-		}
-		nb := body.SetEmptyMap()
+		// Build the new body in the state's empty scratch map, then move it
+		// over the old entries: the fields point into those, so they must
+		// not be released before every value has moved out.
+		nb := st.body
 		nb.EnsureCapacity(len(st.order))
 		for _, i := range st.order {
 			fd := &st.fields[i]
-			if fd.hasStr {
-				nb.PutStr(fd.name, fd.str)
-			} else {
+			v := nb.PutEmpty(fd.name)
+			if fd.hasVal {
 				// Move, not copy: the old entries are discarded anyway.
-				fd.val.MoveTo(nb.PutEmpty(fd.name))
+				fd.val.MoveTo(v)
+			}
+			if fd.hasStr {
+				v.SetStr(fd.str) // reuses a moved string value's storage
 			}
 		}
+		if body.Type() != pcommon.ValueTypeMap {
+			body.SetEmptyMap()
+		}
+		nb.MoveTo(body.Map())
 	}
 	if fromAttrs {
 		attrs.RemoveIf(func(k string, _ pcommon.Value) bool {
@@ -206,13 +210,13 @@ func (f *flattener) flattenValue(st *state, nameLen int, v pcommon.Value, depth 
 		if f.cfg.NormalizeTimestamps {
 			if ts, ok := normalizeTimestamp(s); ok {
 				st.changed = true
-				f.add(st, field{name: name, str: ts, hasStr: true})
+				f.add(st, field{name: name, val: v, hasVal: true, str: ts, hasStr: true})
 				return
 			}
 		}
-		f.add(st, field{name: name, val: v})
+		f.add(st, field{name: name, val: v, hasVal: true})
 	default: // bool, int, double, empty
-		f.add(st, field{name: st.name(nameLen), val: v})
+		f.add(st, field{name: st.name(nameLen), val: v, hasVal: true})
 	}
 }
 

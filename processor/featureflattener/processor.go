@@ -73,15 +73,16 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 	for _, r := range allReasons {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
-	f.pool.New = func() any { return &state{index: map[string]int{}, intern: map[string]string{}} }
+	f.pool.New = func() any { return &state{index: map[string]int{}, intern: map[string]string{}, body: pcommon.NewMap()} }
 	return f, nil
 }
 
 // field is one flattened column of a record.
 type field struct {
 	name   string
-	val    pcommon.Value // the source value, when str is unset
-	str    string        // replacement string value (JSON cell, normalized timestamp)
+	val    pcommon.Value // the source value, when hasVal
+	str    string        // replacement string value (JSON cell, normalized timestamp), when hasStr
+	hasVal bool
 	hasStr bool
 	reason string // non-empty: the value is dropped for this reason
 }
@@ -99,6 +100,7 @@ type state struct {
 	buf      []byte
 	top      string // the top-level key being flattened
 	jsonBuf  []byte
+	body     pcommon.Map // scratch: the new body is built here, then moved
 	intern   map[string]string
 	changed  bool
 	rule     *Rule
@@ -210,27 +212,34 @@ func (f *flattener) prepare(lr plog.LogRecord, res pcommon.Resource) uint8 {
 	if name == "" {
 		return kindOther
 	}
-	// Set a contract attribute unless the record already has that string.
-	putContract := func(key, value string) {
-		if value == "" {
-			return
-		}
-		if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == value {
-			return
-		}
-		attrs.PutStr(key, value)
+	puts := [...]struct{ key, value string }{
+		{contract.AttrModelName, name},
+		{contract.AttrModelVersion, lookup(attrs, rattrs, f.cfg.ModelVersionAttributes)},
+		{contract.AttrDesignation, lookup(attrs, rattrs, f.cfg.DesignationAttributes)},
+		{contract.AttrRequestID, lookup(attrs, rattrs, f.cfg.RequestIDAttributes)},
+		{contract.AttrCorrelationID, lookup(attrs, rattrs, f.cfg.CorrelationIDAttributes)},
 	}
-	putContract(contract.AttrModelName, name)
-	for _, m := range []struct {
-		key   string
-		names []string
-	}{
-		{contract.AttrModelVersion, f.cfg.ModelVersionAttributes},
-		{contract.AttrDesignation, f.cfg.DesignationAttributes},
-		{contract.AttrRequestID, f.cfg.RequestIDAttributes},
-		{contract.AttrCorrelationID, f.cfg.CorrelationIDAttributes},
-	} {
-		putContract(m.key, lookup(attrs, rattrs, m.names))
+	// Grow the attributes once for the contract attributes they lack
+	// (feature names included), not once per attribute.
+	added := 0
+	if _, ok := attrs.Get(contract.AttrFeatureNames); !ok {
+		added++
+	}
+	for _, p := range puts {
+		if _, ok := attrs.Get(p.key); !ok && p.value != "" {
+			added++
+		}
+	}
+	attrs.EnsureCapacity(attrs.Len() + added)
+	// Set a contract attribute unless the record already has that string.
+	for _, p := range puts {
+		if p.value == "" {
+			continue
+		}
+		if v, ok := attrs.Get(p.key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == p.value {
+			continue
+		}
+		attrs.PutStr(p.key, p.value)
 	}
 	if lr.Timestamp() == 0 && lr.ObservedTimestamp() != 0 {
 		lr.SetTimestamp(lr.ObservedTimestamp())
