@@ -1,0 +1,150 @@
+package harness
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Path parts the harness configurations give the exporter.
+const (
+	Subscription  = "00000000-0000-0000-0000-0000000000aa"
+	ResourceGroup = "harness-rg"
+	Workspace     = "harness-ws"
+	Webservice    = "harness-svc"
+)
+
+// PathPrefix is the "<sub>/<rg>/<ws>/<svc>" part of every path the harness configs write.
+const PathPrefix = Subscription + "/" + ResourceGroup + "/" + Workspace + "/" + Webservice
+
+// CollectorConfig is an otelcol-modeldata configuration for the harness: the
+// modeldata receiver and OTLP/HTTP into the modeldatablob exporter, all on 127.0.0.1.
+type CollectorConfig struct {
+	CollectAddr string // modeldata receiver endpoint, host:port
+	OTLPAddr    string // otlp http endpoint (empty: no otlp receiver)
+	HealthAddr  string // health_check endpoint (empty: none)
+	PprofAddr   string // pprof endpoint (empty: none)
+	// Backend: LocalDir for the local backend, else ConnectionString for azblob.
+	LocalDir         string
+	ConnectionString string
+	// QueueDir, when set, makes the sending queue persistent (file_storage there).
+	QueueDir           string
+	FlushTimeout       string // sending_queue.batch.flush_timeout (default exporter's)
+	MinBatch           int    // sending_queue.batch.min_size (0: exporter default)
+	QueueSize          int    // sending_queue.queue_size (0: default)
+	BearerToken        string // when set, the receiver requires it (bearertokenauth)
+	NeutralizeFormulas bool
+	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's)
+	Timeout            string // exporter timeout per push (default exporter's)
+}
+
+// YAML renders the configuration.
+func (c CollectorConfig) YAML() string {
+	var b strings.Builder
+	var exts []string
+	b.WriteString("extensions:\n")
+	if c.HealthAddr != "" {
+		fmt.Fprintf(&b, "  health_check:\n    endpoint: %s\n", c.HealthAddr)
+		exts = append(exts, "health_check")
+	}
+	if c.PprofAddr != "" {
+		fmt.Fprintf(&b, "  pprof:\n    endpoint: %s\n", c.PprofAddr)
+		exts = append(exts, "pprof")
+	}
+	if c.QueueDir != "" {
+		fmt.Fprintf(&b, "  file_storage:\n    directory: %s\n    create_directory: true\n", c.QueueDir)
+		exts = append(exts, "file_storage")
+	}
+	if c.BearerToken != "" {
+		fmt.Fprintf(&b, "  bearertokenauth:\n    token: %q\n", c.BearerToken)
+		exts = append(exts, "bearertokenauth")
+	}
+	if len(exts) == 0 {
+		b.Reset()
+	}
+	receivers := []string{"modeldata"}
+	fmt.Fprintf(&b, "receivers:\n  modeldata:\n    endpoint: %s\n", c.CollectAddr)
+	if c.BearerToken != "" {
+		b.WriteString("    auth:\n      authenticator: bearertokenauth\n")
+	}
+	if c.OTLPAddr != "" {
+		fmt.Fprintf(&b, "  otlp:\n    protocols:\n      http:\n        endpoint: %s\n", c.OTLPAddr)
+		if c.BearerToken != "" {
+			b.WriteString("        auth:\n          authenticator: bearertokenauth\n")
+		}
+		receivers = append(receivers, "otlp")
+	}
+	b.WriteString("exporters:\n  modeldatablob:\n")
+	if c.LocalDir != "" {
+		fmt.Fprintf(&b, "    backend: local\n    local:\n      directory: %s\n", c.LocalDir)
+	} else {
+		fmt.Fprintf(&b, "    backend: azblob\n    azblob:\n      connection_string: %q\n", c.ConnectionString)
+	}
+	fmt.Fprintf(&b, "    subscription_id: %s\n    resource_group: %s\n    workspace: %s\n    webservice: %s\n",
+		Subscription, ResourceGroup, Workspace, Webservice)
+	if c.NeutralizeFormulas {
+		b.WriteString("    neutralize_formulas: true\n")
+	}
+	if c.Timeout != "" {
+		fmt.Fprintf(&b, "    timeout: %s\n", c.Timeout)
+	}
+	if c.MaxElapsedRetry != "" {
+		fmt.Fprintf(&b, "    retry_on_failure:\n      enabled: true\n      initial_interval: 500ms\n      max_interval: 5s\n      max_elapsed_time: %s\n", c.MaxElapsedRetry)
+	}
+	b.WriteString("    sending_queue:\n")
+	if c.QueueDir != "" {
+		b.WriteString("      storage: file_storage\n")
+	}
+	if c.QueueSize > 0 {
+		fmt.Fprintf(&b, "      queue_size: %d\n", c.QueueSize)
+	}
+	b.WriteString("      batch:\n")
+	if c.FlushTimeout != "" {
+		fmt.Fprintf(&b, "        flush_timeout: %s\n", c.FlushTimeout)
+	}
+	if c.MinBatch > 0 {
+		fmt.Fprintf(&b, "        min_size: %d\n", c.MinBatch)
+	}
+	b.WriteString("service:\n")
+	if len(exts) > 0 {
+		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
+	}
+	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [modeldatablob]\n", strings.Join(receivers, ", "))
+	b.WriteString("  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: none\n")
+	return b.String()
+}
+
+// StockConfig is the stock route's configuration: otlp (HTTP) -> batch -> file (OTLP JSON lines).
+func StockConfig(otlpAddr, outFile, pprofAddr string) string {
+	var b strings.Builder
+	if pprofAddr != "" {
+		fmt.Fprintf(&b, "extensions:\n  pprof:\n    endpoint: %s\n", pprofAddr)
+	}
+	fmt.Fprintf(&b, `receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: %s
+processors:
+  batch: {}
+exporters:
+  file:
+    path: %s
+    format: json
+service:
+`, otlpAddr, outFile)
+	if pprofAddr != "" {
+		b.WriteString("  extensions: [pprof]\n")
+	}
+	b.WriteString(`  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [file]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+`)
+	return b.String()
+}

@@ -1,0 +1,97 @@
+// Package faultproxy is a reverse proxy on 127.0.0.1 that stands in front of
+// a blob service (Azurite) and injects faults on demand: 503 answers, or
+// requests forwarded whose answer is then lost (the connection is dropped),
+// which is what a timeout after a landed append looks like to the client.
+package faultproxy
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+)
+
+// Mode is what the proxy does with a request.
+type Mode int32
+
+const (
+	// Pass forwards every request.
+	Pass Mode = iota
+	// Unavailable answers 503 ServerBusy without forwarding.
+	Unavailable
+	// DropAnswer forwards write requests (PUT), then drops the connection
+	// instead of answering; reads are forwarded normally.
+	DropAnswer
+)
+
+// Proxy is a running fault-injecting proxy.
+type Proxy struct {
+	srv      *http.Server
+	ln       net.Listener
+	mode     atomic.Int32
+	injected atomic.Int64
+	passed   atomic.Int64
+}
+
+// Start listens on 127.0.0.1 (a free port) and forwards to target
+// (e.g. http://127.0.0.1:10000). Close stops it.
+func Start(target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{ln: ln}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) {
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch Mode(p.mode.Load()) {
+		case Unavailable:
+			p.injected.Add(1)
+			w.Header().Set("x-ms-error-code", "ServerBusy")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>injected</Message></Error>`))
+			return
+		case DropAnswer:
+			if r.Method == http.MethodPut && strings.Contains(r.URL.RawQuery, "comp=appendblock") {
+				p.injected.Add(1)
+				rec := &discardWriter{header: http.Header{}}
+				rp.ServeHTTP(rec, r)        // the append lands...
+				panic(http.ErrAbortHandler) // ...and the answer is lost
+			}
+		}
+		p.passed.Add(1)
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+// URL is the proxy's base URL, e.g. http://127.0.0.1:41234.
+func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Port is the proxy's port.
+func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// SetMode switches the fault at once.
+func (p *Proxy) SetMode(m Mode) { p.mode.Store(int32(m)) }
+
+// Injected is the number of requests that got a fault; Passed those forwarded untouched.
+func (p *Proxy) Injected() int64 { return p.injected.Load() }
+func (p *Proxy) Passed() int64   { return p.passed.Load() }
+
+// Close stops the proxy.
+func (p *Proxy) Close() error { return p.srv.Close() }
+
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}

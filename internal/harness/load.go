@@ -1,0 +1,293 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LoadConfig is one load run.
+type LoadConfig struct {
+	Rows
+	// Targets are the collector's base URLs per door, e.g.
+	// {DoorCollect: "http://127.0.0.1:4320", DoorOTLP: "http://127.0.0.1:4318"}.
+	Targets map[Door]string
+	// Doors are used in turn, request by request (default: every door in Targets, collect first).
+	Doors []Door
+	// Requests is the number of requests (each of RowsPerRequest rows).
+	Requests int
+	// Rate is the target in rows per second; 0 sends as fast as Concurrency allows.
+	Rate float64
+	// Concurrency is the number of requests in flight (default 4).
+	Concurrency int
+	// MaxDuration bounds the run; requests not started by then are not sent (default 10 min).
+	MaxDuration time.Duration
+	// RetryFor bounds how long one request is retried on a transport error,
+	// 429 or 503 (same body, same ids) before it counts as not acknowledged
+	// (default 2 min; 0 with NoRetry).
+	RetryFor time.Duration
+	NoRetry  bool
+	// Header is added to every request (e.g. Authorization).
+	Header http.Header
+	// Client is the HTTP client (default: a pooled client with a 30 s timeout).
+	Client *http.Client
+	// Progress, when set, is called after each acknowledged request with the
+	// number of acknowledged rows so far.
+	Progress func(ackedRows int64)
+}
+
+// Manifest is what a load run leaves for the verifier: the rows' description
+// and which requests were acknowledged (200) by the collector.
+type Manifest struct {
+	Rows
+	Requests int `json:"requests"`
+	// NotAcked lists the requests never answered 200 (their rows may or may
+	// not be in storage: counted as "unexpected", not as duplicates, when found).
+	NotAcked []int `json:"not_acked,omitempty"`
+	// Stats of the run.
+	Stats LoadStats `json:"stats"`
+}
+
+// LoadStats summarizes a load run.
+type LoadStats struct {
+	Elapsed         time.Duration  `json:"elapsed_ns"`
+	AckedRows       int64          `json:"acked_rows"`
+	RowsPerSecond   float64        `json:"rows_per_second"`
+	Attempts        int64          `json:"attempts"`
+	Retries         int64          `json:"retries"`
+	TransportErrors int64          `json:"transport_errors"` // answer lost: the rows may have landed (a retry may duplicate them)
+	Status          map[string]int `json:"status"`           // final and intermediate answers by HTTP status
+	CallP50         time.Duration  `json:"call_p50_ns"`      // request latency (acked requests)
+	CallP99         time.Duration  `json:"call_p99_ns"`
+}
+
+// Acked reports whether request req was acknowledged.
+func (m *Manifest) Acked(req int) bool {
+	if req < 0 || req >= m.Requests {
+		return false
+	}
+	i := sort.SearchInts(m.NotAcked, req)
+	return i >= len(m.NotAcked) || m.NotAcked[i] != req
+}
+
+// ExpectedRows is the number of rows acknowledged.
+func (m *Manifest) ExpectedRows() int64 {
+	return int64(m.Requests-len(m.NotAcked)) * int64(m.RowsPerRequest)
+}
+
+// NewClient is an HTTP client for loopback load: enough idle connections for
+// the concurrency, a bounded timeout.
+func NewClient(concurrency int) *http.Client {
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        concurrency * 2,
+		MaxIdleConnsPerHost: concurrency * 2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Load sends cfg.Requests requests and returns the manifest. It stops early
+// when ctx ends or MaxDuration passes; requests not started then are listed as
+// not acknowledged.
+func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
+	cfg.Defaults()
+	if cfg.Run == "" {
+		return nil, errors.New("harness: Run (the run id) is required")
+	}
+	if len(cfg.Doors) == 0 {
+		for _, d := range []Door{DoorCollect, DoorOTLP} {
+			if cfg.Targets[d] != "" {
+				cfg.Doors = append(cfg.Doors, d)
+			}
+		}
+	}
+	if len(cfg.Doors) == 0 {
+		return nil, errors.New("harness: no target")
+	}
+	for _, d := range cfg.Doors {
+		if cfg.Targets[d] == "" {
+			return nil, fmt.Errorf("harness: no target for door %q", d)
+		}
+	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 4
+	}
+	if cfg.MaxDuration <= 0 {
+		cfg.MaxDuration = 10 * time.Minute
+	}
+	if cfg.RetryFor <= 0 && !cfg.NoRetry {
+		cfg.RetryFor = 2 * time.Minute
+	}
+	if cfg.Client == nil {
+		cfg.Client = NewClient(cfg.Concurrency)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
+	defer cancel()
+
+	var (
+		next      atomic.Int64
+		acked     atomic.Int64
+		attempts  atomic.Int64
+		retries   atomic.Int64
+		transport atomic.Int64
+		mu        sync.Mutex
+		notAcked  []int
+		status    = map[string]int{}
+		latencies []time.Duration
+	)
+	record := func(code string) {
+		mu.Lock()
+		status[code]++
+		mu.Unlock()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				req := int(next.Add(1) - 1)
+				if req >= cfg.Requests {
+					return
+				}
+				if cfg.Rate > 0 {
+					at := start.Add(time.Duration(float64(req*cfg.RowsPerRequest) / cfg.Rate * float64(time.Second)))
+					if d := time.Until(at); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+						}
+					}
+				}
+				if ctx.Err() != nil {
+					mu.Lock()
+					notAcked = append(notAcked, req)
+					mu.Unlock()
+					continue
+				}
+				t0 := time.Now()
+				ok := cfg.send(ctx, req, &attempts, &retries, &transport, record)
+				mu.Lock()
+				if ok {
+					latencies = append(latencies, time.Since(t0))
+				} else {
+					notAcked = append(notAcked, req)
+				}
+				mu.Unlock()
+				if ok {
+					n := acked.Add(int64(cfg.RowsPerRequest))
+					if cfg.Progress != nil {
+						cfg.Progress(n)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Ints(notAcked)
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	m := &Manifest{Rows: cfg.Rows, Requests: cfg.Requests, NotAcked: notAcked, Stats: LoadStats{
+		Elapsed: elapsed, AckedRows: acked.Load(), RowsPerSecond: float64(acked.Load()) / elapsed.Seconds(),
+		Attempts: attempts.Load(), Retries: retries.Load(), TransportErrors: transport.Load(), Status: status,
+		CallP50: Percentile(latencies, 0.50), CallP99: Percentile(latencies, 0.99),
+	}}
+	return m, nil
+}
+
+// send delivers one request, retrying transport errors, 429 and 503 with the
+// same body (same ids) for up to RetryFor. It reports whether it got 200.
+func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, transport *atomic.Int64, record func(string)) bool {
+	door := cfg.Doors[req%len(cfg.Doors)]
+	var (
+		body        []byte
+		contentType string
+		url         string
+	)
+	switch door {
+	case DoorCollect:
+		body, contentType, url = cfg.CollectBody(req), "application/json", cfg.Targets[door]+"/v1/collect"
+	case DoorOTLP:
+		var err error
+		body, err = cfg.OTLPBody(req, time.Now())
+		if err != nil {
+			record("marshal")
+			return false
+		}
+		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
+	default:
+		record("door")
+		return false
+	}
+	deadline := time.Now().Add(cfg.RetryFor)
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			retries.Add(1)
+		}
+		attempts.Add(1)
+		code, err := post(ctx, cfg.Client, url, contentType, body, cfg.Header)
+		switch {
+		case err != nil:
+			transport.Add(1)
+			record("transport")
+		case code == http.StatusOK:
+			record("200")
+			return true
+		default:
+			record(strconv.Itoa(code))
+			if code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
+				return false
+			}
+		}
+		if cfg.NoRetry || time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+func post(ctx context.Context, client *http.Client, url, contentType string, body []byte, header http.Header) (int, error) {
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	for k, vs := range header {
+		httpReq.Header[k] = vs
+	}
+	httpReq.Header.Set("Content-Type", contentType)
+	resp, err := client.Do(httpReq)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Percentile of sorted durations (nearest rank); 0 when empty.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}

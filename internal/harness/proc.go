@@ -1,0 +1,124 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on (the kernel ABI
+// fixes it for /proc/<pid>/stat).
+const clockTicks = 100
+
+// ProcStats are a process's CPU time and memory from /proc.
+type ProcStats struct {
+	CPUSeconds float64 // utime + stime
+	HWMBytes   int64   // VmHWM: peak resident set
+	RSSBytes   int64   // VmRSS: resident set now
+}
+
+// ReadProc reads /proc/<pid>/stat (utime+stime) and /proc/<pid>/status (VmHWM, VmRSS).
+func ReadProc(pid int) (ProcStats, error) {
+	var s ProcStats
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return s, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(string(stat[end+1:]))
+	// fields[0] is field 3 (state); utime is field 14, stime 15.
+	if len(fields) < 13 {
+		return s, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, fields[11], fields[12])
+	}
+	s.CPUSeconds = float64(utime+stime) / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		line := sc.Text()
+		for _, f := range []struct {
+			key string
+			dst *int64
+		}{{"VmHWM:", &s.HWMBytes}, {"VmRSS:", &s.RSSBytes}} {
+			if rest, ok := strings.CutPrefix(line, f.key); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				*f.dst = kb * 1024
+			}
+		}
+	}
+	return s, nil
+}
+
+// ChildPIDs lists the live child processes of parent whose executable is exe
+// (e.g. the collector a test started), oldest first by pid.
+func ChildPIDs(parent int, exe string) []int {
+	exe, _ = filepath.EvalSymlinks(exe)
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		end := bytes.LastIndexByte(stat, ')')
+		fields := strings.Fields(string(stat[end+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) || fields[0] == "Z" {
+			continue
+		}
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && target == exe {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// FindPIDByArg returns a live process whose command line contains every one
+// of args (e.g. Azurite's port), or 0.
+func FindPIDByArg(args ...string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		parts := strings.Split(string(cmdline), "\x00")
+		all := true
+		for _, a := range args {
+			found := false
+			for _, p := range parts {
+				if p == a {
+					found = true
+					break
+				}
+			}
+			all = all && found
+		}
+		if all && len(args) > 0 {
+			return pid
+		}
+	}
+	return 0
+}
