@@ -123,10 +123,16 @@ func TestValidateMessages(t *testing.T) {
 		{"empty ikey", func(c *Config) { c.ConnectionString = "InstrumentationKey=;IngestionEndpoint=https://x.example.com" }, "has no InstrumentationKey"},
 		{"ikey not guid", func(c *Config) { c.ConnectionString = "InstrumentationKey=not-a-key" }, "InstrumentationKey is not a GUID"},
 		{"duplicate", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";instrumentationkey=" + ikey }, `key "instrumentationkey" appears more than once`},
-		{"bad ingestion endpoint", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=dc.example.com" }, "IngestionEndpoint is not an absolute http(s) URL"},
-		{"ftp endpoint", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=ftp://x.example.com" }, "IngestionEndpoint is not an absolute http(s) URL"},
+		{"bad ingestion endpoint", func(c *Config) {
+			c.ConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=dc.example.com"
+		}, "IngestionEndpoint is not an absolute http(s) URL"},
+		{"ftp endpoint", func(c *Config) {
+			c.ConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=ftp://x.example.com"
+		}, "IngestionEndpoint is not an absolute http(s) URL"},
 		{"entra", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";Authorization=aad" }, "only Authorization=ikey is supported"},
-		{"too long", func(c *Config) { c.ConnectionString = configopaque.String("InstrumentationKey=" + ikey + ";X=" + strings.Repeat("a", 4100)) }, "more than the maximum 4096"},
+		{"too long", func(c *Config) {
+			c.ConnectionString = configopaque.String("InstrumentationKey=" + ikey + ";X=" + strings.Repeat("a", 4100))
+		}, "more than the maximum 4096"},
 		{"classic key not guid", func(c *Config) { c.InstrumentationKey = "abc" }, "instrumentation_key is not a GUID"},
 		{"endpoint override", func(c *Config) { c.InstrumentationKey = ikey; c.Endpoint = "127.0.0.1:4319" }, "endpoint is not an absolute http(s) URL"},
 		{"compression", func(c *Config) { c.InstrumentationKey = ikey; c.Compression = configcompression.TypeZstd }, `compression "zstd" is not supported`},

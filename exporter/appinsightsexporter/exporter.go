@@ -207,14 +207,14 @@ func (e *aiExporter) send(ctx context.Context, enc *encoder, partial func(error,
 		if len(again) == 0 {
 			return nil
 		}
-		err := fmt.Errorf("Application Insights accepted %d of %d envelopes; %d will be sent again (first: %d %s)",
+		err := fmt.Errorf("ingestion accepted %d of %d envelopes; %d will be sent again (first: %d %s)",
 			tr.ItemsAccepted, n, len(again), firstRetryable(tr.Errors).StatusCode, firstRetryable(tr.Errors).Message)
 		return throttle(partial(err, again))
 	case resp.StatusCode == http.StatusPartialContent:
-		return fmt.Errorf("Application Insights answered 206 with an unreadable body; sending all %d envelopes again", n)
+		return fmt.Errorf("ingestion answered 206 with an unreadable body; sending all %d envelopes again", n)
 	}
 
-	err = fmt.Errorf("Application Insights at %s answered %s to %d envelopes%s", e.host, resp.Status, n, describe(tr, parsed, raw))
+	err = fmt.Errorf("ingestion at %s answered %s to %d envelopes%s", e.host, resp.Status, n, describe(tr, parsed, raw))
 	switch {
 	case retryable(resp.StatusCode) || resp.StatusCode >= 500:
 		return throttle(err)
@@ -238,7 +238,7 @@ func firstRetryable(errs []itemError) itemError {
 // the start of the body.
 func describe(tr trackResponse, parsed bool, raw []byte) string {
 	if parsed && len(tr.Errors) > 0 {
-		return fmt.Sprintf(": %d items refused, first: %d %s", len(tr.Errors), tr.Errors[0].StatusCode, tr.Errors[0].Message)
+		return fmt.Sprintf(": item errors: %d, first: %d %s", len(tr.Errors), tr.Errors[0].StatusCode, tr.Errors[0].Message)
 	}
 	s := strings.TrimSpace(string(raw))
 	if s == "" {
