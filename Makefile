@@ -14,11 +14,17 @@ IMAGE         ?= otelcol-modeldata:dev
 FUZZTIME      ?= 10s
 BENCHTIME     ?= 2s
 PKGS          := ./...
+# End-to-end load/fault harness (test/e2e/harness_*_test.go, docs/benchmarks.md "End to end", docs/reliability.md).
+STOCK_OCB_VERSION := v0.161.0
+STOCK_OCB     := $(TOOLS_BIN)/stock/builder
+STOCK_BINARY  := $(CURDIR)/_build/stock/otelcol-stock
+HARNESS_TIMEOUT ?= 40m
+HARNESS_RUN   ?= .
 
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test unit e2e fuzz lint bench faults docker azurite tools clean
+.PHONY: all build run test unit e2e fuzz lint bench bench-e2e faults docker azurite tools clean
 
 all: build
 
@@ -64,10 +70,27 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: component benchmarks (go test -bench) and longer fuzzing
+## bench: component benchmarks (go test -bench), longer fuzzing, then the end-to-end throughput run
 bench: build azurite
 	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=60s
+	$(MAKE) --no-print-directory bench-e2e
+
+# The stock comparison collector (otlp -> batch -> file, upstream only): its own ocb, core/contrib v0.161.0.
+$(STOCK_OCB):
+	GOBIN=$(TOOLS_BIN)/stock $(GO) install go.opentelemetry.io/collector/cmd/builder@$(STOCK_OCB_VERSION)
+$(STOCK_BINARY): tools/stock/builder-config.yaml | $(STOCK_OCB)
+	GOFLAGS=-mod=mod $(STOCK_OCB) --config tools/stock/builder-config.yaml
+
+## bench-e2e: end-to-end throughput of the built binary into Azurite, beside the stock otlp->batch->file route
+bench-e2e: build azurite $(STOCK_BINARY)
+	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) OTELCOL_STOCK_BIN=$(STOCK_BINARY) \
+	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessThroughput/$(HARNESS_RUN)' -v ./test/e2e/
+
+## faults: full fault runs (kill -9, Azurite down 60 s, 503s, lost answers) and the hostile-input corpus
+faults: build azurite
+	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) \
+	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarness(Fault|BadInput|Auth)' -v ./test/e2e/
 
 ## docker: build the container image (needs a Docker engine)
 docker:

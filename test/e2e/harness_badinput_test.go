@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// hostile is one request of the hostile corpus.
+type hostile struct {
+	name        string
+	method      string // default POST
+	path        string // default /v1/collect
+	contentType string // default application/json
+	header      map[string]string
+	body        func() []byte
+	want        int
+}
+
+func jsonBody(s string) func() []byte { return func() []byte { return []byte(s) } }
+
+// bigBody is n bytes of a JSON request with one huge cell.
+func bigBody(n int) func() []byte {
+	return func() []byte {
+		head, tail := `{"model_name":"big","model_version":"1","data":[["`, `"]]}`
+		b := make([]byte, 0, n)
+		b = append(b, head...)
+		b = append(b, bytes.Repeat([]byte("a"), n-len(head)-len(tail))...)
+		return append(b, tail...)
+	}
+}
+
+func gzipped(body func() []byte) func() []byte {
+	return func() []byte {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body())
+		_ = zw.Close()
+		return buf.Bytes()
+	}
+}
+
+func otlpBody(model, webservice string) func() []byte {
+	return func() []byte {
+		logs := plog.NewLogs()
+		rl := logs.ResourceLogs().AppendEmpty()
+		if webservice != "" {
+			rl.Resource().Attributes().PutStr(contract.AttrWebservice, webservice)
+		}
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		contract.Features(lr).PutStr("x", "1")
+		contract.WriteRow(lr, contract.Row{ModelName: model, ModelVersion: "1", Designation: "inputs", FeatureNames: []string{"x"},
+			Timestamp: time.Now()})
+		b, _ := (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+		return b
+	}
+}
+
+func hostileCorpus() []hostile {
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	wide := make([]string, 1001)
+	for i := range wide {
+		wide[i] = "1"
+	}
+	manyRows := strings.TrimSuffix(strings.Repeat("[1],", 10001), ",")
+	return []hostile{
+		// Path traversal and bad path segments, in every place a path part can come from.
+		{name: "model name ../..", body: jsonBody(`{"model_name":"../../../../../../../../escape","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name ..", body: jsonBody(`{"model_name":"..","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name with slash", body: jsonBody(`{"model_name":"a/../../b","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name with backslash", body: jsonBody(`{"model_name":"a\\..\\b","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name absolute", body: jsonBody(`{"model_name":"/etc/passwd","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model version ..", body: jsonBody(`{"model_name":"m","model_version":"..","data":[[1]]}`), want: 400},
+		{name: "designation traversal", body: jsonBody(`{"model_name":"m","model_version":"1","designation":"../../x","data":[[1]]}`), want: 400},
+		{name: "webservice traversal", body: jsonBody(`{"model_name":"m","model_version":"1","webservice":"../../../x","data":[[1]]}`), want: 400},
+		{name: "subscription dot", body: jsonBody(`{"model_name":"m","model_version":"1","subscription_id":".","data":[[1]]}`), want: 400},
+		{name: "workspace NUL", body: jsonBody(`{"model_name":"m","model_version":"1","workspace":"a\u0000b","data":[[1]]}`), want: 400},
+		{name: "model name bidi override", body: jsonBody(`{"model_name":"a\u202eb","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name trailing dot", body: jsonBody(`{"model_name":"m.","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name 129 bytes", body: jsonBody(`{"model_name":"` + strings.Repeat("m", 129) + `","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "query traversal", path: "/v1/collect?model_name=..%2F..%2Fescape&model_version=1", body: jsonBody(`{"data":[[1]]}`), want: 400},
+		{name: "header traversal", header: map[string]string{"X-Modeldata-Model-Name": "../escape", "X-Modeldata-Model-Version": "1"},
+			body: jsonBody(`{"data":[[1]]}`), want: 400},
+		{name: "URL path traversal", path: "/v1/../../v1/collect/../../etc", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 404},
+		// Encoding and structure.
+		{name: "invalid UTF-8 model name", body: func() []byte { return []byte("{\"model_name\":\"m\xff\",\"model_version\":\"1\",\"data\":[[1]]}") }, want: 400},
+		{name: "invalid UTF-8 cell", body: func() []byte {
+			return []byte("{\"model_name\":\"m\",\"model_version\":\"1\",\"data\":[[\"\xc3\x28\"]]}")
+		}, want: 400},
+		{name: "invalid UTF-8 CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1",
+			body: func() []byte { return []byte("a,b\n1,\xff\n") }, want: 400},
+		{name: "deep nesting", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[` + deep + `]]}`), want: 400},
+		{name: "wrong width", body: jsonBody(`{"model_name":"m","model_version":"1","feature_names":["a","b","c"],"data":[[1,2]]}`), want: 400},
+		{name: "ragged rows", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1,2],[1,2,3]]}`), want: 400},
+		{name: "ragged CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: jsonBody("a,b\n1,2,3\n"), want: 400},
+		{name: "duplicate feature names", body: jsonBody(`{"model_name":"m","model_version":"1","feature_names":["a","a"],"data":[[1,2]]}`), want: 400},
+		{name: "unknown field", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]],"evil":1}`), want: 400},
+		{name: "NaN literal", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[NaN]]}`), want: 400},
+		{name: "number out of range", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1e400]]}`), want: 400},
+		{name: "id over 512 bytes", body: jsonBody(`{"model_name":"m","model_version":"1","request_id":"` + strings.Repeat("r", 513) + `","data":[[1]]}`), want: 400},
+		{name: "truncated JSON", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1`), want: 400},
+		{name: "empty body", body: jsonBody(``), want: 400},
+		{name: "missing data", body: jsonBody(`{"model_name":"m","model_version":"1"}`), want: 400},
+		{name: "1001 columns", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[` + strings.Join(wide, ",") + `]]}`), want: 413},
+		{name: "10001 rows", body: jsonBody(`{"model_name":"m","model_version":"1","data":[` + manyRows + `]}`), want: 413},
+		{name: "100 MB body", body: bigBody(100 << 20), want: 413},
+		{name: "100 MB gzip bomb (100 KB on the wire)", header: map[string]string{"Content-Encoding": "gzip"}, body: gzipped(bigBody(100 << 20)), want: 413},
+		{name: "wrong content type", contentType: "text/plain", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
+		{name: "charset latin1", contentType: "application/json; charset=iso-8859-1", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
+		{name: "GET", method: http.MethodGet, body: jsonBody(``), want: 405},
+		// OTLP door: garbage is refused; a contract record with a bad path part is accepted and quarantined.
+		{name: "OTLP garbage protobuf", path: "/v1/logs", contentType: "application/x-protobuf", body: jsonBody("\xff\xff\xff\xff"), want: 400},
+		{name: "OTLP model name traversal (quarantined)", path: "/v1/logs", contentType: "application/x-protobuf",
+			body: otlpBody("../../../../escape", ""), want: 200},
+		{name: "OTLP webservice traversal (quarantined)", path: "/v1/logs", contentType: "application/x-protobuf",
+			body: otlpBody("m", "../../../../escape"), want: 200},
+		// Formula injection: accepted, neutralized in the file (neutralize_formulas: true).
+		{name: "formula injection", body: jsonBody(`{"model_name":"formula","model_version":"1","feature_names":["a","b","c","d"],` +
+			`"data":[["=HYPERLINK(\"http://evil\",\"x\")","@SUM(A1:A9)","-12.5","+cmd|' /C calc'!A0"]]}`), want: 200},
+	}
+}
+
+// TestHarnessBadInput sends the hostile corpus to the built collector (local
+// backend, formulas neutralized) and checks each answer, then the whole
+// folder tree: only the formula row's file and the quarantine file exist, and
+// nothing was written outside the data folder.
+func TestHarnessBadInput(t *testing.T) {
+	collect, otlp, health := addr(t), addr(t), addr(t)
+	base := t.TempDir()
+	dataDir := filepath.Join(base, "a", "b", "c", "d", "data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
+		FlushTimeout: "100ms", NeutralizeFormulas: true}
+	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
+	client := &http.Client{Timeout: 60 * time.Second}
+	for _, h := range hostileCorpus() {
+		t.Run(h.name, func(t *testing.T) {
+			host := collect
+			path := h.path
+			if path == "" {
+				path = "/v1/collect"
+			}
+			if strings.HasPrefix(path, "/v1/logs") {
+				host = otlp
+			}
+			method := h.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			ct := h.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			req, err := http.NewRequest(method, "http://"+host+path, bytes.NewReader(h.body()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", ct)
+			for k, v := range h.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode != h.want {
+				t.Errorf("status %d, want %d: %s", resp.StatusCode, h.want, answer)
+			}
+		})
+	}
+	today := time.Now().UTC().Format("2006/01/02")
+	want := []string{
+		"a/b/c/d/data/modeldata/" + harness.PathPrefix + "/formula/1/inputs/" + today + "/data.csv",
+		"a/b/c/d/data/modeldata/quarantine/" + today + "/data.csv",
+	}
+	var got []string
+	testutil.Poll(20*time.Second, func() bool {
+		got = listFiles(t, base)
+		return slices.Equal(got, want)
+	})
+	time.Sleep(time.Second) // late writes would show now
+	if got = listFiles(t, base); !slices.Equal(got, want) {
+		t.Fatalf("files below the test folder:\n got %q\nwant %q", got, want)
+	}
+	files := testutil.ReadCSVTree(t, dataDir)
+	formula := files[strings.TrimPrefix(want[0], "a/b/c/d/data/")]
+	if len(formula) != 2 || !slices.Equal(formula[1][:4], []string{`'=HYPERLINK("http://evil","x")`, "'@SUM(A1:A9)", "-12.5", "'+cmd|' /C calc'!A0"}) {
+		t.Errorf("formula row not neutralized: %q", formula)
+	}
+	quarantine := files[strings.TrimPrefix(want[1], "a/b/c/d/data/")]
+	if len(quarantine) != 3 {
+		t.Errorf("quarantine file: want header + 2 rows, got %q", quarantine)
+	}
+}
+
+// listFiles lists the regular files below dir, slash-separated and sorted.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files
+}
+
+// TestHarnessAuthRefusesUnauthenticated: with bearer-token auth on both doors,
+// every request without the right token gets 401 and writes nothing; the
+// right token gets 200 and its rows land.
+func TestHarnessAuthRefusesUnauthenticated(t *testing.T) {
+	const token = "s3cret-harness-token"
+	collect, otlp, health := addr(t), addr(t), addr(t)
+	dataDir := t.TempDir()
+	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
+		FlushTimeout: "100ms", BearerToken: token}
+	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
+	rows := harness.Rows{Run: harness.NewRunID(), Features: 3, RowsPerRequest: 2}
+	rows.Defaults()
+	otlpReq, err := rows.OTLPBody(0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doors := []struct {
+		name, url, contentType string
+		body                   []byte
+	}{
+		{"collect", "http://" + collect + "/v1/collect", "application/json", rows.CollectBody(0)},
+		{"otlp", "http://" + otlp + "/v1/logs", "application/x-protobuf", otlpReq},
+	}
+	auths := []struct {
+		name   string
+		header map[string]string
+	}{
+		{"no header", nil},
+		{"wrong token", map[string]string{"Authorization": "Bearer wrong"}},
+		{"token prefix", map[string]string{"Authorization": "Bearer " + token[:len(token)-1]}},
+		{"token with suffix", map[string]string{"Authorization": "Bearer " + token + "x"}},
+		{"empty bearer", map[string]string{"Authorization": "Bearer "}},
+		{"no scheme", map[string]string{"Authorization": token}},
+		{"basic", map[string]string{"Authorization": "Basic c3VzZXI6" + token}},
+		{"token in another header", map[string]string{"X-Api-Key": token}},
+		{"token in the query", nil},
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	send := func(url, ct string, body []byte, header map[string]string) int {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, d := range doors {
+		for _, a := range auths {
+			url := d.url
+			if a.name == "token in the query" {
+				url += "?access_token=" + token
+			}
+			if code := send(url, d.contentType, d.body, a.header); code != http.StatusUnauthorized {
+				t.Errorf("%s, %s: status %d, want 401", d.name, a.name, code)
+			}
+		}
+		// 100 MB without a token: refused before the body matters.
+		if code := send(d.url, d.contentType, bigBody(100<<20)(), nil); code != http.StatusUnauthorized {
+			t.Errorf("%s, 100 MB unauthenticated: status %d, want 401", d.name, code)
+		}
+	}
+	time.Sleep(time.Second)
+	if files := listFiles(t, dataDir); len(files) != 0 {
+		t.Fatalf("unauthenticated requests wrote %q", files)
+	}
+	// The right token: both doors accepted and the rows land.
+	m, rep := loadAndVerify(t, harness.LoadConfig{Rows: rows,
+		Targets:  map[harness.Door]string{harness.DoorCollect: "http://" + collect, harness.DoorOTLP: "http://" + otlp},
+		Requests: 4, Concurrency: 1, NoRetry: true, MaxDuration: time.Minute,
+		Header: http.Header{"Authorization": {"Bearer " + token}}}, dirVerifier(dataDir), 30*time.Second)
+	assertZeroLoss(t, m, rep)
+}
