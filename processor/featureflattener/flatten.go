@@ -1,6 +1,7 @@
 package featureflattener
 
 import (
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -31,7 +32,6 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		case pcommon.ValueTypeMap:
 			st.buf = st.buf[:0]
 			f.flattenMap(st, 0, body.Map(), 0, true)
-			st.top = ""
 		case pcommon.ValueTypeEmpty:
 		default:
 			// A lone scalar: flatten a copy, as the body becomes a map.
@@ -155,7 +155,8 @@ func (f *flattener) putDropped(attrs pcommon.Map, names []string) {
 
 // The name of the column being flattened is built in st.buf: a nested
 // value appends its key to its parent's name, and st.name interns the
-// result, so the same names in every record cost no allocation.
+// result, so the same names in every record cost no allocation and one
+// map lookup.
 
 // flattenMap adds the columns of a map; st.buf[:prefixLen] is their common prefix.
 func (f *flattener) flattenMap(st *state, prefixLen int, m pcommon.Map, depth int, top bool) {
@@ -167,9 +168,6 @@ func (f *flattener) flattenMap(st *state, prefixLen int, m pcommon.Map, depth in
 			continue
 		}
 		st.buf = append(st.buf[:prefixLen], k...)
-		if prefixLen == 0 {
-			st.top = k // a top-level name is the key itself: no interning
-		}
 		f.flattenValue(st, len(st.buf), v, depth, media && !f.isContentTypeKey(k))
 	}
 }
@@ -202,53 +200,80 @@ func (f *flattener) flattenValue(st *state, nameLen int, v pcommon.Value, depth 
 	case pcommon.ValueTypeBytes:
 		f.drop(st, st.name(nameLen), reasonBytes)
 	case pcommon.ValueTypeStr:
-		name, s := st.name(nameLen), v.Str()
-		if r := f.stringMediaReason(name, s, inMediaMap); r != "" {
-			f.drop(st, name, r)
+		n, s := st.name(nameLen), v.Str()
+		r := f.valueMediaReason(s, inMediaMap)
+		if r == "" && f.nameIsMediaMemo(n) {
+			r = reasonName
+		}
+		if r != "" {
+			f.drop(st, n, r)
 			return
 		}
 		if f.cfg.NormalizeTimestamps {
 			if ts, ok := normalizeTimestamp(s); ok {
 				st.changed = true
-				f.add(st, field{name: name, val: v, hasVal: true, str: ts, hasStr: true})
+				f.add(st, field{name: n.name, info: n, val: v, hasVal: true, str: ts, hasStr: true})
 				return
 			}
 		}
-		f.add(st, field{name: name, val: v, hasVal: true})
+		f.add(st, field{name: n.name, info: n, val: v, hasVal: true})
 	default: // bool, int, double, empty
-		f.add(st, field{name: st.name(nameLen), val: v, hasVal: true})
+		n := st.name(nameLen)
+		f.add(st, field{name: n.name, info: n, val: v, hasVal: true})
 	}
 }
 
-// name returns st.buf[:n] as an interned string.
-func (st *state) name(n int) string {
-	if n == len(st.top) && n > 0 && st.top == string(st.buf[:n]) {
-		return st.top
+// name returns the interned name st.buf[:n].
+func (st *state) name(n int) *nameInfo {
+	if ni, ok := st.intern[string(st.buf[:n])]; ok {
+		return ni
 	}
-	b := st.buf[:n]
-	if s, ok := st.intern[string(b)]; ok {
-		return s
+	return st.info(string(st.buf[:n]))
+}
+
+// info returns the interned name s.
+func (st *state) info(s string) *nameInfo {
+	if ni, ok := st.intern[s]; ok {
+		return ni
 	}
-	s := string(b)
-	if len(st.intern) >= maxIntern {
-		clear(st.intern)
+	ni := &nameInfo{name: s, hash: maphash.String(hashSeed, s)}
+	st.intern[s] = ni
+	return ni
+}
+
+// slot returns the index of the record's first field named n (-1: a
+// declared column absent from the record), if the record has one.
+func (st *state) slot(n *nameInfo) (int, bool) {
+	return n.idx, n.gen == st.gen
+}
+
+func (st *state) setSlot(n *nameInfo, i int) {
+	n.gen, n.idx = st.gen, i
+}
+
+// nameIsMediaMemo is nameIsMedia, remembered with the interned name.
+func (f *flattener) nameIsMediaMemo(n *nameInfo) bool {
+	if n.media == 0 {
+		n.media = 1
+		if f.nameIsMedia(n.name) {
+			n.media = 2
+		}
 	}
-	st.intern[s] = s
-	return s
+	return n.media == 2
 }
 
 // addJSON adds a map or slice as one JSON cell, unless a part of it is media.
-func (f *flattener) addJSON(st *state, name string, v pcommon.Value) {
-	if r := f.nestedMediaReason(name, v, 0); r != "" {
-		f.drop(st, name, r)
+func (f *flattener) addJSON(st *state, n *nameInfo, v pcommon.Value) {
+	if r := f.nestedMediaReason(n.name, v, 0); r != "" {
+		f.drop(st, n, r)
 		return
 	}
 	s := formatJSON(st, v)
 	if f.cfg.Media.MaxValueSize > 0 && len(s) > f.cfg.Media.MaxValueSize {
-		f.drop(st, name, reasonSize)
+		f.drop(st, n, reasonSize)
 		return
 	}
-	f.add(st, field{name: name, str: s, hasStr: true})
+	f.add(st, field{name: n.name, info: n, str: s, hasStr: true})
 }
 
 // formatJSON is contract.FormatValue for a map or slice, with a fast path
@@ -342,10 +367,10 @@ func (st *state) renamed(name string) string {
 // add records a kept column, or drops it as a duplicate or excluded.
 func (f *flattener) add(st *state, fd field) {
 	if to := st.renamed(fd.name); to != fd.name {
-		fd.name = to
+		fd.name, fd.info = to, st.info(to)
 		st.changed = true
 	}
-	if _, dup := st.index[fd.name]; dup {
+	if _, dup := st.slot(fd.info); dup {
 		fd.reason = reasonDuplicate
 		st.counts[reasonDuplicate]++
 		st.fields = append(st.fields, fd)
@@ -355,19 +380,21 @@ func (f *flattener) add(st *state, fd field) {
 		fd.reason = reasonExcluded
 		st.counts[reasonExcluded]++
 	}
-	st.index[fd.name] = len(st.fields)
+	st.setSlot(fd.info, len(st.fields))
 	st.fields = append(st.fields, fd)
 }
 
 // drop records a column removed as media.
-func (f *flattener) drop(st *state, name, reason string) {
-	name = st.renamed(name)
-	st.counts[reason]++
-	st.dropped = append(st.dropped, name)
-	if _, dup := st.index[name]; !dup {
-		st.index[name] = len(st.fields)
+func (f *flattener) drop(st *state, n *nameInfo, reason string) {
+	if to := st.renamed(n.name); to != n.name {
+		n = st.info(to)
 	}
-	st.fields = append(st.fields, field{name: name, reason: reason})
+	st.counts[reason]++
+	st.dropped = append(st.dropped, n.name)
+	if _, dup := st.slot(n); !dup {
+		st.setSlot(n, len(st.fields))
+	}
+	st.fields = append(st.fields, field{name: n.name, info: n, reason: reason})
 }
 
 // excluded applies the rule's include/exclude lists; a listed name also
@@ -393,7 +420,21 @@ func (f *flattener) listed(list []string, name string) bool {
 
 // order fills st.order (kept fields, in column order) and st.names (the
 // feature names: st.order's names plus declared columns absent from this record).
+//
+// The order depends only on the rule, the declared names and the set of
+// column names, so a record laid out like an earlier one (its keys in any
+// order) reuses that one's order instead of sorting. Records that drop a
+// value, and allow_new_columns: false (which drops), are not cached.
 func (f *flattener) order(st *state) {
+	cacheable := f.cfg.AllowNewColumns && !hasDrops(st)
+	var key orderKey
+	if cacheable {
+		key = st.orderKey()
+		if e := st.orders[key]; e != nil && st.useOrder(e) {
+			return
+		}
+		defer st.storeOrder(key)
+	}
 	st.used = slices.Grow(st.used[:0], len(st.fields))[:len(st.fields)]
 	clear(st.used)
 	emit := func(i int) {
@@ -406,7 +447,7 @@ func (f *flattener) order(st *state) {
 	// place emits a named column, or the nested columns under it; it
 	// reports whether the name is known to this record at all.
 	place := func(name string) bool {
-		if i, ok := st.index[name]; ok {
+		if i, ok := st.slot(st.info(name)); ok {
 			if i >= 0 {
 				emit(i)
 			}
@@ -431,7 +472,7 @@ func (f *flattener) order(st *state) {
 			continue
 		}
 		// A declared column absent from this record keeps its place (an empty cell).
-		st.index[d] = -1
+		st.setSlot(st.info(d), -1)
 		st.names = append(st.names, d)
 	}
 	columns := f.cfg.Columns
@@ -458,6 +499,67 @@ func (f *flattener) order(st *state) {
 	for _, i := range st.rest {
 		emit(i)
 	}
+}
+
+// orderKey identifies a record's layout: its rule, its declared names and,
+// as a sum of their hashes, the set of its column names.
+type orderKey struct {
+	rule     *Rule
+	declared uint64
+	names    uint64
+	n        int
+}
+
+// orderEntry is the column order of one layout.
+type orderEntry struct {
+	declared []string
+	fields   []*nameInfo // every field, in column order
+	names    []string    // the feature names (st.names)
+}
+
+func (st *state) orderKey() orderKey {
+	k := orderKey{rule: st.rule, n: len(st.fields)}
+	for _, d := range st.declared {
+		k.declared = k.declared*31 + maphash.String(hashSeed, d)
+	}
+	for i := range st.fields {
+		k.names += st.fields[i].info.hash
+	}
+	return k
+}
+
+// useOrder applies e if it is the order of this record's layout: same
+// declared names, and e's fields are exactly this record's (the names of a
+// record without drops are distinct, so the same count, all present, is
+// the same set).
+func (st *state) useOrder(e *orderEntry) bool {
+	if len(e.fields) != len(st.fields) || !slices.Equal(e.declared, st.declared) {
+		return false
+	}
+	for _, n := range e.fields {
+		if _, ok := st.slot(n); !ok {
+			return false
+		}
+	}
+	for _, n := range e.fields {
+		st.order = append(st.order, n.idx)
+	}
+	st.names = append(st.names, e.names...)
+	return true
+}
+
+// storeOrder remembers the order just computed, within bounds.
+func (st *state) storeOrder(key orderKey) {
+	if len(st.orders) >= maxOrders || st.orderFields+len(st.order) > maxOrderFields {
+		clear(st.orders)
+		st.orderFields = 0
+	}
+	e := &orderEntry{declared: slices.Clone(st.declared), fields: make([]*nameInfo, len(st.order)), names: slices.Clone(st.names)}
+	for j, i := range st.order {
+		e.fields[j] = st.fields[i].info
+	}
+	st.orders[key] = e
+	st.orderFields += len(e.fields)
 }
 
 func (f *flattener) sortByName(st *state, idx []int) {

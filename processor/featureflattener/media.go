@@ -185,6 +185,17 @@ func isMPEGAudioFrame(b []byte) bool {
 
 // stringMediaReason tells why a string value is media, or "".
 func (f *flattener) stringMediaReason(name, s string, inMediaMap bool) string {
+	if r := f.valueMediaReason(s, inMediaMap); r != "" {
+		return r
+	}
+	if f.nameIsMedia(name) {
+		return reasonName
+	}
+	return ""
+}
+
+// valueMediaReason is stringMediaReason without the column name check.
+func (f *flattener) valueMediaReason(s string, inMediaMap bool) string {
 	switch {
 	case inMediaMap:
 		return reasonContentType
@@ -194,8 +205,6 @@ func (f *flattener) stringMediaReason(name, s string, inMediaMap bool) string {
 		return reasonDataURI
 	case isBase64Media(s):
 		return reasonBase64Media
-	case f.nameIsMedia(name):
-		return reasonName
 	}
 	return ""
 }

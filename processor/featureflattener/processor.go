@@ -3,6 +3,7 @@ package featureflattener
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,9 +26,17 @@ const (
 	scalarBodyColumn = "body"
 	// maxNameCache bounds the cache of media-name verdicts.
 	maxNameCache = 4096
-	// maxIntern bounds each pooled state's table of interned column names.
+	// maxIntern bounds each pooled state's table of interned column names
+	// (checked between records: names stay interned for a whole record).
 	maxIntern = 8192
+	// maxOrders and maxOrderFields bound each pooled state's cache of
+	// column orders: layouts, and fields over all layouts.
+	maxOrders      = 1024
+	maxOrderFields = 1 << 16
 )
+
+// hashSeed seeds the hashes of column names (nameInfo.hash, orderKey).
+var hashSeed = maphash.MakeSeed()
 
 // What prepare found a record to be.
 const (
@@ -73,13 +82,16 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 	for _, r := range allReasons {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
-	f.pool.New = func() any { return &state{index: map[string]int{}, intern: map[string]string{}, body: pcommon.NewMap()} }
+	f.pool.New = func() any {
+		return &state{intern: map[string]*nameInfo{}, orders: map[orderKey]*orderEntry{}, body: pcommon.NewMap()}
+	}
 	return f, nil
 }
 
 // field is one flattened column of a record.
 type field struct {
 	name   string
+	info   *nameInfo     // the interned name
 	val    pcommon.Value // the source value, when hasVal
 	str    string        // replacement string value (JSON cell, normalized timestamp), when hasStr
 	hasVal bool
@@ -87,30 +99,45 @@ type field struct {
 	reason string // non-empty: the value is dropped for this reason
 }
 
+// nameInfo is an interned column name: what the state knows about it.
+type nameInfo struct {
+	name  string
+	hash  uint64 // maphash of name
+	gen   uint64 // the record idx is for (state.gen)
+	idx   int    // index of the record's first field of this name; -1: declared, absent
+	media int8   // media.name_patterns verdict: 0 not known yet, 1 no, 2 yes
+}
+
 // state is the per-call scratch space, pooled to keep allocations per record low.
 type state struct {
-	fields   []field
-	index    map[string]int
-	used     []bool
-	order    []int
-	names    []string
-	declared []string
-	dropped  []string
-	rest     []int
-	buf      []byte
-	top      string // the top-level key being flattened
-	jsonBuf  []byte
-	body     pcommon.Map // scratch: the new body is built here, then moved
-	intern   map[string]string
-	changed  bool
-	rule     *Rule
-	kinds    []uint8
-	counts   map[string]int64
+	fields      []field
+	used        []bool
+	order       []int
+	names       []string
+	declared    []string
+	dropped     []string
+	rest        []int
+	buf         []byte
+	jsonBuf     []byte
+	body        pcommon.Map // scratch: the new body is built here, then moved
+	intern      map[string]*nameInfo
+	gen         uint64 // numbers the records: nameInfo slots of older ones are stale
+	orders      map[orderKey]*orderEntry
+	orderFields int // fields over all orders
+	changed     bool
+	rule        *Rule
+	kinds       []uint8
+	counts      map[string]int64
 }
 
 func (st *state) reset() {
 	st.fields = st.fields[:0]
-	clear(st.index)
+	st.gen++
+	if len(st.intern) >= maxIntern {
+		clear(st.intern)
+		clear(st.orders) // they refer to the interned names
+		st.orderFields = 0
+	}
 	st.order = st.order[:0]
 	st.names = st.names[:0]
 	st.declared = st.declared[:0]
