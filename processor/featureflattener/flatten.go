@@ -550,6 +550,9 @@ func (st *state) useOrder(e *orderEntry) bool {
 
 // storeOrder remembers the order just computed, within bounds.
 func (st *state) storeOrder(key orderKey) {
+	if old := st.orders[key]; old != nil { // another layout with the same key
+		st.orderFields -= len(old.fields)
+	}
 	if len(st.orders) >= maxOrders || st.orderFields+len(st.order) > maxOrderFields {
 		clear(st.orders)
 		st.orderFields = 0
