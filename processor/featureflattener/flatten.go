@@ -61,10 +61,19 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		// over the old entries: the fields point into those, so they must
 		// not be released before every value has moved out.
 		nb := st.body
-		nb.EnsureCapacity(len(st.order))
-		for _, i := range st.order {
-			fd := &st.fields[i]
-			v := nb.PutEmpty(fd.name)
+		if st.entry != nil {
+			// The names in order, without PutEmpty's search for each.
+			st.entry.keys.CopyTo(nb)
+		} else {
+			nb.EnsureCapacity(len(st.order))
+			for _, i := range st.order {
+				nb.PutEmpty(st.fields[i].name)
+			}
+		}
+		j := 0
+		for _, v := range nb.All() {
+			fd := &st.fields[st.order[j]]
+			j++
 			if fd.hasVal {
 				// Move, not copy: the old entries are discarded anyway.
 				fd.val.MoveTo(v)
@@ -431,9 +440,10 @@ func (f *flattener) order(st *state) {
 	if cacheable {
 		key = st.orderKey()
 		if e := st.orders[key]; e != nil && st.useOrder(e) {
+			st.entry = e
 			return
 		}
-		defer st.storeOrder(key)
+		defer func() { st.entry = st.storeOrder(key) }()
 	}
 	st.used = slices.Grow(st.used[:0], len(st.fields))[:len(st.fields)]
 	clear(st.used)
@@ -515,6 +525,7 @@ type orderEntry struct {
 	declared []string
 	fields   []*nameInfo // every field, in column order
 	names    []string    // the feature names (st.names)
+	keys     pcommon.Map // the fields' names in column order, empty values
 }
 
 func (st *state) orderKey() orderKey {
@@ -549,7 +560,7 @@ func (st *state) useOrder(e *orderEntry) bool {
 }
 
 // storeOrder remembers the order just computed, within bounds.
-func (st *state) storeOrder(key orderKey) {
+func (st *state) storeOrder(key orderKey) *orderEntry {
 	if old := st.orders[key]; old != nil { // another layout with the same key
 		st.orderFields -= len(old.fields)
 	}
@@ -557,12 +568,16 @@ func (st *state) storeOrder(key orderKey) {
 		clear(st.orders)
 		st.orderFields = 0
 	}
-	e := &orderEntry{declared: slices.Clone(st.declared), fields: make([]*nameInfo, len(st.order)), names: slices.Clone(st.names)}
+	e := &orderEntry{declared: slices.Clone(st.declared), fields: make([]*nameInfo, len(st.order)),
+		names: slices.Clone(st.names), keys: pcommon.NewMap()}
+	e.keys.EnsureCapacity(len(st.order))
 	for j, i := range st.order {
 		e.fields[j] = st.fields[i].info
+		e.keys.PutEmpty(st.fields[i].name)
 	}
 	st.orders[key] = e
 	st.orderFields += len(e.fields)
+	return e
 }
 
 func (f *flattener) sortByName(st *state, idx []int) {

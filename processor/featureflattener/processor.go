@@ -123,7 +123,8 @@ type state struct {
 	intern      map[string]*nameInfo
 	gen         uint64 // numbers the records: nameInfo slots of older ones are stale
 	orders      map[orderKey]*orderEntry
-	orderFields int // fields over all orders
+	orderFields int         // fields over all orders
+	entry       *orderEntry // the record's cached order, if any
 	changed     bool
 	rule        *Rule
 	kinds       []uint8
@@ -144,6 +145,7 @@ func (st *state) reset() {
 	st.dropped = st.dropped[:0]
 	st.changed = false
 	st.rule = nil
+	st.entry = nil
 }
 
 func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
