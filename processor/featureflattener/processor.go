@@ -241,34 +241,37 @@ func (f *flattener) prepare(lr plog.LogRecord, res pcommon.Resource) uint8 {
 	if name == "" {
 		return kindOther
 	}
-	puts := [...]struct{ key, value string }{
-		{contract.AttrModelName, name},
-		{contract.AttrModelVersion, lookup(attrs, rattrs, f.cfg.ModelVersionAttributes)},
-		{contract.AttrDesignation, lookup(attrs, rattrs, f.cfg.DesignationAttributes)},
-		{contract.AttrRequestID, lookup(attrs, rattrs, f.cfg.RequestIDAttributes)},
-		{contract.AttrCorrelationID, lookup(attrs, rattrs, f.cfg.CorrelationIDAttributes)},
-	}
 	// Grow the attributes once for the contract attributes they lack
 	// (feature names included), not once per attribute.
 	added := 0
-	if _, ok := attrs.Get(contract.AttrFeatureNames); !ok {
-		added++
-	}
-	for _, p := range puts {
-		if _, ok := attrs.Get(p.key); !ok && p.value != "" {
+	for _, k := range [...]string{contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation,
+		contract.AttrRequestID, contract.AttrCorrelationID, contract.AttrFeatureNames} {
+		if _, ok := attrs.Get(k); !ok {
 			added++
 		}
 	}
 	attrs.EnsureCapacity(attrs.Len() + added)
 	// Set a contract attribute unless the record already has that string.
-	for _, p := range puts {
-		if p.value == "" {
-			continue
+	putContract := func(key, value string) {
+		if value == "" {
+			return
 		}
-		if v, ok := attrs.Get(p.key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == p.value {
-			continue
+		if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == value {
+			return
 		}
-		attrs.PutStr(p.key, p.value)
+		attrs.PutStr(key, value)
+	}
+	putContract(contract.AttrModelName, name)
+	for _, m := range []struct {
+		key   string
+		names []string
+	}{
+		{contract.AttrModelVersion, f.cfg.ModelVersionAttributes},
+		{contract.AttrDesignation, f.cfg.DesignationAttributes},
+		{contract.AttrRequestID, f.cfg.RequestIDAttributes},
+		{contract.AttrCorrelationID, f.cfg.CorrelationIDAttributes},
+	} {
+		putContract(m.key, lookup(attrs, rattrs, m.names))
 	}
 	if lr.Timestamp() == 0 && lr.ObservedTimestamp() != 0 {
 		lr.SetTimestamp(lr.ObservedTimestamp())
