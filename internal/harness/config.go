@@ -35,6 +35,7 @@ type CollectorConfig struct {
 	NeutralizeFormulas bool
 	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's)
 	Timeout            string // exporter timeout per push (default exporter's)
+	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 }
 
 // YAML renders the configuration.
@@ -109,12 +110,30 @@ func (c CollectorConfig) YAML() string {
 		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
 	}
 	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [modeldatablob]\n", strings.Join(receivers, ", "))
-	b.WriteString("  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: none\n")
+	b.WriteString(telemetryYAML(c.MetricsPort))
 	return b.String()
 }
 
+func telemetryYAML(metricsPort int) string {
+	if metricsPort == 0 {
+		return "  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: none\n"
+	}
+	return fmt.Sprintf(`  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: basic
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+`, metricsPort)
+}
+
 // StockConfig is the stock route's configuration: otlp (HTTP) -> batch -> file (OTLP JSON lines).
-func StockConfig(otlpAddr, outFile, pprofAddr string) string {
+func StockConfig(otlpAddr, outFile, pprofAddr string, metricsPort int) string {
 	var b strings.Builder
 	if pprofAddr != "" {
 		fmt.Fprintf(&b, "extensions:\n  pprof:\n    endpoint: %s\n", pprofAddr)
@@ -140,11 +159,7 @@ service:
       receivers: [otlp]
       processors: [batch]
       exporters: [file]
-  telemetry:
-    logs:
-      level: warn
-    metrics:
-      level: none
 `)
+	b.WriteString(telemetryYAML(metricsPort))
 	return b.String()
 }

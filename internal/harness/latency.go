@@ -67,8 +67,10 @@ type ProbeConfig struct {
 	ContainerIn string // prefix of Size paths, e.g. "modeldata/" for the local backend; "" for blobs
 }
 
-// Probe runs until ctx ends and returns the sorted latencies and the number of probes that timed out.
-func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, timeouts int) {
+// Probe runs until ctx ends and returns the sorted latencies, the number of
+// probes that timed out (or were refused), and the number of probe rows the
+// collector acknowledged.
+func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, timeouts, acked int) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 500 * time.Millisecond
 	}
@@ -100,6 +102,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, tim
 			sleepCtx(ctx, cfg.Interval)
 			continue
 		}
+		acked++
 		deadline := t0.Add(cfg.MaxWait)
 		seen := false
 		for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -117,7 +120,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, tim
 		sleepCtx(ctx, cfg.Interval)
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	return latencies, timeouts
+	return latencies, timeouts, acked
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

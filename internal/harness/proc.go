@@ -3,7 +3,9 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,4 +123,38 @@ func FindPIDByArg(args ...string) int {
 		}
 	}
 	return 0
+}
+
+// SentRows reads the collector's own metrics (Prometheus text at
+// metricsURL) and returns the sum of otelcol_exporter_sent_log_records.
+func SentRows(ctx context.Context, metricsURL string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "otelcol_exporter_sent_log_records") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("no otelcol_exporter_sent_log_records at %s", metricsURL)
+	}
+	return sum, sc.Err()
 }

@@ -27,10 +27,10 @@ func faultRun(smoke, full faultSize) faultSize {
 	return smoke
 }
 
-// faultLoad runs a paced load in the background and injects the fault once
-// `at` of the rows are acknowledged: fault() starts it, heal() ends it after
-// the outage. It returns the manifest and the verifier's report.
-func faultLoad(t *testing.T, size faultSize, collectURL string, at float64, fault, heal func(),
+// faultLoad runs a paced load in the background and injects the fault each
+// time a share in `at` of the rows is acknowledged: fault() starts it, heal()
+// ends it after the outage. It returns the manifest and the verifier's report.
+func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
 	verify func(*harness.Manifest) (*harness.Report, error)) (*harness.Manifest, *harness.Report) {
 	t.Helper()
 	var acked atomic.Int64
@@ -51,14 +51,16 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at float64, faul
 		done <- result{m, err}
 	}()
 	total := int64(size.requests * 100)
-	if !testutil.Poll(2*time.Minute, func() bool { return acked.Load() >= int64(at*float64(total)) }) {
-		t.Fatalf("load stalled at %d rows before the fault", acked.Load())
+	for _, share := range at {
+		if !testutil.Poll(2*time.Minute, func() bool { return acked.Load() >= int64(share*float64(total)) }) {
+			t.Fatalf("load stalled at %d rows before the fault", acked.Load())
+		}
+		t.Logf("fault at %d/%d acknowledged rows", acked.Load(), total)
+		fault()
+		time.Sleep(size.outage)
+		heal()
+		t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
 	}
-	t.Logf("fault at %d/%d acknowledged rows", acked.Load(), total)
-	fault()
-	time.Sleep(size.outage)
-	heal()
-	t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -76,13 +78,17 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at float64, faul
 // the kill cut off and the client retried) and are reported, not hidden.
 func TestHarnessFaultKill9(t *testing.T) {
 	testutil.CollectorBinary(t)
-	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 1000, rate: 5000, outage: 3 * time.Second})
+	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 1000, rate: 5000, outage: 2 * time.Second})
 	az := testutil.StartAzurite(t)
 	collect, health := addr(t), addr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m"}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
-	m, rep := faultLoad(t, size, "http://"+collect, 0.4,
+	kills := []float64{0.4}
+	if harnessFull() {
+		kills = []float64{0.2, 0.4, 0.6, 0.8}
+	}
+	m, rep := faultLoad(t, size, "http://"+collect, kills,
 		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
 	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected {
 		t.Errorf("rows lost or damaged across kill -9: %s (not acked %d); missing %v malformed %v",
@@ -104,7 +110,7 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m", Timeout: "10s"}
 	testutil.StartCollector(t, cfg.YAML(), collect, health)
-	m, rep := faultLoad(t, size, "http://"+collect, 0.3, az.Stop, az.Restart, azuriteVerifier(t, az))
+	m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az))
 	assertZeroLoss(t, m, rep)
 }
 
@@ -135,7 +141,7 @@ func startProxied(t *testing.T) (*testutil.Azurite, *faultproxy.Proxy, string) {
 func TestHarnessFault503(t *testing.T) {
 	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
 	az, p, collect := startProxied(t)
-	m, rep := faultLoad(t, size, collect, 0.3,
+	m, rep := faultLoad(t, size, collect, []float64{0.3},
 		func() { p.SetMode(faultproxy.Unavailable) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
 	t.Logf("proxy: %d requests answered 503, %d passed", p.Injected(), p.Passed())
 	if p.Injected() == 0 {
@@ -150,7 +156,7 @@ func TestHarnessFault503(t *testing.T) {
 func TestHarnessFaultLostAnswers(t *testing.T) {
 	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
 	az, p, collect := startProxied(t)
-	m, rep := faultLoad(t, size, collect, 0.3,
+	m, rep := faultLoad(t, size, collect, []float64{0.3},
 		func() { p.SetMode(faultproxy.DropAnswer) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
 	t.Logf("proxy: %d appends landed with their answer dropped, %d passed", p.Injected(), p.Passed())
 	if p.Injected() == 0 {

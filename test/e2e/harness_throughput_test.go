@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// stockEnv points the throughput run at the stock collector (otlp -> batch ->
+// file, upstream components only), built by `make bench-e2e` into _build/stock.
+const stockEnv = "OTELCOL_STOCK_BIN"
+
+// throughputResult is one route's figures (docs/benchmarks.md, "End to end").
+type throughputResult struct {
+	Route           string  `json:"route"`
+	Features        int     `json:"features"`
+	Rows            int64   `json:"rows"`
+	WallSeconds     float64 `json:"wall_s"`       // first request sent -> last row written (exporter's sent count)
+	RowsPerSecond   float64 `json:"rows_per_s"`   // end to end
+	IngestPerSecond float64 `json:"ingest_per_s"` // acknowledged rows / load time
+	CPUSeconds      float64 `json:"cpu_s"`        // collector utime+stime over the measured load
+	CPUPerMillion   float64 `json:"cpu_s_per_million_rows"`
+	RowsPerCPUSec   float64 `json:"rows_per_cpu_s"`
+	HWMMiB          float64 `json:"vm_hwm_mib"`     // peak RSS of the collector (start-up and warm-up included)
+	MaxRSSMiB       float64 `json:"max_rss_mib"`    // largest VmRSS sampled during the measured load
+	StorageCPU      float64 `json:"storage_cpu_s"`  // Azurite's utime+stime over the same span (ours only)
+	LatencyP50      float64 `json:"latency_p50_ms"` // collect call -> row visible in its blob (sampled)
+	LatencyP99      float64 `json:"latency_p99_ms"`
+	LatencySamples  int     `json:"latency_samples"`
+	Verify          string  `json:"verify"`
+}
+
+func throughputRows(features int) int {
+	if v, err := strconv.Atoi(os.Getenv("MODELDATA_HARNESS_ROWS")); err == nil && v > 0 {
+		return v * 10 / features
+	}
+	if !harnessFull() {
+		return 3000
+	}
+	return 10_000_000 / features // 1M rows at 10 features, 200k at 50
+}
+
+// steadyRate is the paced load of the steady runs (RSS and latency at a load
+// both routes sustain): rows/s.
+func steadyRate(features int) float64 { return 200_000 / float64(features) }
+
+// steadySeconds is how long a steady run lasts.
+func steadySeconds() int {
+	if v, err := strconv.Atoi(os.Getenv("MODELDATA_HARNESS_STEADY_SECONDS")); err == nil && v > 0 {
+		return v
+	}
+	if !harnessFull() {
+		return 2
+	}
+	return 30
+}
+
+// TestHarnessThroughput runs the built otelcol-modeldata into Azurite through
+// both doors, and the same rows through the stock otlp -> batch -> file route,
+// at 10 and 50 features per row. CI runs it small (ours only, when the stock
+// binary is not built); `make bench-e2e` runs it full and prints the table.
+func TestHarnessThroughput(t *testing.T) {
+	testutil.CollectorBinary(t)
+	var results []throughputResult
+	featureSets := []int{10, 50}
+	if !harnessFull() {
+		featureSets = featureSets[:1] // CI: the smoke run at 10 features keeps the code honest
+	}
+	for _, features := range featureSets {
+		t.Run(fmt.Sprintf("f%d", features), func(t *testing.T) {
+			for _, route := range []string{"ours-collect", "ours-otlp", "stock-otlp"} {
+				t.Run(route, func(t *testing.T) {
+					r := runThroughput(t, route, features, throughputRows(features), 0)
+					results = append(results, r)
+				})
+			}
+			rate := steadyRate(features)
+			for _, route := range []string{"ours-collect", "stock-otlp"} {
+				t.Run(route+"-steady", func(t *testing.T) {
+					r := runThroughput(t, route, features, int(rate)*steadySeconds(), rate)
+					r.Route += fmt.Sprintf(" @ %.0f rows/s", rate)
+					results = append(results, r)
+				})
+			}
+		})
+	}
+	t.Log("| route | features | rows | wall s | rows/s | collector CPU s | CPU s / 1M rows | rows per CPU-s | VmHWM MiB | max RSS MiB | storage CPU s | latency p50 / p99 ms (n) | verifier |")
+	for _, r := range results {
+		t.Logf("| %s | %d | %d | %.1f | %.0f | %.2f | %.1f | %.0f | %.0f | %.0f | %.1f | %.0f / %.0f (%d) | %s |", r.Route, r.Features, r.Rows, r.WallSeconds,
+			r.RowsPerSecond, r.CPUSeconds, r.CPUPerMillion, r.RowsPerCPUSec, r.HWMMiB, r.MaxRSSMiB, r.StorageCPU, r.LatencyP50, r.LatencyP99, r.LatencySamples, r.Verify)
+	}
+	// Ratios ours / stock at the same features and the same pacing.
+	for _, o := range results {
+		if strings.HasPrefix(o.Route, "stock") {
+			continue
+		}
+		pace := ""
+		if i := strings.Index(o.Route, " @ "); i >= 0 {
+			pace = o.Route[i:]
+		}
+		for _, s := range results {
+			if s.Features == o.Features && s.Route == "stock-otlp"+pace {
+				t.Logf("ratio %s / %s at %d features: rows per CPU-s %.2fx, VmHWM %.2fx, max RSS %.2fx", o.Route, s.Route, o.Features,
+					o.RowsPerCPUSec/s.RowsPerCPUSec, o.HWMMiB/s.HWMMiB, o.MaxRSSMiB/s.MaxRSSMiB)
+			}
+		}
+	}
+	if out := os.Getenv("MODELDATA_HARNESS_OUT"); out != "" {
+		data, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// runThroughput measures one route: as fast as possible (rate 0) or paced at rate rows/s.
+func runThroughput(t *testing.T, route string, features, rows int, rate float64) throughputResult {
+	ours := route != "stock-otlp"
+	otlpAddr, collectAddr := addr(t), addr(t)
+	pprofAddr, metricsPort := addr(t), testutil.FreePort(t)
+	var (
+		bin     string
+		pid     int
+		verify  func(*harness.Manifest) (*harness.Report, error)
+		probe   *harness.ProbeConfig
+		azPID   int
+		outFile string
+	)
+	if ours {
+		bin = testutil.CollectorBinary(t)
+		az := testutil.StartAzurite(t)
+		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
+		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
+			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort}
+		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
+		verify = azuriteVerifier(t, az)
+		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, PathPrefix: harness.PathPrefix, Size: harness.BlobSize(c),
+			Interval: 250 * time.Millisecond}
+	} else {
+		bin = os.Getenv(stockEnv)
+		if bin == "" {
+			t.Skipf("%s is not set: the stock route runs in `make bench-e2e`", stockEnv)
+		}
+		outFile = filepath.Join(t.TempDir(), "stock.json")
+		startProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort), otlpAddr, pprofAddr)
+		verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, outFile) }
+	}
+	pids := harness.ChildPIDs(os.Getpid(), bin)
+	if len(pids) != 1 {
+		t.Fatalf("collector pid: found %v", pids)
+	}
+	pid = pids[0]
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	door := harness.DoorOTLP
+	if route == "ours-collect" {
+		door = harness.DoorCollect
+	}
+	targets := map[harness.Door]string{harness.DoorCollect: "http://" + collectAddr, harness.DoorOTLP: "http://" + otlpAddr}
+	load := func(run string, requests int, rate float64) *harness.Manifest {
+		m, err := harness.Load(context.Background(), harness.LoadConfig{
+			Rows:    harness.Rows{Run: run, Features: features, RowsPerRequest: 100},
+			Targets: targets, Doors: []harness.Door{door}, Requests: requests, Rate: rate, Concurrency: 8, MaxDuration: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.NotAcked) > 0 {
+			t.Fatalf("%d requests not acknowledged: %v", len(m.NotAcked), m.Stats.Status)
+		}
+		return m
+	}
+	waitSent := func(n float64) {
+		t.Helper()
+		var sent float64
+		if !testutil.Poll(5*time.Minute, func() bool {
+			s, err := harness.SentRows(context.Background(), metricsURL)
+			sent = s
+			return err == nil && s >= n
+		}) {
+			t.Fatalf("exporter sent %.0f rows, want %.0f", sent, n)
+		}
+	}
+	// Warm-up: connections, files, first allocations.
+	warm := load(harness.NewRunID(), 20, 0)
+	waitSent(float64(warm.ExpectedRows()))
+	time.Sleep(500 * time.Millisecond)
+
+	before, err := harness.ReadProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	azBefore, _ := harness.ReadProc(azPID)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		wg           sync.WaitGroup
+		maxRSS       int64
+		latencies    []time.Duration
+		probeAcked   int
+		probeTimeout int
+	)
+	wg.Add(1)
+	go func() { // RSS sampler
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if s, err := harness.ReadProc(pid); err == nil && s.RSSBytes > maxRSS {
+				maxRSS = s.RSSBytes
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	run := harness.NewRunID()
+	if probe != nil {
+		probe.Run, probe.Model, probe.Version = run, "load_model", "1"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			latencies, probeTimeout, probeAcked = harness.Probe(ctx, *probe)
+		}()
+	}
+	if dir := os.Getenv("MODELDATA_HARNESS_PPROF"); dir != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			saveProfile(t, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f.pprof", route, features, rate)))
+		}()
+	}
+	t0 := time.Now()
+	m := load(run, (rows+99)/100, rate)
+	loadTime := time.Since(t0)
+	cancel() // stop probing: its rows count below
+	wg.Wait()
+	waitSent(float64(warm.ExpectedRows() + m.ExpectedRows() + int64(probeAcked)))
+	wall := time.Since(t0)
+	after, err := harness.ReadProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	azAfter, _ := harness.ReadProc(azPID)
+	rep, err := verify(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("verifier: %s", rep)
+	}
+	cpu := after.CPUSeconds - before.CPUSeconds
+	n := m.ExpectedRows()
+	r := throughputResult{Route: route, Features: features, Rows: n, WallSeconds: wall.Seconds(),
+		RowsPerSecond: float64(n) / wall.Seconds(), IngestPerSecond: float64(n) / loadTime.Seconds(),
+		CPUSeconds: cpu, CPUPerMillion: cpu / float64(n) * 1e6, RowsPerCPUSec: float64(n) / cpu,
+		HWMMiB: float64(after.HWMBytes) / (1 << 20), MaxRSSMiB: float64(maxRSS) / (1 << 20),
+		LatencySamples: len(latencies), Verify: fmt.Sprintf("%d/%d found, %d missing, %d dup, %d malformed", rep.Found, rep.Expected, rep.Missing, rep.Duplicated, rep.Malformed)}
+	if azPID != 0 {
+		r.StorageCPU = azAfter.CPUSeconds - azBefore.CPUSeconds
+	}
+	if len(latencies) > 0 {
+		r.LatencyP50 = float64(harness.Percentile(latencies, 0.5)) / 1e6
+		r.LatencyP99 = float64(harness.Percentile(latencies, 0.99)) / 1e6
+	}
+	if probeTimeout > 0 {
+		t.Logf("%d latency probes timed out or were refused", probeTimeout)
+	}
+	t.Logf("%+v", r)
+	return r
+}
+
+// startProcess runs a collector binary other than ours (the stock one) on a
+// config, waits for its ports, and stops it when the test ends.
+func startProcess(t *testing.T, bin, config string, waitAddrs ...string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var mu sync.Mutex
+	cmd := exec.Command(bin, "--config", path)
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
+			mu.Unlock()
+		}
+	})
+	for _, a := range waitAddrs {
+		if err := testutil.WaitForPort(a, 30*time.Second); err != nil {
+			t.Fatalf("%s not ready: %v", filepath.Base(bin), err)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func saveProfile(t *testing.T, url, path string) {
+	time.Sleep(time.Second)
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Logf("pprof: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Logf("pprof: %v", err)
+	}
+}
