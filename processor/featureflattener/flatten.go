@@ -31,7 +31,7 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		switch body.Type() {
 		case pcommon.ValueTypeMap:
 			st.buf = st.buf[:0]
-			f.flattenMap(st, 0, body.Map(), 0, true)
+			f.flattenMap(st, 0, st.root, body.Map(), 0, true)
 		case pcommon.ValueTypeEmpty:
 		default:
 			// A lone scalar: flatten a copy, as the body becomes a map.
@@ -39,7 +39,7 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 			body.CopyTo(src)
 			st.changed = true
 			st.buf = append(st.buf[:0], scalarBodyColumn...)
-			f.flattenValue(st, len(st.buf), src, 0, false)
+			f.flattenValue(st, nil, len(st.buf), src, 0, false)
 		}
 	}
 	fromAttrs := false
@@ -49,7 +49,7 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 				fromAttrs = true
 				st.changed = true
 				st.buf = append(st.buf[:0], name...)
-				f.flattenValue(st, len(st.buf), v, 0, false)
+				f.flattenValue(st, nil, len(st.buf), v, 0, false)
 			}
 		}
 	}
@@ -163,53 +163,58 @@ func (f *flattener) putDropped(attrs pcommon.Map, names []string) {
 }
 
 // The name of the column being flattened is built in st.buf: a nested
-// value appends its key to its parent's name, and st.name interns the
-// result, so the same names in every record cost no allocation and one
-// map lookup.
+// value appends its key to its parent's name. Names are interned, so the
+// same names in every record cost no allocation; st.child finds most by
+// their key among their parent's children, without hashing the name.
 
-// flattenMap adds the columns of a map; st.buf[:prefixLen] is their common prefix.
-func (f *flattener) flattenMap(st *state, prefixLen int, m pcommon.Map, depth int, top bool) {
+// flattenMap adds the columns of a map; st.buf[:prefixLen] is their common
+// prefix, the name of parent (st.root at the top).
+func (f *flattener) flattenMap(st *state, prefixLen int, parent *nameInfo, m pcommon.Map, depth int, top bool) {
 	media := f.declaresMedia(m)
 	for k, v := range m.All() {
 		if top && f.cfg.BodyKey != "" && k == f.cfg.BodyKey && v.Type() == pcommon.ValueTypeMap {
 			st.changed = true
-			f.flattenMap(st, prefixLen, v.Map(), depth+1, false)
+			f.flattenMap(st, prefixLen, parent, v.Map(), depth+1, false)
 			continue
 		}
 		st.buf = append(st.buf[:prefixLen], k...)
-		f.flattenValue(st, len(st.buf), v, depth, media && !f.isContentTypeKey(k))
+		f.flattenValue(st, st.child(parent, k, len(st.buf)), len(st.buf), v, depth, media && !f.isContentTypeKey(k))
 	}
 }
 
-// flattenValue adds the column(s) of one value named st.buf[:nameLen].
-func (f *flattener) flattenValue(st *state, nameLen int, v pcommon.Value, depth int, inMediaMap bool) {
+// flattenValue adds the column(s) of one value named st.buf[:nameLen]; n
+// is that name interned, or nil.
+func (f *flattener) flattenValue(st *state, n *nameInfo, nameLen int, v pcommon.Value, depth int, inMediaMap bool) {
+	if n == nil {
+		n = st.name(nameLen)
+	}
 	switch v.Type() {
 	case pcommon.ValueTypeMap:
 		st.changed = true
 		if depth >= maxDepth {
-			f.addJSON(st, st.name(nameLen), v)
+			f.addJSON(st, n, v)
 			return
 		}
 		st.buf = append(st.buf[:nameLen], f.cfg.Separator...)
-		f.flattenMap(st, len(st.buf), v.Map(), depth+1, false)
+		f.flattenMap(st, len(st.buf), n, v.Map(), depth+1, false)
 	case pcommon.ValueTypeSlice:
 		st.changed = true
 		if f.cfg.Arrays == ArraysIndex && depth < maxDepth {
 			for i, e := range v.Slice().All() {
 				st.buf = strconv.AppendInt(append(st.buf[:nameLen], f.cfg.Separator...), int64(i), 10)
-				f.flattenValue(st, len(st.buf), e, depth+1, inMediaMap)
+				f.flattenValue(st, nil, len(st.buf), e, depth+1, inMediaMap)
 			}
 			return
 		}
 		if inMediaMap {
-			f.drop(st, st.name(nameLen), reasonContentType)
+			f.drop(st, n, reasonContentType)
 			return
 		}
-		f.addJSON(st, st.name(nameLen), v)
+		f.addJSON(st, n, v)
 	case pcommon.ValueTypeBytes:
-		f.drop(st, st.name(nameLen), reasonBytes)
+		f.drop(st, n, reasonBytes)
 	case pcommon.ValueTypeStr:
-		n, s := st.name(nameLen), v.Str()
+		s := v.Str()
 		r := f.valueMediaReason(s, inMediaMap)
 		if r == "" && f.nameIsMediaMemo(n) {
 			r = reasonName
@@ -227,9 +232,28 @@ func (f *flattener) flattenValue(st *state, nameLen int, v pcommon.Value, depth 
 		}
 		f.add(st, field{name: n.name, info: n, val: v, hasVal: true})
 	default: // bool, int, double, empty
-		n := st.name(nameLen)
 		f.add(st, field{name: n.name, info: n, val: v, hasVal: true})
 	}
+}
+
+// child returns the interned name st.buf[:n], key k of the map named
+// parent: found among the keys met under parent before when they are few,
+// else in the intern table.
+func (st *state) child(parent *nameInfo, k string, n int) *nameInfo {
+	if !parent.wide {
+		for _, c := range parent.children {
+			if c.key == k {
+				return c.name
+			}
+		}
+	}
+	ni := st.name(n)
+	if len(parent.children) < maxChildren {
+		parent.children = append(parent.children, childName{k, ni})
+	} else {
+		parent.wide = true
+	}
+	return ni
 }
 
 // name returns the interned name st.buf[:n].

@@ -120,8 +120,9 @@ func TestOrderCacheKeepsLayoutsApart(t *testing.T) {
 	}
 }
 
-// A state with its cache filled by many records gives the same rows as a
-// fresh state, for random layouts, key orders, declared names and rules.
+// A state with its caches (column orders, names by parent and key) filled
+// by many records gives the same rows as a fresh state, for random
+// layouts, key orders, declared names and rules.
 func TestOrderCacheSameAsFreshState(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.Columns = []string{"k3", "g"}
@@ -140,6 +141,7 @@ func TestOrderCacheSameAsFreshState(t *testing.T) {
 		{"k1", "k2", "g.k0", "g.k1", "k4"},
 		{"k0", "g.k0", "g.k1", "g.k2"},
 		{"k0", "k1", "k2", "k3", "k4", "g.k0"},
+		wideLayout("g", maxChildren+8), // more keys than a name remembers
 	}
 	declared := [][]any{nil, {"k4", "k0"}, {"g", "absent"}, {"k2", "k2"}, {"z"}}
 	for i := range 2000 {
@@ -153,6 +155,9 @@ func TestOrderCacheSameAsFreshState(t *testing.T) {
 		if r.IntN(10) == 0 {
 			body.Map().PutEmptyBytes("k" + strconv.Itoa(r.IntN(6))) // a drop, maybe a duplicate
 		}
+		if r.IntN(10) == 0 {
+			body.Map().PutStr("g.k1", "dotted") // the name of a nested column, maybe a duplicate
+		}
 		wb, wn, wd := flattenRecord(t, f, newState(f), attrs, body)
 		gb, gn, gd := flattenRecord(t, f, cached, attrs, body)
 		if !reflect.DeepEqual(gb, wb) || !reflect.DeepEqual(gn, wn) || !reflect.DeepEqual(gd, wd) {
@@ -162,6 +167,14 @@ func TestOrderCacheSameAsFreshState(t *testing.T) {
 	if len(cached.orders) < len(layouts) {
 		t.Fatalf("only %d orders cached", len(cached.orders))
 	}
+}
+
+func wideLayout(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + ".k" + strconv.Itoa(i)
+	}
+	return keys
 }
 
 func TestOrderCacheBounded(t *testing.T) {
@@ -193,5 +206,9 @@ func TestOrderCacheBounded(t *testing.T) {
 	}
 	if len(pool)*(len(pool)-1) <= maxOrderFields {
 		t.Fatal("the test does not reach the bound")
+	}
+	// And the keys a name remembers.
+	if len(st.root.children) > maxChildren || !st.root.wide {
+		t.Fatalf("%d top-level keys remembered, wide %v", len(st.root.children), st.root.wide)
 	}
 }

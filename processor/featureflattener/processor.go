@@ -29,6 +29,8 @@ const (
 	// maxIntern bounds each pooled state's table of interned column names
 	// (checked between records: names stay interned for a whole record).
 	maxIntern = 8192
+	// maxChildren bounds the keys a name remembers (nameInfo.children).
+	maxChildren = 16
 	// maxOrders and maxOrderFields bound each pooled state's cache of
 	// column orders: layouts, and fields over all layouts.
 	maxOrders      = 1024
@@ -83,7 +85,7 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
 	f.pool.New = func() any {
-		return &state{intern: map[string]*nameInfo{}, orders: map[orderKey]*orderEntry{}, body: pcommon.NewMap()}
+		return &state{intern: map[string]*nameInfo{}, root: &nameInfo{}, orders: map[orderKey]*orderEntry{}, body: pcommon.NewMap()}
 	}
 	return f, nil
 }
@@ -106,6 +108,15 @@ type nameInfo struct {
 	gen   uint64 // the record idx is for (state.gen)
 	idx   int    // index of the record's first field of this name; -1: declared, absent
 	media int8   // media.name_patterns verdict: 0 not known yet, 1 no, 2 yes
+	// children are the keys met in maps of this name, up to maxChildren;
+	// wide: there were more.
+	children []childName
+	wide     bool
+}
+
+type childName struct {
+	key  string
+	name *nameInfo
 }
 
 // state is the per-call scratch space, pooled to keep allocations per record low.
@@ -121,7 +132,8 @@ type state struct {
 	jsonBuf     []byte
 	body        pcommon.Map // scratch: the new body is built here, then moved
 	intern      map[string]*nameInfo
-	gen         uint64 // numbers the records: nameInfo slots of older ones are stale
+	root        *nameInfo // the parent of top-level names
+	gen         uint64    // numbers the records: nameInfo slots of older ones are stale
 	orders      map[orderKey]*orderEntry
 	orderFields int         // fields over all orders
 	entry       *orderEntry // the record's cached order, if any
@@ -136,6 +148,7 @@ func (st *state) reset() {
 	st.gen++
 	if len(st.intern) >= maxIntern {
 		clear(st.intern)
+		st.root = &nameInfo{}
 		clear(st.orders) // they refer to the interned names
 		st.orderFields = 0
 	}
