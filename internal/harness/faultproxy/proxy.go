@@ -21,9 +21,13 @@ const (
 	Pass Mode = iota
 	// Unavailable answers 503 ServerBusy without forwarding.
 	Unavailable
-	// DropAnswer forwards write requests (PUT), then drops the connection
-	// instead of answering; reads are forwarded normally.
+	// DropAnswer forwards appends, then drops the connection instead of
+	// answering; other requests are forwarded normally.
 	DropAnswer
+	// HookAfterAppend forwards the next append, calls the hook (e.g. to
+	// kill the collector) once it has landed, drops the answer, and goes
+	// back to Pass.
+	HookAfterAppend
 )
 
 // Proxy is a running fault-injecting proxy.
@@ -33,6 +37,7 @@ type Proxy struct {
 	mode     atomic.Int32
 	injected atomic.Int64
 	passed   atomic.Int64
+	hook     atomic.Pointer[func()]
 }
 
 // Start listens on 127.0.0.1 (a free port) and forwards to target
@@ -66,6 +71,16 @@ func Start(target string) (*Proxy, error) {
 				rp.ServeHTTP(rec, r)        // the append lands...
 				panic(http.ErrAbortHandler) // ...and the answer is lost
 			}
+		case HookAfterAppend:
+			if r.Method == http.MethodPut && strings.Contains(r.URL.RawQuery, "comp=appendblock") &&
+				p.mode.CompareAndSwap(int32(HookAfterAppend), int32(Pass)) {
+				p.injected.Add(1)
+				rp.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+				if h := p.hook.Load(); h != nil {
+					(*h)()
+				}
+				panic(http.ErrAbortHandler)
+			}
 		}
 		p.passed.Add(1)
 		rp.ServeHTTP(w, r)
@@ -79,6 +94,9 @@ func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
 // Port is the proxy's port.
 func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// SetHook sets the function HookAfterAppend calls.
+func (p *Proxy) SetHook(f func()) { p.hook.Store(&f) }
 
 // SetMode switches the fault at once.
 func (p *Proxy) SetMode(m Mode) { p.mode.Store(int32(m)) }
