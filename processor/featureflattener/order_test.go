@@ -1,13 +1,18 @@
 package featureflattener
 
 import (
+	"bytes"
+	"context"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
@@ -210,5 +215,54 @@ func TestOrderCacheBounded(t *testing.T) {
 	// And the keys a name remembers.
 	if len(st.root.children) > maxChildren || !st.root.wide {
 		t.Fatalf("%d top-level keys remembered, wide %v", len(st.root.children), st.root.wide)
+	}
+}
+
+// Concurrent calls each flatten with their own state: same rows as one at
+// a time (run with -race).
+func TestConcurrentCallsKeepStatesApart(t *testing.T) {
+	process, _ := newTestProcessor(t, createDefaultConfig())
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+		createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(layout int) plog.Logs {
+		ld := plog.NewLogs()
+		recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for i := range 50 {
+			lr := recs.AppendEmpty()
+			lr.Attributes().PutStr("model.name", "m")
+			bodyOf(wideLayout("g"+strconv.Itoa(layout), 3+(i+layout)%5)...).CopyTo(lr.Body())
+		}
+		return ld
+	}
+	want := make([][]byte, 4)
+	for l := range want {
+		want[l] = marshal(t, process(build(l)))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*20)
+	for l := range want {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				ld := build(l)
+				if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+					errs <- err.Error()
+					return
+				}
+				if got, _ := (&plog.JSONMarshaler{}).MarshalLogs(ld); !bytes.Equal(got, want[l]) {
+					errs <- "layout " + strconv.Itoa(l) + ": rows differ"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
