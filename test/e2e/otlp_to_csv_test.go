@@ -1,6 +1,3 @@
-// Package e2e runs the ocb-built otelcol-modeldata binary (built once by
-// `make test`, path in OTELCOL_MODELDATA_BIN) against real inputs and checks
-// the files it writes.
 package e2e
 
 import (
@@ -18,42 +15,6 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
-
-// localConfig is a collector with the otlp receiver and the blob exporter
-// writing to a local folder, flushing quickly so the test need not wait.
-func localConfig(otlpHTTP, healthAddr, dataDir string) string {
-	return fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: %s
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: %s
-exporters:
-  modeldatablob:
-    backend: local
-    local:
-      directory: %s
-    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
-    resource_group: MyResourceGrp
-    workspace: MyWorkspace
-    webservice: default-service
-    sending_queue:
-      batch:
-        flush_timeout: 100ms
-service:
-  extensions: [health_check]
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [modeldatablob]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, otlpHTTP, dataDir)
-}
 
 type contractRow struct {
 	model, version, designation, correlationID, requestID string
@@ -106,7 +67,7 @@ func TestOTLPLogsLandAsModeldataCSV(t *testing.T) {
 	otlpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	healthAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	dataDir := t.TempDir()
-	testutil.StartCollector(t, localConfig(otlpAddr, healthAddr, dataDir), otlpAddr, healthAddr)
+	testutil.StartCollector(t, localCSVConfig(healthAddr, dataDir, "otlp", "protocols:\n  http:\n    endpoint: "+otlpAddr), otlpAddr, healthAddr)
 
 	day1 := time.Date(2018, 12, 31, 23, 59, 59, 123456000, time.UTC)
 	day2 := day1.Add(2 * time.Second) // across midnight: the next day's folder

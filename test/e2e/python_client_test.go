@@ -14,40 +14,6 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
-// collectConfig is a collector with the modeldata receiver (collect API) and
-// the blob exporter writing to a local folder, flushing quickly.
-func collectConfig(collectAddr, healthAddr, dataDir string) string {
-	return fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: %s
-receivers:
-  modeldata:
-    endpoint: %s
-exporters:
-  modeldatablob:
-    backend: local
-    local:
-      directory: %s
-    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
-    resource_group: MyResourceGrp
-    workspace: MyWorkspace
-    webservice: default-service
-    sending_queue:
-      batch:
-        flush_timeout: 100ms
-service:
-  extensions: [health_check]
-  pipelines:
-    logs:
-      receivers: [modeldata]
-      exporters: [modeldatablob]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, collectAddr, dataDir)
-}
-
 // scoringScript is a scoring script written for azureml-monitoring, with the
 // import changed: inputs are collected, their correlations attached to the
 // predictions, and the process exits at once (the client flushes at exit).
@@ -70,17 +36,11 @@ print(json.dumps(correlations))
 // python3 against the built collector and finds its inputs and predictions
 // in the modeldata layout, joined by the same correlation values.
 func TestPythonClientRowsLandInCSV(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found")
-	}
+	python := python3(t)
 	collectAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	healthAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	dataDir := t.TempDir()
-	testutil.StartCollector(t, collectConfig(collectAddr, healthAddr, dataDir), collectAddr, healthAddr)
+	testutil.StartCollector(t, localCSVConfig(healthAddr, dataDir, "modeldata", "endpoint: "+collectAddr), collectAddr, healthAddr)
 
 	cmd := exec.Command(python, "-c", scoringScript)
 	cmd.Env = append(os.Environ(),

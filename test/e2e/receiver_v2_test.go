@@ -14,62 +14,22 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
-// v2Config is a collector whose modeldata receiver also serves the
-// azureml-ai-monitoring sidecar route, writing CSV to a local folder.
-func v2Config(collectAddr, v2Addr, healthAddr, dataDir string) string {
-	return fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: %s
-receivers:
-  modeldata:
-    endpoint: %s
-    azureml_v2:
-      endpoint: %s
-      model_name: fallback_model
-      webservice: aks-w-collv9
-exporters:
-  modeldatablob:
-    backend: local
-    local:
-      directory: %s
-    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
-    resource_group: MyResourceGrp
-    workspace: MyWorkspace
-    webservice: default-service
-    sending_queue:
-      batch:
-        flush_timeout: 100ms
-service:
-  extensions: [health_check]
-  pipelines:
-    logs:
-      receivers: [modeldata]
-      exporters: [modeldatablob]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, collectAddr, v2Addr, dataDir)
-}
-
 // TestAzureMLV2SDKRowsLandInCSV sends what azureml-ai-monitoring sends
 // (v2_sdk_client.py, system python3, stdlib urllib) to the built collector
 // and finds the inputs and outputs in the modeldata layout, joined by the
 // SDK's correlation id; compact mode is refused with 415.
 func TestAzureMLV2SDKRowsLandInCSV(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found")
-	}
+	python := python3(t)
 	collectAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	v2Port := testutil.FreePort(t)
 	v2Addr := fmt.Sprintf("127.0.0.1:%d", v2Port)
 	healthAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	dataDir := t.TempDir()
-	testutil.StartCollector(t, v2Config(collectAddr, v2Addr, healthAddr, dataDir), collectAddr, v2Addr, healthAddr)
+	testutil.StartCollector(t, localCSVConfig(healthAddr, dataDir, "modeldata", `endpoint: `+collectAddr+`
+azureml_v2:
+  endpoint: `+v2Addr+`
+  model_name: fallback_model
+  webservice: aks-w-collv9`), collectAddr, v2Addr, healthAddr)
 
 	cmd := exec.Command(python, filepath.Join(testutil.RepoRoot(t), "test", "e2e", "v2_sdk_client.py"))
 	cmd.Env = append(os.Environ(), "AZUREML_MDC_HOST=127.0.0.1", fmt.Sprintf("AZUREML_MDC_PORT=%d", v2Port))
