@@ -31,6 +31,7 @@ type CollectorConfig struct {
 	FlushTimeout       string // sending_queue.batch.flush_timeout (default exporter's)
 	MinBatch           int    // sending_queue.batch.min_size (0: exporter default)
 	QueueSize          int    // sending_queue.queue_size (0: default)
+	QueueConsumers     int    // sending_queue.num_consumers (0: default)
 	BearerToken        string // when set, the receiver requires it (bearertokenauth)
 	NeutralizeFormulas bool
 	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's)
@@ -97,6 +98,9 @@ func (c CollectorConfig) YAML() string {
 	}
 	if c.QueueSize > 0 {
 		fmt.Fprintf(&b, "      queue_size: %d\n", c.QueueSize)
+	}
+	if c.QueueConsumers > 0 {
+		fmt.Fprintf(&b, "      num_consumers: %d\n", c.QueueConsumers)
 	}
 	b.WriteString("      batch:\n")
 	if c.FlushTimeout != "" {

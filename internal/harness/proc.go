@@ -128,6 +128,11 @@ func FindPIDByArg(args ...string) int {
 // SentRows reads the collector's own metrics (Prometheus text at
 // metricsURL) and returns the sum of otelcol_exporter_sent_log_records.
 func SentRows(ctx context.Context, metricsURL string) (float64, error) {
+	return MetricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records")
+}
+
+// MetricSum sums every series of the metrics whose names start with name.
+func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, err
@@ -143,7 +148,7 @@ func SentRows(ctx context.Context, metricsURL string) (float64, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "otelcol_exporter_sent_log_records") {
+		if !strings.HasPrefix(line, name) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
@@ -154,7 +159,7 @@ func SentRows(ctx context.Context, metricsURL string) (float64, error) {
 		}
 	}
 	if !found {
-		return 0, fmt.Errorf("no otelcol_exporter_sent_log_records at %s", metricsURL)
+		return 0, fmt.Errorf("no %s at %s", name, metricsURL)
 	}
 	return sum, sc.Err()
 }
