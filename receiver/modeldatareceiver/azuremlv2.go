@@ -90,11 +90,7 @@ func (h *v2Handler) decode(d *decoder, req *http.Request) (v2Response, plog.Logs
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
-	body, err := readBody(req)
-	if err != nil {
-		return resp, plog.Logs{}, err
-	}
-	text, err := bodyText(body)
+	text, err := readText(req)
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}

@@ -490,14 +490,6 @@ func (t *table) rowString(r, c int) string {
 	return ""
 }
 
-// bodyText checks that the body is UTF-8 and returns it as a string.
-func bodyText(body []byte) (string, error) {
-	if i := invalidUTF8At(body); i >= 0 {
-		return "", badRequest("the body is not valid UTF-8 (byte %d)", i)
-	}
-	return string(body), nil
-}
-
 func invalidUTF8At(b []byte) int {
 	if utf8.Valid(b) {
 		return -1

@@ -188,11 +188,7 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 	if err := d.meta.fromHTTP(req.Header, req.URL.Query()); err != nil {
 		return resp, plog.Logs{}, err
 	}
-	body, err := readBody(req)
-	if err != nil {
-		return resp, plog.Logs{}, err
-	}
-	text, err := bodyText(body)
+	text, err := readText(req)
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
@@ -299,9 +295,9 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 	return res, nil
 }
 
-// readBody reads the whole body; confighttp's max_request_body_size limit
-// shows up here as *http.MaxBytesError.
-func readBody(req *http.Request) ([]byte, error) {
+// readText reads the whole body and checks that it is UTF-8; confighttp's
+// max_request_body_size limit shows up here as *http.MaxBytesError.
+func readText(req *http.Request) (string, error) {
 	var buf bytes.Buffer
 	if n := req.ContentLength; n > 0 && n < 64<<20 {
 		buf.Grow(int(n) + 1)
@@ -310,11 +306,14 @@ func readBody(req *http.Request) ([]byte, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
+			return "", tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
 		}
-		return nil, badRequest("reading the body: %v", err)
+		return "", badRequest("reading the body: %v", err)
 	}
-	return buf.Bytes(), nil
+	if i := invalidUTF8At(buf.Bytes()); i >= 0 {
+		return "", badRequest("the body is not valid UTF-8 (byte %d)", i)
+	}
+	return buf.String(), nil
 }
 
 // consume hands the rows to the pipeline with the receiver's telemetry.
