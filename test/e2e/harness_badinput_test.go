@@ -32,10 +32,10 @@ type hostile struct {
 	want        int
 }
 
-func jsonBody(s string) func() []byte { return func() []byte { return []byte(s) } }
+func hostileJSON(s string) func() []byte { return func() []byte { return []byte(s) } }
 
 // bigBody is n bytes of a JSON request with one huge cell.
-func bigBody(n int) func() []byte {
+func hostileBig(n int) func() []byte {
 	return func() []byte {
 		head, tail := `{"model_name":"big","model_version":"1","data":[["`, `"]]}`
 		b := make([]byte, 0, n)
@@ -45,7 +45,7 @@ func bigBody(n int) func() []byte {
 	}
 }
 
-func gzipped(body func() []byte) func() []byte {
+func hostileGzip(body func() []byte) func() []byte {
 	return func() []byte {
 		var buf bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -55,7 +55,7 @@ func gzipped(body func() []byte) func() []byte {
 	}
 }
 
-func otlpBody(model, webservice string) func() []byte {
+func hostileOTLP(model, webservice string) func() []byte {
 	return func() []byte {
 		logs := plog.NewLogs()
 		rl := logs.ResourceLogs().AppendEmpty()
@@ -80,23 +80,23 @@ func hostileCorpus() []hostile {
 	manyRows := strings.TrimSuffix(strings.Repeat("[1],", 10001), ",")
 	return []hostile{
 		// Path traversal and bad path segments, in every place a path part can come from.
-		{name: "model name ../..", body: jsonBody(`{"model_name":"../../../../../../../../escape","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name ..", body: jsonBody(`{"model_name":"..","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name with slash", body: jsonBody(`{"model_name":"a/../../b","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name with backslash", body: jsonBody(`{"model_name":"a\\..\\b","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name absolute", body: jsonBody(`{"model_name":"/etc/passwd","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model version ..", body: jsonBody(`{"model_name":"m","model_version":"..","data":[[1]]}`), want: 400},
-		{name: "designation traversal", body: jsonBody(`{"model_name":"m","model_version":"1","designation":"../../x","data":[[1]]}`), want: 400},
-		{name: "webservice traversal", body: jsonBody(`{"model_name":"m","model_version":"1","webservice":"../../../x","data":[[1]]}`), want: 400},
-		{name: "subscription dot", body: jsonBody(`{"model_name":"m","model_version":"1","subscription_id":".","data":[[1]]}`), want: 400},
-		{name: "workspace NUL", body: jsonBody(`{"model_name":"m","model_version":"1","workspace":"a\u0000b","data":[[1]]}`), want: 400},
-		{name: "model name bidi override", body: jsonBody(`{"model_name":"a\u202eb","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name trailing dot", body: jsonBody(`{"model_name":"m.","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "model name 129 bytes", body: jsonBody(`{"model_name":"` + strings.Repeat("m", 129) + `","model_version":"1","data":[[1]]}`), want: 400},
-		{name: "query traversal", path: "/v1/collect?model_name=..%2F..%2Fescape&model_version=1", body: jsonBody(`{"data":[[1]]}`), want: 400},
+		{name: "model name ../..", body: hostileJSON(`{"model_name":"../../../../../../../../escape","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name ..", body: hostileJSON(`{"model_name":"..","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name with slash", body: hostileJSON(`{"model_name":"a/../../b","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name with backslash", body: hostileJSON(`{"model_name":"a\\..\\b","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name absolute", body: hostileJSON(`{"model_name":"/etc/passwd","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model version ..", body: hostileJSON(`{"model_name":"m","model_version":"..","data":[[1]]}`), want: 400},
+		{name: "designation traversal", body: hostileJSON(`{"model_name":"m","model_version":"1","designation":"../../x","data":[[1]]}`), want: 400},
+		{name: "webservice traversal", body: hostileJSON(`{"model_name":"m","model_version":"1","webservice":"../../../x","data":[[1]]}`), want: 400},
+		{name: "subscription dot", body: hostileJSON(`{"model_name":"m","model_version":"1","subscription_id":".","data":[[1]]}`), want: 400},
+		{name: "workspace NUL", body: hostileJSON(`{"model_name":"m","model_version":"1","workspace":"a\u0000b","data":[[1]]}`), want: 400},
+		{name: "model name bidi override", body: hostileJSON(`{"model_name":"a\u202eb","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name trailing dot", body: hostileJSON(`{"model_name":"m.","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "model name 129 bytes", body: hostileJSON(`{"model_name":"` + strings.Repeat("m", 129) + `","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "query traversal", path: "/v1/collect?model_name=..%2F..%2Fescape&model_version=1", body: hostileJSON(`{"data":[[1]]}`), want: 400},
 		{name: "header traversal", header: map[string]string{"X-Modeldata-Model-Name": "../escape", "X-Modeldata-Model-Version": "1"},
-			body: jsonBody(`{"data":[[1]]}`), want: 400},
-		{name: "URL path traversal", path: "/v1/../../v1/collect/../../etc", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 404},
+			body: hostileJSON(`{"data":[[1]]}`), want: 400},
+		{name: "URL path traversal", path: "/v1/../../v1/collect/../../etc", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 404},
 		// Encoding and structure.
 		{name: "invalid UTF-8 model name", body: func() []byte { return []byte("{\"model_name\":\"m\xff\",\"model_version\":\"1\",\"data\":[[1]]}") }, want: 400},
 		{name: "invalid UTF-8 cell", body: func() []byte {
@@ -104,33 +104,33 @@ func hostileCorpus() []hostile {
 		}, want: 400},
 		{name: "invalid UTF-8 CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1",
 			body: func() []byte { return []byte("a,b\n1,\xff\n") }, want: 400},
-		{name: "deep nesting", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[` + deep + `]]}`), want: 400},
-		{name: "wrong width", body: jsonBody(`{"model_name":"m","model_version":"1","feature_names":["a","b","c"],"data":[[1,2]]}`), want: 400},
-		{name: "ragged rows", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1,2],[1,2,3]]}`), want: 400},
-		{name: "ragged CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: jsonBody("a,b\n1,2,3\n"), want: 400},
-		{name: "duplicate feature names", body: jsonBody(`{"model_name":"m","model_version":"1","feature_names":["a","a"],"data":[[1,2]]}`), want: 400},
-		{name: "unknown field", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]],"evil":1}`), want: 400},
-		{name: "NaN literal", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[NaN]]}`), want: 400},
-		{name: "number out of range", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1e400]]}`), want: 400},
-		{name: "id over 512 bytes", body: jsonBody(`{"model_name":"m","model_version":"1","request_id":"` + strings.Repeat("r", 513) + `","data":[[1]]}`), want: 400},
-		{name: "truncated JSON", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1`), want: 400},
-		{name: "empty body", body: jsonBody(``), want: 400},
-		{name: "missing data", body: jsonBody(`{"model_name":"m","model_version":"1"}`), want: 400},
-		{name: "1001 columns", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[` + strings.Join(wide, ",") + `]]}`), want: 413},
-		{name: "10001 rows", body: jsonBody(`{"model_name":"m","model_version":"1","data":[` + manyRows + `]}`), want: 413},
-		{name: "100 MB body", body: bigBody(100 << 20), want: 413},
-		{name: "100 MB gzip bomb (100 KB on the wire)", header: map[string]string{"Content-Encoding": "gzip"}, body: gzipped(bigBody(100 << 20)), want: 413},
-		{name: "wrong content type", contentType: "text/plain", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
-		{name: "charset latin1", contentType: "application/json; charset=iso-8859-1", body: jsonBody(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
-		{name: "GET", method: http.MethodGet, body: jsonBody(``), want: 405},
+		{name: "deep nesting", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[` + deep + `]]}`), want: 400},
+		{name: "wrong width", body: hostileJSON(`{"model_name":"m","model_version":"1","feature_names":["a","b","c"],"data":[[1,2]]}`), want: 400},
+		{name: "ragged rows", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1,2],[1,2,3]]}`), want: 400},
+		{name: "ragged CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a,b\n1,2,3\n"), want: 400},
+		{name: "duplicate feature names", body: hostileJSON(`{"model_name":"m","model_version":"1","feature_names":["a","a"],"data":[[1,2]]}`), want: 400},
+		{name: "unknown field", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]],"evil":1}`), want: 400},
+		{name: "NaN literal", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[NaN]]}`), want: 400},
+		{name: "number out of range", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1e400]]}`), want: 400},
+		{name: "id over 512 bytes", body: hostileJSON(`{"model_name":"m","model_version":"1","request_id":"` + strings.Repeat("r", 513) + `","data":[[1]]}`), want: 400},
+		{name: "truncated JSON", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1`), want: 400},
+		{name: "empty body", body: hostileJSON(``), want: 400},
+		{name: "missing data", body: hostileJSON(`{"model_name":"m","model_version":"1"}`), want: 400},
+		{name: "1001 columns", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[` + strings.Join(wide, ",") + `]]}`), want: 413},
+		{name: "10001 rows", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[` + manyRows + `]}`), want: 413},
+		{name: "100 MB body", body: hostileBig(100 << 20), want: 413},
+		{name: "100 MB gzip bomb (100 KB on the wire)", header: map[string]string{"Content-Encoding": "gzip"}, body: hostileGzip(hostileBig(100 << 20)), want: 413},
+		{name: "wrong content type", contentType: "text/plain", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
+		{name: "charset latin1", contentType: "application/json; charset=iso-8859-1", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
+		{name: "GET", method: http.MethodGet, body: hostileJSON(``), want: 405},
 		// OTLP door: garbage is refused; a contract record with a bad path part is accepted and quarantined.
-		{name: "OTLP garbage protobuf", path: "/v1/logs", contentType: "application/x-protobuf", body: jsonBody("\xff\xff\xff\xff"), want: 400},
+		{name: "OTLP garbage protobuf", path: "/v1/logs", contentType: "application/x-protobuf", body: hostileJSON("\xff\xff\xff\xff"), want: 400},
 		{name: "OTLP model name traversal (quarantined)", path: "/v1/logs", contentType: "application/x-protobuf",
-			body: otlpBody("../../../../escape", ""), want: 200},
+			body: hostileOTLP("../../../../escape", ""), want: 200},
 		{name: "OTLP webservice traversal (quarantined)", path: "/v1/logs", contentType: "application/x-protobuf",
-			body: otlpBody("m", "../../../../escape"), want: 200},
+			body: hostileOTLP("m", "../../../../escape"), want: 200},
 		// Formula injection: accepted, neutralized in the file (neutralize_formulas: true).
-		{name: "formula injection", body: jsonBody(`{"model_name":"formula","model_version":"1","feature_names":["a","b","c","d"],` +
+		{name: "formula injection", body: hostileJSON(`{"model_name":"formula","model_version":"1","feature_names":["a","b","c","d"],` +
 			`"data":[["=HYPERLINK(\"http://evil\",\"x\")","@SUM(A1:A9)","-12.5","+cmd|' /C calc'!A0"]]}`), want: 200},
 	}
 }
@@ -140,7 +140,7 @@ func hostileCorpus() []hostile {
 // folder tree: only the formula row's file and the quarantine file exist, and
 // nothing was written outside the data folder.
 func TestHarnessBadInput(t *testing.T) {
-	collect, otlp, health := addr(t), addr(t), addr(t)
+	collect, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	base := t.TempDir()
 	dataDir := filepath.Join(base, "a", "b", "c", "d", "data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -194,11 +194,11 @@ func TestHarnessBadInput(t *testing.T) {
 	}
 	var got []string
 	testutil.Poll(20*time.Second, func() bool {
-		got = listFiles(t, base)
+		got = harnessListFiles(t, base)
 		return slices.Equal(got, want)
 	})
 	time.Sleep(time.Second) // late writes would show now
-	if got = listFiles(t, base); !slices.Equal(got, want) {
+	if got = harnessListFiles(t, base); !slices.Equal(got, want) {
 		t.Fatalf("files below the test folder:\n got %q\nwant %q", got, want)
 	}
 	files := testutil.ReadCSVTree(t, dataDir)
@@ -213,7 +213,7 @@ func TestHarnessBadInput(t *testing.T) {
 }
 
 // listFiles lists the regular files below dir, slash-separated and sorted.
-func listFiles(t *testing.T, dir string) []string {
+func harnessListFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var files []string
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -235,7 +235,7 @@ func listFiles(t *testing.T, dir string) []string {
 // right token gets 200 and its rows land.
 func TestHarnessAuthRefusesUnauthenticated(t *testing.T) {
 	const token = "s3cret-harness-token"
-	collect, otlp, health := addr(t), addr(t), addr(t)
+	collect, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	dataDir := t.TempDir()
 	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
 		FlushTimeout: "100ms", BearerToken: token}
@@ -292,12 +292,12 @@ func TestHarnessAuthRefusesUnauthenticated(t *testing.T) {
 			}
 		}
 		// 100 MB without a token: refused before the body matters.
-		if code := send(d.url, d.contentType, bigBody(100<<20)(), nil); code != http.StatusUnauthorized {
+		if code := send(d.url, d.contentType, hostileBig(100<<20)(), nil); code != http.StatusUnauthorized {
 			t.Errorf("%s, 100 MB unauthenticated: status %d, want 401", d.name, code)
 		}
 	}
 	time.Sleep(time.Second)
-	if files := listFiles(t, dataDir); len(files) != 0 {
+	if files := harnessListFiles(t, dataDir); len(files) != 0 {
 		t.Fatalf("unauthenticated requests wrote %q", files)
 	}
 	// The right token: both doors accepted and the rows land.

@@ -80,7 +80,7 @@ func TestHarnessFaultKill9(t *testing.T) {
 	testutil.CollectorBinary(t)
 	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 1000, rate: 5000, outage: 2 * time.Second})
 	az := testutil.StartAzurite(t)
-	collect, health := addr(t), addr(t)
+	collect, health := harnessAddr(t), harnessAddr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m"}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
@@ -106,7 +106,7 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	testutil.CollectorBinary(t)
 	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 5 * time.Second}, faultSize{requests: 1000, rate: 1000, outage: 60 * time.Second})
 	az := testutil.StartAzurite(t)
-	collect, health := addr(t), addr(t)
+	collect, health := harnessAddr(t), harnessAddr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m", Timeout: "10s"}
 	testutil.StartCollector(t, cfg.YAML(), collect, health)
@@ -133,7 +133,7 @@ func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *fau
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	collect, health, metricsPort := addr(t), addr(t), testutil.FreePort(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m", Timeout: "10s", MetricsPort: metricsPort, QueueConsumers: consumers}
 	testutil.StartCollector(t, cfg.YAML(), collect, health)
@@ -213,7 +213,7 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	collect, health := addr(t), addr(t)
+	collect, health := harnessAddr(t), harnessAddr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MaxElapsedRetry: "10m", Timeout: "10s"}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)

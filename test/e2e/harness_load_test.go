@@ -17,7 +17,7 @@ const harnessEnv = "MODELDATA_HARNESS_FULL"
 
 func harnessFull() bool { return os.Getenv(harnessEnv) != "" }
 
-func addr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
+func harnessAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
 
 // loadAndVerify sends cfg's rows and polls the verifier until every
 // acknowledged row is found (or the timeout passes), then asserts zero loss,
@@ -87,7 +87,7 @@ func azuriteVerifier(t *testing.T, az *testutil.Azurite) func(*harness.Manifest)
 // TestHarnessLoadLocal: a few thousand rows through both doors into the local
 // backend, every one found exactly once.
 func TestHarnessLoadLocal(t *testing.T) {
-	collect, otlp, health := addr(t), addr(t), addr(t)
+	collect, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	dir := t.TempDir()
 	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dir, FlushTimeout: "200ms"}
 	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
@@ -106,7 +106,7 @@ func TestHarnessLoadLocal(t *testing.T) {
 func TestHarnessLoadAzurite(t *testing.T) {
 	testutil.CollectorBinary(t) // skip before starting Azurite when there is no binary
 	az := testutil.StartAzurite(t)
-	collect, otlp, health := addr(t), addr(t), addr(t)
+	collect, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health,
 		ConnectionString: az.ConnectionString(), FlushTimeout: "200ms"}
 	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)

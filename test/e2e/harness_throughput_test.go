@@ -131,8 +131,8 @@ func TestHarnessThroughput(t *testing.T) {
 // runThroughput measures one route: as fast as possible (rate 0) or paced at rate rows/s.
 func runThroughput(t *testing.T, route string, features, rows int, rate float64) throughputResult {
 	ours := route != "stock-otlp"
-	otlpAddr, collectAddr := addr(t), addr(t)
-	pprofAddr, metricsPort := addr(t), testutil.FreePort(t)
+	otlpAddr, collectAddr := harnessAddr(t), harnessAddr(t)
+	pprofAddr, metricsPort := harnessAddr(t), testutil.FreePort(t)
 	var (
 		bin     string
 		pid     int
@@ -161,7 +161,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 			t.Skipf("%s is not set: the stock route runs in `make bench-e2e`", stockEnv)
 		}
 		outFile = filepath.Join(t.TempDir(), "stock.json")
-		startProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort), otlpAddr, pprofAddr)
+		startStockProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort), otlpAddr, pprofAddr)
 		verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, outFile) }
 	}
 	pids := harness.ChildPIDs(os.Getpid(), bin)
@@ -243,7 +243,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			saveProfile(t, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f.pprof", route, features, rate)))
+			harnessSaveProfile(t, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f.pprof", route, features, rate)))
 		}()
 	}
 	t0 := time.Now()
@@ -288,7 +288,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 
 // startProcess runs a collector binary other than ours (the stock one) on a
 // config, waits for its ports, and stops it when the test ends.
-func startProcess(t *testing.T, bin, config string, waitAddrs ...string) {
+func startStockProcess(t *testing.T, bin, config string, waitAddrs ...string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
@@ -297,7 +297,7 @@ func startProcess(t *testing.T, bin, config string, waitAddrs ...string) {
 	var out bytes.Buffer
 	var mu sync.Mutex
 	cmd := exec.Command(bin, "--config", path)
-	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
+	w := harnessWriterFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -325,11 +325,11 @@ func startProcess(t *testing.T, bin, config string, waitAddrs ...string) {
 	}
 }
 
-type writerFunc func([]byte) (int, error)
+type harnessWriterFunc func([]byte) (int, error)
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (f harnessWriterFunc) Write(p []byte) (int, error) { return f(p) }
 
-func saveProfile(t *testing.T, url, path string) {
+func harnessSaveProfile(t *testing.T, url, path string) {
 	time.Sleep(time.Second)
 	resp, err := http.Get(url)
 	if err != nil {
