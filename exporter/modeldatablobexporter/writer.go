@@ -57,8 +57,23 @@ type fileState struct {
 	known  bool // size and blocks are valid
 	size   int64
 	blocks int
+	// unsure are appends whose answer never came: they may have landed.
+	// Another push may move size past them before their retry, so the
+	// retry must look for its bytes where it first tried, not at size.
+	unsure []unsureAppend
 	used   time.Time // guarded by writer.mu
 }
+
+// unsureAppend is an append whose outcome is unknown.
+type unsureAppend struct {
+	name string
+	pos  int64
+	sum  [sha256.Size]byte
+}
+
+// maxUnsure bounds the unsure appends kept per file; older ones are
+// forgotten (their retries, if any, fall back to the position check).
+const maxUnsure = 64
 
 func newWriter(st store, cfg *Config, tel *telemetry) *writer {
 	return &writer{st: st, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
@@ -134,6 +149,10 @@ func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
 
 func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte) error {
 	n := int64(len(chunk))
+	sum := sha256.Sum256(chunk)
+	if landed, err := w.landedEarlier(ctx, fs, sum, n); landed || err != nil {
+		return err
+	}
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
 		if !fs.known {
 			if err := w.open(ctx, fs, header); err != nil {
@@ -168,12 +187,49 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 			}
 			w.roll(fs)
 		default:
-			// fs.size stays: the retry appends at the same position, so an
-			// attempt that did land is recognized there.
+			// The append may have landed without our seeing the answer:
+			// its retry checks this position first (landedEarlier).
+			if len(fs.unsure) == maxUnsure {
+				fs.unsure = fs.unsure[1:]
+			}
+			fs.unsure = append(fs.unsure, unsureAppend{name: fs.name, pos: fs.size, sum: sum})
 			return err
 		}
 	}
 	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", fs.dir, fs.name, maxAppendAttempts)
+}
+
+// landedEarlier reports whether a chunk with this checksum was appended
+// earlier without an answer and is in fact in the file. An unsure append
+// is looked at once: found or not, its entry is dropped.
+func (w *writer) landedEarlier(ctx context.Context, fs *fileState, sum [sha256.Size]byte, n int64) (bool, error) {
+	for i, u := range fs.unsure {
+		if u.sum != sum {
+			continue
+		}
+		name := fs.dir + "/" + u.name
+		p, err := w.st.props(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		landed := false
+		if p.size >= u.pos+n {
+			got, err := w.st.readAt(ctx, name, u.pos, n)
+			if err != nil {
+				return false, err
+			}
+			landed = sha256.Sum256(got) == sum
+		}
+		fs.unsure = append(fs.unsure[:i], fs.unsure[i+1:]...)
+		if landed {
+			if u.name == fs.name && p.size > fs.size {
+				fs.size, fs.blocks = p.size, p.blocks
+			}
+			w.tel.duplicateAvoided(ctx)
+		}
+		return landed, nil
+	}
+	return false, nil
 }
 
 // landedAt refreshes fs after a failed position condition and reports
