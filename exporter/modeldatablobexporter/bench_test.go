@@ -15,14 +15,17 @@ import (
 )
 
 // benchRows are n rows of 10 features (doubles, ints, strings), as a
-// scoring service would send them.
-func benchRows(n int) []testRow {
+// scoring service would send them, widened with doubles to width features.
+func benchRows(n, width int) []testRow {
 	rows := make([]testRow, n)
 	for i := range rows {
 		rows[i] = testRow{model: "higgsxgboost", version: "7", designation: "inputs", ts: day,
 			correlationID: fmt.Sprintf("edea20ef-5f7e-43df-a9c8-%012d", i), requestID: fmt.Sprintf("ae249167-ab81-46d2-9553-%012d", i),
 			features: [][2]any{{"f0", 1.1386826 + float64(i)}, {"f1", -0.47382187}, {"f2", int64(i)}, {"f3", "Redmond, WA"},
 				{"f4", 0.000123}, {"f5", true}, {"f6", int64(42)}, {"f7", "category-" + strconv.Itoa(i%17)}, {"f8", 3.5e7}, {"f9", ""}}}
+		for f := 10; f < width; f++ {
+			rows[i].features = append(rows[i].features, [2]any{"f" + strconv.Itoa(f), float64(i) / float64(f)})
+		}
 	}
 	return rows
 }
@@ -36,7 +39,7 @@ func BenchmarkAzuriteAppend(b *testing.B) {
 			cfg := azuriteConfig(az)
 			cfg.Container = fmt.Sprintf("bench%d", batch)
 			e := newTestExporter(b, cfg)
-			ld := makeLogs(benchRows(batch)...)
+			ld := makeLogs(benchRows(batch, 10)...)
 			var size int
 			for _, fb := range newEncoder(cfg).encode(ld).batches {
 				size += fb.body.Len()
@@ -60,23 +63,26 @@ func BenchmarkAzuriteAppend(b *testing.B) {
 // BenchmarkEncode is the exporter's CSV encoding of the same rows without
 // storage (plog records to per-file CSV batches).
 func BenchmarkEncode(b *testing.B) {
-	cfg := createDefaultConfig()
-	ld := makeLogs(benchRows(5000)...)
-	enc := newEncoder(cfg)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if n := len(enc.encode(ld).batches); n != 1 {
-			b.Fatal(n)
-		}
+	for _, width := range []int{10, 50} {
+		b.Run(fmt.Sprintf("features=%d", width), func(b *testing.B) {
+			ld := makeLogs(benchRows(5000, width)...)
+			enc := newEncoder(createDefaultConfig())
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if n := len(enc.encode(ld).batches); n != 1 {
+					b.Fatal(n)
+				}
+			}
+			b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "rows/s")
 }
 
 // BenchmarkCSVToMemory is the limit: encoding/csv writing the same cells
 // (already formatted strings) to memory.
 func BenchmarkCSVToMemory(b *testing.B) {
-	rows := benchRows(5000)
+	rows := benchRows(5000, 10)
 	records := make([][]string, len(rows))
 	for i, r := range rows {
 		rec := make([]string, 0, 18)

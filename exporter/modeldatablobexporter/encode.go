@@ -103,7 +103,12 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				}
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-				names := columnNames(row.FeatureNames, lr)
+				body := lr.Body()
+				inOrder := bodyInOrder(row.FeatureNames, body)
+				names := row.FeatureNames
+				if !inOrder {
+					names = columnNames(row.FeatureNames, lr)
+				}
 				hour := row.Timestamp.Truncate(time.Hour)
 
 				// Consecutive rows of one request usually share the file:
@@ -121,15 +126,23 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				}
 
 				cells = cells[:0]
-				body := lr.Body()
-				for _, name := range names {
-					cell := ""
-					if body.Type() == pcommon.ValueTypeMap {
+				switch {
+				case inOrder:
+					for _, v := range body.Map().All() {
+						cells = append(cells, contract.FormatValue(v))
+					}
+				case body.Type() == pcommon.ValueTypeMap:
+					for _, name := range names {
+						cell := ""
 						if v, ok := body.Map().Get(name); ok {
 							cell = contract.FormatValue(v)
 						}
+						cells = append(cells, cell)
 					}
-					cells = append(cells, cell)
+				default:
+					for range names {
+						cells = append(cells, "")
+					}
 				}
 				requestID := row.RequestID
 				if requestID == "" {
@@ -218,6 +231,23 @@ func placementProblem(p contract.PathParts) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// bodyInOrder reports whether the body is a map of exactly the declared
+// names in declared order: the shape the receiver and the featureflattener
+// write, whose cells need no lookup by name.
+func bodyInOrder(declared []string, body pcommon.Value) bool {
+	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
+		return false
+	}
+	i := 0
+	for k := range body.Map().All() {
+		if k != declared[i] {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 // columnNames is the declared feature order, then body keys not declared,
