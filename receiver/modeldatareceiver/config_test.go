@@ -1,30 +1,19 @@
 package modeldatareceiver
 
 import (
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := cm.Sub(component.NewIDWithName(componentType, name).String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		t.Fatal(err)
-	}
+	_ = testutil.LoadConfig(t, componentType, name, cfg) // validated by each test, which expects success or an error
 	return cfg
 }
 
