@@ -24,7 +24,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test unit e2e fuzz lint bench bench-e2e faults docker azurite tools clean
+.PHONY: all build run test fuzz lint bench bench-e2e faults docker azurite tools clean
 
 all: build
 
