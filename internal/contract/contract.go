@@ -109,6 +109,7 @@ func ReadRow(lr plog.LogRecord) (row Row, ok bool) {
 // Feature values go in the body, through Features.
 func WriteRow(lr plog.LogRecord, row Row) {
 	attrs := lr.Attributes()
+	attrs.EnsureCapacity(attrs.Len() + 6) // the six attributes below, in one allocation
 	attrs.PutStr(AttrModelName, row.ModelName)
 	if row.ModelVersion != "" {
 		attrs.PutStr(AttrModelVersion, row.ModelVersion)

@@ -116,18 +116,25 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 		ModelName: res.modelName, ModelVersion: res.modelVersion, Designation: res.designation,
 		CorrelationID: res.correlationID, RequestID: res.requestID, Timestamp: res.timestamp, FeatureNames: names,
 	}
+	// Rows that share the request's ids are copies of one record (a copy
+	// allocates its attributes at their final size, without lookups).
+	shared := plog.NewLogRecord()
+	shared.SetObservedTimestamp(obs)
+	contract.WriteRow(shared, row)
 	kept := 0
 	for r := 0; r < t.rows; r++ {
-		if ids != nil {
-			id := ids[r]
-			if !keep(id.requestID, rate) {
-				continue
-			}
-			row.CorrelationID, row.RequestID, row.Timestamp = id.correlationID, id.requestID, id.timestamp
+		if ids != nil && !keep(ids[r].requestID, rate) {
+			continue
 		}
 		lr := records.AppendEmpty()
-		lr.SetObservedTimestamp(obs)
-		contract.WriteRow(lr, row)
+		if ids == nil {
+			shared.CopyTo(lr)
+		} else {
+			id := ids[r]
+			row.CorrelationID, row.RequestID, row.Timestamp = id.correlationID, id.requestID, id.timestamp
+			lr.SetObservedTimestamp(obs)
+			contract.WriteRow(lr, row)
+		}
 		body := contract.Features(lr)
 		body.EnsureCapacity(len(t.features))
 		cells := t.cells[r*t.width : (r+1)*t.width]
