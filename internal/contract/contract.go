@@ -88,6 +88,26 @@ func IsModelData(lr plog.LogRecord) bool {
 // record is not model data. Designation falls back to DefaultDesignation and
 // the timestamp to the observed timestamp.
 func ReadRow(lr plog.LogRecord) (row Row, ok bool) {
+	row, ok = readRow(lr)
+	if ok {
+		row.FeatureNames = FeatureNames(lr)
+	}
+	return row, ok
+}
+
+// ReadRowReuse is ReadRow for a caller reading many records: the feature
+// names are appended to names[:0], so row.FeatureNames shares names'
+// storage and is overwritten by the next call that passes it.
+func ReadRowReuse(lr plog.LogRecord, names []string) (row Row, ok bool) {
+	row, ok = readRow(lr)
+	if ok {
+		row.FeatureNames = AppendFeatureNames(names[:0], lr)
+	}
+	return row, ok
+}
+
+// readRow is ReadRow without the feature names.
+func readRow(lr plog.LogRecord) (row Row, ok bool) {
 	if !IsModelData(lr) {
 		return Row{}, false
 	}
@@ -100,7 +120,6 @@ func ReadRow(lr plog.LogRecord) (row Row, ok bool) {
 	}
 	row.CorrelationID = strAttr(attrs, AttrCorrelationID)
 	row.RequestID = strAttr(attrs, AttrRequestID)
-	row.FeatureNames = FeatureNames(lr)
 	row.Timestamp = ScoringTime(lr)
 	return row, true
 }
@@ -153,6 +172,19 @@ func FeatureNames(lr plog.LogRecord) []string {
 		names[i] = s.At(i).AsString()
 	}
 	return names
+}
+
+// AppendFeatureNames appends the declared column order of a record to dst.
+func AppendFeatureNames(dst []string, lr plog.LogRecord) []string {
+	v, ok := lr.Attributes().Get(AttrFeatureNames)
+	if !ok || v.Type() != pcommon.ValueTypeSlice {
+		return dst
+	}
+	s := v.Slice()
+	for i := 0; i < s.Len(); i++ {
+		dst = append(dst, s.At(i).AsString())
+	}
+	return dst
 }
 
 // SetFeatureNames sets the declared column order of a record.

@@ -50,6 +50,11 @@ func FormatTimestamp(t time.Time) string {
 	return t.UTC().Format(TimestampLayout)
 }
 
+// AppendTimestamp appends FormatTimestamp(t) to dst.
+func AppendTimestamp(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, TimestampLayout)
+}
+
 // ParseTimestamp accepts the reference format and RFC 3339 (with or without
 // fractional seconds or offset); a time without offset is UTC.
 func ParseTimestamp(s string) (time.Time, error) {
@@ -102,21 +107,48 @@ func FormatValue(v pcommon.Value) string {
 	}
 }
 
+// AppendValue appends FormatValue(v) to dst, without an intermediate
+// string for booleans, integers, doubles and empty values.
+func AppendValue(dst []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return append(dst, v.Str()...)
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return append(dst, "True"...)
+		}
+		return append(dst, "False"...)
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		return AppendFloat(dst, v.Double())
+	case pcommon.ValueTypeEmpty:
+		return dst
+	default:
+		return append(dst, FormatValue(v)...)
+	}
+}
+
 // FormatFloat renders a double without exponent between 1e-6 and 1e21 and
 // in shortest exponent form outside; NaN and infinities as Python writes them.
 func FormatFloat(f float64) string {
+	return string(AppendFloat(make([]byte, 0, 32), f))
+}
+
+// AppendFloat appends FormatFloat(f) to dst.
+func AppendFloat(dst []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
-		return "nan"
+		return append(dst, "nan"...)
 	case math.IsInf(f, 1):
-		return "inf"
+		return append(dst, "inf"...)
 	case math.IsInf(f, -1):
-		return "-inf"
+		return append(dst, "-inf"...)
 	}
 	if abs := math.Abs(f); abs == 0 || (abs >= 1e-6 && abs < 1e21) {
-		return strconv.FormatFloat(f, 'f', -1, 64)
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 // MaxSegmentLen bounds one path segment (Azure allows 1,024 characters for a
