@@ -2,11 +2,12 @@ package modeldatablobexporter
 
 import (
 	"bytes"
-	"encoding/csv"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -32,7 +33,6 @@ type fileBatch struct {
 	refs       []recordRef
 	quarantine bool
 	workspace  string // the $aml_workspace value
-	csv        *csv.Writer
 }
 
 // key identifies the file a batch belongs to (before rolling and schema suffixes).
@@ -42,8 +42,8 @@ func (b *fileBatch) key() string { return b.dir + "/" + b.stem + "\x00" + string
 type encoder struct {
 	cfg      *Config
 	boundary string
-	hdr      bytes.Buffer
-	hdrCSV   *csv.Writer
+	line     []byte   // the line being written, reused
+	names    []string // the feature names being read, reused
 }
 
 func newEncoder(cfg *Config) *encoder {
@@ -51,21 +51,81 @@ func newEncoder(cfg *Config) *encoder {
 	if cfg.Hourly {
 		e.boundary = contract.BoundaryHour
 	}
-	e.hdrCSV = newCSVWriter(&e.hdr)
 	return e
 }
 
-func newCSVWriter(b *bytes.Buffer) *csv.Writer { return csv.NewWriter(b) }
+// appendLine appends one CSV record ending in CRLF, as Python's csv writer
+// (which the reference collector used) did: fields as appendField writes
+// them. (encoding/csv's UseCRLF would also turn newlines inside quoted cells
+// into CRLF; Python keeps them, and so does this.)
+func appendLine(line []byte, cells []string) []byte {
+	for i, c := range cells {
+		if i > 0 {
+			line = append(line, ',')
+		}
+		line = appendField(line, c)
+	}
+	return append(line, '\r', '\n')
+}
 
-// writeLine writes one CSV record to b ending in CRLF, as Python's csv
-// writer (which the reference collector used) did. csv.Writer's UseCRLF
-// would also turn newlines inside quoted cells into CRLF; Python keeps
-// them, so only the record terminator is changed here.
-func writeLine(w *csv.Writer, b *bytes.Buffer, cells []string) {
-	_ = w.Write(cells) // writes to a bytes.Buffer do not fail
-	w.Flush()
-	b.Truncate(b.Len() - 1)
-	b.WriteString("\r\n")
+// appendField appends one CSV field exactly as encoding/csv's Writer (comma
+// separator) writes it: quoted when it is `\.`, holds a comma, quote, CR or
+// LF, or starts with a Unicode space, with inner quotes doubled.
+func appendField(line []byte, field string) []byte {
+	if !fieldNeedsQuotes(field) {
+		return append(line, field...)
+	}
+	line = append(line, '"')
+	for {
+		i := strings.IndexByte(field, '"')
+		if i < 0 {
+			break
+		}
+		line = append(line, field[:i+1]...)
+		line = append(line, '"')
+		field = field[i+1:]
+	}
+	line = append(line, field...)
+	return append(line, '"')
+}
+
+func fieldNeedsQuotes(field string) bool {
+	if field == "" {
+		return false
+	}
+	if field == `\.` {
+		return true
+	}
+	for i := 0; i < len(field); i++ {
+		if c := field[i]; c == ',' || c == '"' || c == '\r' || c == '\n' {
+			return true
+		}
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return unicode.IsSpace(r)
+}
+
+// appendCell appends a string cell and its separator: neutralized when
+// configured, quoted when needed.
+func (e *encoder) appendCell(line []byte, cell string) []byte {
+	if e.cfg.NeutralizeFormulas {
+		cell = neutralize(cell)
+	}
+	return append(appendField(line, cell), ',')
+}
+
+// appendValue appends a feature value's cell and its separator.
+func (e *encoder) appendValue(line []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return e.appendCell(line, v.Str())
+	case pcommon.ValueTypeInt, pcommon.ValueTypeDouble, pcommon.ValueTypeBool, pcommon.ValueTypeEmpty:
+		// Digits, signs, '.', 'e', nan, inf, True, False or nothing: never
+		// quoted, and left alone by neutralize (a signed number parses).
+		return append(contract.AppendValue(line, v), ',')
+	default:
+		return e.appendCell(line, contract.FormatValue(v))
+	}
 }
 
 // encoded is the outcome of one encode call.
@@ -80,13 +140,13 @@ type encoded struct {
 func (e *encoder) encode(ld plog.Logs) encoded {
 	var out encoded
 	byKey := map[string]*fileBatch{}
-	var cells []string
 	var (
 		last      *fileBatch
 		lastParts contract.PathParts
 		lastHour  time.Time
 		lastNames []string
 	)
+	left := ld.LogRecordCount() // records not yet encoded
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -96,11 +156,13 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
-				row, ok := contract.ReadRow(lr)
+				left--
+				row, ok := contract.ReadRowReuse(lr, e.names)
 				if !ok {
 					out.notModelData++
 					continue
 				}
+				e.names = row.FeatureNames
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 				body := lr.Body()
@@ -117,6 +179,8 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				if last != nil && p == lastParts && hour.Equal(lastHour) && slices.Equal(names, lastNames) {
 					b = last
 				} else {
+					// names may share e.names, overwritten by the next row.
+					names = slices.Clone(names)
 					b = e.batchFor(byKey, &out, p, row, names)
 					last, lastParts, lastHour, lastNames = b, p, hour, names
 				}
@@ -125,40 +189,50 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 					reason = placementProblem(p)
 				}
 
-				cells = cells[:0]
+				line := e.line[:0]
 				switch {
 				case inOrder:
 					for _, v := range body.Map().All() {
-						cells = append(cells, contract.FormatValue(v))
+						line = e.appendValue(line, v)
 					}
 				case body.Type() == pcommon.ValueTypeMap:
 					for _, name := range names {
-						cell := ""
 						if v, ok := body.Map().Get(name); ok {
-							cell = contract.FormatValue(v)
+							line = e.appendValue(line, v)
+						} else {
+							line = append(line, ',')
 						}
-						cells = append(cells, cell)
 					}
 				default:
 					for range names {
-						cells = append(cells, "")
+						line = append(line, ',')
 					}
 				}
 				requestID := row.RequestID
 				if requestID == "" {
 					requestID = contract.NilRequestID
 				}
-				cells = append(cells, row.CorrelationID, contract.FormatTimestamp(row.Timestamp), e.boundary,
-					b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID)
+				line = e.appendCell(line, row.CorrelationID)
+				// The timestamp is digits and -T:. only: never quoted or neutralized.
+				line = append(contract.AppendTimestamp(line, row.Timestamp), ',')
+				for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
+					line = e.appendCell(line, c)
+				}
 				if reason != "" {
-					cells = append(cells, reason)
+					line = e.appendCell(line, reason)
 				}
-				if e.cfg.NeutralizeFormulas {
-					for c := range cells {
-						cells[c] = neutralize(cells[c])
-					}
+				line = append(line[:len(line)-1], '\r', '\n') // the last separator ends the line
+				if b.body.Len() == 0 && len(out.batches) == 1 {
+					// The first file of a push usually takes all its rows:
+					// size it once from this line, with an eighth to spare
+					// for longer lines, instead of doubling as it fills.
+					n := len(line) * (left + 1)
+					b.body.Grow(n + n/8)
+					b.lineEnds = slices.Grow(b.lineEnds, left+1)
+					b.refs = slices.Grow(b.refs, left+1)
 				}
-				writeLine(b.csv, &b.body, cells)
+				b.body.Write(line)
+				e.line = line
 				b.lineEnds = append(b.lineEnds, b.body.Len())
 				b.refs = append(b.refs, recordRef{i, j, k})
 			}
@@ -174,8 +248,7 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 	if reason != "" {
 		header = append(header, ColQuarantineReason)
 	}
-	e.hdr.Reset()
-	writeLine(e.hdrCSV, &e.hdr, header)
+	hdr := appendLine(nil, header)
 
 	var dir, stem string
 	if reason == "" {
@@ -185,11 +258,10 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 		dir = e.cfg.QuarantineDir + "/" + datePath(row.Timestamp, e.cfg.Hourly)
 		stem = "data"
 	}
-	key := dir + "/" + stem + "\x00" + e.hdr.String()
+	key := dir + "/" + stem + "\x00" + string(hdr)
 	b := byKey[key]
 	if b == nil {
-		b = &fileBatch{dir: dir, stem: stem, header: bytes.Clone(e.hdr.Bytes()), quarantine: reason != "", workspace: p.WorkspaceColumn()}
-		b.csv = newCSVWriter(&b.body)
+		b = &fileBatch{dir: dir, stem: stem, header: hdr, quarantine: reason != "", workspace: p.WorkspaceColumn()}
 		byKey[key] = b
 		out.batches = append(out.batches, b)
 	}
