@@ -44,6 +44,8 @@ type encoder struct {
 	boundary string
 	line     []byte   // the line being written, reused
 	names    []string // the feature names being read, reused
+	ts       time.Time
+	tsCell   []byte // ts formatted: rows of one request share it
 }
 
 func newEncoder(cfg *Config) *encoder {
@@ -213,8 +215,11 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 					requestID = contract.NilRequestID
 				}
 				line = e.appendCell(line, row.CorrelationID)
+				if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
+					e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
+				}
 				// The timestamp is digits and -T:. only: never quoted or neutralized.
-				line = append(contract.AppendTimestamp(line, row.Timestamp), ',')
+				line = append(append(line, e.tsCell...), ',')
 				for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
 					line = e.appendCell(line, c)
 				}
