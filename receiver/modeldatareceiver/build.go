@@ -116,11 +116,17 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 		ModelName: res.modelName, ModelVersion: res.modelVersion, Designation: res.designation,
 		CorrelationID: res.correlationID, RequestID: res.requestID, Timestamp: res.timestamp, FeatureNames: names,
 	}
-	// Rows that share the request's ids are copies of one record (a copy
-	// allocates its attributes at their final size, without lookups).
+	// Every row starts as a copy of one record with the request's ids and
+	// a body of the feature names with empty values: a copy allocates its
+	// attributes and body at their final size, without lookups by key.
 	shared := plog.NewLogRecord()
 	shared.SetObservedTimestamp(obs)
 	contract.WriteRow(shared, row)
+	body := contract.Features(shared)
+	body.EnsureCapacity(len(names))
+	for _, name := range names {
+		body.PutEmpty(name)
+	}
 	kept := 0
 	for r := 0; r < t.rows; r++ {
 		if ids != nil && !keep(ids[r].requestID, rate) {
@@ -134,15 +140,16 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 			row.CorrelationID, row.RequestID, row.Timestamp = id.correlationID, id.requestID, id.timestamp
 			lr.SetObservedTimestamp(obs)
 			contract.WriteRow(lr, row)
+			shared.Body().CopyTo(lr.Body())
 		}
-		body := contract.Features(lr)
-		body.EnsureCapacity(len(t.features))
+		// The body's values are in feature order: fill them in place.
 		cells := t.cells[r*t.width : (r+1)*t.width]
-		for k, c := range t.features {
-			v := body.PutEmpty(names[k])
-			if i := cells[c]; i >= 0 {
+		k := 0
+		for _, v := range lr.Body().Map().All() {
+			if i := cells[t.features[k]]; i >= 0 {
 				setValue(v, t.nodes, i)
 			}
+			k++
 		}
 		kept++
 	}
