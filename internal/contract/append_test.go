@@ -27,7 +27,11 @@ func TestAppendValueMatchesFormatValue(t *testing.T) {
 	add(func(v pcommon.Value) { v.SetBool(false) })
 	add(func(v pcommon.Value) { v.SetEmptyBytes().FromRaw([]byte("hi")) })
 	add(func(v pcommon.Value) { v.SetEmptyMap().PutStr("k", "v") })
-	add(func(v pcommon.Value) { s := v.SetEmptySlice(); s.AppendEmpty().SetInt(1); s.AppendEmpty().SetDouble(0.5) })
+	add(func(v pcommon.Value) {
+		s := v.SetEmptySlice()
+		s.AppendEmpty().SetInt(1)
+		s.AppendEmpty().SetDouble(0.5)
+	})
 	for _, i := range []int64{0, -1, 7, 100, -42, math.MaxInt64, math.MinInt64} {
 		add(func(v pcommon.Value) { v.SetInt(i) })
 	}
