@@ -1,9 +1,6 @@
 package appinsightsexporter
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 const testIKey = "11111111-2222-3333-4444-555555555555"
@@ -63,30 +62,20 @@ func newFakeIngestion(t *testing.T, script ...answer) *fakeIngestion {
 }
 
 func (f *fakeIngestion) handle(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			f.t.Errorf("gzip: %v", err)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	raw, err := io.ReadAll(body)
+	lines, err := testutil.TrackLines(r)
 	if err != nil {
 		f.t.Errorf("read body: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-json-stream" || r.Method != http.MethodPost {
 		f.t.Errorf("request %s with content type %q", r.Method, ct)
 	}
 	var envs []gotEnvelope
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
+	for _, line := range lines {
 		var e gotEnvelope
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			f.t.Errorf("line %q: %v", sc.Text(), err)
+		if err := json.Unmarshal(line, &e); err != nil {
+			f.t.Errorf("line %q: %v", line, err)
 		}
 		envs = append(envs, e)
 	}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,21 +29,15 @@ func (s *ingestionStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
+	lines, err := testutil.TrackLines(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	var batch []map[string]any
-	lines := bufio.NewScanner(body)
-	lines.Buffer(make([]byte, 1<<20), 16<<20)
-	for lines.Scan() {
+	for _, line := range lines {
 		var envelope map[string]any
-		if err := json.Unmarshal(lines.Bytes(), &envelope); err != nil {
+		if err := json.Unmarshal(line, &envelope); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
