@@ -36,11 +36,11 @@ func startTraces(t *testing.T, cfg *Config, set exporter.Settings) exporter.Trac
 }
 
 // partialTraces: span 1 (server) with an exception, spans 2 and 3 (client).
-// Envelopes: 0 request 1, 1 exception of 1, 2 dependency 2, 3 dependency 3.
+// Envelopes: 0 request 1, 1 exception of 1, 2 dependency 2, 3 dependency 3
+// (the resource has no attributes, so no _OTELRESOURCE_ metric).
 func partialTraces() ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
-	newResource(rs.Resource())
 	ss := rs.ScopeSpans().AppendEmpty()
 	s1 := addSpan(ss, "score", ptrace.SpanKindServer, 1, time.Millisecond, nil)
 	ev := s1.Events().AppendEmpty()
