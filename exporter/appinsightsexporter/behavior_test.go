@@ -253,3 +253,18 @@ func TestNoCompressionAndSecretsNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceMetricNotResent: a refused _OTELRESOURCE_ metric is not a
+// reason to send spans again (the next batch carries it anyway).
+func TestResourceMetricNotResent(t *testing.T) {
+	td := partialTraces()
+	newResource(td.ResourceSpans().At(0).Resource())
+	f := newFakeIngestion(t, answer{status: http.StatusPartialContent,
+		body: `{"itemsReceived":5,"itemsAccepted":4,"errors":[{"index":0,"statusCode":500,"message":"x"}]}`})
+	if err := startedExporter(t, testConfig(f.srv.URL)).pushTraces(context.Background(), td); err != nil {
+		t.Fatalf("got %v", err)
+	}
+	if got := strings.Join(describeEnvs(f.requests()[0]), " "); !strings.HasPrefix(got, "metric:_OTELRESOURCE_=1 RequestData") {
+		t.Fatalf("sent %s", got)
+	}
+}

@@ -382,3 +382,84 @@ func TestMetricsEnvelopes(t *testing.T) {
 }
 
 func nanValue() float64 { var z float64; return z / z }
+
+func TestResourceTags(t *testing.T) {
+	sdk := "otelcol-modeldata:dev"
+	tests := []struct {
+		name  string
+		attrs map[string]any
+		want  map[string]string
+	}{
+		{"namespace.name, instance id, version",
+			map[string]any{"service.name": "scoring", "service.namespace": "ml", "service.instance.id": "i-1", "service.version": "1.2", "host.name": "node-3"},
+			map[string]string{tagRole: "ml.scoring", tagRoleInstance: "i-1", tagApplicationVer: "1.2"}},
+		{"unknown service on Kubernetes: the deployment and the pod",
+			map[string]any{"service.name": "unknown_service:python", "k8s.deployment.name": "scorer", "k8s.replicaset.name": "scorer-5d8f7",
+				"k8s.pod.name": "scorer-5d8f7-xk2p9", "service.instance.id": "i-1", "host.name": "node-3"},
+			map[string]string{tagRole: "scorer", tagRoleInstance: "scorer-5d8f7-xk2p9"}},
+		{"named service on Kubernetes keeps its name, the pod is the instance",
+			map[string]any{"service.name": "scoring", "k8s.deployment.name": "scorer", "k8s.pod.name": "scorer-1"},
+			map[string]string{tagRole: "scoring", tagRoleInstance: "scorer-1"}},
+		{"unknown service, stateful set",
+			map[string]any{"service.name": "unknown_service", "k8s.statefulset.name": "db"},
+			map[string]string{tagRole: "db"}},
+		{"unknown service and nothing else: as given, instance from host.name",
+			map[string]any{"service.name": "unknown_service:java", "host.name": "vm-1"},
+			map[string]string{tagRole: "unknown_service:java", tagRoleInstance: "vm-1"}},
+		{"device",
+			map[string]any{"device.id": "d-1", "device.model.name": "Pixel"},
+			map[string]string{tagDeviceID: "d-1", tagDeviceModel: "Pixel"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := pcommon.NewResource()
+			if err := res.Attributes().FromRaw(tt.attrs); err != nil {
+				t.Fatal(err)
+			}
+			want := merge(tt.want, tagSDKVersion, sdk)
+			if got := newEncoder(target{iKey: testIKey}, "").resourceTags(res); !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// TestRequestNamesAndLocation: the operation name of a server span is
+// METHOD route whenever there is a route (a custom span name too), else
+// METHOD path of url.full, else the span name; the client address is the
+// location, never a property.
+func TestRequestNamesAndLocation(t *testing.T) {
+	tests := []struct {
+		name, spanName string
+		attrs          map[string]any
+		wantName, ip   string
+	}{
+		{"route wins over a custom name", "score handler",
+			map[string]any{"http.request.method": "POST", "http.route": "/v1/{model}", "url.full": "http://h/v1/churn"}, "POST /v1/{model}", ""},
+		{"path of url.full without a route", "GET",
+			map[string]any{"http.method": "GET", "http.url": "http://h:8080/health?x=1", "client.address": "203.0.113.9"}, "GET /health", "203.0.113.9"},
+		{"span name without HTTP", "batch", map[string]any{"network.peer.address": "10.1.1.1"}, "batch", "10.1.1.1"},
+		{"microsoft.client.ip overrides", "GET",
+			map[string]any{"http.request.method": "GET", "client.address": "10.0.0.1", "microsoft.client.ip": "198.51.100.1"}, "GET", "198.51.100.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			span := ptrace.NewSpan()
+			span.SetName(tt.spanName)
+			span.SetKind(ptrace.SpanKindServer)
+			if err := span.Attributes().FromRaw(tt.attrs); err != nil {
+				t.Fatal(err)
+			}
+			tags := spanTags(span, map[string]string{})
+			d := newRequestData(span, tags)
+			if d.Name != tt.wantName || tags[tagOperationName] != tt.wantName || tags[tagLocationIP] != tt.ip {
+				t.Fatalf("name %q, operation %q, ip %q", d.Name, tags[tagOperationName], tags[tagLocationIP])
+			}
+			for k := range d.Properties {
+				if k == "client.address" || k == "microsoft.client.ip" || k == "network.peer.address" {
+					t.Fatalf("%s copied to properties", k)
+				}
+			}
+		})
+	}
+}
