@@ -34,28 +34,7 @@ func TestDifferentialAgainstMicrosoftExporter(t *testing.T) {
 
 	microsoft := testutil.StartTLSIngestionStub(t)
 	ours := testutil.StartIngestionStub(t)
-	otlpPort := testutil.FreePort(t)
-	testutil.StartCollector(t, fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:%d
-exporters:
-  appinsights:
-    connection_string: InstrumentationKey=%s;IngestionEndpoint=%s
-    sending_queue:
-      batch:
-        flush_timeout: 50ms
-service:
-  pipelines:
-    traces: {receivers: [otlp], exporters: [appinsights]}
-    metrics: {receivers: [otlp], exporters: [appinsights]}
-    logs: {receivers: [otlp], exporters: [appinsights]}
-  telemetry:
-    metrics:
-      level: none
-`, otlpPort, testIKey, ours.URL()), fmt.Sprintf("127.0.0.1:%d", otlpPort))
+	otlpPort := startCollectorTo(t, ours.URL())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -148,13 +148,7 @@ func (c *deltaConverter) convertMetric(prefix string, m pmetric.Metric) {
 		h.DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool {
 			p.BucketCounts().FromRaw(nil)
 			p.ExplicitBounds().FromRaw(nil)
-			return !c.delta(prefix+attrsKey(p.Attributes()), point{
-				start: p.StartTimestamp(), ts: p.Timestamp(), count: p.Count(), sum: p.Sum(),
-				min: p.Min(), max: p.Max(), hasMin: p.HasMin(), hasMax: p.HasMax(),
-				setStart:  p.SetStartTimestamp,
-				setCount:  func(n uint64, s float64) { p.SetCount(n); p.SetSum(s) },
-				setMinMax: minMaxSetter(p.RemoveMin, p.RemoveMax),
-			})
+			return !c.delta(prefix+attrsKey(p.Attributes()), histogramPoint(p))
 		})
 	case pmetric.MetricTypeExponentialHistogram:
 		h := m.ExponentialHistogram()
@@ -166,13 +160,7 @@ func (c *deltaConverter) convertMetric(prefix string, m pmetric.Metric) {
 			p.Positive().BucketCounts().FromRaw(nil)
 			p.Negative().BucketCounts().FromRaw(nil)
 			p.SetZeroCount(0)
-			return !c.delta(prefix+attrsKey(p.Attributes()), point{
-				start: p.StartTimestamp(), ts: p.Timestamp(), count: p.Count(), sum: p.Sum(),
-				min: p.Min(), max: p.Max(), hasMin: p.HasMin(), hasMax: p.HasMax(),
-				setStart:  p.SetStartTimestamp,
-				setCount:  func(n uint64, s float64) { p.SetCount(n); p.SetSum(s) },
-				setMinMax: minMaxSetter(p.RemoveMin, p.RemoveMax),
-			})
+			return !c.delta(prefix+attrsKey(p.Attributes()), histogramPoint(p))
 		})
 	case pmetric.MetricTypeSummary:
 		m.Summary().DataPoints().RemoveIf(func(p pmetric.SummaryDataPoint) bool {
@@ -185,14 +173,37 @@ func (c *deltaConverter) convertMetric(prefix string, m pmetric.Metric) {
 	}
 }
 
-func minMaxSetter(removeMin, removeMax func()) func(bool, bool) {
-	return func(keepMin, keepMax bool) {
-		if !keepMin {
-			removeMin()
-		}
-		if !keepMax {
-			removeMax()
-		}
+// histogram is what explicit and exponential histogram points have in common.
+type histogram interface {
+	StartTimestamp() pcommon.Timestamp
+	Timestamp() pcommon.Timestamp
+	Count() uint64
+	Sum() float64
+	Min() float64
+	Max() float64
+	HasMin() bool
+	HasMax() bool
+	SetStartTimestamp(pcommon.Timestamp)
+	SetCount(uint64)
+	SetSum(float64)
+	RemoveMin()
+	RemoveMax()
+}
+
+func histogramPoint(p histogram) point {
+	return point{
+		start: p.StartTimestamp(), ts: p.Timestamp(), count: p.Count(), sum: p.Sum(),
+		min: p.Min(), max: p.Max(), hasMin: p.HasMin(), hasMax: p.HasMax(),
+		setStart: p.SetStartTimestamp,
+		setCount: func(n uint64, s float64) { p.SetCount(n); p.SetSum(s) },
+		setMinMax: func(keepMin, keepMax bool) {
+			if !keepMin {
+				p.RemoveMin()
+			}
+			if !keepMax {
+				p.RemoveMax()
+			}
+		},
 	}
 }
 

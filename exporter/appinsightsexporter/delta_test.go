@@ -19,6 +19,22 @@ type cumulativeSum struct {
 	series    string // the "model" attribute
 }
 
+// counterPoint is a metric "requests" with one point of a monotonic
+// cumulative int sum, attribute model=series.
+func counterPoint(start, at pcommon.Timestamp, value int64, series string) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("requests")
+	m.SetEmptySum().SetIsMonotonic(true)
+	m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := m.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(at)
+	dp.SetIntValue(value)
+	dp.Attributes().PutStr("model", series)
+	return md
+}
+
 func TestDeltaSums(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -45,22 +61,12 @@ func TestDeltaSums(t *testing.T) {
 			stamp := func(d time.Duration) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t0.Add(d * time.Second)) }
 			var got []int64
 			for _, p := range tt.points {
-				md := pmetric.NewMetrics()
-				m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-				m.SetName("requests")
-				sum := m.SetEmptySum()
-				sum.SetIsMonotonic(true)
-				sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-				dp := sum.DataPoints().AppendEmpty()
-				dp.SetStartTimestamp(stamp(p.start))
-				dp.SetTimestamp(stamp(p.at))
-				dp.SetIntValue(p.value)
-				dp.Attributes().PutStr("model", p.series)
+				md := counterPoint(stamp(p.start), stamp(p.at), p.value, p.series)
 				conv.convert(md)
 				if md.DataPointCount() == 0 {
 					continue
 				}
-				m = md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+				m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
 				if m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
 					t.Fatalf("temporality %v", m.Sum().AggregationTemporality())
 				}
@@ -150,15 +156,7 @@ func TestDeltaHistogram(t *testing.T) {
 func TestDeltaSeriesBounded(t *testing.T) {
 	conv := newDeltaConverter(2)
 	for _, series := range []string{"a", "b", "c", "a"} {
-		md := pmetric.NewMetrics()
-		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-		m.SetName("requests")
-		m.SetEmptySum().SetIsMonotonic(true)
-		m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		dp := m.Sum().DataPoints().AppendEmpty()
-		dp.SetIntValue(1)
-		dp.Attributes().PutStr("s", series)
-		conv.convert(md)
+		conv.convert(counterPoint(0, 1, 1, series))
 	}
 	if len(conv.series) != 2 || conv.lru.Len() != 2 {
 		t.Fatalf("%d series kept, want 2", len(conv.series))
@@ -185,15 +183,7 @@ func TestMetricsExporterConvertsBeforeTheQueue(t *testing.T) {
 	defer func() { _ = exp.Shutdown(context.Background()) }()
 	start := time.Now()
 	for i, v := range []int64{5, 7} {
-		md := pmetric.NewMetrics()
-		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-		m.SetName("requests")
-		m.SetEmptySum().SetIsMonotonic(true)
-		m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		dp := m.Sum().DataPoints().AppendEmpty()
-		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-		dp.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i+1) * time.Second)))
-		dp.SetIntValue(v)
+		md := counterPoint(pcommon.NewTimestampFromTime(start), pcommon.NewTimestampFromTime(start.Add(time.Duration(i+1)*time.Second)), v, "churn")
 		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 			t.Fatal(err)
 		}
