@@ -36,7 +36,7 @@ func dirSize(dir string) int64 {
 func BenchmarkFormats(b *testing.B) {
 	const batch = 5000
 	ld := makeLogs(benchRows(batch, 10)...)
-	for _, format := range []string{FormatCSV, FormatMDCJSONL, FormatParquet} {
+	for _, format := range []string{FormatCSV, FormatMDCJSONL} {
 		b.Run("format="+format, func(b *testing.B) {
 			cfg := localConfig(b)
 			cfg.Format = format

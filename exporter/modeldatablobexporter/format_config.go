@@ -83,13 +83,8 @@ func (c *Config) validateFormat() error {
 	case FormatCSV:
 	case FormatMDCJSONL:
 		errs = append(errs, c.MDC.validate())
-	case FormatParquet:
-		if c.Parquet.Layout == LayoutV2 {
-			errs = append(errs, c.MDC.validate())
-		}
-		errs = append(errs, c.Parquet.validate())
 	default:
-		errs = append(errs, fmt.Errorf("format %q is not one of %q, %q, %q", c.Format, FormatCSV, FormatMDCJSONL, FormatParquet))
+		errs = append(errs, fmt.Errorf("format %q is not one of %q, %q", c.Format, FormatCSV, FormatMDCJSONL))
 	}
 	return errors.Join(errs...)
 }
