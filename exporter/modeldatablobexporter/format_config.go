@@ -83,6 +83,8 @@ func (c *Config) validateFormat() error {
 	case FormatCSV:
 	case FormatMDCJSONL:
 		errs = append(errs, c.MDC.validate())
+	case FormatParquet:
+		errs = append(errs, errors.New("format parquet is not available yet"), c.Parquet.validate())
 	default:
 		errs = append(errs, fmt.Errorf("format %q is not one of %q, %q", c.Format, FormatCSV, FormatMDCJSONL))
 	}
