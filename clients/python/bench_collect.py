@@ -9,11 +9,11 @@ flush) rows/s delivered and the client's counters.
     python3 clients/python/bench_collect.py                       # against a stdlib stand-in server
     python3 clients/python/bench_collect.py --endpoint http://127.0.0.1:4320 --seconds 10 --rate 50000
 
-The end-to-end tests (test/e2e/python_client_test.go) run it against the
-built collector and count its rows in the CSV files: --then wait keeps the
-process alive after the loop until it is sent SIGTERM, --server-handler
-installs a SIGTERM handler before the collectors exist, as a scoring server
-does.
+The end-to-end tests (test/e2e/python_client_load_test.go) run it against
+the built collector and count its rows in the CSV files: --then exit leaves
+the flush to the client's exit hook, --then wait keeps the process alive
+after the loop until it is sent SIGTERM, --server-handler installs a SIGTERM
+handler before the collectors exist, as a scoring server does.
 """
 
 import argparse
@@ -55,8 +55,9 @@ def main():
     parser.add_argument("--rate", type=float, default=0, help="rows/s to collect, inputs and predictions "
                         "together (default 0: as fast as possible)")
     parser.add_argument("--features", type=int, default=5, help="input features per row (default 5)")
-    parser.add_argument("--then", choices=("exit", "wait"), default="exit",
-                        help="after the loop: exit (the client flushes at exit), or wait for SIGTERM")
+    parser.add_argument("--then", choices=("flush", "exit", "wait"), default="flush",
+                        help="after the loop: flush and report rows/s delivered (default); exit at once "
+                             "(the client flushes at exit); or wait for SIGTERM")
     parser.add_argument("--server-handler", action="store_true",
                         help="install a SIGTERM handler that exits the process, before the collectors exist")
     args = parser.parse_args()
@@ -114,11 +115,13 @@ def main():
         "collect_p50_us": round(percentile(latencies, 0.50) / 1000, 1),
         "collect_p99_us": round(percentile(latencies, 0.99) / 1000, 1),
         "collect_max_us": round(latencies[-1] / 1000, 1),
+        "buffered_rows": mdc.stats()["buffered_rows"],  # not yet taken by the collector when the loop ended
     }
-    if args.then == "wait":
+    if args.then != "flush":
         print(json.dumps(result), flush=True)
-        while True:
+        while args.then == "wait":
             time.sleep(3600)
+        return
     flushed = mdc.flush(timeout=120)
     result["flushed"] = flushed
     result["delivered_rows_per_s"] = round(rows / (time.perf_counter() - start))

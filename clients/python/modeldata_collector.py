@@ -865,7 +865,7 @@ class _Sender:
                 for group in json.loads(text).get("rejected") or ():
                     i = group["group"]
                     refused += rows[i]
-                    self._log_refusal(lines[i], group.get("status"), group.get("error", ""))
+                    self._log_refusal(lines, i, group.get("status"), group.get("error", ""))
             except (ValueError, TypeError, KeyError, IndexError, AttributeError):
                 pass
         with self._cond:
@@ -878,20 +878,22 @@ class _Sender:
 
     def _refused(self, lines, rows, status, text, caught_up):
         try:
-            message = json.loads(text).get("error", text)
+            answer = json.loads(text)
+            groups = answer.get("rejected") or [{"group": 0, "status": status, "error": answer.get("error", text)}]
         except (ValueError, AttributeError):
-            message = text
-        self._log_refusal(lines[0], status, message)
+            groups = [{"group": 0, "status": status, "error": text}]
+        for group in groups:
+            self._log_refusal(lines, group.get("group", 0), group.get("status", status), group.get("error", ""))
         with self._cond:
             self._counts["failed_requests"] += 1
             self._counts["dropped_rows"] += sum(rows)
             self._answered(caught_up)
 
-    def _log_refusal(self, line, status, message):
+    def _log_refusal(self, lines, i, status, message):
         try:
-            group = json.loads(line)
+            group = json.loads(lines[i])
             what = "%s/%s" % (group.get("model_name"), group.get("designation"))
-        except ValueError:
+        except (ValueError, TypeError, IndexError):
             what = "?"
         _log_once("refused-%s-%s" % (status, what),
                   "modeldata_collector: the collector refused rows of %s (HTTP %s: %s); dropped",
@@ -1009,7 +1011,7 @@ def _after_fork_in_child():
         sender._in_flight = 0
         sender._idle = False
         sender._thread = None
-        sender._conn = None
+        sender._close_conn()  # the child's copy of the parent's socket
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,15 +1,18 @@
 package modeldatareceiver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 )
 
 // inputsGroup and predictionsGroup are what a client writes for one scoring
@@ -185,4 +188,56 @@ func TestBatchPipelineRefusal(t *testing.T) {
 	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") != retryAfterSeconds {
 		t.Errorf("got %d Retry-After %q %s", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
+}
+
+// benchBatch is what the Python client sends for n scoring calls of 1-5 rows:
+// an inputs group of 5 features and a predictions group with the same ids.
+func benchBatch(n int) (body []byte, rows int) {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		k := i%5 + 1
+		ids := fmt.Sprintf(`"correlation_id":"c-%d","scoring_timestamp":"2020-08-13T15:54:16.691697","request_id":"r-%d"`, i, i)
+		b.WriteString(`{"model_name":"bench_model","designation":"inputs","model_version":"1","feature_names":["f0","f1","f2","f3","f4"],` + ids + `,"data":[`)
+		for r := 0; r < k; r++ {
+			if r > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `[1.5,%d,"abc",true,null]`, r)
+		}
+		b.WriteString("]}\n")
+		b.WriteString(`{"model_name":"bench_model","designation":"predictions","model_version":"1","feature_names":["score"],` + ids + `,"data":[`)
+		b.WriteString(strings.TrimSuffix(strings.Repeat("[0.5],", k), ",") + "]}\n")
+		rows += 2 * k
+	}
+	return []byte(b.String()), rows
+}
+
+// BenchmarkCollectBatch measures a batch of 1,000 scoring calls (2,000
+// groups, 6,000 rows) through the batch handler. Run with -cpu 1.
+func BenchmarkCollectBatch(b *testing.B) {
+	cfg := createDefaultConfig()
+	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, rows := benchBatch(1000)
+	reader := bytes.NewReader(body)
+	req := httptest.NewRequest(http.MethodPost, batchPath, reader)
+	req.Header.Set("Content-Type", ndjsonContentType)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		reader.Reset(body)
+		req.ContentLength = int64(len(body))
+		w := httptest.NewRecorder()
+		rcv.handleCollectBatch(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code, w.Body.String())
+		}
+	}
+	b.StopTimer()
+	perRow := float64(b.Elapsed().Nanoseconds()) / float64(b.N*rows)
+	b.ReportMetric(1e9/perRow, "rows/s")
+	b.ReportMetric(perRow, "ns/row")
 }
