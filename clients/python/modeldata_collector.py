@@ -1076,7 +1076,7 @@ def _on_sigterm(signum, frame):
     previous = _previous_sigterm
     if previous == signal.SIG_IGN:
         return
-    dying = not callable(previous)  # SIG_DFL, or a handler set outside Python
+    dying = not callable(previous)  # SIG_DFL: the process ends once the rows are sent
     _flush_for_exit(closing=dying)
     if not dying:
         previous(signum, frame)  # the scoring server's own shutdown
@@ -1095,6 +1095,8 @@ def _install_sigterm_handler():
         return  # signal handlers can only be set from the main thread; the next collector made there will
     try:
         previous = signal.getsignal(signal.SIGTERM)
+        if previous is None:
+            return  # a handler set outside Python, which could not be chained to: the exit flush stays
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):
         return

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -263,6 +264,24 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(req["scoring_timestamp"], "2020-08-13T15:54:16.691697")
         self.assertEqual(corr[mdc.REQUEST_ID], "r")
 
+    def test_constructor_takes_the_original_argument_order(self):
+        # azureml-monitoring: ModelDataCollector(model_name, designation='default', feature_names=None,
+        # workspace='default/default/default', webservice_name='default', model_version='default',
+        # collection_name='default')
+        dc = mdc.ModelDataCollector("best_model", "predictions", ["score"], "1A2B/rg/ws", "aks-w-collv9", "3",
+                                    "default", endpoint=self.server.url)
+        self.assertEqual((dc.designation, dc.feature_names, dc.webservice_name, dc.model_version),
+                         ("predictions", ["score"], "aks-w-collv9", "3"))
+        self.assertEqual(dc.workspace, {"subscription_id": "1A2B", "resource_group": "rg", "workspace": "ws"})
+        dc.collect([0.5])
+        (req,) = self.server.wait_for(1)
+        self.assertEqual((req["designation"], req["model_version"], req["webservice"], req["workspace"]),
+                         ("predictions", "3", "aks-w-collv9", "ws"))
+        general = mdc.ModelDataCollector("best_model", model_version="3", endpoint=self.server.url)
+        self.assertEqual(general.designation, "general")
+        older = mdc.ModelDataCollector("best_model", identifier="labels", model_version="3", endpoint=self.server.url)
+        self.assertEqual(older.designation, "labels")
+
     def test_bad_configuration_fails_at_start(self):
         for kwargs in ({"designation": "in/puts"}, {"designation": ".."}, {"model_version": "v1."},
                        {"webservice_name": " svc"}, {"endpoint": "ftp://x"}):
@@ -467,6 +486,67 @@ class ClientTest(unittest.TestCase):
         subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=30)
         reqs = self.server.wait_for(20, timeout=1)
         self.assertEqual(sorted(r["data"][0][0] for r in reqs), list(range(20)))
+
+
+SCORING_PROCESS = """
+import os, signal, sys, time
+if sys.argv[1] == "server-handler":
+    def shutdown(signum, frame):
+        print("server handler", flush=True)
+        os._exit(3)  # skips atexit: only the client's SIGTERM flush can have sent the rows
+    signal.signal(signal.SIGTERM, shutdown)
+import modeldata_collector as m
+dc = m.ModelDataCollector("best_model", model_version="3")
+for i in range(20):
+    dc.collect([[i]])
+print("ready", flush=True)
+if sys.argv[2] == "wait":
+    time.sleep(60)
+"""
+
+
+class ProcessExitTest(unittest.TestCase):
+    """The flush on SIGTERM and at exit, in a scoring process of its own."""
+
+    def start(self, url, *args, **env):
+        env = dict(CLEAN_ENV, MODELDATA_COLLECTOR_ENDPOINT=url, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)),
+                   **env)
+        proc = subprocess.Popen([sys.executable, "-c", SCORING_PROCESS] + list(args), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        self.assertEqual(proc.stdout.readline(), "ready\n")
+        return proc
+
+    def test_sigterm_sends_the_buffer_then_chains(self):
+        for handler, want_code in (("server-handler", 3), ("none", -signal.SIGTERM)):
+            with self.subTest(handler):
+                url = closed_port_url()  # the collector is down: the rows are buffered when SIGTERM comes
+                proc = self.start(url, handler, "wait", MODELDATA_FLUSH_TIMEOUT="20")
+                proc.send_signal(signal.SIGTERM)
+                server = CollectServer(port=int(url.rsplit(":", 1)[1]))  # and back while the handler flushes
+                self.addCleanup(server.close)
+                out, _ = proc.communicate(timeout=30)
+                self.assertEqual(proc.returncode, want_code)
+                self.assertEqual(out, "server handler\n" if handler == "server-handler" else "")
+                self.assertEqual(sorted(r["data"][0][0] for r in server.wait_for(20, timeout=1)), list(range(20)))
+
+    def test_exit_within_the_flush_timeout_with_a_hung_collector(self):
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # accepts (the kernel does) and never answers
+        self.addCleanup(hung.close)
+        url = "http://127.0.0.1:%d" % hung.getsockname()[1]
+        for how in ("exit", "sigterm"):
+            with self.subTest(how):
+                proc = self.start(url, "none", "wait" if how == "sigterm" else "exit",
+                                  MODELDATA_FLUSH_TIMEOUT="1", MODELDATA_TIMEOUT="30")
+                start = time.monotonic()
+                if how == "sigterm":
+                    proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+                self.assertLess(time.monotonic() - start, 1 + 1.0, err)
+                self.assertIn("20 rows not sent at exit", err)
 
 
 class ValidateSegmentTest(unittest.TestCase):
