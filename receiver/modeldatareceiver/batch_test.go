@@ -212,32 +212,45 @@ func benchBatch(n int) (body []byte, rows int) {
 	return []byte(b.String()), rows
 }
 
-// BenchmarkCollectBatch measures a batch of 1,000 scoring calls (2,000
-// groups, 6,000 rows) through the batch handler. Run with -cpu 1.
-func BenchmarkCollectBatch(b *testing.B) {
+// BenchmarkScoringCalls measures 1,000 scoring calls of the Python client
+// (2,000 collect groups, 6,000 rows) through the receiver: as one batch, and
+// as one /v1/collect request per collect() call, as clients without batching
+// send them. Run with -cpu 1.
+func BenchmarkScoringCalls(b *testing.B) {
 	cfg := createDefaultConfig()
 	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
 	body, rows := benchBatch(1000)
-	reader := bytes.NewReader(body)
-	req := httptest.NewRequest(http.MethodPost, batchPath, reader)
-	req.Header.Set("Content-Type", ndjsonContentType)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		reader.Reset(body)
-		req.ContentLength = int64(len(body))
-		w := httptest.NewRecorder()
-		rcv.handleCollectBatch(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatal(w.Code, w.Body.String())
+	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+	run := func(b *testing.B, handler http.HandlerFunc, path, contentType string, bodies [][]byte) {
+		reader := bytes.NewReader(nil)
+		req := httptest.NewRequest(http.MethodPost, path, reader)
+		req.Header.Set("Content-Type", contentType)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			for _, one := range bodies {
+				reader.Reset(one)
+				req.ContentLength = int64(len(one))
+				w := httptest.NewRecorder()
+				handler(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code, w.Body.String())
+				}
+			}
 		}
+		b.StopTimer()
+		perRow := float64(b.Elapsed().Nanoseconds()) / float64(b.N*rows)
+		b.ReportMetric(1e9/perRow, "rows/s")
+		b.ReportMetric(perRow, "ns/row")
 	}
-	b.StopTimer()
-	perRow := float64(b.Elapsed().Nanoseconds()) / float64(b.N*rows)
-	b.ReportMetric(1e9/perRow, "rows/s")
-	b.ReportMetric(perRow, "ns/row")
+	b.Run("batch", func(b *testing.B) {
+		run(b, rcv.handleCollectBatch, batchPath, ndjsonContentType, [][]byte{body})
+	})
+	b.Run("request_per_call", func(b *testing.B) {
+		run(b, rcv.handleCollect, collectPath, "application/json", lines)
+	})
 }
