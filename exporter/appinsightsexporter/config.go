@@ -58,8 +58,10 @@ func createDefaultConfig() *Config {
 // never show the connection string or the key.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := c.target(); err != nil {
-		errs = append(errs, err)
+	if !c.disabled() {
+		if _, err := c.target(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch c.Compression {
 	case configcompression.TypeGzip, "", "none":
@@ -70,6 +72,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("timeout %s must not be negative", c.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// disabled is true when neither connection_string nor instrumentation_key
+// is set (as with ${env:APPLICATIONINSIGHTS_CONNECTION_STRING} and the
+// variable unset): the exporter then starts, says so once, and drops what it
+// is given, so the secret can be optional in a deployment.
+func (c *Config) disabled() bool {
+	return c.ConnectionString == "" && c.InstrumentationKey == ""
 }
 
 // target is where and as whom telemetry is sent.
@@ -92,7 +102,7 @@ func (c *Config) target() (target, error) {
 		}
 		cs = connectionString{InstrumentationKey: strings.TrimSpace(string(c.InstrumentationKey)), IngestionEndpoint: DefaultIngestionEndpoint}
 	default:
-		return target{}, errors.New("connection_string must be set (InstrumentationKey=<guid>;IngestionEndpoint=https://...), or the classic instrumentation_key; is APPLICATIONINSIGHTS_CONNECTION_STRING empty?")
+		return target{}, errors.New("connection_string or instrumentation_key must be set")
 	}
 	endpoint := cs.IngestionEndpoint
 	if c.Endpoint != "" {

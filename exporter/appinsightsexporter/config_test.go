@@ -102,7 +102,7 @@ func TestValidateMessages(t *testing.T) {
 		modify func(*Config)
 		want   string
 	}{
-		{"missing", func(c *Config) {}, "connection_string must be set"},
+		{"blank classic key", func(c *Config) { c.InstrumentationKey = " " }, "instrumentation_key is not a GUID"},
 		{"blank", func(c *Config) { c.ConnectionString = "  " }, "connection_string is empty"},
 		{"not key=value", func(c *Config) { c.ConnectionString = ikey }, "segment 1 is not Key=Value"},
 		{"empty key", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";=x" }, "segment 2 is not Key=Value"},

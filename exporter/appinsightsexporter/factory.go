@@ -10,6 +10,9 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // NewFactory returns the factory of the appinsights exporter.
@@ -34,8 +37,23 @@ func options(cfg *Config, e *aiExporter) []exporterhelper.Option {
 	}
 }
 
+// disabledOptions are those of an exporter without a connection string: no
+// queue and no retry, since nothing is sent; one line at start says so.
+func disabledOptions(set exporter.Settings) []exporterhelper.Option {
+	return []exporterhelper.Option{
+		exporterhelper.WithStart(func(context.Context, component.Host) error {
+			set.Logger.Warn("appinsights: no connection_string set; exporter disabled, telemetry is dropped")
+			return nil
+		}),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	}
+}
+
 func createTraces(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
 	cfg := c.(*Config)
+	if cfg.disabled() {
+		return exporterhelper.NewTraces(ctx, set, cfg, func(context.Context, ptrace.Traces) error { return nil }, disabledOptions(set)...)
+	}
 	e, err := newExporter(cfg, set)
 	if err != nil {
 		return nil, err
@@ -45,6 +63,9 @@ func createTraces(ctx context.Context, set exporter.Settings, c component.Config
 
 func createMetrics(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
 	cfg := c.(*Config)
+	if cfg.disabled() {
+		return exporterhelper.NewMetrics(ctx, set, cfg, func(context.Context, pmetric.Metrics) error { return nil }, disabledOptions(set)...)
+	}
 	e, err := newExporter(cfg, set)
 	if err != nil {
 		return nil, err
@@ -54,6 +75,9 @@ func createMetrics(ctx context.Context, set exporter.Settings, c component.Confi
 
 func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
 	cfg := c.(*Config)
+	if cfg.disabled() {
+		return exporterhelper.NewLogs(ctx, set, cfg, func(context.Context, plog.Logs) error { return nil }, disabledOptions(set)...)
+	}
 	e, err := newExporter(cfg, set)
 	if err != nil {
 		return nil, err
