@@ -1,6 +1,7 @@
 package modeldatablobexporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ type blobExporter struct {
 	tel    *telemetry
 	st     store
 	w      *writer
+	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
+	encode func(plog.Logs) encoded
 
 	mu sync.Mutex
 	// failing maps a batch that failed and was handed back for retry (the
@@ -50,6 +53,11 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 		e.st = newLocalStore(cfg)
 	}
 	e.w = newWriter(e.st, cfg, tel)
+	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
+	if cfg.Format == FormatMDCJSONL {
+		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
+		e.encode = func(ld plog.Logs) encoded { return encodeMDC(cfg, agent, instance, ld) }
+	}
 	return e, nil
 }
 
@@ -74,7 +82,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	delete(e.failing, ld)
 	e.mu.Unlock()
 
-	enc := newEncoder(e.cfg).encode(ld)
+	enc := e.encode(ld)
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}
@@ -82,7 +90,8 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	var retryErrs, permErrs []error
 	dropped := 0
 	for _, b := range enc.batches {
-		done, err := e.w.write(ctx, b)
+		lines, err := e.w.write(ctx, b)
+		done := b.rowsIn(lines)
 		if b.quarantine && done > 0 {
 			e.tel.quarantined.Add(ctx, int64(done))
 		}
@@ -90,7 +99,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 			continue
 		}
 		e.tel.failedWrites.Add(ctx, 1)
-		err = fmt.Errorf("write %d rows to %s/%s.csv: %w", len(b.refs)-done, b.dir, b.stem, err)
+		err = fmt.Errorf("write %d rows to %s/%s%s: %w", len(b.refs)-done, b.dir, b.stem, cmp.Or(b.ext, ".csv"), err)
 		if consumererror.IsPermanent(err) {
 			dropped += len(b.refs) - done
 			permErrs = append(permErrs, err)
