@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -102,6 +103,9 @@ func tokenCredential(a *AzBlobConfig) (azcore.TokenCredential, error) {
 	}
 }
 
+// aadErrorRE finds Entra's error code (AADSTS70021: no matching federated identity record, ...).
+var aadErrorRE = regexp.MustCompile(`AADSTS\d+`)
+
 // start creates (or checks) the container. A refused credential or a
 // missing container is an error; an unreachable service is only logged, so
 // the collector starts and the queue keeps rows until the service is back.
@@ -127,6 +131,16 @@ func (s *azBlobStore) start(ctx context.Context) error {
 }
 
 func (s *azBlobStore) startError(err error) error {
+	// Microsoft Entra ID refusing the token request (a wrong client id, or
+	// a federated credential whose subject is not this ServiceAccount) is a
+	// refused credential too, not an unreachable service.
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) && authErr.RawResponse != nil && authErr.RawResponse.StatusCode < 500 &&
+		authErr.RawResponse.StatusCode != http.StatusTooManyRequests {
+		code := aadErrorRE.FindString(authErr.Error())
+		return fmt.Errorf("azblob: Microsoft Entra ID refused the token request (HTTP %d %s): check azblob.auth, client_id and tenant_id; for workload_identity, that the identity's federated credential names this pod's ServiceAccount (system:serviceaccount:<namespace>:<name>)",
+			authErr.RawResponse.StatusCode, code)
+	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		s.logger.Warn("Blob service not reachable at start; rows stay queued until it is",
