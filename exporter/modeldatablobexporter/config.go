@@ -74,6 +74,10 @@ type Config struct {
 	// MaxFileSize and MaxBlocks make a file roll to data_1.csv, data_2.csv, ...
 	MaxFileSize int64 `mapstructure:"max_file_size"`
 	MaxBlocks   int   `mapstructure:"max_blocks"`
+	// MaxOpenFiles caps the files whose state (name, size, header checked)
+	// the exporter keeps; the least recently written is forgotten first and
+	// found again (two reads) when rows come for it.
+	MaxOpenFiles int `mapstructure:"max_open_files"`
 
 	// Format is csv (the modeldata layout, default), mdc_jsonl (the Azure ML
 	// v2 data collector layout) or parquet; mdc and parquet configure the latter two.
@@ -149,6 +153,7 @@ func createDefaultConfig() *Config {
 		MaxAppendSize:  4 << 20,
 		MaxFileSize:    azureMaxBlobSize,
 		MaxBlocks:      azureMaxBlocks,
+		MaxOpenFiles:   1000,
 		Format:         FormatCSV,
 		MDC:            defaultMDCConfig(),
 		Parquet:        defaultParquetConfig(),
@@ -202,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFileSize <= 0 {
 		errs = append(errs, fmt.Errorf("max_file_size %d must be positive", c.MaxFileSize))
+	}
+	if c.MaxOpenFiles < 1 {
+		errs = append(errs, fmt.Errorf("max_open_files %d must be at least 1", c.MaxOpenFiles))
 	}
 	if c.MaxBlocks <= 1 || c.MaxBlocks > azureMaxBlocks {
 		errs = append(errs, fmt.Errorf("max_blocks %d must be between 2 and %d", c.MaxBlocks, azureMaxBlocks))

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 )
@@ -29,11 +30,19 @@ type blobExporter struct {
 	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
 	encode func(plog.Logs) encoded
 
+	id     component.ID
+
 	mu sync.Mutex
 	// failing maps a batch that failed and was handed back for retry (the
-	// plog.Logs the retry will push) to when it first failed.
-	failing       map[plog.Logs]time.Time
+	// plog.Logs the retry will push) to what its earlier attempts did.
+	failing       map[plog.Logs]*batchState
 	lastAccessLog time.Time
+}
+
+// batchState follows one batch of the queue across its retries.
+type batchState struct {
+	firstFailure time.Time
+	log          pushLog
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
@@ -41,7 +50,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, failing: map[plog.Logs]time.Time{}}
+	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}}
 	switch cfg.Backend {
 	case BackendAzBlob:
 		st, err := newAzBlobStore(cfg, set.Logger)
@@ -53,6 +62,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 		e.st = newLocalStore(cfg)
 	}
 	e.w = newWriter(e.st, cfg, tel)
+	e.w.logger = set.Logger
 	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
 	if cfg.Format == FormatMDCJSONL {
 		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
@@ -61,8 +71,57 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	return e, nil
 }
 
-func (e *blobExporter) start(ctx context.Context, _ component.Host) error {
-	return e.st.start(ctx)
+func (e *blobExporter) start(ctx context.Context, host component.Host) error {
+	if err := e.st.start(ctx); err != nil {
+		return err
+	}
+	return e.openJournal(ctx, host)
+}
+
+// openJournal opens the append journal in the persistent queue's storage
+// extension and takes what a previous run left there. Without a persistent
+// queue nothing is replayed after a restart, so nothing is journaled.
+func (e *blobExporter) openJournal(ctx context.Context, host component.Host) error {
+	q := e.cfg.QueueConfig.Get()
+	if q == nil || q.StorageID == nil {
+		return nil
+	}
+	ext, ok := host.GetExtensions()[*q.StorageID].(storage.Extension)
+	if !ok {
+		return fmt.Errorf("sending_queue.storage: %s is not a storage extension", q.StorageID)
+	}
+	client, err := ext.GetClient(ctx, component.KindExporter, e.id, journalName)
+	if err != nil {
+		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
+	}
+	j := newJournal(client)
+	intents, credits, err := j.load(ctx)
+	if err != nil {
+		_ = client.Close(ctx)
+		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
+	}
+	if len(intents)+len(credits) > 0 {
+		e.logger.Warn("Appends of the previous run were not acknowledged by the queue; they are checked before the queue replays them",
+			zap.Int("appends", len(intents)), zap.Int("credits", len(credits)))
+	}
+	e.w.j = j
+	e.w.adopt(intents, credits)
+	return nil
+}
+
+func (e *blobExporter) shutdown(ctx context.Context) error {
+	if e.w.j.enabled() {
+		return e.w.j.client.Close(ctx)
+	}
+	return nil
+}
+
+// done forgets a batch in the journal once every row is written or
+// dropped, just before the queue acknowledges it.
+func (e *blobExporter) done(ctx context.Context, bs *batchState) {
+	if err := e.w.j.commit(ctx, &bs.log); err != nil {
+		e.logger.Warn("Could not clear a written batch from the append journal; after a restart its rows are checked again", zap.Error(err))
+	}
 }
 
 // helperRetryConfig is the retry the exporterhelper runs: without a time
@@ -78,9 +137,12 @@ func helperRetryConfig(cfg configretry.BackOffConfig) configretry.BackOffConfig 
 // their unwritten rows, so rows already written are never sent again.
 func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	e.mu.Lock()
-	firstFailure, retried := e.failing[ld]
+	bs := e.failing[ld]
 	delete(e.failing, ld)
 	e.mu.Unlock()
+	if bs == nil {
+		bs = &batchState{}
+	}
 
 	enc := e.encode(ld)
 	if enc.notModelData > 0 {
@@ -90,7 +152,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	var retryErrs, permErrs []error
 	dropped := 0
 	for _, b := range enc.batches {
-		lines, err := e.w.write(ctx, b)
+		lines, err := e.w.write(ctx, b, &bs.log)
 		done := b.rowsIn(lines)
 		if b.quarantine && done > 0 {
 			e.tel.quarantined.Add(ctx, int64(done))
@@ -111,14 +173,14 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	}
 	if len(retryErrs) > 0 {
 		now := time.Now()
-		if !retried {
-			firstFailure = now
+		if bs.firstFailure.IsZero() {
+			bs.firstFailure = now
 		}
 		r := e.cfg.RetryConfig
-		if r.Enabled && (r.MaxElapsedTime == 0 || now.Sub(firstFailure) < r.MaxElapsedTime) {
+		if r.Enabled && (r.MaxElapsedTime == 0 || now.Sub(bs.firstFailure) < r.MaxElapsedTime) {
 			next := subset(ld, retry)
 			e.mu.Lock()
-			e.failing[next] = firstFailure
+			e.failing[next] = bs
 			e.mu.Unlock()
 			if len(permErrs) > 0 {
 				e.drop(ctx, dropped, permErrs)
@@ -132,6 +194,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		permErrs = append(permErrs, fmt.Errorf("%s: %w", reason, errors.Join(retryErrs...)))
 		dropped += len(retry)
 	}
+	e.done(ctx, bs)
 	if len(permErrs) > 0 {
 		e.drop(ctx, dropped, permErrs)
 		return consumererror.NewPermanent(errors.Join(permErrs...))

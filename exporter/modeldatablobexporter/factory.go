@@ -29,6 +29,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 	}
 	return exporterhelper.NewLogs(ctx, set, cfg, e.push,
 		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		exporterhelper.WithTimeout(cfg.TimeoutConfig),
 		exporterhelper.WithRetry(helperRetryConfig(cfg.RetryConfig)),

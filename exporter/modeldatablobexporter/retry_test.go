@@ -63,7 +63,7 @@ func TestDefaultRetryKeepsRowsUntilStorageIsBack(t *testing.T) {
 				if !errors.As(err, &failed) || consumererror.IsPermanent(err) {
 					t.Fatalf("first push: want a retryable error with the rows, got %v", err)
 				}
-				e.failing[failed.Data()] = time.Now().Add(-tc.failedFor) // the batch has been failing that long
+				e.failing[failed.Data()].firstFailure = time.Now().Add(-tc.failedFor) // the batch has been failing that long
 				err = e.push(context.Background(), failed.Data())
 			}
 			if got := counter(t, tt, "otelcol_modeldatablob_rows_dropped"); got != tc.wantDropped {

@@ -10,7 +10,7 @@ import (
 // telemetry is the exporter's own metrics (through the collector's
 // MeterProvider); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
-	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls metric.Int64Counter
+	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -28,6 +28,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		{&t.appends, "otelcol_modeldatablob_appends", "Successful appends of row data.", "{append}"},
 		{&t.failedWrites, "otelcol_modeldatablob_write_failures", "Failed file writes; their rows are retried by the exporterhelper unless permanent.", "{write}"},
 		{&t.duplicatesAvoided, "otelcol_modeldatablob_duplicates_avoided", "Retried appends found already landed (not written twice).", "{append}"},
+		{&t.replayed, "otelcol_modeldatablob_rows_replayed", "Rows the queue replayed after a restart that were found written already (appended before a crash, not yet acknowledged), so not written again.", "{row}"},
 		{&t.rolls, "otelcol_modeldatablob_files_rolled", "Moves to the next data_N.csv because a file reached its limits.", "{file}"},
 	} {
 		var err error

@@ -3,6 +3,7 @@ package modeldatablobexporter
 import (
 	"bytes"
 	"cmp"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +11,9 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.uber.org/zap"
 )
 
 // maxAppendAttempts bounds the position races one append may lose to other
@@ -32,24 +33,21 @@ type writer struct {
 	maxAppendSize int64
 	maxFileSize   int64
 	maxBlocks     int
+	maxOpenFiles  int
 	tel           *telemetry
+	logger        *zap.Logger
+	j             *journal // nil or disabled: no persistent queue to replay
 
 	mu    sync.Mutex
-	files map[string]*fileState
-	calls int
+	files map[fileKey]*list.Element // of *fileState, most recently used first in lru
+	lru   list.List
 }
-
-// Forgetting files idle this long keeps the cache bounded as days pass;
-// a forgotten file is simply found again (size and header read back).
-const (
-	idleFileTTL   = time.Hour
-	sweepInterval = 1024 // state calls between sweeps
-)
 
 // fileState is what this process knows of the file a batch key currently
 // writes to. Its mutex serializes this process's appends to the file.
 type fileState struct {
 	mu     sync.Mutex
+	key    fileKey
 	dir    string
 	stem   string
 	ext    string
@@ -63,7 +61,25 @@ type fileState struct {
 	// Another push may move size past them before their retry, so the
 	// retry must look for its bytes where it first tried, not at size.
 	unsure []unsureAppend
-	used   time.Time // guarded by writer.mu
+	// replay are intents a previous run left, resolved at the next write;
+	// credits are lines that landed before a restart and will be replayed.
+	replay  []*intent
+	credits []*credit
+	refs    int // writes holding the state; guarded by writer.mu
+}
+
+// pinned reports whether forgetting fs would lose what a retry or a replay
+// needs. Called with fs.mu held.
+func (fs *fileState) pinned() bool {
+	if len(fs.unsure) > 0 || len(fs.replay) > 0 {
+		return true
+	}
+	for _, c := range fs.credits {
+		if len(c.avail) > 0 || len(c.committed) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // unsureAppend is an append whose outcome is unknown.
@@ -79,7 +95,7 @@ const maxUnsure = 64
 
 func newWriter(st store, cfg *Config, tel *telemetry) *writer {
 	return &writer{st: st, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
-		tel: tel, files: map[string]*fileState{}}
+		maxOpenFiles: cfg.MaxOpenFiles, tel: tel, logger: zap.NewNop(), files: map[fileKey]*list.Element{}}
 }
 
 // fileName is <stem>[.<schema>][_<roll>]<ext>.
@@ -100,35 +116,180 @@ func schemaHash(header []byte) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-func (w *writer) state(b *fileBatch) *fileState {
+// state returns the file state of key (created when missing) and holds it
+// until release. The states form an LRU of at most maxOpenFiles; a file
+// forgotten is simply found again (size and header read back).
+func (w *writer) state(key fileKey) *fileState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now()
-	if w.calls++; w.calls%sweepInterval == 0 {
-		for k, f := range w.files {
-			if now.Sub(f.used) > idleFileTTL && f.mu.TryLock() {
-				delete(w.files, k)
-				f.mu.Unlock()
-			}
-		}
+	var fs *fileState
+	if el := w.files[key]; el != nil {
+		w.lru.MoveToFront(el)
+		fs = el.Value.(*fileState)
+	} else {
+		fs = &fileState{key: key}
+		w.files[key] = w.lru.PushFront(fs)
+		w.evict()
 	}
-	k := b.key()
-	fs := w.files[k]
-	if fs == nil {
-		fs = &fileState{dir: b.dir, stem: b.stem, ext: cmp.Or(b.ext, ".csv")}
-		w.files[k] = fs
-	}
-	fs.used = now
+	fs.refs++
 	return fs
 }
 
+func (w *writer) release(fs *fileState) {
+	w.mu.Lock()
+	fs.refs--
+	w.mu.Unlock()
+}
+
+// evict forgets least recently used states beyond maxOpenFiles, skipping
+// those in use or pinned (looked at a bounded number of times per call, so
+// many pinned states only let the cache pass its cap). Called with w.mu held.
+func (w *writer) evict() {
+	for tries := 0; w.lru.Len() > w.maxOpenFiles && tries < 8; tries++ {
+		el := w.lru.Back()
+		fs := el.Value.(*fileState)
+		if fs.refs == 0 && fs.mu.TryLock() {
+			pinned := fs.pinned()
+			fs.mu.Unlock()
+			if !pinned {
+				w.lru.Remove(el)
+				delete(w.files, fs.key)
+				continue
+			}
+		}
+		w.lru.MoveToFront(el)
+	}
+}
+
+// adopt takes what a previous run left in the journal: intents resolved at
+// the next write to their file, credits spent by the replayed lines.
+func (w *writer) adopt(intents []*intent, credits []*credit) {
+	for _, in := range intents {
+		fs := w.state(in.file)
+		fs.mu.Lock()
+		fs.replay = append(fs.replay, in)
+		fs.mu.Unlock()
+		w.release(fs)
+	}
+	for _, c := range credits {
+		fs := w.state(c.file)
+		fs.mu.Lock()
+		fs.credits = append(fs.credits, c)
+		fs.mu.Unlock()
+		w.release(fs)
+	}
+}
+
 // write appends the batch's lines in order, in appends of at most
-// maxAppendSize split at line boundaries. It returns how many lines landed;
-// on error the rest did not.
-func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
-	fs := w.state(b)
+// maxAppendSize split at line boundaries. It returns how many lines are in
+// the file (written now, or found written before a restart); on error the
+// rest are not. pl collects what the batch did to the journal.
+func (w *writer) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, error) {
+	fs := w.state(keyOf(b))
+	defer w.release(fs)
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	if fs.dir == "" {
+		fs.dir, fs.stem, fs.ext = b.dir, b.stem, cmp.Or(b.ext, ".csv")
+	}
+	if err := w.resolve(ctx, fs); err != nil {
+		return 0, err
+	}
+	skipped, spent := w.spendCredits(fs, b)
+	if skipped == nil {
+		return w.appendLines(ctx, fs, b, pl)
+	}
+	rest, orig := b.without(skipped)
+	n, err := w.appendLines(ctx, fs, rest, pl)
+	done := len(b.lineEnds)
+	if n < len(orig) {
+		done = orig[n]
+	}
+	replayed := 0
+	for _, u := range spent {
+		if u.line >= done { // not settled: the retry will spend it again
+			u.c.avail[u.h]++
+			continue
+		}
+		pl.spent = append(pl.spent, u.creditUse)
+		replayed += b.rowsIn(u.line+1) - b.rowsIn(u.line)
+	}
+	w.tel.replayed.Add(ctx, int64(replayed))
+	return done, err
+}
+
+// lineUse is a credit spent on line `line` of a batch.
+type lineUse struct {
+	creditUse
+	line int
+}
+
+// spendCredits marks the batch's lines that a credit of the file covers
+// (nil when none does).
+func (w *writer) spendCredits(fs *fileState, b *fileBatch) ([]bool, []lineUse) {
+	if len(fs.credits) == 0 {
+		return nil, nil
+	}
+	var skipped []bool
+	var spent []lineUse
+	body := b.body.Bytes()
+	start := 0
+	for i, end := range b.lineEnds {
+		h := hashLine(body[start:end])
+		start = end
+		for _, c := range fs.credits {
+			if c.avail[h] > 0 {
+				if c.avail[h]--; c.avail[h] == 0 {
+					delete(c.avail, h)
+				}
+				if skipped == nil {
+					skipped = make([]bool, len(b.lineEnds))
+				}
+				skipped[i] = true
+				spent = append(spent, lineUse{creditUse{c, h}, i})
+				break
+			}
+		}
+	}
+	return skipped, spent
+}
+
+// resolve settles the intents a previous run left for this file: one whose
+// bytes are at its position landed, and its lines become a credit.
+func (w *writer) resolve(ctx context.Context, fs *fileState) error {
+	for len(fs.replay) > 0 {
+		in := fs.replay[0]
+		n := in.size()
+		p, err := w.st.props(ctx, in.blob)
+		if err != nil {
+			return err
+		}
+		var c *credit
+		if p.exists && p.size >= in.pos+n {
+			got, err := w.st.readAt(ctx, in.blob, in.pos, n)
+			if err != nil {
+				return err
+			}
+			if int64(len(got)) == n && sha256.Sum256(got) == in.sum {
+				c = w.j.newCredit(in, got)
+			}
+		}
+		if err := w.j.settle(ctx, in, c); err != nil {
+			return err
+		}
+		if c != nil {
+			fs.credits = append(fs.credits, c)
+			w.logger.Warn("An append made before the restart landed, but its batch was not acknowledged: the queue replays it, and its rows are not written again",
+				zap.String("blob", in.blob), zap.Int64("position", in.pos), zap.Int("lines", len(in.lines)))
+		}
+		fs.replay = fs.replay[1:]
+	}
+	return nil
+}
+
+// appendLines appends b's lines in chunks of at most maxAppendSize and
+// returns how many landed.
+func (w *writer) appendLines(ctx context.Context, fs *fileState, b *fileBatch, pl *pushLog) (int, error) {
 	body := b.body.Bytes()
 	done, start := 0, 0
 	for done < len(b.lineEnds) {
@@ -140,7 +301,15 @@ func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
 		if len(chunk) > azureMaxAppendBlock {
 			return done, consumererror.NewPermanent(fmt.Errorf("one CSV line of %d bytes exceeds the 100 MiB append limit", len(chunk)))
 		}
-		if err := w.appendChunk(ctx, fs, b.header, chunk); err != nil {
+		var lines []int
+		if w.j.enabled() {
+			lines = make([]int, 0, end-done)
+			for i, prev := done, start; i < end; i++ {
+				lines = append(lines, b.lineEnds[i]-prev)
+				prev = b.lineEnds[i]
+			}
+		}
+		if err := w.appendChunk(ctx, fs, b.header, chunk, lines, pl); err != nil {
 			return done, err
 		}
 		w.tel.appended(ctx, b.rowsIn(end)-b.rowsIn(done), len(chunk))
@@ -149,7 +318,8 @@ func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
 	return done, nil
 }
 
-func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte) error {
+// appendChunk appends whole lines (of the given lengths, when journaled).
+func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
 	n := int64(len(chunk))
 	sum := sha256.Sum256(chunk)
 	if landed, err := w.landedEarlier(ctx, fs, sum, n); landed || err != nil {
@@ -165,6 +335,11 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 		if hasRows && (fs.size+n > w.maxFileSize || fs.blocks+1 > w.maxBlocks) {
 			w.roll(fs)
 			continue
+		}
+		if w.j.enabled() {
+			if err := w.j.record(ctx, &intent{file: fs.key, blob: fs.dir + "/" + fs.name, pos: fs.size, sum: sum, lines: lines}, pl); err != nil {
+				return err
+			}
 		}
 		err := w.st.appendAt(ctx, fs.dir+"/"+fs.name, fs.size, chunk)
 		switch {

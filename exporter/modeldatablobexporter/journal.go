@@ -1,0 +1,319 @@
+package modeldatablobexporter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+)
+
+// The append journal closes the window between an append that landed and the
+// persistent queue's acknowledgment of its batch. Before each append of rows
+// the writer records the intent (file, blob, position, line lengths, SHA-256)
+// in the queue's storage extension; when the batch is done (every row written,
+// or dropped) its intents are deleted, just before the queue acknowledges it.
+// A collector killed in between finds the intents at start: an intent whose
+// bytes are in the blob at its position landed, and its lines become credits
+// of the file. The queue replays the unacknowledged batch; each replayed line
+// equal to a credit is skipped instead of written again, and the credit is
+// spent when that push is done.
+//
+// Lines are matched as a multiset per file, never by looking at the file's
+// tail: two identical lines are interchangeable, so a file ends up holding
+// each acknowledged line as many times as it was sent, whichever copy a
+// credit was spent on.
+
+// fileKey names a file before rolls and schema suffixes: a hash of its
+// folder, stem, extension and header.
+type fileKey [16]byte
+
+func keyOf(b *fileBatch) fileKey {
+	h := sha256.New()
+	h.Write([]byte(b.dir + "/" + b.stem + b.ext + "\x00"))
+	h.Write(b.header)
+	var k fileKey
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// lineHash identifies a line's bytes.
+type lineHash [16]byte
+
+func hashLine(line []byte) lineHash {
+	s := sha256.Sum256(line)
+	return lineHash(s[:16])
+}
+
+// intent is an append of rows about to be made.
+type intent struct {
+	key   string // storage key
+	file  fileKey
+	blob  string // dir/name in the container
+	pos   int64
+	sum   [sha256.Size]byte
+	lines []int // line lengths, in order
+}
+
+func (in *intent) size() int64 {
+	var n int64
+	for _, l := range in.lines {
+		n += int64(l)
+	}
+	return n
+}
+
+// credit is the lines of an append that landed before a restart, which the
+// queue will replay. avail is what pushes may still skip; committed is what
+// the storage extension holds (spent only when the skipping push is done).
+type credit struct {
+	key       string
+	file      fileKey
+	committed map[lineHash]int
+	avail     map[lineHash]int
+}
+
+// pushLog is what one batch, across its retries, did to the journal.
+type pushLog struct {
+	intents []string
+	spent   []creditUse
+}
+
+type creditUse struct {
+	c *credit
+	h lineHash
+}
+
+type journal struct {
+	client storage.Client // nil: an in-memory queue, which nothing replays
+	prefix string         // unique per process, so keys never collide across restarts
+	seq    atomic.Uint64
+}
+
+const journalName = "appends"
+
+func newJournal(client storage.Client) *journal {
+	return &journal{client: client, prefix: strconv.FormatInt(time.Now().UnixNano(), 36)}
+}
+
+func (j *journal) enabled() bool { return j != nil && j.client != nil }
+
+func (j *journal) newKey(kind byte) string {
+	return string(kind) + "/" + j.prefix + "/" + strconv.FormatUint(j.seq.Add(1), 36)
+}
+
+// record persists an intent before its append.
+func (j *journal) record(ctx context.Context, in *intent, pl *pushLog) error {
+	in.key = j.newKey('i')
+	if err := j.client.Set(ctx, in.key, in.encode()); err != nil {
+		return fmt.Errorf("record the append in the storage extension: %w", err)
+	}
+	pl.intents = append(pl.intents, in.key)
+	return nil
+}
+
+// settle replaces a resolved intent by its credit (nil: it never landed).
+func (j *journal) settle(ctx context.Context, in *intent, c *credit) error {
+	ops := []*storage.Operation{storage.DeleteOperation(in.key)}
+	if c != nil {
+		ops = append(ops, storage.SetOperation(c.key, c.encode()))
+	}
+	return j.client.Batch(ctx, ops...)
+}
+
+// commit forgets a done batch: its intents, and the credits it spent.
+func (j *journal) commit(ctx context.Context, pl *pushLog) error {
+	if !j.enabled() || pl == nil || len(pl.intents)+len(pl.spent) == 0 {
+		return nil
+	}
+	ops := make([]*storage.Operation, 0, len(pl.intents)+len(pl.spent))
+	for _, k := range pl.intents {
+		ops = append(ops, storage.DeleteOperation(k))
+	}
+	touched := map[*credit]bool{}
+	for _, u := range pl.spent {
+		if u.c.committed[u.h]--; u.c.committed[u.h] <= 0 {
+			delete(u.c.committed, u.h)
+		}
+		touched[u.c] = true
+	}
+	for c := range touched {
+		if len(c.committed) == 0 {
+			ops = append(ops, storage.DeleteOperation(c.key))
+		} else {
+			ops = append(ops, storage.SetOperation(c.key, c.encode()))
+		}
+	}
+	return j.client.Batch(ctx, ops...)
+}
+
+// load reads what a previous run left: intents not yet resolved, credits not yet spent.
+func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
+	w, ok := j.client.(storage.Walker)
+	if !ok {
+		return nil, nil, errors.New("the storage extension cannot list its keys")
+	}
+	var intents []*intent
+	var credits []*credit
+	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
+		switch {
+		case strings.HasPrefix(key, "i/"):
+			in, err := decodeIntent(value)
+			if err != nil {
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			in.key = key
+			intents = append(intents, in)
+		case strings.HasPrefix(key, "c/"):
+			c, err := decodeCredit(value)
+			if err != nil {
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			c.key = key
+			credits = append(credits, c)
+		}
+		return nil, nil
+	})
+	return intents, credits, err
+}
+
+func (in *intent) encode() []byte {
+	b := make([]byte, 0, 64+len(in.blob)+3*len(in.lines))
+	b = append(b, 'i')
+	b = append(b, in.file[:]...)
+	b = append(b, in.sum[:]...)
+	b = binary.AppendUvarint(b, uint64(in.pos))
+	b = binary.AppendUvarint(b, uint64(len(in.blob)))
+	b = append(b, in.blob...)
+	b = binary.AppendUvarint(b, uint64(len(in.lines)))
+	for _, l := range in.lines {
+		b = binary.AppendUvarint(b, uint64(l))
+	}
+	return b
+}
+
+var errCorrupt = errors.New("corrupt journal entry")
+
+// reader decodes the journal's entries; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil || len(r.b) < n {
+		r.err = errCorrupt
+		return make([]byte, n)
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count is a length read from the entry, bounded by the bytes left.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return 0
+	}
+	return int(n)
+}
+
+func decodeIntent(b []byte) (*intent, error) {
+	r := &reader{b: b}
+	if string(r.bytes(1)) != "i" {
+		return nil, errCorrupt
+	}
+	in := &intent{}
+	copy(in.file[:], r.bytes(len(in.file)))
+	copy(in.sum[:], r.bytes(len(in.sum)))
+	in.pos = int64(r.uvarint())
+	in.blob = string(r.bytes(r.count()))
+	in.lines = make([]int, r.count())
+	for i := range in.lines {
+		in.lines[i] = int(r.uvarint())
+	}
+	return in, r.err
+}
+
+func (c *credit) encode() []byte {
+	b := make([]byte, 0, 32+20*len(c.committed))
+	b = append(b, 'c')
+	b = append(b, c.file[:]...)
+	b = binary.AppendUvarint(b, uint64(len(c.committed)))
+	for h, n := range c.committed {
+		b = append(b, h[:]...)
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	return b
+}
+
+func decodeCredit(b []byte) (*credit, error) {
+	r := &reader{b: b}
+	if string(r.bytes(1)) != "c" {
+		return nil, errCorrupt
+	}
+	c := &credit{committed: map[lineHash]int{}, avail: map[lineHash]int{}}
+	copy(c.file[:], r.bytes(len(c.file)))
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		var h lineHash
+		copy(h[:], r.bytes(len(h)))
+		v := int(r.uvarint())
+		c.committed[h], c.avail[h] = v, v
+	}
+	return c, r.err
+}
+
+// newCredit is the credit of an intent that landed: the lines of data.
+func (j *journal) newCredit(in *intent, data []byte) *credit {
+	c := &credit{key: j.newKey('c'), file: in.file, committed: map[lineHash]int{}, avail: map[lineHash]int{}}
+	off := 0
+	for _, l := range in.lines {
+		h := hashLine(data[off : off+l])
+		c.committed[h]++
+		c.avail[h]++
+		off += l
+	}
+	return c
+}
+
+// without is b less the skipped lines, and the index in b of each line kept.
+func (b *fileBatch) without(skipped []bool) (*fileBatch, []int) {
+	out := &fileBatch{dir: b.dir, stem: b.stem, ext: b.ext, header: b.header, quarantine: b.quarantine, workspace: b.workspace}
+	var orig []int
+	body := b.body.Bytes()
+	start, rows := 0, 0
+	for i, end := range b.lineEnds {
+		if !skipped[i] {
+			out.body.Write(body[start:end])
+			out.lineEnds = append(out.lineEnds, out.body.Len())
+			orig = append(orig, i)
+			if b.lineRows != nil {
+				rows += b.rowsIn(i+1) - b.rowsIn(i)
+				out.lineRows = append(out.lineRows, rows)
+			}
+		}
+		start = end
+	}
+	return out, orig
+}
