@@ -30,7 +30,7 @@ type blobExporter struct {
 	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
 	encode func(plog.Logs) encoded
 
-	id     component.ID
+	id component.ID
 
 	mu sync.Mutex
 	// failing maps a batch that failed and was handed back for retry (the
@@ -109,17 +109,18 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	return nil
 }
 
+// shutdown runs after the queue stopped: every done batch is acknowledged.
 func (e *blobExporter) shutdown(ctx context.Context) error {
-	if e.w.j.enabled() {
-		return e.w.j.client.Close(ctx)
+	if !e.w.j.enabled() {
+		return nil
 	}
-	return nil
+	return errors.Join(e.w.j.retireAll(ctx), e.w.j.client.Close(ctx))
 }
 
-// done forgets a batch in the journal once every row is written or
-// dropped, just before the queue acknowledges it.
+// done hands a batch whose rows are all written (or dropped) to the journal,
+// which forgets it once the queue has surely acknowledged it.
 func (e *blobExporter) done(ctx context.Context, bs *batchState) {
-	if err := e.w.j.commit(ctx, &bs.log); err != nil {
+	if err := e.w.j.done(ctx, &bs.log, time.Now()); err != nil {
 		e.logger.Warn("Could not clear a written batch from the append journal; after a restart its rows are checked again", zap.Error(err))
 	}
 }

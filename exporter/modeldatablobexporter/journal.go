@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,7 @@ func (in *intent) size() int64 {
 type credit struct {
 	key       string
 	file      fileKey
+	expires   time.Time
 	committed map[lineHash]int
 	avail     map[lineHash]int
 }
@@ -94,6 +96,12 @@ type journal struct {
 	client storage.Client // nil: an in-memory queue, which nothing replays
 	prefix string         // unique per process, so keys never collide across restarts
 	seq    atomic.Uint64
+
+	mu       sync.Mutex
+	retiring []retiring // done batches, oldest first
+	// creditMu guards every credit's committed counts (shared by files'
+	// writes and commits).
+	creditMu sync.Mutex
 }
 
 const journalName = "appends"
@@ -127,21 +135,71 @@ func (j *journal) settle(ctx context.Context, in *intent, c *credit) error {
 	return j.client.Batch(ctx, ops...)
 }
 
-// commit forgets a done batch: its intents, and the credits it spent.
-func (j *journal) commit(ctx context.Context, pl *pushLog) error {
-	if !j.enabled() || pl == nil || len(pl.intents)+len(pl.spent) == 0 {
+// retireAfter is how long a done batch stays in the journal: the queue
+// acknowledges a batch's requests one storage write each after the push
+// returns, and a kill during those writes replays the requests not yet
+// acknowledged. Kept this long, their landed lines are still credited.
+const retireAfter = 10 * time.Second
+
+// creditTTL bounds how long a credit no replay spent is kept: a replay
+// comes right after a restart, behind the requests queued before it.
+const creditTTL = 24 * time.Hour
+
+// done schedules a done batch for retirement and retires those done
+// retireAfter ago.
+func (j *journal) done(ctx context.Context, pl *pushLog, now time.Time) error {
+	if !j.enabled() {
 		return nil
 	}
-	ops := make([]*storage.Operation, 0, len(pl.intents)+len(pl.spent))
-	for _, k := range pl.intents {
-		ops = append(ops, storage.DeleteOperation(k))
+	j.mu.Lock()
+	if pl != nil && len(pl.intents)+len(pl.spent) > 0 {
+		j.retiring = append(j.retiring, retiring{at: now.Add(retireAfter), pl: pl})
 	}
+	var due []*pushLog
+	for len(j.retiring) > 0 && !j.retiring[0].at.After(now) {
+		due = append(due, j.retiring[0].pl)
+		j.retiring = j.retiring[1:]
+	}
+	j.mu.Unlock()
+	return j.commit(ctx, due)
+}
+
+// retireAll retires every done batch (at shutdown, after the queue stopped).
+func (j *journal) retireAll(ctx context.Context) error {
+	j.mu.Lock()
+	var due []*pushLog
+	for _, r := range j.retiring {
+		due = append(due, r.pl)
+	}
+	j.retiring = nil
+	j.mu.Unlock()
+	return j.commit(ctx, due)
+}
+
+type retiring struct {
+	at time.Time
+	pl *pushLog
+}
+
+// commit forgets done batches: their intents, and the credits they spent.
+func (j *journal) commit(ctx context.Context, pls []*pushLog) error {
+	if len(pls) == 0 {
+		return nil
+	}
+	j.creditMu.Lock()
+	defer j.creditMu.Unlock()
+	var ops []*storage.Operation
 	touched := map[*credit]bool{}
-	for _, u := range pl.spent {
-		if u.c.committed[u.h]--; u.c.committed[u.h] <= 0 {
-			delete(u.c.committed, u.h)
+	for _, pl := range pls {
+		for _, k := range pl.intents {
+			ops = append(ops, storage.DeleteOperation(k))
 		}
-		touched[u.c] = true
+		for _, u := range pl.spent {
+			if u.c.committed[u.h]--; u.c.committed[u.h] <= 0 {
+				delete(u.c.committed, u.h)
+			}
+			touched[u.c] = true
+		}
 	}
 	for c := range touched {
 		if len(c.committed) == 0 {
@@ -273,7 +331,7 @@ func decodeCredit(b []byte) (*credit, error) {
 	if string(r.bytes(1)) != "c" {
 		return nil, errCorrupt
 	}
-	c := &credit{committed: map[lineHash]int{}, avail: map[lineHash]int{}}
+	c := &credit{expires: time.Now().Add(creditTTL), committed: map[lineHash]int{}, avail: map[lineHash]int{}}
 	copy(c.file[:], r.bytes(len(c.file)))
 	for n := r.count(); n > 0 && r.err == nil; n-- {
 		var h lineHash
@@ -286,7 +344,7 @@ func decodeCredit(b []byte) (*credit, error) {
 
 // newCredit is the credit of an intent that landed: the lines of data.
 func (j *journal) newCredit(in *intent, data []byte) *credit {
-	c := &credit{key: j.newKey('c'), file: in.file, committed: map[lineHash]int{}, avail: map[lineHash]int{}}
+	c := &credit{key: j.newKey('c'), file: in.file, expires: time.Now().Add(creditTTL), committed: map[lineHash]int{}, avail: map[lineHash]int{}}
 	off := 0
 	for _, l := range in.lines {
 		h := hashLine(data[off : off+l])

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -31,9 +32,11 @@ func journaledExporter(t *testing.T, cfg *Config, queueDir string) (*blobExporte
 	if err := e.start(context.Background(), host); err != nil {
 		t.Fatal(err)
 	}
-	// stop is a kill -9 for the journal: nothing is committed on the way out.
+	// stop is a kill -9 for the journal: nothing is retired on the way out.
 	stop := func() {
-		_ = e.shutdown(context.Background())
+		if e.w.j.enabled() {
+			_ = e.w.j.client.Close(context.Background())
+		}
 		stopStorage()
 		_ = tt.Shutdown(context.Background())
 	}
@@ -121,22 +124,50 @@ func TestReplayAfterKillWritesRowsOnce(t *testing.T) {
 	}
 }
 
-// TestDoneBatchLeavesNothingToReplay: a batch written and done leaves no
-// journal entry, so after a restart identical rows are new rows.
-func TestDoneBatchLeavesNothingToReplay(t *testing.T) {
-	cfg := localConfig(t)
-	queueDir := t.TempDir()
-	e, _, stop := journaledExporter(t, cfg, queueDir)
-	push(t, e, rowsWithIDs("r1", "r2")...)
-	stop()
-	e, tt, stop := journaledExporter(t, cfg, queueDir)
-	defer stop()
-	push(t, e, rowsWithIDs("r1", "r2")...)
-	if got := requestIDs(t, cfg); strings.Join(got, ",") != "r1,r1,r2,r2" {
-		t.Errorf("rows: %v", got)
+// TestDoneBatchRetirement: a done batch stays in the journal for
+// retireAfter (the queue acknowledges its requests one by one after the
+// push; a kill in between replays some). Killed within that time, its
+// replayed rows are skipped; retired (or after a clean shutdown), identical
+// rows are new rows.
+func TestDoneBatchRetirement(t *testing.T) {
+	tests := []struct {
+		name         string
+		end          func(e *blobExporter, stop func())
+		want         string
+		wantReplayed int64
+	}{
+		{name: "killed right after the push", end: func(_ *blobExporter, stop func()) { stop() },
+			want: "r1,r2", wantReplayed: 2},
+		{name: "killed after retireAfter", end: func(e *blobExporter, stop func()) {
+			if err := e.w.j.done(context.Background(), nil, time.Now().Add(retireAfter)); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+		}, want: "r1,r1,r2,r2"},
+		{name: "clean shutdown", end: func(e *blobExporter, stop func()) {
+			if err := e.shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+		}, want: "r1,r1,r2,r2"},
 	}
-	if got := counter(t, tt, "otelcol_modeldatablob_rows_replayed"); got != 0 {
-		t.Errorf("rows_replayed %d, want 0", got)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := localConfig(t)
+			queueDir := t.TempDir()
+			e, _, stop := journaledExporter(t, cfg, queueDir)
+			push(t, e, rowsWithIDs("r1", "r2")...)
+			tc.end(e, stop)
+			e, tt, stop := journaledExporter(t, cfg, queueDir)
+			defer stop()
+			push(t, e, rowsWithIDs("r1", "r2")...)
+			if got := requestIDs(t, cfg); strings.Join(got, ",") != tc.want {
+				t.Errorf("rows: %v, want %s", got, tc.want)
+			}
+			if got := counter(t, tt, "otelcol_modeldatablob_rows_replayed"); got != tc.wantReplayed {
+				t.Errorf("rows_replayed %d, want %d", got, tc.wantReplayed)
+			}
+		})
 	}
 }
 

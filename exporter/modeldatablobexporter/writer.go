@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.uber.org/zap"
@@ -75,7 +76,7 @@ func (fs *fileState) pinned() bool {
 		return true
 	}
 	for _, c := range fs.credits {
-		if len(c.avail) > 0 || len(c.committed) > 0 {
+		if len(c.avail) > 0 {
 			return true
 		}
 	}
@@ -195,6 +196,7 @@ func (w *writer) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, err
 	if err := w.resolve(ctx, fs); err != nil {
 		return 0, err
 	}
+	w.expireCredits(ctx, fs)
 	skipped, spent := w.spendCredits(fs, b)
 	if skipped == nil {
 		return w.appendLines(ctx, fs, b, pl)
@@ -222,6 +224,25 @@ func (w *writer) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, err
 type lineUse struct {
 	creditUse
 	line int
+}
+
+// expireCredits drops credits no replay spent within creditTTL.
+func (w *writer) expireCredits(ctx context.Context, fs *fileState) {
+	now := time.Now()
+	kept := fs.credits[:0]
+	for _, c := range fs.credits {
+		if now.Before(c.expires) {
+			kept = append(kept, c)
+			continue
+		}
+		if len(c.avail) > 0 {
+			if err := w.j.client.Delete(ctx, c.key); err != nil {
+				kept = append(kept, c) // try again next time
+				continue
+			}
+		}
+	}
+	fs.credits = kept
 }
 
 // spendCredits marks the batch's lines that a credit of the file covers

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sort"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -86,33 +88,39 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 	return m, rep
 }
 
-// TestHarnessFaultKill9 kills the collector with SIGKILL mid-load (persistent
-// queue in file_storage), restarts it, and counts every row. Rows must not be
-// missing; duplicates are the documented at-least-once window (a batch
-// appended but not yet acknowledged to the queue, or a request whose answer
-// the kill cut off and the client retried) and are reported, not hidden.
+// TestHarnessFaultKill9 kills the collector with SIGKILL at random moments
+// under load (persistent queue in file_storage; 3 kills in CI, 20 in the full
+// run), restarts it each time, and counts every row: none missing, none
+// doubled. A batch appended but not yet acknowledged to the queue is replayed
+// after the restart, and the exporter's append journal skips its landed rows.
 func TestHarnessFaultKill9(t *testing.T) {
 	testutil.CollectorBinary(t)
-	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 1000, rate: 5000, outage: 2 * time.Second})
+	size := faultRun(faultSize{requests: 100, rate: 3000, outage: 500 * time.Millisecond}, faultSize{requests: 2000, rate: 3000, outage: time.Second})
 	az := testutil.StartAzurite(t)
 	collect, health := harnessAddr(t), harnessAddr(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
-	kills := []float64{0.4}
+	kills := 3
 	if harnessFull() {
-		kills = []float64{0.2, 0.4, 0.6, 0.8}
+		kills = 20
 	}
-	m, rep := faultLoad(t, size, "http://"+collect, kills,
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	at := make([]float64, kills)
+	for i := range at {
+		at[i] = 0.05 + 0.9*rng.Float64()
+	}
+	sort.Float64s(at)
+	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
+	m, rep := faultLoad(t, size, "http://"+collect, at,
 		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected {
-		t.Errorf("rows lost or damaged across kill -9: %s (not acked %d); missing %v malformed %v",
-			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample)
-	}
+	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
+		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
 	if rep.Duplicated > 0 {
-		t.Logf("DUPLICATES after kill -9: %d rows written twice (at-least-once window; transport errors seen by the client: %d), e.g. %v",
-			rep.Duplicated, m.Stats.TransportErrors, rep.DuplicateSample)
+		t.Logf("duplicates after kill -9, e.g. %v (transport errors seen by the client: %d)", rep.DuplicateSample, m.Stats.TransportErrors)
 	}
+	assertZeroLoss(t, m, rep)
 }
 
 // TestHarnessFaultAzuriteDown stops the blob service under load (60 s in CI,
@@ -160,7 +168,8 @@ func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *fau
 
 // logExporterMetrics logs the blob exporter's own counters of a run.
 func logExporterMetrics(t *testing.T, metricsURL string) {
-	for _, name := range []string{"otelcol_modeldatablob_appends", "otelcol_modeldatablob_write_failures", "otelcol_modeldatablob_duplicates_avoided"} {
+	for _, name := range []string{"otelcol_modeldatablob_appends", "otelcol_modeldatablob_write_failures", "otelcol_modeldatablob_duplicates_avoided",
+		"otelcol_modeldatablob_rows_replayed", "otelcol_modeldatablob_rows_dropped"} {
 		v, err := harness.MetricSum(context.Background(), metricsURL, name)
 		t.Logf("%s = %.0f (%v)", name, v, err)
 	}
@@ -207,11 +216,12 @@ func TestHarnessFaultLostAnswers(t *testing.T) {
 	}
 }
 
-// TestHarnessFaultKill9AfterAppend aims the kill at the exporter's documented
-// at-least-once window: the fault proxy lets one append land in Azurite and
-// SIGKILLs the collector before the exporter hears the answer (so the batch
-// is still in the persistent queue). After the restart the batch is pushed
-// again. Rows must not be missing; duplicates are measured and reported.
+// TestHarnessFaultKill9AfterAppend aims the kill at the window between an
+// append that landed and the queue's acknowledgment: the fault proxy lets one
+// append land in Azurite and SIGKILLs the collector before the exporter hears
+// the answer (so the batch is still in the persistent queue). After the
+// restart the queue replays the batch; the append journal must find its rows
+// written, so every row is there exactly once.
 func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 	testutil.CollectorBinary(t)
 	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 600, rate: 3000, outage: time.Second})
@@ -221,9 +231,9 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	collect, health := harnessAddr(t), harnessAddr(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
-		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s"}
+		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", MetricsPort: metricsPort}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 	fired, killed := make(chan struct{}), make(chan struct{})
 	p.SetHook(func() {
@@ -242,9 +252,7 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 			close(killed)
 		},
 		func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected {
-		t.Errorf("rows lost or damaged across kill -9 after append: %s (not acked %d); missing %v malformed %v",
-			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample)
-	}
-	t.Logf("kill -9 after a landed append: %d rows duplicated (documented at-least-once window), e.g. %v", rep.Duplicated, rep.DuplicateSample)
+	logExporterMetrics(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)) // of the restarted collector
+	t.Logf("KILL9-AFTER-APPEND: expected %d, found %d, missing %d, duplicated %d", rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
+	assertZeroLoss(t, m, rep)
 }
