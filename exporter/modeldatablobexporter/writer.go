@@ -165,19 +165,18 @@ func (w *writer) evict() {
 // adopt takes what a previous run left in the journal: intents resolved at
 // the next write to their file, credits spent by the replayed lines.
 func (w *writer) adopt(intents []*intent, credits []*credit) {
-	for _, in := range intents {
-		fs := w.state(in.file)
+	with := func(key fileKey, f func(*fileState)) {
+		fs := w.state(key)
 		fs.mu.Lock()
-		fs.replay = append(fs.replay, in)
+		f(fs)
 		fs.mu.Unlock()
 		w.release(fs)
 	}
+	for _, in := range intents {
+		with(in.file, func(fs *fileState) { fs.replay = append(fs.replay, in) })
+	}
 	for _, c := range credits {
-		fs := w.state(c.file)
-		fs.mu.Lock()
-		fs.credits = append(fs.credits, c)
-		fs.mu.Unlock()
-		w.release(fs)
+		with(c.file, func(fs *fileState) { fs.credits = append(fs.credits, c) })
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type Manifest struct {
 	// NotAcked lists the requests never answered 200 (their rows may or may
 	// not be in storage: counted as "unexpected", not as duplicates, when found).
 	NotAcked []int `json:"not_acked,omitempty"`
+	// CutOff lists the requests sent again after a connection carrying them
+	// broke (not refused): the collector may have taken them before it died,
+	// so the resend may legitimately write their rows twice.
+	CutOff []int `json:"cut_off,omitempty"`
 	// Stats of the run.
 	Stats LoadStats `json:"stats"`
 }
@@ -143,6 +148,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 		transport atomic.Int64
 		mu        sync.Mutex
 		notAcked  []int
+		cutOff    []int
 		status    = map[string]int{}
 		latencies []time.Duration
 	)
@@ -178,8 +184,11 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 					continue
 				}
 				t0 := time.Now()
-				ok := cfg.send(ctx, req, &attempts, &retries, &transport, record)
+				ok, cut := cfg.send(ctx, req, &attempts, &retries, &transport, record)
 				mu.Lock()
+				if cut {
+					cutOff = append(cutOff, req)
+				}
 				if ok {
 					latencies = append(latencies, time.Since(t0))
 				} else {
@@ -198,8 +207,9 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	sort.Ints(notAcked)
+	sort.Ints(cutOff)
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	m := &Manifest{Rows: cfg.Rows, Requests: cfg.Requests, NotAcked: notAcked, Stats: LoadStats{
+	m := &Manifest{Rows: cfg.Rows, Requests: cfg.Requests, NotAcked: notAcked, CutOff: cutOff, Stats: LoadStats{
 		Elapsed: elapsed, AckedRows: acked.Load(), RowsPerSecond: float64(acked.Load()) / elapsed.Seconds(),
 		Attempts: attempts.Load(), Retries: retries.Load(), TransportErrors: transport.Load(), Status: status,
 		CallP50: Percentile(latencies, 0.50), CallP99: Percentile(latencies, 0.99),
@@ -208,8 +218,9 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 }
 
 // send delivers one request, retrying transport errors, 429 and 503 with the
-// same body (same ids) for up to RetryFor. It reports whether it got 200.
-func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, transport *atomic.Int64, record func(string)) bool {
+// same body (same ids) for up to RetryFor. It reports whether it got 200,
+// and whether a connection broke while carrying it (cut).
+func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, transport *atomic.Int64, record func(string)) (ok, cut bool) {
 	door := cfg.Doors[req%len(cfg.Doors)]
 	var (
 		body        []byte
@@ -224,12 +235,12 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		body, err = cfg.OTLPBody(req, time.Now())
 		if err != nil {
 			record("marshal")
-			return false
+			return false, false
 		}
 		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
 	default:
 		record("door")
-		return false
+		return false, false
 	}
 	deadline := time.Now().Add(cfg.RetryFor)
 	backoff := 50 * time.Millisecond
@@ -243,22 +254,23 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		case err != nil:
 			transport.Add(1)
 			record("transport")
+			cut = cut || !errors.Is(err, syscall.ECONNREFUSED)
 		case code == http.StatusOK:
 			record("200")
-			return true
+			return true, cut
 		default:
 			record(strconv.Itoa(code))
 			if code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
-				return false
+				return false, cut
 			}
 		}
 		if cfg.NoRetry || time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
-			return false
+			return false, cut
 		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return false
+			return false, cut
 		}
 		backoff = min(backoff*2, time.Second)
 	}

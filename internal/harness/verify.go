@@ -36,6 +36,8 @@ type Report struct {
 	MissingSample   []string `json:"missing_sample,omitempty"`
 	MalformedSample []string `json:"malformed_sample,omitempty"`
 	DuplicateSample []string `json:"duplicate_sample,omitempty"`
+	// DuplicateRequests lists the requests with a duplicated row.
+	DuplicateRequests []int `json:"duplicate_requests,omitempty"`
 }
 
 // OK reports zero loss, zero duplicates and zero malformed rows.
@@ -130,6 +132,9 @@ func (v *Verifier) count(req, i int) {
 	case n > 0:
 		v.rep.Duplicated++
 		sample(&v.rep.DuplicateSample, v.m.RowID(req, i))
+		if k, found := slices.BinarySearch(v.rep.DuplicateRequests, req); !found {
+			v.rep.DuplicateRequests = slices.Insert(v.rep.DuplicateRequests, k, req)
+		}
 	case !v.m.Acked(req):
 		v.rep.Unexpected++
 	default:

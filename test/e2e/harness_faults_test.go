@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"path/filepath"
 	"sync/atomic"
@@ -60,7 +61,7 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 	}()
 	var healed time.Time
 	for _, share := range at {
-		if !testutil.Poll(2*time.Minute, func() bool { return acked.Load() >= int64(share*float64(total)) }) {
+		if !testutil.Poll(loadTime+2*time.Minute, func() bool { return acked.Load() >= int64(share*float64(total)) }) {
 			t.Fatalf("load stalled at %d rows before the fault", acked.Load())
 		}
 		t.Logf("fault at %d/%d acknowledged rows", acked.Load(), total)
@@ -117,10 +118,29 @@ func TestHarnessFaultKill9(t *testing.T) {
 		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
 	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
 		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
-	if rep.Duplicated > 0 {
-		t.Logf("duplicates after kill -9, e.g. %v (transport errors seen by the client: %d)", rep.DuplicateSample, m.Stats.TransportErrors)
+	assertExactlyOnceAcrossKills(t, m, rep)
+}
+
+// assertExactlyOnceAcrossKills: no row missing or damaged, and no row
+// doubled by the collector. A request whose connection the kill cut and
+// the client sent again may be in storage twice: the collector had taken
+// it before it died (outside what the collector can know); it is reported.
+func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harness.Report) {
+	t.Helper()
+	var resent, doubled []int
+	for _, req := range rep.DuplicateRequests {
+		if slices.Contains(m.CutOff, req) {
+			resent = append(resent, req)
+		} else {
+			doubled = append(doubled, req)
+		}
 	}
-	assertZeroLoss(t, m, rep)
+	t.Logf("requests cut off by a kill and sent again: %d; of them written twice: %d %v; other requests with a duplicated row: %d %v",
+		len(m.CutOff), len(resent), resent, len(doubled), doubled)
+	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || len(doubled) > 0 {
+		t.Errorf("not exactly once across kill -9: %s (not acked %d); missing %v; malformed %v; doubled by the collector: requests %v",
+			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample, doubled)
+	}
 }
 
 // TestHarnessFaultAzuriteDown stops the blob service under load (60 s in CI,
@@ -254,5 +274,5 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 		func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
 	logExporterMetrics(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)) // of the restarted collector
 	t.Logf("KILL9-AFTER-APPEND: expected %d, found %d, missing %d, duplicated %d", rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
-	assertZeroLoss(t, m, rep)
+	assertExactlyOnceAcrossKills(t, m, rep)
 }
