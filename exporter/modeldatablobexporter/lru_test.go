@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 // TestFileStatesAreBounded: with max_open_files 2, writing to five files
@@ -91,5 +94,43 @@ func BenchmarkDistinctModels(b *testing.B) {
 				b.ReportMetric(heap, "heap-MiB")
 			})
 		}
+	}
+}
+
+// BenchmarkAppendJournal is the cost of the append journal: pushes of
+// 1,000 rows to Azurite without a persistent queue (no journal) and with
+// file_storage (an intent per append, cleared after the batch).
+func BenchmarkAppendJournal(b *testing.B) {
+	az := testutil.StartAzurite(b)
+	ld := makeLogs(benchRows(1000, 10)...)
+	for _, journaled := range []bool{false, true} {
+		b.Run(fmt.Sprintf("journal=%v", journaled), func(b *testing.B) {
+			cfg := azuriteConfig(az)
+			cfg.Container = fmt.Sprintf("journal-%v", journaled)
+			var e *blobExporter
+			if journaled {
+				host, stopStorage := startFileStorage(b, b.TempDir())
+				defer stopStorage()
+				cfg.QueueConfig.Get().StorageID = &fileStorageID
+				set := exportertest.NewNopSettings(componentType)
+				var err error
+				if e, err = newExporter(cfg, set); err != nil {
+					b.Fatal(err)
+				}
+				if err := e.start(context.Background(), host); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = e.shutdown(context.Background()) }()
+			} else {
+				e = newTestExporter(b, cfg)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := e.push(context.Background(), ld); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }

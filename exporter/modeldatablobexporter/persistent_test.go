@@ -27,7 +27,7 @@ func (h storageHost) GetExtensions() map[component.ID]component.Component { retu
 
 var fileStorageID = component.MustNewID("file_storage")
 
-func startFileStorage(t *testing.T, dir string) (storageHost, func()) {
+func startFileStorage(t testing.TB, dir string) (storageHost, func()) {
 	t.Helper()
 	f := filestorage.NewFactory()
 	cfg := f.CreateDefaultConfig().(*filestorage.Config)
