@@ -217,6 +217,10 @@ func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data
 		return errPosition
 	case bloberror.HasCode(err, bloberror.BlockCountExceedsLimit, bloberror.MaxBlobSizeConditionNotMet, "BlobIsSealed"):
 		return errFull
+	case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
+		// Deleted since we opened it: the writer opens it again, which
+		// creates the container too when create_container is set.
+		return fmt.Errorf("append to %s: %s: %w", name, describe(err), errGone)
 	}
 	return s.wrap("append to", name, err)
 }
@@ -245,6 +249,12 @@ func (s *azBlobStore) wrap(op, name string, err error) error {
 	}
 	// 401/403/404 stay retryable: credentials, role assignments and
 	// containers can be fixed while the queue holds the rows.
+	switch {
+	case status(err) == http.StatusUnauthorized || status(err) == http.StatusForbidden:
+		return &accessError{err: werr, hint: "the credential is refused: check azblob.auth and its secret, and that the identity may write blobs (role Storage Blob Data Contributor)"}
+	case bloberror.HasCode(err, bloberror.ContainerNotFound):
+		return &accessError{err: werr, hint: fmt.Sprintf("container %q does not exist: create it, or set azblob.create_container: true", s.containerName)}
+	}
 	return werr
 }
 
