@@ -58,8 +58,8 @@ func (h *v2Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	d := h.r.getDecoder()
-	defer h.r.putDecoder(d)
 	resp, ld, err := h.decode(d, req)
+	h.r.putDecoder(d)
 	if err != nil {
 		h.r.settings.Logger.Debug("azureml v2 request refused", zap.Error(err))
 		writeTextError(w, statusOf(err), err.Error())

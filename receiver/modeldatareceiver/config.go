@@ -22,7 +22,7 @@ const (
 	defaultV2Endpoint        = "localhost:50011"
 	defaultMaxRows           = 10000
 	defaultMaxColumns        = 1000
-	defaultMaxValues         = 500000
+	defaultMaxValues         = 200000
 	defaultModelNameHeader   = "ce-model-name"
 	defaultCollectDesignator = contract.DesignationInputs
 )

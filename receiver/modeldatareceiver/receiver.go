@@ -170,8 +170,10 @@ func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Reque
 		return
 	}
 	d := r.getDecoder()
-	defer r.putDecoder(d)
 	resp, ld, err := r.decodeCollect(d, req, format)
+	// Before the pipeline holds the rows: a big request's decoder storage is
+	// garbage from here on.
+	r.putDecoder(d)
 	if err != nil {
 		r.settings.Logger.Debug("collect request refused", zap.Error(err))
 		writeJSONError(w, statusOf(err), err.Error())
