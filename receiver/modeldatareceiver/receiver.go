@@ -102,6 +102,7 @@ func (r *modeldataReceiver) putDecoder(d *decoder) {
 func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(collectPath, r.handleCollect)
+	mux.HandleFunc(batchPath, r.handleCollectBatch)
 	if err := r.serve(ctx, host, &r.cfg.ServerConfig, mux); err != nil {
 		return err
 	}
