@@ -95,6 +95,8 @@ func TestValueBudget(t *testing.T) {
 		{"keyed rows that each name other keys", r.url, "application/json", `{"model_name":"m","data":[{"a":1},{"b":1},{"c":1},{"d":1}]}`,
 			"4 rows × 4 distinct keys is 16 values", 413},
 		{"CSV", r.url + "?model_name=m", "text/csv", "a,b\n1,2\n1,2\n1,2\n1,2\n1,2\n1,2\n1,2\n", "over max_values_per_request (12)", 413},
+		{"batch of collect requests", r.url + "/batch", "application/x-ndjson", strings.Repeat(`{"model_name":"m","data":[[0,0,0]]}`+"\n", 3), "over max_values_per_request (12)", 413},
+		{"batch within the budget", r.url + "/batch", "application/x-ndjson", `{"model_name":"m","data":[[0,0,0]]}`, `"accepted":1`, 200},
 		{"v2 records", r.v2url, "application/json", `[` + strings.TrimSuffix(strings.Repeat(`{"a":0,"b":0},`, 10), ",") + `]`, "over max_values_per_request (12)", 413},
 	}
 	for _, tt := range tests {
