@@ -26,9 +26,11 @@ const maxBodySize = 20 << 20
 
 // daemonSetSettings are the memory settings of deploy/kubernetes/daemonset.yaml:
 // the collector's GOMEMLIMIT and container memory limit, and its config's
-// memory_limiter and modeldatablob sending_queue sections.
+// memory_limiter and modeldatablob sending_queue sections with the
+// MEMORY_LIMITER_* variables they read.
 type daemonSetSettings struct {
 	goMemLimit     string
+	env            map[string]string
 	containerLimit int64
 	memoryLimiter  any
 	sendingQueue   map[string]any
@@ -71,11 +73,13 @@ func loadDaemonSetSettings(t *testing.T) daemonSetSettings {
 			s.sendingQueue, _ = cfg.Exporters["modeldatablob"]["sending_queue"].(map[string]any)
 		case "DaemonSet":
 			c := obj.Spec.Template.Spec.Containers[0]
+			s.env = map[string]string{}
 			for _, e := range c.Env {
-				if e.Name == "GOMEMLIMIT" {
-					s.goMemLimit = e.Value
+				if e.Name == "GOMEMLIMIT" || strings.HasPrefix(e.Name, "MEMORY_LIMITER_") {
+					s.env[e.Name] = e.Value
 				}
 			}
+			s.goMemLimit = s.env["GOMEMLIMIT"]
 			s.containerLimit = parseQuantity(t, c.Resources.Limits["memory"])
 		}
 	}
@@ -136,7 +140,9 @@ func memoryCollector(t *testing.T, ds daemonSetSettings) (collect, v2, metrics s
 	}
 	// The service's telemetry: level basic, for otelcol_exporter_sent_log_records.
 	conf := strings.Replace(string(b), "service:\n", "service:\n"+strings.TrimPrefix(telemetryBlock(port), "service:\n"), 1)
-	t.Setenv("GOMEMLIMIT", ds.goMemLimit)
+	for k, v := range ds.env {
+		t.Setenv(k, v)
+	}
 	testutil.StartCollector(t, conf, collect, v2, health)
 	bin := testutil.CollectorBinary(t)
 	pids := harness.ChildPIDs(os.Getpid(), bin)
