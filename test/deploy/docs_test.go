@@ -25,7 +25,7 @@ type yamlBlock struct {
 	text string
 }
 
-var fenceRE = regexp.MustCompile("(?ms)^```ya?ml[ \t]*\n(.*?)^```")
+var fenceRE = regexp.MustCompile("(?ms)^[ \t]*```ya?ml[ \t]*\n(.*?)^[ \t]*```")
 
 // docYAMLBlocks returns every YAML block of the repository's Markdown files.
 func docYAMLBlocks(t *testing.T, root string) []yamlBlock {
