@@ -1,6 +1,8 @@
 package modeldatareceiver
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -52,9 +54,8 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	text, err := readText(req)
-	if err != nil {
-		writeJSONError(w, statusOf(err), err.Error())
+	if limit := r.cfg.MaxRequestBodySize; limit > 0 && req.ContentLength > limit {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit))
 		return
 	}
 	d := r.pool.Get().(*decoder)
@@ -62,26 +63,24 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 
 	ld := plog.NewLogs()
 	var resp batchResponse
-	for rest := text; rest != ""; {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		if strings.TrimSpace(line) == "" {
-			continue
+	body := bufio.NewReaderSize(req.Body, 64<<10)
+	for {
+		line, err := body.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over max_request_body_size (%d bytes)", tooBig.Limit))
+			} else {
+				writeJSONError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+			}
+			return
 		}
-		group := resp.Groups
-		resp.Groups++
-		d.reset()
-		one := req.WithContext(req.Context())
-		one.Body = io.NopCloser(strings.NewReader(line))
-		one.ContentLength = int64(len(line))
-		got, gl, err := r.decodeCollect(d, one, "json")
+		if strings.TrimSpace(line) != "" {
+			r.decodeGroup(d, req, line, &resp, ld)
+		}
 		if err != nil {
-			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
-			continue
+			break
 		}
-		gl.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
-		resp.Accepted += got.Accepted
-		resp.Skipped += got.Skipped
 	}
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")
@@ -101,6 +100,25 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		code = resp.Rejected[0].Status
 	}
 	writeJSON(w, code, resp)
+}
+
+// decodeGroup decodes one line as a /v1/collect request with the batch's
+// headers and query, and adds its rows to ld or its refusal to resp.
+func (r *modeldataReceiver) decodeGroup(d *decoder, req *http.Request, line string, resp *batchResponse, ld plog.Logs) {
+	group := resp.Groups
+	resp.Groups++
+	d.reset()
+	one := req.WithContext(req.Context())
+	one.Body = io.NopCloser(strings.NewReader(line))
+	one.ContentLength = int64(len(line))
+	got, gl, err := r.decodeCollect(d, one, "json")
+	if err != nil {
+		resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
+		return
+	}
+	gl.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+	resp.Accepted += got.Accepted
+	resp.Skipped += got.Skipped
 }
 
 func batchContentType(contentType string) error {
