@@ -743,7 +743,7 @@ class _Sender:
             if self._thread is None:
                 self._start_thread()
             elif self._idle:
-                self._cond.notify()
+                self._cond.notify_all()
 
     def _drop(self, nrows, why):
         """Count dropped rows; the first drop of an outage is logged (called with _cond held)."""
