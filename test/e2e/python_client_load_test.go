@@ -233,9 +233,10 @@ func TestPythonClientKeepsRowsAcrossCollectorRestart(t *testing.T) {
 }
 
 // TestPythonClientFlushesOnSIGTERM sends SIGTERM to the scoring process right
-// after a burst, with and without a handler of the scoring server installed
-// before the client's: every row of the burst is in the CSV, and the server's
-// handler still runs.
+// after a burst (50,000 rows in 1 s: within the default buffer however slow
+// the collector is), with and without a handler of the scoring server
+// installed before the client's: every row of the burst is in the CSV, and
+// the server's handler still runs.
 func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 	python3(t)
 	for _, tt := range []struct {
@@ -248,7 +249,7 @@ func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, endpoint, dataDir, _ := startCSVCollector(t)
 			loop := startScoringLoop(t, endpoint, []string{"MODELDATA_FLUSH_TIMEOUT=60"},
-				append([]string{"--seconds", "1", "--then", "wait"}, tt.args...)...)
+				append([]string{"--seconds", "1", "--rate", "50000", "--then", "wait"}, tt.args...)...)
 			r := loop.result(time.Minute)
 			if err := loop.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
