@@ -1,8 +1,6 @@
 package modeldatareceiver
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -54,34 +52,56 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	if limit := r.cfg.MaxRequestBodySize; limit > 0 && req.ContentLength > limit {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit))
+	text, err := readText(req, r.cfg.MaxRequestBodySize)
+	if err != nil {
+		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	d := r.pool.Get().(*decoder)
-	defer r.pool.Put(d)
-
+	// A batch is bounded as one request is: all its values together by
+	// max_values_per_request (counted before any is decoded), its groups by
+	// max_rows_per_request.
+	if n := jsonValueCount(text); n > r.limits.maxValues {
+		err := tooManyValues(n, r.limits.maxValues)
+		writeJSONError(w, statusOf(err), err.Error())
+		return
+	}
+	d := r.getDecoder()
 	ld := plog.NewLogs()
 	var resp batchResponse
-	body := bufio.NewReaderSize(req.Body, 64<<10)
-	for {
-		line, err := body.ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over max_request_body_size (%d bytes)", tooBig.Limit))
-			} else {
-				writeJSONError(w, http.StatusBadRequest, "reading the body: "+err.Error())
-			}
+	values := 0
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		group := resp.Groups
+		resp.Groups++
+		if resp.Groups > r.limits.maxRows {
+			r.putDecoder(d)
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows))
 			return
 		}
-		if strings.TrimSpace(line) != "" {
-			r.decodeGroup(d, req, line, &resp, ld)
+		d.reset()
+		one := req.WithContext(req.Context())
+		one.Body = io.NopCloser(strings.NewReader(line))
+		one.ContentLength = int64(len(line))
+		got, gl, err := r.decodeCollect(d, one, "json")
+		if values += len(d.table.nodes); values > r.limits.maxValues {
+			r.putDecoder(d)
+			err := tooManyValues(values, r.limits.maxValues)
+			writeJSONError(w, statusOf(err), err.Error())
+			return
 		}
 		if err != nil {
-			break
+			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
+			continue
 		}
+		gl.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+		resp.Accepted += got.Accepted
+		resp.Skipped += got.Skipped
 	}
+	r.putDecoder(d)
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")
 		return
@@ -100,25 +120,6 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		code = resp.Rejected[0].Status
 	}
 	writeJSON(w, code, resp)
-}
-
-// decodeGroup decodes one line as a /v1/collect request with the batch's
-// headers and query, and adds its rows to ld or its refusal to resp.
-func (r *modeldataReceiver) decodeGroup(d *decoder, req *http.Request, line string, resp *batchResponse, ld plog.Logs) {
-	group := resp.Groups
-	resp.Groups++
-	d.reset()
-	one := req.WithContext(req.Context())
-	one.Body = io.NopCloser(strings.NewReader(line))
-	one.ContentLength = int64(len(line))
-	got, gl, err := r.decodeCollect(d, one, "json")
-	if err != nil {
-		resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
-		return
-	}
-	gl.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
-	resp.Accepted += got.Accepted
-	resp.Skipped += got.Skipped
 }
 
 func batchContentType(contentType string) error {
