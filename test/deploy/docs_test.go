@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ type yamlBlock struct {
 	text string
 }
 
-var fenceRE = regexp.MustCompile("(?ms)^```ya?ml[ \t]*\n(.*?)^```")
+var fenceRE = regexp.MustCompile("(?ms)^[ \t]*```ya?ml[ \t]*\n(.*?)^[ \t]*```")
 
 // docYAMLBlocks returns every YAML block of the repository's Markdown files.
 func docYAMLBlocks(t *testing.T, root string) []yamlBlock {
@@ -134,7 +135,7 @@ var componentKinds = []string{"receivers", "processors", "exporters", "connector
 func componentOfReadme(t *testing.T, root, file string) (kind, typ string) {
 	t.Helper()
 	dir := strings.SplitN(file, "/", 2)[0]
-	if !strings.HasSuffix(file, "/README.md") || !strings.Contains("receiver processor exporter connector extension", dir) {
+	if !strings.HasSuffix(file, "/README.md") || !slices.Contains([]string{"receiver", "processor", "exporter", "connector", "extension"}, dir) {
 		return "", ""
 	}
 	text := string(testutil.ReadFile(t, filepath.Join(root, file)))
