@@ -36,12 +36,8 @@ import (
 type fileKey [16]byte
 
 func keyOf(b *fileBatch) fileKey {
-	h := sha256.New()
-	h.Write([]byte(b.dir + "/" + b.stem + b.ext + "\x00"))
-	h.Write(b.header)
-	var k fileKey
-	copy(k[:], h.Sum(nil))
-	return k
+	s := sha256.Sum256([]byte(b.ext + "\x00" + b.key()))
+	return fileKey(s[:16])
 }
 
 // lineHash identifies a line's bytes.
