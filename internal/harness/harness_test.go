@@ -49,7 +49,7 @@ func TestVerifierCounts(t *testing.T) {
 		{"all once", []string{csvOf(m, m.Header(), all, nil)},
 			Report{Expected: 9, Found: 9}},
 		{"one missing, one doubled across files", []string{csvOf(m, m.Header(), all[:8], nil), csvOf(m, m.Header(), all[7:8], nil)},
-			Report{Expected: 9, Found: 8, Missing: 1, Duplicated: 1}},
+			Report{Expected: 9, Found: 8, Missing: 1, Duplicated: 1, DuplicateRequests: []int{2}}},
 		{"unacked request landed", []string{csvOf(m, m.Header(), append(all, [2]int{3, 0}), nil)},
 			Report{Expected: 9, Found: 9, Unexpected: 1}},
 		{"a wrong cell", []string{csvOf(m, m.Header(), all, func(rec []string) []string {
