@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -134,7 +135,7 @@ var componentKinds = []string{"receivers", "processors", "exporters", "connector
 func componentOfReadme(t *testing.T, root, file string) (kind, typ string) {
 	t.Helper()
 	dir := strings.SplitN(file, "/", 2)[0]
-	if !strings.HasSuffix(file, "/README.md") || !strings.Contains("receiver processor exporter connector extension", dir) {
+	if !strings.HasSuffix(file, "/README.md") || !slices.Contains([]string{"receiver", "processor", "exporter", "connector", "extension"}, dir) {
 		return "", ""
 	}
 	text := string(testutil.ReadFile(t, filepath.Join(root, file)))
