@@ -147,8 +147,10 @@ func (c *statsConnector) addRow(lr plog.LogRecord) {
 	c.rowSeq++
 	seq := c.rowSeq
 	if lr.Body().Type() == pcommon.ValueTypeMap {
+		i := -1
 		lr.Body().Map().Range(func(name string, v pcommon.Value) bool {
-			if fs := ms.feature(name, &c.limits); fs != nil {
+			i++
+			if fs := ms.featureAt(i, name, &c.limits); fs != nil {
 				fs.lastRow = seq
 				fs.add(&v, &c.limits)
 			} else {

@@ -32,10 +32,22 @@ func newExpHist(maxBuckets int) *expHist {
 	return &expHist{maxBuckets: maxBuckets, scale: maxScale, min: math.Inf(1), max: math.Inf(-1)}
 }
 
-// bucketIndex is the index of the bucket holding |v| > 0 at scale.
+// bucketIndex is the index of the bucket holding |v| > 0 at scale:
+// ceil(log_base(v)) - 1 = ceil(ln(v) * 2^scale / ln 2) - 1.
 func bucketIndex(v float64, scale int32) int32 {
-	return int32(math.Ceil(math.Log2(v)*math.Ldexp(1, int(scale)))) - 1
+	return int32(math.Ceil(math.Log(v)*scaleFactors[scale-minScale])) - 1
 }
+
+// minScale is where every float64 fits in two buckets; scales never go lower.
+const minScale = -10
+
+// scaleFactors[s-minScale] is 2^s / ln 2.
+var scaleFactors = func() (f [maxScale - minScale + 1]float64) {
+	for i := range f {
+		f[i] = math.Ldexp(1/math.Ln2, i+minScale)
+	}
+	return f
+}()
 
 // bucketBounds are the lower (exclusive) and upper (inclusive) bounds of bucket i.
 func bucketBounds(i, scale int32) (float64, float64) {
@@ -59,7 +71,7 @@ func (h *expHist) record(v float64) {
 		r, v = &h.neg, -v
 	}
 	idx := bucketIndex(v, h.scale)
-	if d := r.downscaleNeeded(idx, h.maxBuckets); d > 0 {
+	if d := r.downscaleNeeded(idx, h.maxBuckets, h.scale); d > 0 {
 		h.scale -= d
 		h.pos.downscale(d)
 		h.neg.downscale(d)
@@ -69,13 +81,13 @@ func (h *expHist) record(v float64) {
 }
 
 // downscaleNeeded is by how much the scale must drop for idx to fit.
-func (r *bucketRange) downscaleNeeded(idx int32, maxBuckets int) int32 {
+func (r *bucketRange) downscaleNeeded(idx int32, maxBuckets int, scale int32) int32 {
 	if len(r.counts) == 0 {
 		return 0
 	}
 	lo, hi := min(r.offset, idx), max(r.offset+int32(len(r.counts))-1, idx)
 	var d int32
-	for int(hi-lo)+1 > maxBuckets {
+	for int(hi-lo)+1 > maxBuckets && scale-d > minScale {
 		lo >>= 1
 		hi >>= 1
 		d++

@@ -12,7 +12,9 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
-// Metric names and attributes (README.md documents them).
+// Metric names and attributes (README.md documents them). Drift scores and
+// rates carry no unit, so Prometheus exports them under these names (a unit
+// of "1" would add a _ratio suffix).
 const (
 	metricRows        = "modeldata.feature.rows"
 	metricNulls       = "modeldata.feature.nulls"
@@ -127,7 +129,7 @@ func addFeature(s *metricSet, attrs pcommon.Map, fs *featureStats, topK int) {
 		}
 	}
 	if fs.hist != nil {
-		dp := s.metric(metricDistrib, "1", "Distribution of the numeric values (base-2 exponential histogram).",
+		dp := s.metric(metricDistrib, "", "Distribution of the numeric values (base-2 exponential histogram).",
 			pmetric.MetricTypeExponentialHistogram).ExponentialHistogram().DataPoints().AppendEmpty()
 		dp.SetStartTimestamp(s.start)
 		dp.SetTimestamp(s.end)
@@ -147,14 +149,14 @@ func addFeature(s *metricSet, attrs pcommon.Map, fs *featureStats, topK int) {
 		s.gauge(metricDistinct, "{value}", "Estimated distinct categorical values in the window (HyperLogLog, precision 14).", attrs, float64(fs.distinct.Estimate()))
 	}
 	if d, ok := fs.drift(); ok {
-		s.gauge(metricOutOfRange, "1", "Share of the window's values outside the baseline's range (numeric) or set (categorical).", attrs, d.outOfRange)
-		s.gauge(metricTypeErrors, "1", "Share of the window's values that are not of the baseline's type.", attrs, d.typeErrors)
+		s.gauge(metricOutOfRange, "", "Share of the window's values outside the baseline's range (numeric) or set (categorical).", attrs, d.outOfRange)
+		s.gauge(metricTypeErrors, "", "Share of the window's values that are not of the baseline's type.", attrs, d.typeErrors)
 		if fs.compared > fs.typeErrors {
-			s.gauge(metricPSI, "1", "Population stability index against the baseline.", attrs, d.psi)
-			s.gauge(metricJS, "1", "Jensen-Shannon distance (base 2) against the baseline.", attrs, d.js)
+			s.gauge(metricPSI, "", "Population stability index against the baseline.", attrs, d.psi)
+			s.gauge(metricJS, "", "Jensen-Shannon distance (base 2) against the baseline.", attrs, d.js)
 		}
 		if d.hasWasserstein {
-			s.gauge(metricWasserstein, "1", "Wasserstein distance to the baseline, divided by the baseline's standard deviation.", attrs, d.wasserstein)
+			s.gauge(metricWasserstein, "", "Wasserstein distance to the baseline, divided by the baseline's standard deviation.", attrs, d.wasserstein)
 		}
 	}
 }

@@ -56,7 +56,11 @@ type modelStats struct {
 	model, version, designation string
 	features                    map[string]*featureStats
 	order                       []*featureStats
-	baseline                    *baseline
+	// byPosition remembers which feature the i-th body key was in the last
+	// row: rows of one model repeat their key order, so most lookups are a
+	// string comparison instead of a map access.
+	byPosition []*featureStats
+	baseline   *baseline
 }
 
 // limits are the per-window bounds of the configuration.
@@ -66,6 +70,21 @@ type limits struct {
 	rng                                              *rand.Rand
 	// cut counts what the bounds left out this window.
 	cutModels, cutFeatures, cutValues uint64
+}
+
+// featureAt is feature for the i-th key of a row's body.
+func (m *modelStats) featureAt(i int, name string, l *limits) *featureStats {
+	if i < len(m.byPosition) && m.byPosition[i] != nil && m.byPosition[i].name == name {
+		return m.byPosition[i]
+	}
+	fs := m.feature(name, l)
+	if fs != nil && i < 256 {
+		for len(m.byPosition) <= i {
+			m.byPosition = append(m.byPosition, nil)
+		}
+		m.byPosition[i] = fs
+	}
+	return fs
 }
 
 func (m *modelStats) feature(name string, l *limits) *featureStats {
