@@ -146,7 +146,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		az := testutil.StartAzurite(t)
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
-			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort}
+			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, Stats: strings.HasSuffix(route, "+stats")}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
@@ -171,7 +171,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 	pid = pids[0]
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	door := harness.DoorOTLP
-	if route == "ours-collect" {
+	if strings.HasPrefix(route, "ours-collect") {
 		door = harness.DoorCollect
 	}
 	targets := map[harness.Door]string{harness.DoorCollect: "http://" + collectAddr, harness.DoorOTLP: "http://" + otlpAddr}

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// TestHarnessStatsOverhead measures what the modeldatastats connector costs
+// the collect route: the same rows with and without it, alternating, in one
+// run, as rows per CPU-second (docs/benchmarks.md, "Feature statistics").
+// It also runs the route with the connector at 1x and 3x the rows, whose peak
+// RSS should not grow with the row count. CI runs one small round (the
+// verifier must find every row with the connector in the pipeline); `make
+// bench-stats` runs MODELDATA_HARNESS_STATS_ROUNDS rounds (default 3) at 10
+// and 50 features.
+func TestHarnessStatsOverhead(t *testing.T) {
+	testutil.CollectorBinary(t)
+	rounds, featureSets := 1, []int{10}
+	if harnessFull() {
+		rounds, featureSets = 3, []int{10, 50}
+		if v, err := strconv.Atoi(os.Getenv("MODELDATA_HARNESS_STATS_ROUNDS")); err == nil && v > 0 {
+			rounds = v
+		}
+	}
+	for _, features := range featureSets {
+		rows := throughputRows(features)
+		var ratios, plain, stats []float64
+		for round := 0; round < rounds; round++ {
+			var without, with throughputResult
+			t.Run(fmt.Sprintf("f%d/round%d/without", features, round), func(t *testing.T) {
+				without = runThroughput(t, "ours-collect", features, rows, 0)
+			})
+			t.Run(fmt.Sprintf("f%d/round%d/with", features, round), func(t *testing.T) {
+				with = runThroughput(t, "ours-collect+stats", features, rows, 0)
+			})
+			if without.RowsPerCPUSec == 0 || with.RowsPerCPUSec == 0 {
+				continue
+			}
+			plain = append(plain, without.RowsPerCPUSec)
+			stats = append(stats, with.RowsPerCPUSec)
+			ratios = append(ratios, with.RowsPerCPUSec/without.RowsPerCPUSec)
+			t.Logf("| %d | %d | %d | %.0f | %.0f | %.3f | %.0f / %.0f |", features, round, rows, without.RowsPerCPUSec, with.RowsPerCPUSec,
+				with.RowsPerCPUSec/without.RowsPerCPUSec, without.MaxRSSMiB, with.MaxRSSMiB)
+		}
+		if len(ratios) > 0 {
+			t.Logf("%d features, %d rounds: rows per CPU-s without %s, with %s; with/without %s", features, len(ratios),
+				medianRange(plain, "%.0f"), medianRange(stats, "%.0f"), medianRange(ratios, "%.3f"))
+		}
+		if harnessFull() {
+			for _, n := range []int{rows, 3 * rows} {
+				t.Run(fmt.Sprintf("f%d/rss-%d-rows", features, n), func(t *testing.T) {
+					r := runThroughput(t, "ours-collect+stats", features, n, 0)
+					t.Logf("RSS with modeldatastats at %d features, %d rows: max RSS %.0f MiB, VmHWM %.0f MiB", features, n, r.MaxRSSMiB, r.HWMMiB)
+				})
+			}
+		}
+	}
+}
+
+// medianRange formats "median (min–max)" of values.
+func medianRange(values []float64, format string) string {
+	s := slices.Clone(values)
+	slices.Sort(s)
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", s[len(s)/2], s[0], s[len(s)-1])
+}
