@@ -14,8 +14,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
-// benchLogs is one batch of 100 rows with n features: half doubles, a
-// quarter ints, a quarter strings from a 50-value vocabulary.
+// benchLogs is one batch of 100 rows with n features shaped like the load
+// harness's rows: a unique row id, then ints, doubles and strings from a
+// 50-value vocabulary.
 func benchLogs(n int, rng *rand.Rand) plog.Logs {
 	rows := make([]map[string]any, 100)
 	names := make([]string, n)
@@ -26,7 +27,13 @@ func benchLogs(n int, rng *rand.Rand) plog.Logs {
 		rows[i] = map[string]any{}
 		for j, name := range names {
 			switch j % 4 {
-			case 0, 1:
+			case 0:
+				if j == 0 {
+					rows[i][name] = "row-" + strconv.FormatUint(rng.Uint64(), 36)
+					continue
+				}
+				rows[i][name] = rng.NormFloat64()*10 + 50
+			case 1:
 				rows[i][name] = rng.NormFloat64()*10 + 50
 			case 2:
 				rows[i][name] = rng.Int64N(1000)
@@ -61,7 +68,13 @@ func benchBaseline(b *testing.B, n int, rng *rand.Rand) string {
 				fmt.Fprint(f, ",")
 			}
 			switch j % 4 {
-			case 0, 1:
+			case 0:
+				if j == 0 {
+					fmt.Fprint(f, "row-"+strconv.FormatUint(rng.Uint64(), 36))
+					continue
+				}
+				fmt.Fprint(f, rng.NormFloat64()*10+50)
+			case 1:
 				fmt.Fprint(f, rng.NormFloat64()*10+50)
 			case 2:
 				fmt.Fprint(f, rng.Int64N(1000))

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -73,7 +75,8 @@ func points(md pmetric.Metrics) map[string]map[string]pmetric.NumberDataPoint {
 	return out
 }
 
-func runWindow(t *testing.T, cfg *Config, logs ...plog.Logs) pmetric.Metrics {
+// startConnector creates and starts the connector with its metrics going to the returned sink.
+func startConnector(t *testing.T, cfg *Config) (connector.Logs, *consumertest.MetricsSink) {
 	t.Helper()
 	sink := new(consumertest.MetricsSink)
 	c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(componentType), cfg, sink)
@@ -83,6 +86,13 @@ func runWindow(t *testing.T, cfg *Config, logs ...plog.Logs) pmetric.Metrics {
 	if err := c.Start(t.Context(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
+	return c, sink
+}
+
+// runWindow sends logs through a started connector and returns the one window its shutdown emits.
+func runWindow(t *testing.T, cfg *Config, logs ...plog.Logs) pmetric.Metrics {
+	t.Helper()
+	c, sink := startConnector(t, cfg)
 	for _, l := range logs {
 		if err := c.ConsumeLogs(t.Context(), l); err != nil {
 			t.Fatal(err)
@@ -216,14 +226,7 @@ func TestBaselineErrors(t *testing.T) {
 func TestWindowTimer(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.Window = time.Second
-	sink := new(consumertest.MetricsSink)
-	c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(componentType), cfg, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
+	c, sink := startConnector(t, cfg)
 	defer func() { _ = c.Shutdown(context.Background()) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(sink.AllMetrics()) < 2 && time.Now().Before(deadline) {
@@ -269,5 +272,23 @@ func TestExpHistQuantiles(t *testing.T) {
 	}
 	if total+dp.ZeroCount() != dp.Count() || dp.Positive().BucketCounts().Len() > 20 {
 		t.Errorf("buckets hold %d of %d values, %d positive buckets", total, dp.Count(), dp.Positive().BucketCounts().Len())
+	}
+}
+
+// TestDistinctBeyondTracked: past max_tracked_values the distinct count is
+// the HyperLogLog estimate, within three standard errors (3 × 0.81 %).
+func TestDistinctBeyondTracked(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.MaxTrackedValues = 100
+	var rows []map[string]any
+	for i := 0; i < 20000; i++ {
+		rows = append(rows, map[string]any{"id": "id-" + strconv.Itoa(i%5000)})
+	}
+	p := points(runWindow(t, cfg, rowsLogs("m", nil, rows...)))
+	if got := p[metricDistinct]["id"].DoubleValue(); math.Abs(got-5000) > 5000*3*0.0081 {
+		t.Errorf("distinct estimate %g, exact 5000", got)
+	}
+	if got := p[metricCut][cutValues].IntValue(); got != 20000-4*100 {
+		t.Errorf("cut values %d, want %d", got, 20000-4*100)
 	}
 }

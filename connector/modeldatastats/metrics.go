@@ -145,8 +145,8 @@ func addFeature(s *metricSet, attrs pcommon.Map, fs *featureStats, topK int) {
 			s.sum(metricTopValues, "{value}", "", attrs, other).PutStr(attrValue, OtherValue)
 		}
 	}
-	if fs.distinct != nil {
-		s.gauge(metricDistinct, "{value}", "Estimated distinct categorical values in the window (HyperLogLog, precision 14).", attrs, float64(fs.distinct.Estimate()))
+	if len(fs.values) > 0 {
+		s.gauge(metricDistinct, "{value}", "Distinct categorical values in the window: exact up to max_tracked_values, then estimated (HyperLogLog, precision 14).", attrs, fs.distinctEstimate())
 	}
 	if d, ok := fs.drift(); ok {
 		s.gauge(metricOutOfRange, "", "Share of the window's values outside the baseline's range (numeric) or set (categorical).", attrs, d.outOfRange)

@@ -170,20 +170,36 @@ func (fs *featureStats) addNumber(x float64, v *pcommon.Value, l *limits) {
 	}
 }
 
+// addCategory counts a categorical value. While the distinct values fit in
+// max_tracked_values their count is exact (the tracked map's size); the
+// HyperLogLog sketch starts when a value first overflows, seeded with the
+// tracked values, and from then on receives only untracked ones.
 func (fs *featureStats) addCategory(s string, l *limits) {
-	if fs.distinct == nil {
-		fs.distinct = hyperloglog.New14()
-	}
-	fs.distinct.Insert([]byte(s))
 	if fs.values == nil {
 		fs.values = map[string]uint64{}
 	}
-	if _, ok := fs.values[s]; ok || len(fs.values) < l.maxTracked {
-		fs.values[s]++
+	if n, ok := fs.values[s]; ok || len(fs.values) < l.maxTracked {
+		fs.values[s] = n + 1
 		return
 	}
+	if fs.distinct == nil {
+		fs.distinct = hyperloglog.New14()
+		for v := range fs.values {
+			fs.distinct.Insert([]byte(v))
+		}
+	}
+	fs.distinct.Insert([]byte(s))
 	fs.other++
 	l.cutValues++
+}
+
+// distinctEstimate is the number of distinct categorical values: exact
+// while they fit in max_tracked_values, else the HyperLogLog estimate.
+func (fs *featureStats) distinctEstimate() float64 {
+	if fs.distinct == nil {
+		return float64(len(fs.values))
+	}
+	return float64(fs.distinct.Estimate())
 }
 
 // compareNumber places a numeric value against a numeric baseline.

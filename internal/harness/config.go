@@ -37,7 +37,9 @@ type CollectorConfig struct {
 	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's)
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
-	Stats              bool   // the rows also feed the modeldatastats connector (its metrics to the debug exporter)
+	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
+	// "modeldatastats" (the connector, its metrics to the debug exporter) or "debug".
+	SecondConsumer string
 }
 
 // YAML renders the configuration.
@@ -111,16 +113,19 @@ func (c CollectorConfig) YAML() string {
 		fmt.Fprintf(&b, "        min_size: %d\n", c.MinBatch)
 	}
 	logsExporters := "modeldatablob"
-	if c.Stats {
-		b.WriteString("  debug: {}\nconnectors:\n  modeldatastats: {}\n")
-		logsExporters += ", modeldatastats"
+	if c.SecondConsumer != "" {
+		b.WriteString("  debug: {}\n")
+		logsExporters += ", " + c.SecondConsumer
+	}
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("connectors:\n  modeldatastats: {}\n")
 	}
 	b.WriteString("service:\n")
 	if len(exts) > 0 {
 		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
 	}
 	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [%s]\n", strings.Join(receivers, ", "), logsExporters)
-	if c.Stats {
+	if c.SecondConsumer == "modeldatastats" {
 		b.WriteString("    metrics:\n      receivers: [modeldatastats]\n      exporters: [debug]\n")
 	}
 	b.WriteString(telemetryYAML(c.MetricsPort))

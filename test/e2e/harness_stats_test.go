@@ -29,14 +29,19 @@ func TestHarnessStatsOverhead(t *testing.T) {
 	}
 	for _, features := range featureSets {
 		rows := throughputRows(features)
-		var ratios, plain, stats []float64
+		var ratios, fanoutRatios, plain, stats []float64
 		for round := 0; round < rounds; round++ {
-			var without, with throughputResult
+			var without, with, fanout throughputResult
 			t.Run(fmt.Sprintf("f%d/round%d/without", features, round), func(t *testing.T) {
 				without = runThroughput(t, "ours-collect", features, rows, 0)
 			})
+			if harnessFull() { // the collector's own cost of a second consumer: a copy of every batch for the batching exporter
+				t.Run(fmt.Sprintf("f%d/round%d/debug", features, round), func(t *testing.T) {
+					fanout = runThroughput(t, "ours-collect+debug", features, rows, 0)
+				})
+			}
 			t.Run(fmt.Sprintf("f%d/round%d/with", features, round), func(t *testing.T) {
-				with = runThroughput(t, "ours-collect+stats", features, rows, 0)
+				with = runThroughput(t, "ours-collect+modeldatastats", features, rows, 0)
 			})
 			if without.RowsPerCPUSec == 0 || with.RowsPerCPUSec == 0 {
 				continue
@@ -44,17 +49,23 @@ func TestHarnessStatsOverhead(t *testing.T) {
 			plain = append(plain, without.RowsPerCPUSec)
 			stats = append(stats, with.RowsPerCPUSec)
 			ratios = append(ratios, with.RowsPerCPUSec/without.RowsPerCPUSec)
-			t.Logf("| %d | %d | %d | %.0f | %.0f | %.3f | %.0f / %.0f |", features, round, rows, without.RowsPerCPUSec, with.RowsPerCPUSec,
-				with.RowsPerCPUSec/without.RowsPerCPUSec, without.MaxRSSMiB, with.MaxRSSMiB)
+			if fanout.RowsPerCPUSec > 0 {
+				fanoutRatios = append(fanoutRatios, fanout.RowsPerCPUSec/without.RowsPerCPUSec)
+			}
+			t.Logf("| %d | %d | %d | %.0f | %.0f | %.0f | %.3f | %.3f | %.0f / %.0f |", features, round, rows, without.RowsPerCPUSec, fanout.RowsPerCPUSec,
+				with.RowsPerCPUSec, fanout.RowsPerCPUSec/without.RowsPerCPUSec, with.RowsPerCPUSec/without.RowsPerCPUSec, without.MaxRSSMiB, with.MaxRSSMiB)
 		}
 		if len(ratios) > 0 {
 			t.Logf("%d features, %d rounds: rows per CPU-s without %s, with %s; with/without %s", features, len(ratios),
 				medianRange(plain, "%.0f"), medianRange(stats, "%.0f"), medianRange(ratios, "%.3f"))
 		}
+		if len(fanoutRatios) > 0 {
+			t.Logf("%d features: a second no-op consumer (debug) alone, with/without %s", features, medianRange(fanoutRatios, "%.3f"))
+		}
 		if harnessFull() {
 			for _, n := range []int{rows, 3 * rows} {
 				t.Run(fmt.Sprintf("f%d/rss-%d-rows", features, n), func(t *testing.T) {
-					r := runThroughput(t, "ours-collect+stats", features, n, 0)
+					r := runThroughput(t, "ours-collect+modeldatastats", features, n, 0)
 					t.Logf("RSS with modeldatastats at %d features, %d rows: max RSS %.0f MiB, VmHWM %.0f MiB", features, n, r.MaxRSSMiB, r.HWMMiB)
 				})
 			}

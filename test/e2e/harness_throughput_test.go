@@ -146,7 +146,10 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		az := testutil.StartAzurite(t)
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
-			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, Stats: strings.HasSuffix(route, "+stats")}
+			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort}
+		if _, second, ok := strings.Cut(route, "+"); ok {
+			cfg.SecondConsumer = second // e.g. ours-collect+modeldatastats
+		}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
