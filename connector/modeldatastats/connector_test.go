@@ -292,3 +292,35 @@ func TestDistinctBeyondTracked(t *testing.T) {
 		t.Errorf("cut values %d, want %d", got, 20000-4*100)
 	}
 }
+
+// TestStateBoundedByLimits: a window's state stops growing with the rows:
+// after 50,000 rows of unique strings and unique numbers against a
+// baseline, each feature holds at most max_tracked_values values,
+// sample_size samples and histogram_max_buckets buckets per sign.
+func TestStateBoundedByLimits(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.MaxTrackedValues, cfg.SampleSize, cfg.HistogramMaxBuckets = 50, 64, 16
+	cfg.Baselines = []BaselineConfig{{Model: "wine", CSV: filepath.Join("testdata", "wine", "baseline.csv")}}
+	c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	for batch := 0; batch < 500; batch++ {
+		var rows []map[string]any
+		for i := 0; i < 100; i++ {
+			rows = append(rows, map[string]any{"class": "c" + strconv.Itoa(batch*100+i), "alcohol": math.Exp(rng.NormFloat64() * 10)})
+		}
+		if err := c.ConsumeLogs(t.Context(), rowsLogs("wine", nil, rows...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := c.models[modelKey{"wine", "1", "inputs"}]
+	class, alcohol := ms.features["class"], ms.features["alcohol"]
+	if class.rows != 50000 || len(class.values) != 50 || class.other != 50000-50 {
+		t.Errorf("class: %d rows, %d tracked values, %d other", class.rows, len(class.values), class.other)
+	}
+	if alcohol.rows != 50000 || len(alcohol.sample) != 64 || len(alcohol.hist.pos.counts) > 16 || len(alcohol.binCounts) != alcohol.numBase.bins+2 {
+		t.Errorf("alcohol: %d rows, %d samples, %d buckets, %d bins", alcohol.rows, len(alcohol.sample), len(alcohol.hist.pos.counts), len(alcohol.binCounts))
+	}
+}

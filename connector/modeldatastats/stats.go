@@ -51,7 +51,7 @@ type featureStats struct {
 	sampleSeen uint64
 }
 
-// window holds what one model/version/designation sent in the current window.
+// modelStats holds what one model/version/designation sent in the current window.
 type modelStats struct {
 	model, version, designation string
 	features                    map[string]*featureStats

@@ -126,13 +126,19 @@ func FindPIDByArg(args ...string) int {
 }
 
 // SentRows reads the collector's own metrics (Prometheus text at
-// metricsURL) and returns the sum of otelcol_exporter_sent_log_records.
-func SentRows(ctx context.Context, metricsURL string) (float64, error) {
-	return MetricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records")
+// metricsURL) and returns the sum of otelcol_exporter_sent_log_records over
+// the exporters whose series mention exporter ("" for all of them).
+func SentRows(ctx context.Context, metricsURL, exporter string) (float64, error) {
+	return metricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records", `"`+exporter)
 }
 
 // MetricSum sums every series of the metrics whose names start with name.
 func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
+	return metricSum(ctx, metricsURL, name, "")
+}
+
+// metricSum is MetricSum over the series whose line contains label.
+func metricSum(ctx context.Context, metricsURL, name, label string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, err
@@ -148,7 +154,7 @@ func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, label) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')

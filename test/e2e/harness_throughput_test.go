@@ -173,6 +173,10 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 	}
 	pid = pids[0]
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	sentBy := "" // the exporter whose sent rows end the run (a second consumer may be an exporter too)
+	if ours {
+		sentBy = "modeldatablob"
+	}
 	door := harness.DoorOTLP
 	if strings.HasPrefix(route, "ours-collect") {
 		door = harness.DoorCollect
@@ -194,7 +198,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		t.Helper()
 		var sent float64
 		if !testutil.Poll(5*time.Minute, func() bool {
-			s, err := harness.SentRows(context.Background(), metricsURL)
+			s, err := harness.SentRows(context.Background(), metricsURL, sentBy)
 			sent = s
 			return err == nil && s >= n
 		}) {
