@@ -74,6 +74,12 @@ type Config struct {
 	// MaxFileSize and MaxBlocks make a file roll to data_1.csv, data_2.csv, ...
 	MaxFileSize int64 `mapstructure:"max_file_size"`
 	MaxBlocks   int   `mapstructure:"max_blocks"`
+
+	// Format is csv (the modeldata layout, default), mdc_jsonl (the Azure ML
+	// v2 data collector layout) or parquet; mdc and parquet configure the latter two.
+	Format  string        `mapstructure:"format"`
+	MDC     MDCConfig     `mapstructure:"mdc"`
+	Parquet ParquetConfig `mapstructure:"parquet"`
 }
 
 // LocalConfig configures the local folder backend.
@@ -129,7 +135,7 @@ func createDefaultConfig() *Config {
 	return &Config{
 		TimeoutConfig:  timeout,
 		QueueConfig:    configoptional.Some(queue),
-		RetryConfig:    configretry.NewDefaultBackOffConfig(),
+		RetryConfig:    defaultRetryConfig(),
 		Backend:        BackendLocal,
 		Container:      "modeldata",
 		Local:          LocalConfig{Directory: "./data"},
@@ -143,7 +149,23 @@ func createDefaultConfig() *Config {
 		MaxAppendSize:  4 << 20,
 		MaxFileSize:    azureMaxBlobSize,
 		MaxBlocks:      azureMaxBlocks,
+		Format:         FormatCSV,
+		MDC:            defaultMDCConfig(),
+		Parquet:        defaultParquetConfig(),
 	}
+}
+
+// defaultRetryConfig retries until storage is back, however long that is
+// (max_elapsed_time 0): a failing batch stays in the queue, and a full queue
+// refuses new rows instead of dropping old ones. The interval is capped at
+// 2 s (3 s with jitter), so the queue drains within seconds of storage
+// returning, at a few requests per second per consumer while it is down.
+func defaultRetryConfig() configretry.BackOffConfig {
+	r := configretry.NewDefaultBackOffConfig()
+	r.InitialInterval = time.Second
+	r.MaxInterval = 2 * time.Second
+	r.MaxElapsedTime = 0
+	return r
 }
 
 // Validate checks the configuration; its messages name the key to fix.
@@ -183,6 +205,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBlocks <= 1 || c.MaxBlocks > azureMaxBlocks {
 		errs = append(errs, fmt.Errorf("max_blocks %d must be between 2 and %d", c.MaxBlocks, azureMaxBlocks))
+	}
+	if err := c.validateFormat(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
