@@ -99,7 +99,7 @@ func BenchmarkConsumeLogs(b *testing.B) {
 				if withBaseline {
 					cfg.Baselines = []BaselineConfig{{Model: "m", CSV: benchBaseline(b, n, rng)}}
 				}
-				c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+				c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
 				if err != nil {
 					b.Fatal(err)
 				}
