@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"testing"
 
-	"go.opentelemetry.io/collector/connector/connectortest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -99,10 +97,7 @@ func BenchmarkConsumeLogs(b *testing.B) {
 				if withBaseline {
 					cfg.Baselines = []BaselineConfig{{Model: "m", CSV: benchBaseline(b, n, rng)}}
 				}
-				c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
-				if err != nil {
-					b.Fatal(err)
-				}
+				c := newTestConnector(b, cfg)
 				batches := make([]plog.Logs, 10)
 				for i := range batches {
 					batches[i] = benchLogs(n, rng)

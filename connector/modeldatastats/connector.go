@@ -55,7 +55,17 @@ const (
 
 func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics) (*statsConnector, error) {
 	c := &statsConnector{cfg: cfg, next: next, logger: set.Logger}
-	for i, bc := range cfg.Baselines {
+	c.limits = limits{maxFeatures: cfg.MaxFeatures, maxTracked: cfg.MaxTrackedValues, histBuckets: cfg.HistogramMaxBuckets,
+		sampleSize: cfg.SampleSize, keepSample: cfg.ProfileDir != "", rng: rand.New(rand.NewPCG(1, 2))}
+	c.reset(time.Now())
+	return c, nil
+}
+
+// loadBaselines reads the baseline files (at start, as files are read in
+// contrib components, so `validate` checks the configuration only).
+func (c *statsConnector) loadBaselines() error {
+	c.baselines = c.baselines[:0]
+	for i, bc := range c.cfg.Baselines {
 		var p *Profile
 		var err error
 		if bc.CSV != "" {
@@ -70,12 +80,9 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics) (*
 				continue
 			}
 		}
-		return nil, fmt.Errorf("baselines[%d]: %w", i, err)
+		return fmt.Errorf("baselines[%d]: %w", i, err)
 	}
-	c.limits = limits{maxFeatures: cfg.MaxFeatures, maxTracked: cfg.MaxTrackedValues, histBuckets: cfg.HistogramMaxBuckets,
-		sampleSize: cfg.SampleSize, keepSample: cfg.ProfileDir != "", rng: rand.New(rand.NewPCG(1, 2))}
-	c.reset(time.Now())
-	return c, nil
+	return nil
 }
 
 func (c *statsConnector) reset(now time.Time) {
@@ -87,6 +94,9 @@ func (c *statsConnector) reset(now time.Time) {
 func (c *statsConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 func (c *statsConnector) Start(context.Context, component.Host) error {
+	if err := c.loadBaselines(); err != nil {
+		return err
+	}
 	c.stop, c.done = make(chan struct{}), make(chan struct{})
 	go c.run()
 	return nil

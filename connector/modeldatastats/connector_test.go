@@ -75,6 +75,20 @@ func points(md pmetric.Metrics) map[string]map[string]pmetric.NumberDataPoint {
 	return out
 }
 
+// newTestConnector is the connector with its baselines loaded, not started
+// (no window timer): tests read its state directly.
+func newTestConnector(tb testing.TB, cfg *Config) *statsConnector {
+	tb.Helper()
+	c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.loadBaselines(); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // startConnector creates and starts the connector with its metrics going to the returned sink.
 func startConnector(t *testing.T, cfg *Config) (connector.Logs, *consumertest.MetricsSink) {
 	t.Helper()
@@ -214,7 +228,11 @@ func TestBaselineErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := createDefaultConfig()
 			cfg.Baselines = []BaselineConfig{bc}
-			_, err := newConnector(connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+			c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Start(t.Context(), componenttest.NewNopHost())
 			if err == nil || !strings.HasPrefix(err.Error(), "baselines[0]: ") {
 				t.Fatalf("error %v", err)
 			}
@@ -301,10 +319,7 @@ func TestStateBoundedByLimits(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.MaxTrackedValues, cfg.SampleSize, cfg.HistogramMaxBuckets = 50, 64, 16
 	cfg.Baselines = []BaselineConfig{{Model: "wine", CSV: filepath.Join("testdata", "wine", "baseline.csv")}}
-	c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestConnector(t, cfg)
 	rng := rand.New(rand.NewPCG(3, 3))
 	for batch := 0; batch < 500; batch++ {
 		var rows []map[string]any

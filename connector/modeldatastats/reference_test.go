@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"testing"
 
-	"go.opentelemetry.io/collector/connector/connectortest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
@@ -107,10 +105,7 @@ func TestWineAgainstReference(t *testing.T) {
 			cfg := createDefaultConfig()
 			cfg.TopK = ref.TopK
 			cfg.Baselines = []BaselineConfig{{Model: "wine", CSV: filepath.Join("testdata", "wine", "baseline.csv")}}
-			c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := newTestConnector(t, cfg)
 			if err := c.ConsumeLogs(t.Context(), csvLogs(t, filepath.Join("testdata", "wine", window+".csv"), "wine")); err != nil {
 				t.Fatal(err)
 			}
