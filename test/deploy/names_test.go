@@ -29,7 +29,7 @@ type gatewayAddress struct {
 }
 
 // filesNamingTheGateway are the files that tell scoring pods the gateway's address.
-var filesNamingTheGateway = []string{"docs/aks.md", "docs/migrating.md", "README.md",
+var filesNamingTheGateway = []string{"docs/aks.md", "docs/operate.md", "docs/migrating.md", "README.md",
 	"deploy/kubernetes/gateway.yaml", "deploy/kubernetes/scoring-example.yaml", "deploy/helm/values-gateway.yaml",
 	"receiver/modeldatareceiver/README.md", "clients/python/README.md"}
 
