@@ -128,9 +128,14 @@ func FindPIDByArg(args ...string) int {
 }
 
 // SentRows reads the collector's own metrics (Prometheus text at
-// metricsURL) and returns the sum of otelcol_exporter_sent_log_records over
-// the exporters whose series mention exporter ("" for all of them).
-func SentRows(ctx context.Context, metricsURL, exporter string) (float64, error) {
+// metricsURL) and returns the sum of otelcol_exporter_sent_log_records.
+func SentRows(ctx context.Context, metricsURL string) (float64, error) {
+	return SentRowsBy(ctx, metricsURL, "")
+}
+
+// SentRowsBy is SentRows over the exporters whose series mention exporter
+// ("" for all of them).
+func SentRowsBy(ctx context.Context, metricsURL, exporter string) (float64, error) {
 	return metricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records", `"`+exporter)
 }
 

@@ -198,7 +198,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		t.Helper()
 		var sent float64
 		if !testutil.Poll(5*time.Minute, func() bool {
-			s, err := harness.SentRows(context.Background(), metricsURL, sentBy)
+			s, err := harness.SentRowsBy(context.Background(), metricsURL, sentBy)
 			sent = s
 			return err == nil && s >= n
 		}) {
