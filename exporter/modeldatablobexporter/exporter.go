@@ -25,6 +25,8 @@ type blobExporter struct {
 	w      *writer
 	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
 	encode func(plog.Logs) encoded
+	// pq writes format parquet instead of w.
+	pq *pqWriter
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
@@ -45,7 +47,10 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	}
 	e.w = newWriter(e.st, cfg, tel)
 	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
-	if cfg.Format == FormatMDCJSONL {
+	switch cfg.Format {
+	case FormatParquet:
+		e.pq = newPQWriter(cfg, e.st.(blockStore), tel)
+	case FormatMDCJSONL:
 		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
 		e.encode = func(ld plog.Logs) encoded { return encodeMDC(cfg, agent, instance, ld) }
 	}
@@ -60,6 +65,9 @@ func (e *blobExporter) start(ctx context.Context, _ component.Host) error {
 // append size limit). Files that failed are returned for retry with only
 // their unwritten rows, so rows already written are never sent again.
 func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
+	if e.pq != nil {
+		return e.pushParquet(ctx, ld)
+	}
 	enc := e.encode(ld)
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))

@@ -2,7 +2,6 @@ package modeldatablobexporter
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -36,7 +35,7 @@ func dirSize(dir string) int64 {
 func BenchmarkFormats(b *testing.B) {
 	const batch = 5000
 	ld := makeLogs(benchRows(batch, 10)...)
-	for _, format := range []string{FormatCSV, FormatMDCJSONL} {
+	for _, format := range []string{FormatCSV, FormatMDCJSONL, FormatParquet} {
 		b.Run("format="+format, func(b *testing.B) {
 			cfg := localConfig(b)
 			cfg.Format = format
@@ -58,4 +57,3 @@ func BenchmarkFormats(b *testing.B) {
 	}
 }
 
-var _ = fmt.Sprint

@@ -1,0 +1,370 @@
+package modeldatablobexporter
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// blockStore writes whole files that become visible only complete: Azure
+// block blobs (staged blocks, then one commit), or a local file renamed
+// into place. Parquet cannot be appended to.
+type blockStore interface {
+	// putFile writes name with data unless it already exists. Names are
+	// derived from content, so an existing file holds the same bytes.
+	putFile(ctx context.Context, name string, data []byte) error
+}
+
+// pqFile is the rows of one push that go to one Parquet file.
+type pqFile struct {
+	dir        string
+	names      []string // feature columns, then the correlation columns
+	features   int      // how many of names are feature columns
+	rows       []pqRow
+	bytes      int64 // the values' size before compression, for max_bytes
+	quarantine bool
+}
+
+// pqRow is one row: its record, and its correlation column values.
+type pqRow struct {
+	ref    recordRef
+	lr     plog.LogRecord
+	ts     time.Time
+	aml    [8]string // correlation columns, the timestamp's slot unused
+	reason string    // why a quarantined row could not be placed
+	size   int64
+}
+
+// pqWriter turns pushes into Parquet files, one or more per folder and
+// column set, each committed before the push returns: the queue keeps
+// every row until the file holding it is complete.
+type pqWriter struct {
+	cfg      *Config
+	st       blockStore
+	tel      *telemetry
+	instance string
+	codec    compress.Compression
+}
+
+func newPQWriter(cfg *Config, st blockStore, tel *telemetry) *pqWriter {
+	codec := compress.Codecs.Snappy
+	if cfg.Parquet.Compression == CompressionZstd {
+		codec = compress.Codecs.Zstd
+	}
+	return &pqWriter{cfg: cfg, st: st, tel: tel, instance: cfg.MDC.instanceID(), codec: codec}
+}
+
+// group places every model data row of ld in a file, split at max_rows and max_bytes.
+func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
+	byKey := map[string]*pqFile{}
+	boundary := contract.BoundaryDay
+	if w.cfg.Hourly {
+		boundary = contract.BoundaryHour
+	}
+	if w.cfg.Parquet.Layout == LayoutV2 {
+		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[w.cfg.MDC.RollingRate]
+	}
+	enc := &encoder{cfg: w.cfg}
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		attrs := rls.At(i).Resource().Attributes()
+		parts := enc.resourceParts(attrs)
+		endpoint := resourceAttr(attrs, contract.AttrEndpoint, w.cfg.MDC.Endpoint)
+		deployment := resourceAttr(attrs, contract.AttrDeployment, w.cfg.MDC.Deployment)
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				row, ok := contract.ReadRow(lr)
+				if !ok {
+					notModelData++
+					continue
+				}
+				p := parts
+				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
+				var dir, reason string
+				if w.cfg.Parquet.Layout == LayoutV2 {
+					collection := w.cfg.MDC.collection(row.Designation)
+					if reason = mdcPlacementProblem(p, endpoint, deployment, collection); reason == "" {
+						dir = w.cfg.MDC.RootDir + "/" + endpoint + "/" + deployment + "/" + collection + "/"
+					}
+					dir = string(w.cfg.MDC.timePath([]byte(dir), row.Timestamp))
+				} else if reason = placementProblem(p); reason == "" {
+					dir = p.Dir(row.Timestamp, w.cfg.Hourly)
+				}
+				switch {
+				case reason != "" && w.cfg.Parquet.Layout == LayoutV2:
+					dir = w.cfg.QuarantineDir + "/" + string(w.cfg.MDC.timePath(nil, row.Timestamp))
+				case reason != "":
+					dir = w.cfg.QuarantineDir + "/" + datePath(row.Timestamp, w.cfg.Hourly)
+				}
+				features := columnNames(row.FeatureNames, lr)
+				names := append(features[:len(features):len(features)], contract.CorrelationColumns...)
+				if reason != "" {
+					names = append(names, ColQuarantineReason)
+				}
+				key := dir + "\x00" + strings.Join(names, "\x00")
+				f := byKey[key]
+				requestID := row.RequestID
+				if requestID == "" {
+					requestID = contract.NilRequestID
+				}
+				r := pqRow{ref: recordRef{i, j, k}, lr: lr, ts: row.Timestamp, reason: reason,
+					aml: [8]string{row.CorrelationID, "", boundary, p.WorkspaceColumn(), p.Webservice, row.ModelName, row.ModelVersion, requestID}}
+				r.size = rowSize(lr, r.aml[:]) + int64(len(reason))
+				if f == nil || len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+r.size > w.cfg.Parquet.MaxBytes) {
+					f = &pqFile{dir: dir, names: names, features: len(features), quarantine: reason != ""}
+					byKey[key] = f
+					files = append(files, f)
+				}
+				f.rows = append(f.rows, r)
+				f.bytes += r.size
+			}
+		}
+	}
+	return files, notModelData
+}
+
+// rowSize is a row's values' size before compression: strings by length, other values 8 bytes.
+func rowSize(lr plog.LogRecord, aml []string) int64 {
+	n := int64(8)
+	if lr.Body().Type() == pcommon.ValueTypeMap {
+		for _, v := range lr.Body().Map().All() {
+			if v.Type() == pcommon.ValueTypeStr {
+				n += int64(len(v.Str()))
+			} else {
+				n += 8
+			}
+		}
+	}
+	for _, s := range aml {
+		n += int64(len(s))
+	}
+	return n
+}
+
+// columnType infers a feature column's Parquet type from its values:
+// int64 when every value is an integer, double when every value is a
+// number, boolean when every value is a boolean, else string. Missing and
+// empty values are nulls and do not count.
+func columnType(f *pqFile, name string) arrow.DataType {
+	var ints, doubles, bools, others int
+	for _, r := range f.rows {
+		v, ok := featureValue(r.lr, name)
+		if !ok {
+			continue
+		}
+		switch v.Type() {
+		case pcommon.ValueTypeInt:
+			ints++
+		case pcommon.ValueTypeDouble:
+			doubles++
+		case pcommon.ValueTypeBool:
+			bools++
+		case pcommon.ValueTypeEmpty:
+		default:
+			others++
+		}
+	}
+	switch {
+	case others > 0 || bools > 0 && ints+doubles > 0:
+		return arrow.BinaryTypes.String
+	case bools > 0:
+		return arrow.FixedWidthTypes.Boolean
+	case doubles > 0:
+		return arrow.PrimitiveTypes.Float64
+	case ints > 0:
+		return arrow.PrimitiveTypes.Int64
+	}
+	return arrow.BinaryTypes.String // no values at all: nulls
+}
+
+func featureValue(lr plog.LogRecord, name string) (pcommon.Value, bool) {
+	if lr.Body().Type() != pcommon.ValueTypeMap {
+		return pcommon.Value{}, false
+	}
+	v, ok := lr.Body().Map().Get(name)
+	return v, ok && v.Type() != pcommon.ValueTypeEmpty
+}
+
+// schema is the file's Arrow schema: inferred feature types, the scoring
+// timestamp as a UTC microsecond timestamp, the other correlation columns strings.
+func (f *pqFile) schema() *arrow.Schema {
+	fields := make([]arrow.Field, len(f.names))
+	for i, name := range f.names {
+		t := arrow.DataType(arrow.BinaryTypes.String)
+		switch {
+		case i < f.features:
+			t = columnType(f, name)
+		case name == contract.ColScoringTimestamp:
+			t = arrow.FixedWidthTypes.Timestamp_us
+		}
+		fields[i] = arrow.Field{Name: name, Type: t, Nullable: i < f.features}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// encode writes the file's rows as one Parquet file (one row group).
+func (w *pqWriter) encode(f *pqFile) ([]byte, error) {
+	schema := f.schema()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	b.Reserve(len(f.rows))
+	for i, field := range schema.Fields() {
+		fb := b.Field(i)
+		switch {
+		case i < f.features:
+			appendFeatures(fb, f.rows, field.Name)
+		case field.Name == contract.ColScoringTimestamp:
+			tb := fb.(*array.TimestampBuilder)
+			for _, r := range f.rows {
+				tb.Append(arrow.Timestamp(r.ts.UnixMicro()))
+			}
+		case field.Name == ColQuarantineReason:
+			sb := fb.(*array.StringBuilder)
+			for _, r := range f.rows {
+				sb.Append(validUTF8(r.reason))
+			}
+		default:
+			col := slices.Index(contract.CorrelationColumns, field.Name)
+			sb := fb.(*array.StringBuilder)
+			for _, r := range f.rows {
+				sb.Append(validUTF8(r.aml[col]))
+			}
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	var buf bytes.Buffer
+	props := parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(len(f.rows))+1),
+		parquet.WithCreatedBy("otelcol-modeldata"))
+	pw, err := pqarrow.NewFileWriter(schema, &buf, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		return nil, err
+	}
+	if err := pw.Write(rec); err != nil {
+		_ = pw.Close()
+		return nil, err
+	}
+	if err := pw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// appendFeatures appends one feature column of every row in its inferred type.
+func appendFeatures(fb array.Builder, rows []pqRow, name string) {
+	for _, r := range rows {
+		v, ok := featureValue(r.lr, name)
+		if !ok {
+			fb.AppendNull()
+			continue
+		}
+		switch b := fb.(type) {
+		case *array.Int64Builder:
+			b.Append(v.Int())
+		case *array.Float64Builder:
+			if v.Type() == pcommon.ValueTypeInt {
+				b.Append(float64(v.Int()))
+			} else {
+				b.Append(v.Double())
+			}
+		case *array.BooleanBuilder:
+			b.Append(v.Bool())
+		case *array.StringBuilder:
+			b.Append(validUTF8(contract.FormatValue(v)))
+		}
+	}
+}
+
+// fileName is <instance>-<first 16 hex digits of the file's SHA-256>.parquet:
+// unique per writer, and the same for a retried batch, whose bytes are the same.
+func (w *pqWriter) fileName(data []byte) string {
+	sum := sha256.Sum256(data)
+	return w.instance + "-" + hex.EncodeToString(sum[:8]) + ".parquet"
+}
+
+// pushParquet writes every row of ld as Parquet files, each committed
+// before it returns; rows of files that failed are given back for retry.
+func (e *blobExporter) pushParquet(ctx context.Context, ld plog.Logs) error {
+	retry, notModelData, err := e.pq.push(ctx, ld)
+	if notModelData > 0 {
+		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", notModelData))
+	}
+	if len(retry) > 0 {
+		return consumererror.NewLogs(err, subset(ld, retry))
+	}
+	return err
+}
+
+// push writes every row of ld; rows of files that failed are returned for retry.
+func (w *pqWriter) push(ctx context.Context, ld plog.Logs) (retry []recordRef, notModelData int, err error) {
+	files, notModelData := w.group(ld)
+	var retryErrs, permErrs []error
+	for _, f := range files {
+		err := w.write(ctx, f)
+		if err == nil {
+			w.tel.appended(ctx, len(f.rows), 0)
+			if f.quarantine {
+				w.tel.quarantined.Add(ctx, int64(len(f.rows)))
+			}
+			continue
+		}
+		w.tel.failedWrites.Add(ctx, 1)
+		err = fmt.Errorf("write %d rows to %s/*.parquet: %w", len(f.rows), f.dir, err)
+		if consumererror.IsPermanent(err) {
+			w.tel.dropped.Add(ctx, int64(len(f.rows)))
+			permErrs = append(permErrs, err)
+			continue
+		}
+		retryErrs = append(retryErrs, err)
+		for _, r := range f.rows {
+			retry = append(retry, r.ref)
+		}
+	}
+	if len(retryErrs) > 0 {
+		return retry, notModelData, errors.Join(append(retryErrs, permErrs...)...)
+	}
+	if len(permErrs) > 0 {
+		return nil, notModelData, consumererror.NewPermanent(errors.Join(permErrs...))
+	}
+	return nil, notModelData, nil
+}
+
+func (w *pqWriter) write(ctx context.Context, f *pqFile) error {
+	data, err := w.encode(f)
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return w.st.putFile(ctx, f.dir+"/"+w.fileName(data), data)
+}
+
+// validUTF8 replaces each run of invalid UTF-8 with U+FFFD: Parquet strings
+// are UTF-8, and readers such as DuckDB refuse files that are not.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
