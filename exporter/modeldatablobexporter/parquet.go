@@ -40,6 +40,7 @@ type pqFile struct {
 	dir        string
 	names      []string // feature columns, then the correlation columns
 	features   int      // how many of names are feature columns
+	cols       [][]pcommon.Value
 	rows       []pqRow
 	bytes      int64 // the values' size before compression, for max_bytes
 	quarantine bool
@@ -48,11 +49,9 @@ type pqFile struct {
 // pqRow is one row: its record, and its correlation column values.
 type pqRow struct {
 	ref    recordRef
-	lr     plog.LogRecord
 	ts     time.Time
 	aml    [8]string // correlation columns, the timestamp's slot unused
 	reason string    // why a quarantined row could not be placed
-	size   int64
 }
 
 // pqWriter turns pushes into Parquet files, one or more per folder and
@@ -64,6 +63,7 @@ type pqWriter struct {
 	tel      *telemetry
 	instance string
 	codec    compress.Compression
+	boundary string
 }
 
 func newPQWriter(cfg *Config, st blockStore, tel *telemetry) *pqWriter {
@@ -71,24 +71,47 @@ func newPQWriter(cfg *Config, st blockStore, tel *telemetry) *pqWriter {
 	if cfg.Parquet.Compression == CompressionZstd {
 		codec = compress.Codecs.Zstd
 	}
-	return &pqWriter{cfg: cfg, st: st, tel: tel, instance: cfg.MDC.instanceID(), codec: codec}
+	boundary := contract.BoundaryDay
+	if cfg.Hourly {
+		boundary = contract.BoundaryHour
+	}
+	if cfg.Parquet.Layout == LayoutV2 {
+		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
+	}
+	return &pqWriter{cfg: cfg, st: st, tel: tel, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
+}
+
+// pqPlace is what decides a row's folder.
+type pqPlace struct {
+	parts                contract.PathParts
+	endpoint, deployment string
+	period               time.Time // the scoring time truncated to the finest folder
 }
 
 // group places every model data row of ld in a file, split at max_rows and max_bytes.
 func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 	byKey := map[string]*pqFile{}
-	boundary := contract.BoundaryDay
-	if w.cfg.Hourly {
-		boundary = contract.BoundaryHour
-	}
-	if w.cfg.Parquet.Layout == LayoutV2 {
-		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[w.cfg.MDC.RollingRate]
-	}
 	enc := &encoder{cfg: w.cfg}
+	period := time.Hour
+	if w.cfg.Parquet.Layout == LayoutV2 && w.cfg.MDC.RollingRate == RollingMinute {
+		period = time.Minute
+	}
+	var (
+		names     []string
+		last      *pqFile
+		lastPlace pqPlace
+		dir       string
+		reason    string
+		lastParts contract.PathParts
+		workspace string
+	)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		attrs := rls.At(i).Resource().Attributes()
 		parts := enc.resourceParts(attrs)
+		if parts != lastParts || workspace == "" {
+			lastParts, workspace = parts, parts.WorkspaceColumn()
+		}
 		endpoint := resourceAttr(attrs, contract.AttrEndpoint, w.cfg.MDC.Endpoint)
 		deployment := resourceAttr(attrs, contract.AttrDeployment, w.cfg.MDC.Deployment)
 		sls := rls.At(i).ScopeLogs()
@@ -96,85 +119,122 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
-				row, ok := contract.ReadRow(lr)
+				row, ok := contract.ReadRowReuse(lr, names)
 				if !ok {
 					notModelData++
 					continue
 				}
+				names = row.FeatureNames
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-				var dir, reason string
-				if w.cfg.Parquet.Layout == LayoutV2 {
-					collection := w.cfg.MDC.collection(row.Designation)
-					if reason = mdcPlacementProblem(p, endpoint, deployment, collection); reason == "" {
-						dir = w.cfg.MDC.RootDir + "/" + endpoint + "/" + deployment + "/" + collection + "/"
+				place := pqPlace{p, endpoint, deployment, row.Timestamp.UTC().Truncate(period)}
+				if place != lastPlace || last == nil {
+					dir, reason = w.dir(place, row)
+					lastPlace, last = place, nil
+				}
+				body := lr.Body()
+				inOrder := bodyInOrder(row.FeatureNames, body)
+				features := row.FeatureNames
+				if !inOrder {
+					features = columnNames(row.FeatureNames, lr)
+				}
+				f := last
+				if f == nil || !slices.Equal(f.names[:f.features], features) {
+					key := dir + "\x00" + strings.Join(features, "\x00")
+					if f = byKey[key]; f == nil {
+						f = w.newFile(dir, features, reason != "")
+						byKey[key] = f
+						files = append(files, f)
 					}
-					dir = string(w.cfg.MDC.timePath([]byte(dir), row.Timestamp))
-				} else if reason = placementProblem(p); reason == "" {
-					dir = p.Dir(row.Timestamp, w.cfg.Hourly)
 				}
-				switch {
-				case reason != "" && w.cfg.Parquet.Layout == LayoutV2:
-					dir = w.cfg.QuarantineDir + "/" + string(w.cfg.MDC.timePath(nil, row.Timestamp))
-				case reason != "":
-					dir = w.cfg.QuarantineDir + "/" + datePath(row.Timestamp, w.cfg.Hourly)
-				}
-				features := columnNames(row.FeatureNames, lr)
-				names := append(features[:len(features):len(features)], contract.CorrelationColumns...)
-				if reason != "" {
-					names = append(names, ColQuarantineReason)
-				}
-				key := dir + "\x00" + strings.Join(names, "\x00")
-				f := byKey[key]
 				requestID := row.RequestID
 				if requestID == "" {
 					requestID = contract.NilRequestID
 				}
-				r := pqRow{ref: recordRef{i, j, k}, lr: lr, ts: row.Timestamp, reason: reason,
-					aml: [8]string{row.CorrelationID, "", boundary, p.WorkspaceColumn(), p.Webservice, row.ModelName, row.ModelVersion, requestID}}
-				r.size = rowSize(lr, r.aml[:]) + int64(len(reason))
-				if f == nil || len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+r.size > w.cfg.Parquet.MaxBytes) {
-					f = &pqFile{dir: dir, names: names, features: len(features), quarantine: reason != ""}
-					byKey[key] = f
+				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp, reason: reason,
+					aml: [8]string{row.CorrelationID, "", w.boundary, workspace, p.Webservice, row.ModelName, row.ModelVersion, requestID}}
+				size := int64(8 + len(reason))
+				for _, a := range r.aml {
+					size += int64(len(a))
+				}
+				if len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+size > w.cfg.Parquet.MaxBytes) {
+					f = w.newFile(dir, features, reason != "")
+					byKey[dir+"\x00"+strings.Join(features, "\x00")] = f
 					files = append(files, f)
 				}
+				switch {
+				case inOrder:
+					c := 0
+					for _, v := range body.Map().All() {
+						f.cols[c] = append(f.cols[c], v)
+						size += valueSize(v)
+						c++
+					}
+				case body.Type() == pcommon.ValueTypeMap:
+					for c, name := range features {
+						v, ok := body.Map().Get(name)
+						if !ok {
+							v = emptyValue
+						}
+						f.cols[c] = append(f.cols[c], v)
+						size += valueSize(v)
+					}
+				default:
+					for c := range features {
+						f.cols[c] = append(f.cols[c], emptyValue)
+					}
+				}
 				f.rows = append(f.rows, r)
-				f.bytes += r.size
+				f.bytes += size
+				last = f
 			}
 		}
 	}
 	return files, notModelData
 }
 
-// rowSize is a row's values' size before compression: strings by length, other values 8 bytes.
-func rowSize(lr plog.LogRecord, aml []string) int64 {
-	n := int64(8)
-	if lr.Body().Type() == pcommon.ValueTypeMap {
-		for _, v := range lr.Body().Map().All() {
-			if v.Type() == pcommon.ValueTypeStr {
-				n += int64(len(v.Str()))
-			} else {
-				n += 8
-			}
+func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFile {
+	names := append(slices.Clone(features), contract.CorrelationColumns...)
+	if quarantine {
+		names = append(names, ColQuarantineReason)
+	}
+	return &pqFile{dir: dir, names: names, features: len(features), cols: make([][]pcommon.Value, len(features)), quarantine: quarantine}
+}
+
+// dir is a row's folder in the configured layout, or the quarantine
+// folder and why.
+func (w *pqWriter) dir(pl pqPlace, row contract.Row) (dir, reason string) {
+	if w.cfg.Parquet.Layout == LayoutV2 {
+		collection := w.cfg.MDC.collection(row.Designation)
+		if reason = mdcPlacementProblem(pl.parts, pl.endpoint, pl.deployment, collection); reason == "" {
+			return string(w.cfg.MDC.timePath([]byte(w.cfg.MDC.RootDir+"/"+pl.endpoint+"/"+pl.deployment+"/"+collection+"/"), row.Timestamp)), ""
 		}
+		return w.cfg.QuarantineDir + "/" + string(w.cfg.MDC.timePath(nil, row.Timestamp)), reason
 	}
-	for _, s := range aml {
-		n += int64(len(s))
+	if reason = placementProblem(pl.parts); reason == "" {
+		return pl.parts.Dir(row.Timestamp, w.cfg.Hourly), ""
 	}
-	return n
+	return w.cfg.QuarantineDir + "/" + datePath(row.Timestamp, w.cfg.Hourly), reason
+}
+
+// emptyValue stands for a missing value (read only).
+var emptyValue = pcommon.NewValueEmpty()
+
+// valueSize is a value's size before compression: a string's length, 8 bytes otherwise.
+func valueSize(v pcommon.Value) int64 {
+	if v.Type() == pcommon.ValueTypeStr {
+		return int64(len(v.Str()))
+	}
+	return 8
 }
 
 // columnType infers a feature column's Parquet type from its values:
 // int64 when every value is an integer, double when every value is a
-// number, boolean when every value is a boolean, else string. Missing and
-// empty values are nulls and do not count.
-func columnType(f *pqFile, name string) arrow.DataType {
+// number, boolean when every value is a boolean, else string. Empty and
+// missing values are nulls and do not count.
+func columnType(col []pcommon.Value) arrow.DataType {
 	var ints, doubles, bools, others int
-	for _, r := range f.rows {
-		v, ok := featureValue(r.lr, name)
-		if !ok {
-			continue
-		}
+	for _, v := range col {
 		switch v.Type() {
 		case pcommon.ValueTypeInt:
 			ints++
@@ -200,14 +260,6 @@ func columnType(f *pqFile, name string) arrow.DataType {
 	return arrow.BinaryTypes.String // no values at all: nulls
 }
 
-func featureValue(lr plog.LogRecord, name string) (pcommon.Value, bool) {
-	if lr.Body().Type() != pcommon.ValueTypeMap {
-		return pcommon.Value{}, false
-	}
-	v, ok := lr.Body().Map().Get(name)
-	return v, ok && v.Type() != pcommon.ValueTypeEmpty
-}
-
 // schema is the file's Arrow schema: inferred feature types, the scoring
 // timestamp as a UTC microsecond timestamp, the other correlation columns strings.
 func (f *pqFile) schema() *arrow.Schema {
@@ -216,7 +268,7 @@ func (f *pqFile) schema() *arrow.Schema {
 		t := arrow.DataType(arrow.BinaryTypes.String)
 		switch {
 		case i < f.features:
-			t = columnType(f, name)
+			t = columnType(f.cols[i])
 		case name == contract.ColScoringTimestamp:
 			t = arrow.FixedWidthTypes.Timestamp_us
 		}
@@ -235,7 +287,7 @@ func (w *pqWriter) encode(f *pqFile) ([]byte, error) {
 		fb := b.Field(i)
 		switch {
 		case i < f.features:
-			appendFeatures(fb, f.rows, field.Name)
+			appendFeatures(fb, f.cols[i])
 		case field.Name == contract.ColScoringTimestamp:
 			tb := fb.(*array.TimestampBuilder)
 			for _, r := range f.rows {
@@ -257,8 +309,10 @@ func (w *pqWriter) encode(f *pqFile) ([]byte, error) {
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	var buf bytes.Buffer
+	// Ids are unique per row: a dictionary would only cost.
 	props := parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(len(f.rows))+1),
-		parquet.WithCreatedBy("otelcol-modeldata"))
+		parquet.WithCreatedBy("otelcol-modeldata"),
+		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
 	pw, err := pqarrow.NewFileWriter(schema, &buf, props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		return nil, err
@@ -273,11 +327,10 @@ func (w *pqWriter) encode(f *pqFile) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// appendFeatures appends one feature column of every row in its inferred type.
-func appendFeatures(fb array.Builder, rows []pqRow, name string) {
-	for _, r := range rows {
-		v, ok := featureValue(r.lr, name)
-		if !ok {
+// appendFeatures appends one feature column in its inferred type.
+func appendFeatures(fb array.Builder, col []pcommon.Value) {
+	for _, v := range col {
+		if v.Type() == pcommon.ValueTypeEmpty {
 			fb.AppendNull()
 			continue
 		}
@@ -293,7 +346,11 @@ func appendFeatures(fb array.Builder, rows []pqRow, name string) {
 		case *array.BooleanBuilder:
 			b.Append(v.Bool())
 		case *array.StringBuilder:
-			b.Append(validUTF8(contract.FormatValue(v)))
+			if v.Type() == pcommon.ValueTypeStr {
+				b.Append(validUTF8(v.Str()))
+			} else {
+				b.Append(validUTF8(contract.FormatValue(v)))
+			}
 		}
 	}
 }
