@@ -56,4 +56,3 @@ func BenchmarkFormats(b *testing.B) {
 		})
 	}
 }
-

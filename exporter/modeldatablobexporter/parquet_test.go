@@ -366,5 +366,3 @@ func TestParquetQuarantine(t *testing.T) {
 		t.Fatalf("%v %v", tab.names, tab.rows)
 	}
 }
-
-
