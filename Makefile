@@ -9,6 +9,7 @@ TOOLS_BIN     := $(CURDIR)/.tools/bin
 OCB           := $(TOOLS_BIN)/builder
 BINARY        := $(CURDIR)/_build/otelcol-modeldata
 AZURITE       := tools/azurite/node_modules/.bin/azurite-blob
+AIDIFF        := tools/aidiff/node_modules/@azure/monitor-opentelemetry-exporter/package.json
 DUCKDB        := tools/duckdb/node_modules/@duckdb/node-api/package.json
 CONFIG        ?= examples/otel-config.yaml
 IMAGE         ?= otelcol-modeldata:dev
@@ -25,7 +26,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test fuzz lint bench bench-e2e faults docker azurite duckdb tools clean
+.PHONY: all build run test cgo fuzz lint bench bench-e2e faults docker azurite aidiff duckdb tools clean
 
 all: build
 
@@ -49,17 +50,29 @@ $(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
 	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
 	touch $@
 
+## aidiff: install the pinned Node tool of the appinsights differential test (Microsoft's exporter)
+aidiff: $(AIDIFF)
+$(AIDIFF): tools/aidiff/package.json tools/aidiff/package-lock.json
+	npm ci --prefix tools/aidiff --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## duckdb: install the pinned DuckDB (npm, engine included) that reads the exporter's files back in the tests
 duckdb: $(DUCKDB)
 $(DUCKDB): tools/duckdb/package.json tools/duckdb/package-lock.json
 	npm ci --prefix tools/duckdb --no-audit --no-fund --loglevel=error
 	touch $@
 
-## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests, short fuzzing
-test: lint build azurite duckdb
-	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -count=1 -timeout 20m $(PKGS)
+## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests with -race, short fuzzing
+test: lint build azurite aidiff duckdb cgo
+	OTELCOL_MODELDATA_BIN=$(BINARY) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# -race needs cgo, so a C compiler (Debian's gcc when none is installed and apt-get can install it).
+cgo:
+	@command -v gcc >/dev/null || command -v cc >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null; } || \
+	  { echo "go test -race needs a C compiler (gcc): install it"; exit 1; }
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

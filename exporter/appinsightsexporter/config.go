@@ -33,6 +33,9 @@ type Config struct {
 	// connection_string is empty (with the global ingestion endpoint unless
 	// endpoint is set).
 	InstrumentationKey configopaque.String `mapstructure:"instrumentation_key"`
+	// MaxCumulativeSeries bounds the per-series state kept to turn
+	// cumulative metrics into deltas.
+	MaxCumulativeSeries int `mapstructure:"max_cumulative_series"`
 }
 
 func createDefaultConfig() *Config {
@@ -51,6 +54,8 @@ func createDefaultConfig() *Config {
 		ClientConfig: client,
 		QueueConfig:  configoptional.Some(queue),
 		RetryConfig:  configretry.NewDefaultBackOffConfig(),
+
+		MaxCumulativeSeries: 100_000,
 	}
 }
 
@@ -68,6 +73,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("compression %q is not supported by the ingestion service; use gzip or none", c.Compression))
 	}
+	if c.MaxCumulativeSeries < 1 {
+		errs = append(errs, fmt.Errorf("max_cumulative_series %d must be at least 1", c.MaxCumulativeSeries))
+	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s must not be negative", c.Timeout))
 	}
@@ -84,8 +92,9 @@ func (c *Config) disabled() bool {
 
 // target is where and as whom telemetry is sent.
 type target struct {
-	iKey string // as configured, with dashes
-	url  string // full track URL
+	iKey  string // as configured, with dashes
+	url   string // full track URL
+	appID string // ApplicationId of the connection string, if any
 }
 
 func (c *Config) target() (target, error) {
@@ -116,5 +125,5 @@ func (c *Config) target() (target, error) {
 	if !strings.HasSuffix(u, "/track") {
 		u += trackPath
 	}
-	return target{iKey: cs.InstrumentationKey, url: u}, nil
+	return target{iKey: cs.InstrumentationKey, url: u, appID: cs.ApplicationID}, nil
 }

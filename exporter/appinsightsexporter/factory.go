@@ -70,7 +70,11 @@ func createMetrics(ctx context.Context, set exporter.Settings, c component.Confi
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics, options(cfg, e)...)
+	exp, err := exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics, options(cfg, e)...)
+	if err != nil {
+		return nil, err
+	}
+	return &deltaMetrics{Metrics: exp, conv: newDeltaConverter(cfg.MaxCumulativeSeries)}, nil
 }
 
 func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {

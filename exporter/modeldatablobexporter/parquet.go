@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +19,6 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -277,8 +274,8 @@ func (f *pqFile) schema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// encode writes the file's rows as one Parquet file (one row group).
-func (w *pqWriter) encode(f *pqFile) ([]byte, error) {
+// fileBytes encodes the file's rows as one Parquet file (one row group).
+func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
 	schema := f.schema()
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
@@ -362,59 +359,41 @@ func (w *pqWriter) fileName(data []byte) string {
 	return w.instance + "-" + hex.EncodeToString(sum[:8]) + ".parquet"
 }
 
-// pushParquet writes every row of ld as Parquet files, each committed
-// before it returns; rows of files that failed are given back for retry.
-func (e *blobExporter) pushParquet(ctx context.Context, ld plog.Logs) error {
-	retry, notModelData, err := e.pq.push(ctx, ld)
-	if notModelData > 0 {
-		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", notModelData))
-	}
-	if len(retry) > 0 {
-		return consumererror.NewLogs(err, subset(ld, retry))
-	}
-	return err
-}
-
-// push writes every row of ld; rows of files that failed are returned for retry.
-func (w *pqWriter) push(ctx context.Context, ld plog.Logs) (retry []recordRef, notModelData int, err error) {
+// encode groups a push into one batch per Parquet file, for blobExporter.push.
+func (w *pqWriter) encode(ld plog.Logs) encoded {
 	files, notModelData := w.group(ld)
-	var retryErrs, permErrs []error
-	for _, f := range files {
-		err := w.write(ctx, f)
-		if err == nil {
-			w.tel.appended(ctx, len(f.rows), 0)
-			if f.quarantine {
-				w.tel.quarantined.Add(ctx, int64(len(f.rows)))
-			}
-			continue
+	out := encoded{notModelData: notModelData, batches: make([]*fileBatch, len(files))}
+	for i, f := range files {
+		refs := make([]recordRef, len(f.rows))
+		for j, r := range f.rows {
+			refs[j] = r.ref
 		}
-		w.tel.failedWrites.Add(ctx, 1)
-		err = fmt.Errorf("write %d rows to %s/*.parquet: %w", len(f.rows), f.dir, err)
-		if consumererror.IsPermanent(err) {
-			w.tel.dropped.Add(ctx, int64(len(f.rows)))
-			permErrs = append(permErrs, err)
-			continue
-		}
-		retryErrs = append(retryErrs, err)
-		for _, r := range f.rows {
-			retry = append(retry, r.ref)
-		}
+		out.batches[i] = &fileBatch{dir: f.dir, stem: w.instance + "-*", ext: ".parquet", refs: refs, quarantine: f.quarantine, pq: f}
 	}
-	if len(retryErrs) > 0 {
-		return retry, notModelData, errors.Join(append(retryErrs, permErrs...)...)
-	}
-	if len(permErrs) > 0 {
-		return nil, notModelData, consumererror.NewPermanent(errors.Join(permErrs...))
-	}
-	return nil, notModelData, nil
+	return out
 }
 
-func (w *pqWriter) write(ctx context.Context, f *pqFile) error {
-	data, err := w.encode(f)
-	if err != nil {
-		return consumererror.NewPermanent(err)
+// write writes a batch: a Parquet file, committed whole, or CSV/JSON lines
+// appended by w. It returns how many lines (Parquet: rows) landed.
+func (e *blobExporter) write(ctx context.Context, b *fileBatch) (int, error) {
+	if b.pq == nil {
+		return e.w.write(ctx, b)
 	}
-	return w.st.putFile(ctx, f.dir+"/"+w.fileName(data), data)
+	n, err := e.pq.write(ctx, b.pq)
+	if err != nil {
+		return 0, err
+	}
+	e.tel.appended(ctx, len(b.refs), n)
+	return len(b.refs), nil
+}
+
+// write encodes f and puts it under its content-derived name; it returns the file's size.
+func (w *pqWriter) write(ctx context.Context, f *pqFile) (int, error) {
+	data, err := w.fileBytes(f)
+	if err != nil {
+		return 0, consumererror.NewPermanent(err)
+	}
+	return len(data), w.st.putFile(ctx, f.dir+"/"+w.fileName(data), data)
 }
 
 // validUTF8 replaces each run of invalid UTF-8 with U+FFFD: Parquet strings

@@ -25,7 +25,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 		b.ReportAllocs()
 		var size int
 		for i := 0; i < b.N; i++ {
-			data, err := w.encode(f)
+			data, err := w.fileBytes(f)
 			if err != nil {
 				b.Fatal(err)
 			}
