@@ -58,7 +58,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
 	switch cfg.Format {
 	case FormatParquet:
-		e.pq = newPQWriter(cfg, e.st.(blockStore), tel)
+		e.pq = newPQWriter(cfg, e.st.(blockStore))
 		e.encode = e.pq.encode
 	case FormatMDCJSONL:
 		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()

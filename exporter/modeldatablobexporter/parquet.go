@@ -57,13 +57,12 @@ type pqRow struct {
 type pqWriter struct {
 	cfg      *Config
 	st       blockStore
-	tel      *telemetry
 	instance string
 	codec    compress.Compression
 	boundary string
 }
 
-func newPQWriter(cfg *Config, st blockStore, tel *telemetry) *pqWriter {
+func newPQWriter(cfg *Config, st blockStore) *pqWriter {
 	codec := compress.Codecs.Snappy
 	if cfg.Parquet.Compression == CompressionZstd {
 		codec = compress.Codecs.Zstd
@@ -75,7 +74,7 @@ func newPQWriter(cfg *Config, st blockStore, tel *telemetry) *pqWriter {
 	if cfg.Parquet.Layout == LayoutV2 {
 		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
 	}
-	return &pqWriter{cfg: cfg, st: st, tel: tel, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
+	return &pqWriter{cfg: cfg, st: st, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
 }
 
 // pqPlace is what decides a row's folder.

@@ -18,7 +18,7 @@ import (
 func BenchmarkParquetLibraries(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.Format = FormatParquet
-	w := newPQWriter(cfg, nil, nil)
+	w := newPQWriter(cfg, nil)
 	files, _ := w.group(makeLogs(benchRows(5000, 10)...))
 	f := files[0]
 	b.Run("lib=arrow-go", func(b *testing.B) {
