@@ -22,7 +22,7 @@ STOCK_OCB     := $(TOOLS_BIN)/stock/builder
 STOCK_BINARY  := $(CURDIR)/_build/stock/otelcol-stock
 HARNESS_TIMEOUT ?= 40m
 HARNESS_RUN   ?= .
-FAULTS_TIMEOUT ?= 75m
+FAULTS_TIMEOUT ?= 120m
 
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
@@ -120,7 +120,7 @@ stats-reference:
 	/usr/bin/python3 $(STATS_REFERENCE)
 	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
 
-## faults: full fault runs (20 random kill -9s, an aimed one, Azurite down 15 minutes, 503s, lost answers) and the hostile-input corpus (about 30 minutes)
+## faults: full fault runs (20 random kill -9s, an aimed one, Azurite down 15 minutes, 503s, lost answers) and the hostile-input corpus, CSV and the other formats (over an hour: each outage lasts 15 minutes)
 faults: build azurite
 	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) \
 	  $(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -run 'TestHarness(Fault|BadInput|Auth)' -v ./test/e2e/
