@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -141,6 +142,7 @@ type state struct {
 	rule        *Rule
 	kinds       []uint8
 	counts      map[string]int64
+	ids         contract.CorrelationIDs // generated correlation ids of the delivery
 }
 
 func (st *state) reset() {
@@ -168,6 +170,8 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		st.counts = map[string]int64{}
 	}
 	clear(st.counts)
+	st.ids.Reset()
+	arrival := pcommon.NewTimestampFromTime(time.Now())
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource()
 		resourceMapped := false
@@ -176,7 +180,7 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 			st.kinds = st.kinds[:0]
 			explode := false
 			for _, lr := range recs.All() {
-				k := f.prepare(lr, res)
+				k := f.prepare(st, lr, res, arrival)
 				st.kinds = append(st.kinds, k)
 				if k != kindOther && !resourceMapped {
 					f.mapResource(res)
@@ -247,8 +251,10 @@ func lookup(rec, res pcommon.Map, names []string) string {
 }
 
 // prepare maps a record's attributes to the contract and tells what it is.
-// Records without a model name are not touched.
-func (f *flattener) prepare(lr plog.LogRecord, res pcommon.Resource) uint8 {
+// Records without a model name are not touched. A record without a
+// correlation id gets its request's generated one, a record without any
+// timestamp the delivery's arrival time (contract.CorrelationIDs, contract.FillTimestamp).
+func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, arrival pcommon.Timestamp) uint8 {
 	attrs, rattrs := lr.Attributes(), res.Attributes()
 	name := lookup(attrs, rattrs, f.cfg.ModelNameAttributes)
 	if name == "" {
@@ -275,20 +281,16 @@ func (f *flattener) prepare(lr plog.LogRecord, res pcommon.Resource) uint8 {
 		attrs.PutStr(key, value)
 	}
 	putContract(contract.AttrModelName, name)
-	for _, m := range []struct {
-		key   string
-		names []string
-	}{
-		{contract.AttrModelVersion, f.cfg.ModelVersionAttributes},
-		{contract.AttrDesignation, f.cfg.DesignationAttributes},
-		{contract.AttrRequestID, f.cfg.RequestIDAttributes},
-		{contract.AttrCorrelationID, f.cfg.CorrelationIDAttributes},
-	} {
-		putContract(m.key, lookup(attrs, rattrs, m.names))
+	putContract(contract.AttrModelVersion, lookup(attrs, rattrs, f.cfg.ModelVersionAttributes))
+	putContract(contract.AttrDesignation, lookup(attrs, rattrs, f.cfg.DesignationAttributes))
+	requestID := lookup(attrs, rattrs, f.cfg.RequestIDAttributes)
+	putContract(contract.AttrRequestID, requestID)
+	correlationID := lookup(attrs, rattrs, f.cfg.CorrelationIDAttributes)
+	if correlationID == "" {
+		correlationID = st.ids.For(requestID)
 	}
-	if lr.Timestamp() == 0 && lr.ObservedTimestamp() != 0 {
-		lr.SetTimestamp(lr.ObservedTimestamp())
-	}
+	putContract(contract.AttrCorrelationID, correlationID)
+	contract.FillTimestamp(lr, arrival)
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)
 	}
