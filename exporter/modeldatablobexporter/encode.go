@@ -170,8 +170,14 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				body := lr.Body()
 				inOrder := bodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
+				if !inOrder && len(names) == 0 {
+					// No declared order: sorted body keys (the flattener's
+					// output) are the columns, in the body's order.
+					names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
+					e.names = names
+				}
 				if !inOrder {
-					names = columnNames(row.FeatureNames, lr)
+					names = contract.ColumnOrder(row.FeatureNames, body)
 				}
 				hour := row.Timestamp.Truncate(time.Hour)
 
@@ -325,38 +331,6 @@ func bodyInOrder(declared []string, body pcommon.Value) bool {
 		i++
 	}
 	return true
-}
-
-// columnNames is the declared feature order, then body keys not declared,
-// sorted (as the contract says), without duplicates. Feature sets are
-// small, so membership is a linear scan.
-func columnNames(declared []string, lr plog.LogRecord) []string {
-	names := declared
-	for i, n := range declared {
-		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
-			names = make([]string, 0, len(declared))
-			for _, n := range declared {
-				if !slices.Contains(names, n) {
-					names = append(names, n)
-				}
-			}
-			break
-		}
-	}
-	if lr.Body().Type() != pcommon.ValueTypeMap {
-		return names
-	}
-	var extra []string
-	for k := range lr.Body().Map().All() {
-		if !slices.Contains(names, k) {
-			extra = append(extra, k)
-		}
-	}
-	if len(extra) == 0 {
-		return names
-	}
-	slices.Sort(extra)
-	return append(names[:len(names):len(names)], extra...)
 }
 
 // neutralize defuses spreadsheet formula injection: a cell starting with

@@ -93,13 +93,32 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 			return ok
 		})
 	}
-	if !sameNames(attrs, st.names) {
-		contract.SetFeatureNames(lr, st.names)
+	if _, declared := attrs.Get(contract.AttrFeatureNames); declared || !strictlySorted(st.names, len(st.order)) {
+		if !sameNames(attrs, st.names) {
+			contract.SetFeatureNames(lr, st.names)
+		}
 	}
+	// Else the columns are the body's keys sorted, which is what the contract
+	// reads from a record without feature names (contract.Columns): writing
+	// them would cost an allocation per name and per record for nothing.
 	if len(st.dropped) > 0 {
 		slices.Sort(st.dropped)
 		f.putDropped(attrs, st.dropped)
 	}
+}
+
+// strictlySorted reports whether names are kept columns only (kept of them)
+// in strictly increasing order.
+func strictlySorted(names []string, kept int) bool {
+	if len(names) != kept {
+		return false
+	}
+	for i := 1; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func hasDrops(st *state) bool {

@@ -50,7 +50,7 @@ func flattenRecord(t *testing.T, f *flattener, st *state, attrs map[string]any, 
 		t.Fatalf("record kind %d", k)
 	}
 	f.processRecord(st, lr, nil, false)
-	return lr.Body().Map().AsRaw(), contract.FeatureNames(lr), strSlice(lr.Attributes().Get(contract.AttrDroppedColumns))
+	return lr.Body().Map().AsRaw(), contract.Columns(lr), strSlice(lr.Attributes().Get(contract.AttrDroppedColumns))
 }
 
 // bodyOf builds a body map with the given keys, in that order; a key
