@@ -236,18 +236,24 @@ func (f *flattener) mapResource(res pcommon.Resource) {
 }
 
 // lookup returns the first non-empty attribute of names, on the record first,
-// then on the resource.
-func lookup(rec, res pcommon.Map, names []string) string {
-	for _, m := range []pcommon.Map{rec, res} {
-		for _, n := range names {
-			if v, ok := m.Get(n); ok {
-				if s := v.AsString(); s != "" {
-					return s
-				}
+// then on the resource. self tells that it is the record's own string
+// attribute key: the contract attribute is already there.
+func lookup(rec, res pcommon.Map, names []string, key string) (value string, self bool) {
+	for _, n := range names {
+		if v, ok := rec.Get(n); ok {
+			if s := v.AsString(); s != "" {
+				return s, n == key && v.Type() == pcommon.ValueTypeStr
 			}
 		}
 	}
-	return ""
+	for _, n := range names {
+		if v, ok := res.Get(n); ok {
+			if s := v.AsString(); s != "" {
+				return s, false
+			}
+		}
+	}
+	return "", false
 }
 
 // prepare maps a record's attributes to the contract and tells what it is.
@@ -256,40 +262,38 @@ func lookup(rec, res pcommon.Map, names []string) string {
 // timestamp the delivery's arrival time (contract.CorrelationIDs, contract.FillTimestamp).
 func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, arrival pcommon.Timestamp) uint8 {
 	attrs, rattrs := lr.Attributes(), res.Attributes()
-	name := lookup(attrs, rattrs, f.cfg.ModelNameAttributes)
-	if name == "" {
-		return kindOther
+	var found [5]struct {
+		key, value string
+		self       bool
 	}
-	// Grow the attributes once for the contract attributes they lack
-	// (feature names included), not once per attribute.
+	found[0].key, found[1].key, found[2].key = contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation
+	found[3].key, found[4].key = contract.AttrRequestID, contract.AttrCorrelationID
+	for i, names := range [...][]string{f.cfg.ModelNameAttributes, f.cfg.ModelVersionAttributes, f.cfg.DesignationAttributes,
+		f.cfg.RequestIDAttributes, f.cfg.CorrelationIDAttributes} {
+		found[i].value, found[i].self = lookup(attrs, rattrs, names, found[i].key)
+		if i == 0 && found[0].value == "" {
+			return kindOther
+		}
+	}
+	if found[4].value == "" {
+		found[4].value = st.ids.For(found[3].value)
+	}
+	// Grow the attributes once for the contract attributes they lack, not
+	// once per attribute.
 	added := 0
-	for _, k := range [...]string{contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation,
-		contract.AttrRequestID, contract.AttrCorrelationID, contract.AttrFeatureNames} {
-		if _, ok := attrs.Get(k); !ok {
+	for _, c := range found {
+		if c.value != "" && !c.self {
 			added++
 		}
 	}
-	attrs.EnsureCapacity(attrs.Len() + added)
-	// Set a contract attribute unless the record already has that string.
-	putContract := func(key, value string) {
-		if value == "" {
-			return
+	if added > 0 {
+		attrs.EnsureCapacity(attrs.Len() + added)
+		for _, c := range found {
+			if c.value != "" && !c.self {
+				attrs.PutStr(c.key, c.value)
+			}
 		}
-		if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == value {
-			return
-		}
-		attrs.PutStr(key, value)
 	}
-	putContract(contract.AttrModelName, name)
-	putContract(contract.AttrModelVersion, lookup(attrs, rattrs, f.cfg.ModelVersionAttributes))
-	putContract(contract.AttrDesignation, lookup(attrs, rattrs, f.cfg.DesignationAttributes))
-	requestID := lookup(attrs, rattrs, f.cfg.RequestIDAttributes)
-	putContract(contract.AttrRequestID, requestID)
-	correlationID := lookup(attrs, rattrs, f.cfg.CorrelationIDAttributes)
-	if correlationID == "" {
-		correlationID = st.ids.For(requestID)
-	}
-	putContract(contract.AttrCorrelationID, correlationID)
 	contract.FillTimestamp(lr, arrival)
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)
