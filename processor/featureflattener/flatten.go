@@ -190,6 +190,7 @@ func (f *flattener) putDropped(attrs pcommon.Map, names []string) {
 // prefix, the name of parent (st.root at the top).
 func (f *flattener) flattenMap(st *state, prefixLen int, parent *nameInfo, m pcommon.Map, depth int, top bool) {
 	media := f.declaresMedia(m)
+	parent.next = 0
 	for k, v := range m.All() {
 		if top && f.cfg.BodyKey != "" && k == f.cfg.BodyKey && v.Type() == pcommon.ValueTypeMap {
 			st.changed = true
@@ -256,12 +257,18 @@ func (f *flattener) flattenValue(st *state, n *nameInfo, nameLen int, v pcommon.
 }
 
 // child returns the interned name st.buf[:n], key k of the map named
-// parent: found among the keys met under parent before when they are few,
-// else in the intern table.
+// parent. Maps of one name usually repeat their keys in the same order, so
+// the key after the previous one is tried first; then the keys met under
+// parent before, when they are few; else the intern table.
 func (st *state) child(parent *nameInfo, k string, n int) *nameInfo {
+	if c := parent.next; c < len(parent.children) && parent.children[c].key == k {
+		parent.next++
+		return parent.children[c].name
+	}
 	if !parent.wide {
-		for _, c := range parent.children {
+		for i, c := range parent.children {
 			if c.key == k {
+				parent.next = i + 1
 				return c.name
 			}
 		}
@@ -269,6 +276,7 @@ func (st *state) child(parent *nameInfo, k string, n int) *nameInfo {
 	ni := st.name(n)
 	if len(parent.children) < maxChildren {
 		parent.children = append(parent.children, childName{k, ni})
+		parent.next = len(parent.children)
 	} else {
 		parent.wide = true
 	}

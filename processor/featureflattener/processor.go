@@ -31,7 +31,7 @@ const (
 	// (checked between records: names stay interned for a whole record).
 	maxIntern = 8192
 	// maxChildren bounds the keys a name remembers (nameInfo.children).
-	maxChildren = 16
+	maxChildren = 64
 	// maxOrders and maxOrderFields bound each pooled state's cache of
 	// column orders: layouts, and fields over all layouts.
 	maxOrders      = 1024
@@ -110,9 +110,11 @@ type nameInfo struct {
 	idx   int    // index of the record's first field of this name; -1: declared, absent
 	media int8   // media.name_patterns verdict: 0 not known yet, 1 no, 2 yes
 	// children are the keys met in maps of this name, up to maxChildren;
-	// wide: there were more.
+	// wide: there were more. next is the child after the one last found
+	// in the map being flattened.
 	children []childName
 	wide     bool
+	next     int
 }
 
 type childName struct {
