@@ -9,6 +9,7 @@ TOOLS_BIN     := $(CURDIR)/.tools/bin
 OCB           := $(TOOLS_BIN)/builder
 BINARY        := $(CURDIR)/_build/otelcol-modeldata
 AZURITE       := tools/azurite/node_modules/.bin/azurite-blob
+AIDIFF        := tools/aidiff/node_modules/@azure/monitor-opentelemetry-exporter/package.json
 CONFIG        ?= examples/otel-config.yaml
 IMAGE         ?= otelcol-modeldata:dev
 FUZZTIME      ?= 10s
@@ -24,7 +25,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test fuzz lint bench bench-e2e faults docker azurite tools clean
+.PHONY: all build run test fuzz lint bench bench-e2e faults docker azurite aidiff tools clean
 
 all: build
 
@@ -48,8 +49,14 @@ $(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
 	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
 	touch $@
 
+## aidiff: install the pinned Node tool of the appinsights differential test (Microsoft's exporter)
+aidiff: $(AIDIFF)
+$(AIDIFF): tools/aidiff/package.json tools/aidiff/package-lock.json
+	npm ci --prefix tools/aidiff --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests, short fuzzing
-test: lint build azurite
+test: lint build azurite aidiff
 	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -count=1 -timeout 20m $(PKGS)
 	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)

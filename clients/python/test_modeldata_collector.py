@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,12 +32,18 @@ CLEAN_ENV["MODELDATA_MODEL_CONFIG_MAP"] = os.devnull
 
 
 class CollectServer:
-    """A stand-in collect API: records every JSON request, answers from a script."""
+    """A stand-in collector: POST /v1/collect/batch (NDJSON) and /v1/collect,
+    answering as the modeldata receiver does. Records every collect group it
+    accepts, in order, and every HTTP request; scripted answers go first."""
 
-    def __init__(self):
-        self.requests = []
-        self.headers = []
-        self.answers = []  # (status, body, headers) served first, then 200
+    def __init__(self, port=0, batch_route=True):
+        self.requests = []  # accepted collect groups
+        self.posts = []  # (path, headers, number of groups) of every HTTP request
+        self.answers = []  # (status, body, headers) served first, one per HTTP request
+        self.refuse = None  # group -> error message, to refuse single groups of a batch
+        self.max_body = None  # bytes: larger bodies get 413
+        self.hold = threading.Event()  # cleared: requests wait before they are answered
+        self.hold.set()
         self.lock = threading.Lock()
         self.received = threading.Condition(self.lock)
         outer = self
@@ -46,15 +53,33 @@ class CollectServer:
             disable_nagle_algorithm = True  # as Go servers do; else each answer waits for a delayed ACK
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.hold.wait()
+                batch = self.path.endswith("/batch")
+                if batch and not batch_route:
+                    return self.answer(404, '{"error":"404 page not found"}', {})
+                groups = [json.loads(line) for line in body.split(b"\n") if line.strip()] if batch else [json.loads(body)]
                 with outer.lock:
+                    outer.posts.append((self.path, dict(self.headers), len(groups)))
                     answer = outer.answers.pop(0) if outer.answers else None
+                    if answer is None and outer.max_body is not None and len(body) > outer.max_body:
+                        answer = (413, '{"error":"too large"}', {})
+                    rejected = []
                     if answer is None or 200 <= answer[0] < 300:
-                        outer.requests.append(body)
-                        outer.headers.append(dict(self.headers))
+                        for i, group in enumerate(groups):
+                            why = outer.refuse(group) if outer.refuse else None
+                            if why:
+                                rejected.append({"group": i, "status": 400, "error": why})
+                            else:
+                                outer.requests.append(group)
                     outer.received.notify_all()
-                status, text, headers = answer or (200, json.dumps({"accepted": len(body["data"])}), {})
+                if answer is None:
+                    accepted = sum(len(g["data"]) for i, g in enumerate(groups) if i not in {r["group"] for r in rejected})
+                    status = 400 if rejected and len(rejected) == len(groups) else 200
+                    answer = (status, json.dumps({"groups": len(groups), "accepted": accepted, "rejected": rejected}), {})
+                self.answer(*answer)
+
+            def answer(self, status, text, headers):
                 data = text.encode()
                 self.send_response(status)
                 for k, v in headers.items():
@@ -67,7 +92,8 @@ class CollectServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -83,6 +109,7 @@ class CollectServer:
             return list(self.requests)
 
     def close(self):
+        self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -172,7 +199,8 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(corr[mdc.CORRELATION_ID].startswith("user42-"))
         self.assertRegex(corr[mdc.SCORING_TIMESTAMP], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
         self.assertNotIn("correlation_ids", req)
-        self.assertEqual(self.server.headers[0]["Content-Type"], "application/json")
+        self.assertEqual(self.server.posts[0][1]["Content-Type"], "application/x-ndjson")
+        self.assertTrue(self.server.posts[0][0].endswith("/v1/collect/batch"), self.server.posts[0][0])
 
     def test_predictions_carry_the_inputs_correlations(self):
         inputs = self.collector(feature_names=["a", "b"])
@@ -236,6 +264,24 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(req["scoring_timestamp"], "2020-08-13T15:54:16.691697")
         self.assertEqual(corr[mdc.REQUEST_ID], "r")
 
+    def test_constructor_takes_the_original_argument_order(self):
+        # azureml-monitoring: ModelDataCollector(model_name, designation='default', feature_names=None,
+        # workspace='default/default/default', webservice_name='default', model_version='default',
+        # collection_name='default')
+        dc = mdc.ModelDataCollector("best_model", "predictions", ["score"], "1A2B/rg/ws", "aks-w-collv9", "3",
+                                    "default", endpoint=self.server.url)
+        self.assertEqual((dc.designation, dc.feature_names, dc.webservice_name, dc.model_version),
+                         ("predictions", ["score"], "aks-w-collv9", "3"))
+        self.assertEqual(dc.workspace, {"subscription_id": "1A2B", "resource_group": "rg", "workspace": "ws"})
+        dc.collect([0.5])
+        (req,) = self.server.wait_for(1)
+        self.assertEqual((req["designation"], req["model_version"], req["webservice"], req["workspace"]),
+                         ("predictions", "3", "aks-w-collv9", "ws"))
+        general = mdc.ModelDataCollector("best_model", model_version="3", endpoint=self.server.url)
+        self.assertEqual(general.designation, "general")
+        older = mdc.ModelDataCollector("best_model", identifier="labels", model_version="3", endpoint=self.server.url)
+        self.assertEqual(older.designation, "labels")
+
     def test_bad_configuration_fails_at_start(self):
         for kwargs in ({"designation": "in/puts"}, {"designation": ".."}, {"model_version": "v1."},
                        {"webservice_name": " svc"}, {"endpoint": "ftp://x"}):
@@ -254,19 +300,35 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(len(logs.records), 1, logs.output)
         self.assertIn("do not match", logs.output[0])
 
-    def test_refused_request_is_dropped_and_logged_once(self):
-        self.server.answers = [(400, "feature_names has 2 names, data rows 3", {})] * 2
+    def test_refused_groups_are_dropped_and_logged_once(self):
+        self.server.refuse = lambda g: "rows of 3 values, 1 feature name" if len(g["data"][0]) == 3 else None
+        self.server.hold.clear()  # the three calls travel in one batch
         dc = self.collector()
         before = mdc.stats()["dropped_rows"]
         with self.assertLogs("modeldata_collector", "WARNING") as logs:
             dc.collect([[1, 2, 3]])
             dc.collect([[1, 2, 3]])
             dc.collect([[4]])
+            self.server.hold.set()
             reqs = self.server.wait_for(1)
-        self.assertEqual(reqs[0]["data"], [[4]])
+            self.assertTrue(mdc.flush(timeout=10))
+        self.assertEqual([r["data"] for r in reqs], [[[4]]])
         self.assertEqual(mdc.stats()["dropped_rows"] - before, 2)
         self.assertEqual(len(logs.records), 1, logs.output)
-        self.assertIn("HTTP 400", logs.output[0])
+        self.assertIn("HTTP 400: rows of 3 values", logs.output[0])
+        self.assertIn("best_model/inputs", logs.output[0])
+
+    def test_refused_request_is_dropped(self):
+        self.server.answers = [(400, '{"error":"model_name is missing"}', {})]
+        dc = self.collector("labels")
+        before = mdc.stats()["dropped_rows"]
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            dc.collect([[1, 2]])
+            self.assertTrue(mdc.flush(timeout=10))
+        dc.collect([[3]])
+        self.assertEqual([r["data"] for r in self.server.wait_for(1)], [[[3]]])
+        self.assertEqual(mdc.stats()["dropped_rows"] - before, 1)
+        self.assertIn("HTTP 400: model_name is missing", logs.output[0])
 
     def test_backpressure_is_retried_after_retry_after(self):
         self.server.answers = [(503, "busy", {"Retry-After": "0"}), (429, "slow down", {"Retry-After": "0"})]
@@ -276,22 +338,83 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(req["data"], [[1]])
         self.assertEqual(self.server.answers, [])
 
-    def test_collector_down_drops_counted_logged_once_and_never_blocks(self):
+    def test_many_calls_travel_in_one_request(self):
+        dc = self.collector(feature_names=["i"])
+        dc.collect([[-1]])
+        self.server.wait_for(1)
+        self.server.hold.clear()  # the collector is slow to answer: calls pile up meanwhile
+        dc.collect([[0]])
+        for i in range(1, 2000):
+            dc.collect([[i]])
+        self.server.hold.set()
+        reqs = self.server.wait_for(2001)
+        self.assertEqual([r["data"][0][0] for r in reqs], list(range(-1, 2000)))
+        self.assertLessEqual(len(self.server.posts), 4, [p[2] for p in self.server.posts])
+
+    def test_batches_shrink_when_the_collector_says_too_large(self):
+        self.server.max_body = 2000
+        dc = self.collector(feature_names=["i"])
+        self.server.hold.clear()
+        for i in range(100):
+            dc.collect([[i]])
+        self.server.hold.set()
+        reqs = self.server.wait_for(100)
+        self.assertEqual([r["data"][0][0] for r in reqs], list(range(100)))
+        self.assertGreater(len(self.server.posts), 1)
+
+    def test_older_collector_without_batch_route(self):
+        old = CollectServer(batch_route=False)
+        self.addCleanup(old.close)
+        dc = self.collector(endpoint=old.url)
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            for i in range(3):
+                dc.collect([[i]])
+            reqs = old.wait_for(3)
+        self.assertEqual([r["data"] for r in reqs], [[[0]], [[1]], [[2]]])
+        self.assertEqual({p[0] for p in old.posts}, {"/v1/collect"})
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("no /batch route", logs.output[0])
+
+    def test_rows_are_kept_across_a_collector_restart(self):
         url = closed_port_url()
+        dc = self.collector(endpoint=url, feature_names=["i"])
+        with self.assertLogs("modeldata_collector", "WARNING") as logs:
+            for i in range(500):
+                dc.collect([[i]])
+            self.assertFalse(mdc.flush(timeout=0.3))  # nobody answers: kept, not dropped
+            self.assertEqual(dc._sender.buffered_rows, 500)
+            restarted = CollectServer(port=int(url.rsplit(":", 1)[1]))
+            self.addCleanup(restarted.close)
+            for i in range(500, 1000):
+                dc.collect([[i]])
+            reqs = restarted.wait_for(1000, timeout=20)
+            self.assertTrue(mdc.flush(timeout=10))
+        self.assertEqual([r["data"][0][0] for r in reqs], list(range(1000)))
+        self.assertEqual(len(logs.records), 2, logs.output)
+        self.assertIn("not answering", logs.output[0])
+        self.assertIn("answers again", logs.output[1])
+        self.assertIn("0 rows were dropped", logs.output[1])
+
+    def test_full_buffer_drops_counted_logged_once_and_never_blocks(self):
         with mock.patch.dict(os.environ, {"MODELDATA_BUFFER_ROWS": "5"}):
-            dc = mdc.ModelDataCollector("best_model", model_version="1", endpoint=url)
-        sender = dc._sender
-        sender.backoff = 0.01
+            dc = self.collector()
+        self.server.hold.clear()  # a slow collector: the buffer overflows
         before = mdc.stats()["dropped_rows"]
         with self.assertLogs("modeldata_collector", "WARNING") as logs:
-            for _ in range(50):
+            for _ in range(150):
+                start = time.perf_counter()
                 corr = dc.collect([[1]])
+                self.assertLess(time.perf_counter() - start, 0.5)
                 self.assertIn(mdc.CORRELATION_ID, corr)
-            self.assertLessEqual(sender.buffered_rows, 5)
-            self.assertTrue(sender.flush(timeout=10))
-        self.assertEqual(mdc.stats()["dropped_rows"] - before, 50)
-        self.assertEqual(len(logs.records), 1, logs.output)
-        self.assertIn("dropping rows", logs.output[0])
+            self.assertLessEqual(dc._sender.buffered_rows, 5)
+            self.server.hold.set()
+            self.assertTrue(mdc.flush(timeout=10))
+        dropped = mdc.stats()["dropped_rows"] - before
+        self.assertGreaterEqual(dropped, 145)
+        self.assertEqual(len(self.server.requests) + dropped, 150)
+        self.assertEqual(len(logs.records), 2, logs.output)
+        self.assertIn("buffer", logs.output[0])
+        self.assertIn("%d rows were dropped" % dropped, logs.output[1])
 
     def test_storage_disabled_and_debug(self):
         with mock.patch.dict(os.environ, {"AML_MODEL_DC_STORAGE_ENABLED": "false", "AML_MODEL_DC_DEBUG": "true"}):
@@ -301,7 +424,7 @@ class ClientTest(unittest.TestCase):
             corr = dc.collect([[7]])
         self.assertIn('"a": 7', out.getvalue())
         self.assertIn(corr[mdc.CORRELATION_ID], out.getvalue())
-        self.assertTrue(dc._sender.flush(timeout=2))
+        self.assertTrue(mdc.flush(timeout=2))
         self.assertEqual(dc._sender.buffered_rows, 0)
         self.assertEqual(self.server.requests, [])
 
@@ -324,13 +447,14 @@ class ClientTest(unittest.TestCase):
         (req,) = self.server.wait_for(1)
         self.assertEqual(req["webservice"], "aks-w-collv9")
         self.assertEqual((req["subscription_id"], req["resource_group"], req["workspace"]), ("1A2B", "rg", "ws"))
-        self.assertEqual(self.server.headers[0]["Authorization"], "Bearer s3cret")
+        self.assertEqual(self.server.posts[0][1]["Authorization"], "Bearer s3cret")
 
     def test_endpoint_forms(self):
         for endpoint, want in [("http://10.0.0.4:4320", "http://10.0.0.4:4320/v1/collect"),
                                ("10.0.0.4:4320", "http://10.0.0.4:4320/v1/collect"),
                                ("https://gw.example/custom/collect", "https://gw.example/custom/collect")]:
             self.assertEqual(mdc._collect_url(endpoint), want)
+        self.assertEqual(mdc._Sender("http://h:1/v1/collect?x=1", 1, 1, 1)._batch_path, "/v1/collect/batch?x=1")
 
     @unittest.skipUnless(hasattr(os, "fork"), "no fork here")
     def test_forked_worker_sends_with_its_own_thread(self):
@@ -342,7 +466,7 @@ class ClientTest(unittest.TestCase):
             code = 1
             try:
                 dc.collect([["child"]])
-                code = 0 if dc._sender.flush(timeout=10) else 2
+                code = 0 if mdc.flush(timeout=10) else 2
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
@@ -362,6 +486,67 @@ class ClientTest(unittest.TestCase):
         subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=30)
         reqs = self.server.wait_for(20, timeout=1)
         self.assertEqual(sorted(r["data"][0][0] for r in reqs), list(range(20)))
+
+
+SCORING_PROCESS = """
+import os, signal, sys, time
+if sys.argv[1] == "server-handler":
+    def shutdown(signum, frame):
+        print("server handler", flush=True)
+        os._exit(3)  # skips atexit: only the client's SIGTERM flush can have sent the rows
+    signal.signal(signal.SIGTERM, shutdown)
+import modeldata_collector as m
+dc = m.ModelDataCollector("best_model", model_version="3")
+for i in range(20):
+    dc.collect([[i]])
+print("ready", flush=True)
+if sys.argv[2] == "wait":
+    time.sleep(60)
+"""
+
+
+class ProcessExitTest(unittest.TestCase):
+    """The flush on SIGTERM and at exit, in a scoring process of its own."""
+
+    def start(self, url, *args, **env):
+        env = dict(CLEAN_ENV, MODELDATA_COLLECTOR_ENDPOINT=url, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)),
+                   **env)
+        proc = subprocess.Popen([sys.executable, "-c", SCORING_PROCESS] + list(args), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        self.assertEqual(proc.stdout.readline(), "ready\n")
+        return proc
+
+    def test_sigterm_sends_the_buffer_then_chains(self):
+        for handler, want_code in (("server-handler", 3), ("none", -signal.SIGTERM)):
+            with self.subTest(handler):
+                url = closed_port_url()  # the collector is down: the rows are buffered when SIGTERM comes
+                proc = self.start(url, handler, "wait", MODELDATA_FLUSH_TIMEOUT="20")
+                proc.send_signal(signal.SIGTERM)
+                server = CollectServer(port=int(url.rsplit(":", 1)[1]))  # and back while the handler flushes
+                self.addCleanup(server.close)
+                out, _ = proc.communicate(timeout=30)
+                self.assertEqual(proc.returncode, want_code)
+                self.assertEqual(out, "server handler\n" if handler == "server-handler" else "")
+                self.assertEqual(sorted(r["data"][0][0] for r in server.wait_for(20, timeout=1)), list(range(20)))
+
+    def test_exit_within_the_flush_timeout_with_a_hung_collector(self):
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # accepts (the kernel does) and never answers
+        self.addCleanup(hung.close)
+        url = "http://127.0.0.1:%d" % hung.getsockname()[1]
+        for how in ("exit", "sigterm"):
+            with self.subTest(how):
+                proc = self.start(url, "none", "wait" if how == "sigterm" else "exit",
+                                  MODELDATA_FLUSH_TIMEOUT="1", MODELDATA_TIMEOUT="30")
+                start = time.monotonic()
+                if how == "sigterm":
+                    proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+                self.assertLess(time.monotonic() - start, 1 + 1.0, err)
+                self.assertIn("20 rows not sent at exit", err)
 
 
 class ValidateSegmentTest(unittest.TestCase):

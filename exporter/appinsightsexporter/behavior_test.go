@@ -36,11 +36,11 @@ func startTraces(t *testing.T, cfg *Config, set exporter.Settings) exporter.Trac
 }
 
 // partialTraces: span 1 (server) with an exception, spans 2 and 3 (client).
-// Envelopes: 0 request 1, 1 exception of 1, 2 dependency 2, 3 dependency 3.
+// Envelopes: 0 request 1, 1 exception of 1, 2 dependency 2, 3 dependency 3
+// (the resource has no attributes, so no _OTELRESOURCE_ metric).
 func partialTraces() ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
-	newResource(rs.Resource())
 	ss := rs.ScopeSpans().AppendEmpty()
 	s1 := addSpan(ss, "score", ptrace.SpanKindServer, 1, time.Millisecond, nil)
 	ev := s1.Events().AppendEmpty()
@@ -251,5 +251,20 @@ func TestNoCompressionAndSecretsNotLogged(t *testing.T) {
 		if strings.Contains(text, testIKey) || strings.Contains(text, "InstrumentationKey") {
 			t.Fatalf("log shows the connection string: %s", text)
 		}
+	}
+}
+
+// TestResourceMetricNotResent: a refused _OTELRESOURCE_ metric is not a
+// reason to send spans again (the next batch carries it anyway).
+func TestResourceMetricNotResent(t *testing.T) {
+	td := partialTraces()
+	newResource(td.ResourceSpans().At(0).Resource())
+	f := newFakeIngestion(t, answer{status: http.StatusPartialContent,
+		body: `{"itemsReceived":5,"itemsAccepted":4,"errors":[{"index":0,"statusCode":500,"message":"x"}]}`})
+	if err := startedExporter(t, testConfig(f.srv.URL)).pushTraces(context.Background(), td); err != nil {
+		t.Fatalf("got %v", err)
+	}
+	if got := strings.Join(describeEnvs(f.requests()[0]), " "); !strings.HasPrefix(got, "metric:_OTELRESOURCE_=1 RequestData") {
+		t.Fatalf("sent %s", got)
 	}
 }

@@ -27,7 +27,7 @@ func BenchmarkEncodeTraces(b *testing.B) {
 			"model.name": "churn", "model.version": "3",
 		})
 	}
-	enc := newEncoder(testIKey, "bench")
+	enc := newEncoder(target{iKey: testIKey}, "bench")
 	var out bytes.Buffer
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -23,29 +23,7 @@ import (
 // envelopes with the connection string's key.
 func TestCollectorBinary(t *testing.T) {
 	f := newFakeIngestion(t)
-	otlpPort := testutil.FreePort(t)
-	config := fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:%d
-exporters:
-  appinsights:
-    connection_string: InstrumentationKey=%s;IngestionEndpoint=%s
-    sending_queue:
-      batch:
-        flush_timeout: 50ms
-service:
-  pipelines:
-    traces: {receivers: [otlp], exporters: [appinsights]}
-    metrics: {receivers: [otlp], exporters: [appinsights]}
-    logs: {receivers: [otlp], exporters: [appinsights]}
-  telemetry:
-    metrics:
-      level: none
-`, otlpPort, testIKey, f.srv.URL)
-	testutil.StartCollector(t, config, fmt.Sprintf("127.0.0.1:%d", otlpPort))
+	otlpPort := startCollectorTo(t, f.srv.URL)
 
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -99,4 +77,34 @@ service:
 	if req := seen["RequestData"]; req.Tags[tagOperationID] != traceHex || req.Tags[tagRole] != "ml.scoring" || req.Data.BaseData["responseCode"] != "200" {
 		t.Errorf("request: %+v", req)
 	}
+}
+
+// startCollectorTo runs the built collector with OTLP/HTTP in and this
+// exporter out to the track endpoint at url, for all three signals; it
+// returns the OTLP port.
+func startCollectorTo(t *testing.T, url string) int {
+	t.Helper()
+	otlpPort := testutil.FreePort(t)
+	testutil.StartCollector(t, fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:%d
+exporters:
+  appinsights:
+    connection_string: InstrumentationKey=%s;IngestionEndpoint=%s
+    sending_queue:
+      batch:
+        flush_timeout: 50ms
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [appinsights]}
+    metrics: {receivers: [otlp], exporters: [appinsights]}
+    logs: {receivers: [otlp], exporters: [appinsights]}
+  telemetry:
+    metrics:
+      level: none
+`, otlpPort, testIKey, url), fmt.Sprintf("127.0.0.1:%d", otlpPort))
+	return otlpPort
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// connection_string is empty (with the global ingestion endpoint unless
 	// endpoint is set).
 	InstrumentationKey configopaque.String `mapstructure:"instrumentation_key"`
+	// MaxCumulativeSeries bounds the per-series state kept to turn
+	// cumulative metrics into deltas.
+	MaxCumulativeSeries int `mapstructure:"max_cumulative_series"`
 }
 
 func createDefaultConfig() *Config {
@@ -51,6 +54,8 @@ func createDefaultConfig() *Config {
 		ClientConfig: client,
 		QueueConfig:  configoptional.Some(queue),
 		RetryConfig:  configretry.NewDefaultBackOffConfig(),
+
+		MaxCumulativeSeries: 100_000,
 	}
 }
 
@@ -58,13 +63,18 @@ func createDefaultConfig() *Config {
 // never show the connection string or the key.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := c.target(); err != nil {
-		errs = append(errs, err)
+	if !c.disabled() {
+		if _, err := c.target(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch c.Compression {
 	case configcompression.TypeGzip, "", "none":
 	default:
 		errs = append(errs, fmt.Errorf("compression %q is not supported by the ingestion service; use gzip or none", c.Compression))
+	}
+	if c.MaxCumulativeSeries < 1 {
+		errs = append(errs, fmt.Errorf("max_cumulative_series %d must be at least 1", c.MaxCumulativeSeries))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s must not be negative", c.Timeout))
@@ -72,10 +82,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// disabled is true when neither connection_string nor instrumentation_key
+// is set (as with ${env:APPLICATIONINSIGHTS_CONNECTION_STRING} and the
+// variable unset): the exporter then starts, says so once, and drops what it
+// is given, so the secret can be optional in a deployment.
+func (c *Config) disabled() bool {
+	return c.ConnectionString == "" && c.InstrumentationKey == ""
+}
+
 // target is where and as whom telemetry is sent.
 type target struct {
-	iKey string // as configured, with dashes
-	url  string // full track URL
+	iKey  string // as configured, with dashes
+	url   string // full track URL
+	appID string // ApplicationId of the connection string, if any
 }
 
 func (c *Config) target() (target, error) {
@@ -92,7 +111,7 @@ func (c *Config) target() (target, error) {
 		}
 		cs = connectionString{InstrumentationKey: strings.TrimSpace(string(c.InstrumentationKey)), IngestionEndpoint: DefaultIngestionEndpoint}
 	default:
-		return target{}, errors.New("connection_string must be set (InstrumentationKey=<guid>;IngestionEndpoint=https://...), or the classic instrumentation_key; is APPLICATIONINSIGHTS_CONNECTION_STRING empty?")
+		return target{}, errors.New("connection_string or instrumentation_key must be set")
 	}
 	endpoint := cs.IngestionEndpoint
 	if c.Endpoint != "" {
@@ -106,5 +125,5 @@ func (c *Config) target() (target, error) {
 	if !strings.HasSuffix(u, "/track") {
 		u += trackPath
 	}
-	return target{iKey: cs.InstrumentationKey, url: u}, nil
+	return target{iKey: cs.InstrumentationKey, url: u, appID: cs.ApplicationID}, nil
 }

@@ -32,7 +32,8 @@ func mustTarget(t *testing.T, c *Config) target {
 func TestLoadConfig(t *testing.T) {
 	def := loadConfig(t, "")
 	if def.Timeout != 30*time.Second || def.Compression != configcompression.TypeGzip || !def.RetryConfig.Enabled ||
-		def.RetryConfig.InitialInterval != 5*time.Second || def.RetryConfig.MaxElapsedTime != 300*time.Second {
+		def.RetryConfig.InitialInterval != 5*time.Second || def.RetryConfig.MaxElapsedTime != 300*time.Second ||
+		def.MaxCumulativeSeries != 100_000 {
 		t.Fatalf("defaults: %+v", def)
 	}
 	q := def.QueueConfig.Get()
@@ -54,7 +55,8 @@ func TestLoadConfig(t *testing.T) {
 	}
 
 	full := loadConfig(t, "full")
-	if got := mustTarget(t, full); got.url != "http://127.0.0.1:4319/v2.1/track" || got.iKey != "11111111-2222-3333-4444-555555555555" {
+	if got := mustTarget(t, full); got.url != "http://127.0.0.1:4319/v2.1/track" || got.iKey != "11111111-2222-3333-4444-555555555555" ||
+		got.appID != "app-1" || full.MaxCumulativeSeries != 5000 {
 		t.Fatalf("full target: %+v", got)
 	}
 	fq := full.QueueConfig.Get()
@@ -102,7 +104,7 @@ func TestValidateMessages(t *testing.T) {
 		modify func(*Config)
 		want   string
 	}{
-		{"missing", func(c *Config) {}, "connection_string must be set"},
+		{"blank classic key", func(c *Config) { c.InstrumentationKey = " " }, "instrumentation_key is not a GUID"},
 		{"blank", func(c *Config) { c.ConnectionString = "  " }, "connection_string is empty"},
 		{"not key=value", func(c *Config) { c.ConnectionString = ikey }, "segment 1 is not Key=Value"},
 		{"empty key", func(c *Config) { c.ConnectionString = "InstrumentationKey=" + ikey + ";=x" }, "segment 2 is not Key=Value"},
@@ -124,6 +126,7 @@ func TestValidateMessages(t *testing.T) {
 		{"endpoint override", func(c *Config) { c.InstrumentationKey = ikey; c.Endpoint = "127.0.0.1:4319" }, "endpoint is not an absolute http(s) URL"},
 		{"compression", func(c *Config) { c.InstrumentationKey = ikey; c.Compression = configcompression.TypeZstd }, `compression "zstd" is not supported`},
 		{"timeout", func(c *Config) { c.InstrumentationKey = ikey; c.Timeout = -time.Second }, "timeout -1s must not be negative"},
+		{"series", func(c *Config) { c.InstrumentationKey = ikey; c.MaxCumulativeSeries = 0 }, "max_cumulative_series 0 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

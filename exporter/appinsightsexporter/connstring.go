@@ -18,6 +18,7 @@ const maxConnectionStringLength = 4096
 type connectionString struct {
 	InstrumentationKey string
 	IngestionEndpoint  string // scheme://host[:port][/path], no trailing slash
+	ApplicationID      string // optional; sent as microsoft.applicationId on the _OTELRESOURCE_ metric
 }
 
 // parseConnectionString parses "Key1=Value1;Key2=Value2" per the documented
@@ -30,7 +31,8 @@ type connectionString struct {
 //     EndpointSuffix (e.g. applicationinsights.azure.cn) builds
 //     https://dc.<suffix>, or https://<Location>.dc.<suffix> with Location;
 //     otherwise the global https://dc.services.visualstudio.com is used;
-//   - other keys (LiveEndpoint, ProfilerEndpoint, ApplicationId, ...) are ignored.
+//   - ApplicationId is kept for the _OTELRESOURCE_ metric;
+//   - other keys (LiveEndpoint, ProfilerEndpoint, ...) are ignored.
 //
 // Error messages name keys and positions, never values: the whole string is a secret.
 func parseConnectionString(s string) (connectionString, error) {
@@ -63,6 +65,7 @@ func parseConnectionString(s string) (connectionString, error) {
 	if !isGUID(cs.InstrumentationKey) {
 		return cs, errors.New("connection_string: InstrumentationKey is not a GUID (00000000-0000-0000-0000-000000000000 form)")
 	}
+	cs.ApplicationID = kv["applicationid"]
 	if a, ok := kv["authorization"]; ok && !strings.EqualFold(a, "ikey") {
 		return cs, errors.New("connection_string: only Authorization=ikey is supported (Microsoft Entra ID ingestion is not)")
 	}

@@ -48,7 +48,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*aiExporter, error) {
 	if u, err := url.Parse(tgt.url); err == nil {
 		e.host = u.Host
 	}
-	e.encoders.New = func() any { return newEncoder(tgt.iKey, set.BuildInfo.Version) }
+	e.encoders.New = func() any { return newEncoder(tgt, set.BuildInfo.Version) }
 	return e, nil
 }
 
@@ -194,6 +194,9 @@ func (e *aiExporter) send(ctx context.Context, enc *encoder, partial func(error,
 				continue
 			}
 			if retryable(ie.StatusCode) {
+				if enc.origins[ie.Index].s < 0 { // _OTELRESOURCE_: sent again with the next batch anyway
+					continue
+				}
 				again = append(again, enc.origins[ie.Index])
 			} else {
 				dropped = append(dropped, ie)

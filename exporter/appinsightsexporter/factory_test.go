@@ -2,11 +2,15 @@ package appinsightsexporter
 
 import (
 	"context"
-	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestFactory(t *testing.T) {
@@ -17,8 +21,8 @@ func TestFactory(t *testing.T) {
 	if err := componenttest.CheckConfigStruct(f.CreateDefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	// The default config has no connection string: a clear error, not a start.
-	if err := f.CreateDefaultConfig().(*Config).Validate(); err == nil || !strings.Contains(err.Error(), "connection_string must be set") {
+	// The default config has no connection string: valid, the exporter starts disabled.
+	if err := f.CreateDefaultConfig().(*Config).Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
 	cfg := f.CreateDefaultConfig().(*Config)
@@ -56,5 +60,64 @@ func TestFactory(t *testing.T) {
 	cfg.ConnectionString = "InstrumentationKey=x"
 	if _, err := f.CreateTraces(ctx, set, cfg); err == nil {
 		t.Fatal("created with a bad connection string")
+	}
+}
+
+// Without a connection string (the secret left out of a deployment) each
+// signal's exporter starts, says once that it drops telemetry, accepts what
+// it is given and sends nothing, even with endpoint set.
+func TestDisabledWithoutConnectionString(t *testing.T) {
+	ingestion := newFakeIngestion(t)
+	cfg := createDefaultConfig()
+	cfg.Endpoint = ingestion.srv.URL
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	set := exportertest.NewNopSettings(componentType)
+	set.Logger = zap.New(core)
+	ctx := context.Background()
+	f := NewFactory()
+	tr, err := f.CreateTraces(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := f.CreateMetrics(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := f.CreateLogs(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []component.Component{tr, me, lo} {
+		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.ConsumeTraces(ctx, partialTraces()); err != nil {
+		t.Fatal(err)
+	}
+	metrics := pmetric.NewMetrics()
+	metrics.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	if err := me.ConsumeMetrics(ctx, metrics); err != nil {
+		t.Fatal(err)
+	}
+	lg := plog.NewLogs()
+	lg.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("dropped")
+	if err := lo.ConsumeLogs(ctx, lg); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []component.Component{tr, me, lo} {
+		if err := c.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(ingestion.requests()); n != 0 {
+		t.Fatalf("disabled exporter sent %d requests", n)
+	}
+	const line = "appinsights: no connection_string set; exporter disabled, telemetry is dropped"
+	if got := logs.FilterMessage(line).FilterLevelExact(zap.WarnLevel).Len(); got != 3 || logs.Len() != 3 {
+		t.Fatalf("want the line once per signal, got %d of %d lines: %v", got, logs.Len(), logs.All())
 	}
 }

@@ -102,7 +102,9 @@ func TestTracesEnvelopes(t *testing.T) {
 	ev.Attributes().PutStr("exception.message", "bad input")
 	ev.Attributes().PutStr("exception.stacktrace", "Traceback ...\n  File x.py")
 	ev.Attributes().PutBool("exception.escaped", false)
-	server.Events().AppendEmpty().SetName("not an exception")
+	plain := server.Events().AppendEmpty()
+	plain.SetName("not an exception")
+	plain.SetTimestamp(ts(time.Second))
 
 	addSpan(ss, "GET", ptrace.SpanKindClient, 2, 26*time.Hour+3*time.Minute+4*time.Second+123456700*time.Nanosecond, map[string]any{
 		"http.request.method": "GET", "url.full": "https://blob.example.com/c/b?x=1", "http.response.status_code": 503,
@@ -131,8 +133,8 @@ func TestTracesEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := f.requests()
-	if len(reqs) != 1 || len(reqs[0]) != 9 {
-		t.Fatalf("want 1 request of 9 envelopes, got %d requests %v", len(reqs), reqs)
+	if len(reqs) != 1 || len(reqs[0]) != 11 {
+		t.Fatalf("want 1 request of 11 envelopes, got %d requests %v", len(reqs), reqs)
 	}
 	if f.paths[0] != "/v2.1/track|gzip" {
 		t.Fatalf("path|encoding %q", f.paths[0])
@@ -141,57 +143,59 @@ func TestTracesEnvelopes(t *testing.T) {
 	op := func(extra ...string) map[string]string {
 		return merge(resourceTags(), append([]string{tagOperationID, traceHex, tagParentID, parentHex}, extra...)...)
 	}
-	checkEnvelope(t, got[0], "Request", "RequestData", timeText, op(tagOperationName, "POST /score"), map[string]any{
+	if res := got[0]; res.Data.BaseType != "MetricData" || !reflect.DeepEqual(res.Data.BaseData, map[string]any{
+		"ver": 2.0, "metrics": []any{map[string]any{"name": "_OTELRESOURCE_", "value": 1.0}},
+		"properties": map[string]any{"service.name": "scoring", "service.namespace": "ml", "service.instance.id": "pod-1"},
+	}) || !reflect.DeepEqual(res.Tags, resourceTags()) {
+		t.Errorf("_OTELRESOURCE_ metric: %+v", res)
+	}
+	checkEnvelope(t, got[1], "Request", "RequestData", timeText, op(tagOperationName, "POST /score", tagLocationIP, "10.0.0.1"), map[string]any{
 		"ver": 2.0, "id": "0000000000000001", "name": "POST /score", "duration": "0.00:00:01.5000000",
-		"responseCode": "200", "success": true, "url": "http://scoring.local:8080/score?v=2", "source": "10.0.0.1",
-		"properties": map[string]any{
-			"http.request.method": "POST", "http.route": "/score", "http.response.status_code": "200",
-			"url.scheme": "http", "server.address": "scoring.local", "server.port": "8080", "url.path": "/score", "url.query": "v=2",
-			"client.address": "10.0.0.1", "model.name": "churn",
-		},
+		"responseCode": "200", "success": true, "url": "http://scoring.local/score",
+		"properties": map[string]any{"model.name": "churn"},
 	})
-	checkEnvelope(t, got[1], "Exception", "ExceptionData", "2026-11-24T10:30:01.123456Z",
-		merge(resourceTags(), tagOperationID, traceHex, tagParentID, "0000000000000001"), map[string]any{
-			"ver": 2.0, "severityLevel": 3.0, "problemId": "",
-			"exceptions": []any{map[string]any{
-				"id": 1.0, "outerId": 0.0, "typeName": "ValueError", "message": "bad input",
-				"hasFullStack": true, "stack": "Traceback ...\n  File x.py",
-			}},
-			"properties": map[string]any{"exception.escaped": "false"},
-		})
-	checkEnvelope(t, got[2], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000002", "name": "GET /c/b", "resultCode": "503", "duration": "1.02:03:04.1234567",
-		"success": false, "data": "https://blob.example.com/c/b?x=1", "target": "blob.example.com", "type": "HTTP",
-		"properties": map[string]any{"http.request.method": "GET", "url.full": "https://blob.example.com/c/b?x=1", "http.response.status_code": "503"},
+	eventTags := merge(resourceTags(), tagOperationID, traceHex, tagParentID, "0000000000000001")
+	checkEnvelope(t, got[2], "Exception", "ExceptionData", "2026-11-24T10:30:01.123456Z", eventTags, map[string]any{
+		"ver": 2.0,
+		"exceptions": []any{map[string]any{
+			"typeName": "ValueError", "message": "bad input", "hasFullStack": true, "stack": "Traceback ...\n  File x.py",
+		}},
+		"properties": map[string]any{"exception.escaped": "false"},
 	})
-	checkEnvelope(t, got[3], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000003", "name": "SELECT modeldb", "resultCode": "", "duration": "0.00:00:00.0010000",
-		"success": true, "data": "SELECT 1", "target": "sql.example.com | modeldb", "type": "SQL",
-		"properties": map[string]any{"db.system.name": "mssql", "server.address": "sql.example.com", "db.namespace": "modeldb", "db.query.text": "SELECT 1"},
+	checkEnvelope(t, got[3], "Message", "MessageData", "2026-11-24T10:30:01.123456Z", eventTags, map[string]any{
+		"ver": 2.0, "message": "not an exception",
 	})
 	checkEnvelope(t, got[4], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000004", "name": "predict", "resultCode": "", "duration": "0.00:00:00.0020000",
-		"success": true, "data": "", "target": "", "type": "InProc",
+		"ver": 2.0, "id": "0000000000000002", "name": "GET /c/b", "resultCode": "503", "duration": "1.02:03:04.1234567",
+		"success": true, "data": "https://blob.example.com/c/b?x=1", "target": "https://blob.example.com/c/b?x=1", "type": "Http",
 	})
-	checkEnvelope(t, got[5], "Request", "RequestData", timeText, op(tagOperationName, "scores process"), map[string]any{
-		"ver": 2.0, "id": "0000000000000005", "name": "scores process", "duration": "0.00:00:00.0030000",
-		"responseCode": "0", "success": false, "url": "", "source": "",
-		"properties": map[string]any{"messaging.system": "kafka", "messaging.destination.name": "scores"},
+	checkEnvelope(t, got[5], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
+		"ver": 2.0, "id": "0000000000000003", "name": "SELECT modeldb", "resultCode": "0", "duration": "0.00:00:00.0010000",
+		"success": true, "data": "SELECT 1", "target": "sql.example.com|modeldb", "type": "SQL",
+		"properties": map[string]any{"server.address": "sql.example.com"},
 	})
 	checkEnvelope(t, got[6], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000006", "name": "scores publish", "resultCode": "", "duration": "0.00:00:00.0040000",
-		"success": true, "data": "scores", "target": "broker:9092/scores", "type": "kafka",
-		"properties": map[string]any{"messaging.system": "kafka", "messaging.destination.name": "scores", "server.address": "broker", "server.port": "9092"},
+		"ver": 2.0, "id": "0000000000000004", "name": "predict", "resultCode": "0", "duration": "0.00:00:00.0020000",
+		"success": true, "type": "InProc",
 	})
-	checkEnvelope(t, got[7], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000007", "name": "Scorer/Score", "resultCode": "14", "duration": "0.00:00:00.0050000",
-		"success": false, "data": "Scorer/Score", "target": "model.svc", "type": "grpc",
-		"properties": map[string]any{"rpc.system": "grpc", "rpc.service": "Scorer", "rpc.method": "Score", "rpc.grpc.status_code": "14", "server.address": "model.svc"},
+	checkEnvelope(t, got[7], "Request", "RequestData", timeText, op(tagOperationName, "scores process"), map[string]any{
+		"ver": 2.0, "id": "0000000000000005", "name": "scores process", "duration": "0.00:00:00.0030000",
+		"responseCode": "0", "success": false,
+		"properties": map[string]any{"messaging.system": "kafka", "messaging.destination.name": "scores"},
 	})
 	checkEnvelope(t, got[8], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
-		"ver": 2.0, "id": "0000000000000008", "name": "legacy", "resultCode": "", "duration": "0.00:00:00.0060000",
-		"success": true, "data": "SELECT *", "target": "pg:5432 | features", "type": "postgresql",
-		"properties": map[string]any{"db.system": "postgresql", "net.peer.name": "pg", "net.peer.port": "5432", "db.name": "features", "db.statement": "SELECT *"},
+		"ver": 2.0, "id": "0000000000000006", "name": "scores publish", "resultCode": "0", "duration": "0.00:00:00.0040000",
+		"success": true, "type": "Queue Message",
+		"properties": map[string]any{"messaging.system": "kafka", "messaging.destination.name": "scores"},
+	})
+	checkEnvelope(t, got[9], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
+		"ver": 2.0, "id": "0000000000000007", "name": "Scorer/Score", "resultCode": "14", "duration": "0.00:00:00.0050000",
+		"success": true, "target": "model.svc", "type": "GRPC",
+		"properties": map[string]any{"rpc.service": "Scorer", "rpc.method": "Score"},
+	})
+	checkEnvelope(t, got[10], "RemoteDependency", "RemoteDependencyData", timeText, op(), map[string]any{
+		"ver": 2.0, "id": "0000000000000008", "name": "legacy", "resultCode": "0", "duration": "0.00:00:00.0060000",
+		"success": true, "data": "SELECT *", "target": "pg|features", "type": "postgresql",
 	})
 }
 
@@ -209,10 +213,33 @@ func TestLogsEnvelopes(t *testing.T) {
 	lr.SetSpanID(spanID(9))
 	lr.Attributes().PutInt("rows", 12)
 	lr.Attributes().PutBool("cached", true)
-	// No timestamp: the observed one; no trace: no operation tags; map body as JSON.
+	// No timestamp: the observed one; no trace: no operation tags; map body
+	// as JSON; no severity: none sent.
 	lr2 := sl.LogRecords().AppendEmpty()
 	lr2.SetObservedTimestamp(ts(time.Second))
 	lr2.Body().SetEmptyMap().PutStr("k", "v")
+	// A logged exception (Python's logger.exception) is an exception.
+	lr3 := sl.LogRecords().AppendEmpty()
+	lr3.SetTimestamp(ts(0))
+	lr3.SetSeverityNumber(plog.SeverityNumberError)
+	lr3.Body().SetStr("scoring failed")
+	lr3.Attributes().PutStr("exception.type", "KeyError")
+	lr3.Attributes().PutStr("exception.message", "'id'")
+	lr3.Attributes().PutStr("exception.stacktrace", "Traceback ...")
+	lr3.Attributes().PutStr("code.function", "score")
+	// Without exception.message: the body is the message.
+	lr4 := sl.LogRecords().AppendEmpty()
+	lr4.SetTimestamp(ts(0))
+	lr4.Body().SetStr("no model")
+	lr4.Attributes().PutStr("exception.type", "LookupError")
+	// A custom event, with the end user and session tags.
+	lr5 := sl.LogRecords().AppendEmpty()
+	lr5.SetTimestamp(ts(0))
+	lr5.Attributes().PutStr("microsoft.custom_event.name", "model.promoted")
+	lr5.Attributes().PutStr("enduser.id", "alice")
+	lr5.Attributes().PutStr("session.id", "s-1")
+	lr5.Attributes().PutStr("microsoft.client.ip", "198.51.100.4")
+	lr5.Attributes().PutStr("model.version", "7")
 
 	f := newFakeIngestion(t)
 	e := startedExporter(t, testConfig(f.srv.URL))
@@ -220,31 +247,44 @@ func TestLogsEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := f.requests()
-	if len(reqs) != 1 || len(reqs[0]) != 2 {
+	if len(reqs) != 1 || len(reqs[0]) != 5 {
 		t.Fatalf("got %v", reqs)
 	}
 	checkEnvelope(t, reqs[0][0], "Message", "MessageData", timeText,
 		merge(resourceTags(), tagOperationID, traceHex, tagParentID, "0000000000000009"), map[string]any{
-			"ver": 2.0, "message": "scored 12 rows", "severityLevel": 2.0,
+			"ver": 2.0, "message": "scored 12 rows", "severityLevel": "Warning",
 			"properties": map[string]any{"rows": "12", "cached": "true"},
 		})
 	checkEnvelope(t, reqs[0][1], "Message", "MessageData", "2026-11-24T10:30:01.123456Z", resourceTags(), map[string]any{
-		"ver": 2.0, "message": `{"k":"v"}`, "severityLevel": 1.0,
+		"ver": 2.0, "message": `{"k":"v"}`,
 	})
+	checkEnvelope(t, reqs[0][2], "Exception", "ExceptionData", timeText, resourceTags(), map[string]any{
+		"ver": 2.0, "severityLevel": "Error",
+		"exceptions": []any{map[string]any{"typeName": "KeyError", "message": "'id'", "hasFullStack": true, "stack": "Traceback ..."}},
+		"properties": map[string]any{"code.function": "score"},
+	})
+	checkEnvelope(t, reqs[0][3], "Exception", "ExceptionData", timeText, resourceTags(), map[string]any{
+		"ver": 2.0, "exceptions": []any{map[string]any{"typeName": "LookupError", "message": "no model", "hasFullStack": false}},
+	})
+	checkEnvelope(t, reqs[0][4], "Event", "EventData", timeText,
+		merge(resourceTags(), tagAuthUserID, "alice", tagSessionID, "s-1", tagLocationIP, "198.51.100.4"), map[string]any{
+			"ver": 2.0, "name": "model.promoted", "properties": map[string]any{"model.version": "7"},
+		})
 }
 
 func TestSeverityLevels(t *testing.T) {
 	for _, tt := range []struct {
 		n    plog.SeverityNumber
-		want int
+		want string
 	}{
-		{plog.SeverityNumberUnspecified, 1}, {plog.SeverityNumberTrace, 0}, {plog.SeverityNumberTrace4, 0},
-		{plog.SeverityNumberDebug, 0}, {plog.SeverityNumberDebug4, 0}, {plog.SeverityNumberInfo, 1}, {plog.SeverityNumberInfo4, 1},
-		{plog.SeverityNumberWarn, 2}, {plog.SeverityNumberWarn4, 2}, {plog.SeverityNumberError, 3}, {plog.SeverityNumberError4, 3},
-		{plog.SeverityNumberFatal, 4}, {plog.SeverityNumberFatal4, 4},
+		{plog.SeverityNumberUnspecified, ""}, {plog.SeverityNumberTrace, "Verbose"}, {plog.SeverityNumberTrace4, "Verbose"},
+		{plog.SeverityNumberDebug, "Verbose"}, {plog.SeverityNumberDebug4, "Verbose"}, {plog.SeverityNumberInfo, "Information"},
+		{plog.SeverityNumberInfo4, "Information"}, {plog.SeverityNumberWarn, "Warning"}, {plog.SeverityNumberWarn4, "Warning"},
+		{plog.SeverityNumberError, "Error"}, {plog.SeverityNumberError4, "Error"},
+		{plog.SeverityNumberFatal, "Critical"}, {plog.SeverityNumberFatal4, "Critical"}, {plog.SeverityNumber(25), ""},
 	} {
-		if got := int(severityLevel(tt.n)); got != tt.want {
-			t.Errorf("%v: got %d, want %d", tt.n, got, tt.want)
+		if got := severityLevel(tt.n); got != tt.want {
+			t.Errorf("%v: got %q, want %q", tt.n, got, tt.want)
 		}
 	}
 }
@@ -296,7 +336,7 @@ func TestMetricsEnvelopes(t *testing.T) {
 	hp.SetSum(10)
 	hp.SetMin(1)
 	hp.SetMax(4)
-	hp2 := h.Histogram().DataPoints().AppendEmpty() // no min/max: the mean
+	hp2 := h.Histogram().DataPoints().AppendEmpty() // no min/max: none sent
 	hp2.SetTimestamp(ts(0))
 	hp2.SetCount(2)
 	hp2.SetSum(3)
@@ -323,18 +363,103 @@ func TestMetricsEnvelopes(t *testing.T) {
 	if len(reqs) != 1 || len(reqs[0]) != 5 {
 		t.Fatalf("got %v", reqs)
 	}
-	point := func(name string, kind, value, count, lo, hi float64) map[string]any {
-		return map[string]any{"name": name, "kind": kind, "value": value, "count": count, "min": lo, "max": hi, "stdDev": 0.0}
+	point := func(name string, value, count float64, minMax ...float64) map[string]any {
+		p := map[string]any{"name": name, "kind": "Aggregation", "value": value, "count": count}
+		if len(minMax) == 2 {
+			p["min"], p["max"] = minMax[0], minMax[1]
+		}
+		return p
 	}
 	for i, want := range []map[string]any{
-		{"ver": 2.0, "metrics": []any{point("queue.depth", 0, 7, 1, 0, 0)}, "properties": map[string]any{"queue": "a"}},
-		{"ver": 2.0, "metrics": []any{point("rows.scored", 0, 2.5, 1, 0, 0)}},
-		{"ver": 2.0, "metrics": []any{point("latency", 1, 10, 4, 1, 4)}},
-		{"ver": 2.0, "metrics": []any{point("latency", 1, 3, 2, 1.5, 1.5)}},
-		{"ver": 2.0, "metrics": []any{point("size", 1, 9, 3, 2, 5)}},
+		{"ver": 2.0, "metrics": []any{point("queue.depth", 7, 1)}, "properties": map[string]any{"queue": "a"}},
+		{"ver": 2.0, "metrics": []any{point("rows.scored", 2.5, 1)}},
+		{"ver": 2.0, "metrics": []any{point("latency", 10, 4, 1, 4)}},
+		{"ver": 2.0, "metrics": []any{point("latency", 3, 2)}},
+		{"ver": 2.0, "metrics": []any{point("size", 9, 3, 2, 5)}},
 	} {
 		checkEnvelope(t, reqs[0][i], "Metric", "MetricData", timeText, resourceTags(), want)
 	}
 }
 
 func nanValue() float64 { var z float64; return z / z }
+
+func TestResourceTags(t *testing.T) {
+	sdk := "otelcol-modeldata:dev"
+	tests := []struct {
+		name  string
+		attrs map[string]any
+		want  map[string]string
+	}{
+		{"namespace.name, instance id, version",
+			map[string]any{"service.name": "scoring", "service.namespace": "ml", "service.instance.id": "i-1", "service.version": "1.2", "host.name": "node-3"},
+			map[string]string{tagRole: "ml.scoring", tagRoleInstance: "i-1", tagApplicationVer: "1.2"}},
+		{"unknown service on Kubernetes: the deployment and the pod",
+			map[string]any{"service.name": "unknown_service:python", "k8s.deployment.name": "scorer", "k8s.replicaset.name": "scorer-5d8f7",
+				"k8s.pod.name": "scorer-5d8f7-xk2p9", "service.instance.id": "i-1", "host.name": "node-3"},
+			map[string]string{tagRole: "scorer", tagRoleInstance: "scorer-5d8f7-xk2p9"}},
+		{"named service on Kubernetes keeps its name, the pod is the instance",
+			map[string]any{"service.name": "scoring", "k8s.deployment.name": "scorer", "k8s.pod.name": "scorer-1"},
+			map[string]string{tagRole: "scoring", tagRoleInstance: "scorer-1"}},
+		{"unknown service, stateful set",
+			map[string]any{"service.name": "unknown_service", "k8s.statefulset.name": "db"},
+			map[string]string{tagRole: "db"}},
+		{"unknown service and nothing else: as given, instance from host.name",
+			map[string]any{"service.name": "unknown_service:java", "host.name": "vm-1"},
+			map[string]string{tagRole: "unknown_service:java", tagRoleInstance: "vm-1"}},
+		{"device",
+			map[string]any{"device.id": "d-1", "device.model.name": "Pixel"},
+			map[string]string{tagDeviceID: "d-1", tagDeviceModel: "Pixel"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := pcommon.NewResource()
+			if err := res.Attributes().FromRaw(tt.attrs); err != nil {
+				t.Fatal(err)
+			}
+			want := merge(tt.want, tagSDKVersion, sdk)
+			if got := newEncoder(target{iKey: testIKey}, "").resourceTags(res); !reflect.DeepEqual(got, want) {
+				t.Fatalf("got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// TestRequestNamesAndLocation: the operation name of a server span is
+// METHOD route whenever there is a route (a custom span name too), else
+// METHOD path of url.full, else the span name; the client address is the
+// location, never a property.
+func TestRequestNamesAndLocation(t *testing.T) {
+	tests := []struct {
+		name, spanName string
+		attrs          map[string]any
+		wantName, ip   string
+	}{
+		{"route wins over a custom name", "score handler",
+			map[string]any{"http.request.method": "POST", "http.route": "/v1/{model}", "url.full": "http://h/v1/churn"}, "POST /v1/{model}", ""},
+		{"path of url.full without a route", "GET",
+			map[string]any{"http.method": "GET", "http.url": "http://h:8080/health?x=1", "client.address": "203.0.113.9"}, "GET /health", "203.0.113.9"},
+		{"span name without HTTP", "batch", map[string]any{"network.peer.address": "10.1.1.1"}, "batch", "10.1.1.1"},
+		{"microsoft.client.ip overrides", "GET",
+			map[string]any{"http.request.method": "GET", "client.address": "10.0.0.1", "microsoft.client.ip": "198.51.100.1"}, "GET", "198.51.100.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			span := ptrace.NewSpan()
+			span.SetName(tt.spanName)
+			span.SetKind(ptrace.SpanKindServer)
+			if err := span.Attributes().FromRaw(tt.attrs); err != nil {
+				t.Fatal(err)
+			}
+			tags := spanTags(span, map[string]string{})
+			d := newRequestData(span, tags)
+			if d.Name != tt.wantName || tags[tagOperationName] != tt.wantName || tags[tagLocationIP] != tt.ip {
+				t.Fatalf("name %q, operation %q, ip %q", d.Name, tags[tagOperationName], tags[tagLocationIP])
+			}
+			for k := range d.Properties {
+				if k == "client.address" || k == "microsoft.client.ip" || k == "network.peer.address" {
+					t.Fatalf("%s copied to properties", k)
+				}
+			}
+		})
+	}
+}

@@ -3,15 +3,16 @@ package appinsightsexporter
 import (
 	"math"
 
-	"github.com/microsoft/ApplicationInsights-Go/appinsights/contracts"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// encodeMetrics appends one MetricData envelope (with one DataPoint) per
-// data point: gauges and sums as a Measurement of the value; histograms,
-// exponential histograms and summaries as an Aggregation (count, sum as
-// value, min and max when known). Points with no finite value are skipped.
+// encodeMetrics appends one MetricData envelope (with one point) per data
+// point, as Microsoft's exporter writes them: kind "Aggregation"; gauges and
+// sums with the value and count 1; histograms, exponential histograms and
+// summaries with the sum as value, the count, and min and max when known.
+// Cumulative sums and histograms arrive here already turned into deltas
+// (see delta.go). Points with no finite value are skipped.
 func (e *encoder) encodeMetrics(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for r := 0; r < rms.Len(); r++ {
@@ -27,16 +28,15 @@ func (e *encoder) encodeMetrics(md pmetric.Metrics) {
 }
 
 func (e *encoder) encodeMetric(r, s, i int, m pmetric.Metric, base map[string]string) {
-	emit := func(j int, dp *contracts.DataPoint, attrs pcommon.Map, t pcommon.Timestamp) {
-		if !finite(dp.Value) || !finite(dp.Min) || !finite(dp.Max) {
+	emit := func(j int, p metricPoint, attrs pcommon.Map, t pcommon.Timestamp) {
+		if !finite(p.Value) || p.Min != nil && !finite(*p.Min) || p.Max != nil && !finite(*p.Max) {
 			e.skipped++
 			return
 		}
-		dp.Name = m.Name()
-		d := contracts.NewMetricData()
-		d.Metrics = []*contracts.DataPoint{dp}
-		d.Properties = properties(attrs)
-		e.addOrSkip(origin{r, s, i, j}, d, t.AsTime(), copyTags(base))
+		p.Name = truncate(m.Name(), maxNameLength)
+		p.Kind = "Aggregation"
+		d := &metricData{Ver: dataVersion, Metrics: []metricPoint{p}, Properties: properties(attrs, nil)}
+		e.addOrSkip(origin{r, s, i, j}, kindMetric, d, t.AsTime(), copyTags(base, 0))
 	}
 	number := func(dps pmetric.NumberDataPointSlice) {
 		for j := 0; j < dps.Len(); j++ {
@@ -44,35 +44,22 @@ func (e *encoder) encodeMetric(r, s, i int, m pmetric.Metric, base map[string]st
 			if p.Flags().NoRecordedValue() {
 				continue
 			}
-			dp := contracts.NewDataPoint()
-			dp.Kind = contracts.Measurement
-			dp.Count = 1
+			v := p.DoubleValue()
 			if p.ValueType() == pmetric.NumberDataPointValueTypeInt {
-				dp.Value = float64(p.IntValue())
-			} else {
-				dp.Value = p.DoubleValue()
+				v = float64(p.IntValue())
 			}
-			emit(j, dp, p.Attributes(), p.Timestamp())
+			emit(j, metricPoint{Value: v, Count: ptr(int64(1))}, p.Attributes(), p.Timestamp())
 		}
 	}
-	aggregation := func(count uint64, sum float64, hasMin bool, minV float64, hasMax bool, maxV float64) *contracts.DataPoint {
-		dp := contracts.NewDataPoint()
-		dp.Kind = contracts.Aggregation
-		dp.Count = int(count)
-		dp.Value = sum
-		// Without min/max the mean is the best bound AI can show.
-		mean := 0.0
-		if count > 0 {
-			mean = sum / float64(count)
-		}
-		dp.Min, dp.Max = mean, mean
+	aggregation := func(count uint64, sum float64, hasMin bool, minV float64, hasMax bool, maxV float64) metricPoint {
+		p := metricPoint{Value: sum, Count: ptr(int64(count))}
 		if hasMin {
-			dp.Min = minV
+			p.Min = ptr(minV)
 		}
 		if hasMax {
-			dp.Max = maxV
+			p.Max = ptr(maxV)
 		}
-		return dp
+		return p
 	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
@@ -122,10 +109,4 @@ func (e *encoder) encodeMetric(r, s, i int, m pmetric.Metric, base map[string]st
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func copyTags(base map[string]string) map[string]string {
-	tags := make(map[string]string, len(base))
-	for k, v := range base {
-		tags[k] = v
-	}
-	return tags
-}
+func ptr[T any](v T) *T { return &v }

@@ -13,26 +13,26 @@ type itemKey struct{ r, s, i int }
 
 // spanParts are the envelopes of one span to send again.
 type spanParts struct {
-	primary    bool         // the request or dependency
-	exceptions map[int]bool // event indexes
+	primary bool         // the request or dependency
+	events  map[int]bool // event indexes
 }
 
-// tracesSubset copies the spans of td named by failed. A span whose request
-// or dependency was accepted keeps only the failed exception events and is
-// marked so that its request or dependency is not encoded again.
+// tracesSubset copies the spans of td named by failed. A span keeps only its
+// failed events; one whose request or dependency was accepted is marked so
+// that its request or dependency is not encoded again.
 func tracesSubset(td ptrace.Traces, failed []origin) ptrace.Traces {
 	want := map[itemKey]*spanParts{}
 	for _, o := range failed {
 		k := itemKey{o.r, o.s, o.i}
 		p := want[k]
 		if p == nil {
-			p = &spanParts{exceptions: map[int]bool{}}
+			p = &spanParts{events: map[int]bool{}}
 			want[k] = p
 		}
 		if o.j < 0 {
 			p.primary = true
 		} else {
-			p.exceptions[o.j] = true
+			p.events[o.j] = true
 		}
 	}
 	out := ptrace.NewTraces()
@@ -51,12 +51,12 @@ func tracesSubset(td ptrace.Traces, failed []origin) ptrace.Traces {
 					return true
 				}
 				if !p.primary {
-					span.Attributes().PutBool(resendExceptionsOnly, true)
+					span.Attributes().PutBool(resendEventsOnly, true)
 				}
 				j := -1
-				span.Events().RemoveIf(func(ev ptrace.SpanEvent) bool {
+				span.Events().RemoveIf(func(ptrace.SpanEvent) bool {
 					j++
-					return ev.Name() == "exception" && !p.exceptions[j]
+					return !p.events[j]
 				})
 				return false
 			})

@@ -74,6 +74,12 @@ type Config struct {
 	// MaxFileSize and MaxBlocks make a file roll to data_1.csv, data_2.csv, ...
 	MaxFileSize int64 `mapstructure:"max_file_size"`
 	MaxBlocks   int   `mapstructure:"max_blocks"`
+
+	// Format is csv (the modeldata layout, default), mdc_jsonl (the Azure ML
+	// v2 data collector layout) or parquet; mdc and parquet configure the latter two.
+	Format  string        `mapstructure:"format"`
+	MDC     MDCConfig     `mapstructure:"mdc"`
+	Parquet ParquetConfig `mapstructure:"parquet"`
 }
 
 // LocalConfig configures the local folder backend.
@@ -143,6 +149,9 @@ func createDefaultConfig() *Config {
 		MaxAppendSize:  4 << 20,
 		MaxFileSize:    azureMaxBlobSize,
 		MaxBlocks:      azureMaxBlocks,
+		Format:         FormatCSV,
+		MDC:            defaultMDCConfig(),
+		Parquet:        defaultParquetConfig(),
 	}
 }
 
@@ -183,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBlocks <= 1 || c.MaxBlocks > azureMaxBlocks {
 		errs = append(errs, fmt.Errorf("max_blocks %d must be between 2 and %d", c.MaxBlocks, azureMaxBlocks))
+	}
+	if err := c.validateFormat(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -93,3 +93,19 @@ func TestValidateMessages(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 }
+
+func TestLoadConfigFormats(t *testing.T) {
+	def := loadConfig(t, "")
+	if def.Format != FormatCSV || def.MDC.RootDir != "modelDataCollector" || def.MDC.RollingRate != RollingHour ||
+		def.MDC.Collections["inputs"] != "model_inputs" || def.MDC.Collections["predictions"] != "model_outputs" {
+		t.Fatalf("format defaults: %+v", def.MDC)
+	}
+	mdc := loadConfig(t, "mdc")
+	if mdc.Format != FormatMDCJSONL || mdc.MDC.Endpoint != "fraud-ep" || mdc.MDC.Deployment != "blue" || mdc.MDC.RollingRate != RollingDay ||
+		mdc.MDC.InstanceID != "replica-0" || mdc.MDC.Collections["labels"] != "ground_truth" || mdc.MDC.Collections["inputs"] != "model_inputs" {
+		t.Fatalf("mdc: %+v", mdc.MDC)
+	}
+	if err := mdc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,6 +33,18 @@ type fileBatch struct {
 	refs       []recordRef
 	quarantine bool
 	workspace  string // the $aml_workspace value
+	ext        string // the file extension; "" is ".csv"
+	// lineRows, when set, is the count of refs in the lines up to each
+	// line (a line may hold several rows); nil means one row per line.
+	lineRows []int
+}
+
+// rowsIn is how many rows the first n lines hold.
+func (b *fileBatch) rowsIn(n int) int {
+	if b.lineRows == nil || n == 0 {
+		return n
+	}
+	return b.lineRows[n-1]
 }
 
 // key identifies the file a batch belongs to (before rolling and schema suffixes).

@@ -1,6 +1,7 @@
 package modeldatablobexporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ type blobExporter struct {
 	tel    *telemetry
 	st     store
 	w      *writer
+	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
+	encode func(plog.Logs) encoded
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
@@ -41,6 +44,11 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 		e.st = newLocalStore(cfg)
 	}
 	e.w = newWriter(e.st, cfg, tel)
+	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
+	if cfg.Format == FormatMDCJSONL {
+		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
+		e.encode = func(ld plog.Logs) encoded { return encodeMDC(cfg, agent, instance, ld) }
+	}
 	return e, nil
 }
 
@@ -52,14 +60,15 @@ func (e *blobExporter) start(ctx context.Context, _ component.Host) error {
 // append size limit). Files that failed are returned for retry with only
 // their unwritten rows, so rows already written are never sent again.
 func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
-	enc := newEncoder(e.cfg).encode(ld)
+	enc := e.encode(ld)
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}
 	var retry []recordRef
 	var retryErrs, permErrs []error
 	for _, b := range enc.batches {
-		done, err := e.w.write(ctx, b)
+		lines, err := e.w.write(ctx, b)
+		done := b.rowsIn(lines)
 		if b.quarantine && done > 0 {
 			e.tel.quarantined.Add(ctx, int64(done))
 		}
@@ -67,7 +76,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 			continue
 		}
 		e.tel.failedWrites.Add(ctx, 1)
-		err = fmt.Errorf("write %d rows to %s/%s.csv: %w", len(b.refs)-done, b.dir, b.stem, err)
+		err = fmt.Errorf("write %d rows to %s/%s%s: %w", len(b.refs)-done, b.dir, b.stem, cmp.Or(b.ext, ".csv"), err)
 		if consumererror.IsPermanent(err) {
 			e.tel.dropped.Add(ctx, int64(len(b.refs)-done))
 			permErrs = append(permErrs, err)

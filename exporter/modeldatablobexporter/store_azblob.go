@@ -175,7 +175,7 @@ func (s *azBlobStore) create(ctx context.Context, name string) error {
 
 func (s *azBlobStore) createBlob(ctx context.Context, name string, retried bool) error {
 	_, err := s.client.NewAppendBlobClient(name).Create(ctx, &appendblob.CreateOptions{
-		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("text/csv; charset=utf-8")},
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr(contentType(name))},
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
 			IfNoneMatch: ptr(azcore.ETagAny), // never truncate a blob another writer created
 		}},

@@ -2,6 +2,7 @@ package modeldatablobexporter
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,6 +52,7 @@ type fileState struct {
 	mu     sync.Mutex
 	dir    string
 	stem   string
+	ext    string
 	schema string // "" or the header hash of a schema-suffixed file
 	roll   int
 	name   string
@@ -80,8 +82,8 @@ func newWriter(st store, cfg *Config, tel *telemetry) *writer {
 		tel: tel, files: map[string]*fileState{}}
 }
 
-// fileName is <stem>[.<schema>][_<roll>].csv.
-func fileName(stem, schema string, roll int) string {
+// fileName is <stem>[.<schema>][_<roll>]<ext>.
+func fileName(stem, schema string, roll int, ext string) string {
 	name := stem
 	if schema != "" {
 		name += "." + schema
@@ -89,7 +91,7 @@ func fileName(stem, schema string, roll int) string {
 	if roll > 0 {
 		name += "_" + strconv.Itoa(roll)
 	}
-	return name + ".csv"
+	return name + ext
 }
 
 // schemaHash names a header: the first 8 hex digits of its SHA-256.
@@ -113,7 +115,7 @@ func (w *writer) state(b *fileBatch) *fileState {
 	k := b.key()
 	fs := w.files[k]
 	if fs == nil {
-		fs = &fileState{dir: b.dir, stem: b.stem}
+		fs = &fileState{dir: b.dir, stem: b.stem, ext: cmp.Or(b.ext, ".csv")}
 		w.files[k] = fs
 	}
 	fs.used = now
@@ -141,7 +143,7 @@ func (w *writer) write(ctx context.Context, b *fileBatch) (int, error) {
 		if err := w.appendChunk(ctx, fs, b.header, chunk); err != nil {
 			return done, err
 		}
-		w.tel.appended(ctx, end-done, len(chunk))
+		w.tel.appended(ctx, b.rowsIn(end)-b.rowsIn(done), len(chunk))
 		done, start = end, b.lineEnds[end-1]
 	}
 	return done, nil
@@ -264,7 +266,7 @@ func (w *writer) roll(fs *fileState) {
 func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 	hlen := int64(len(header))
 	for probes := 0; probes < maxRolls; probes++ {
-		fs.name = fileName(fs.stem, fs.schema, fs.roll)
+		fs.name = fileName(fs.stem, fs.schema, fs.roll, fs.ext)
 		name := fs.dir + "/" + fs.name
 		p, err := w.st.props(ctx, name)
 		if err != nil {
@@ -277,6 +279,10 @@ func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 			if p, err = w.st.props(ctx, name); err != nil {
 				return err
 			}
+		}
+		if hlen == 0 { // no header (JSON Lines): any file of ours is ours
+			fs.size, fs.blocks, fs.known = p.size, p.blocks, true
+			return nil
 		}
 		if p.size == 0 {
 			// Whoever appends at position 0 first writes the header; the

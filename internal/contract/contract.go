@@ -46,6 +46,27 @@ const (
 	AttrWebservice     = "modeldata.webservice"
 )
 
+// Resource attributes naming the Azure ML v2 online endpoint and deployment
+// of the MDC layout (modelDataCollector/<endpoint>/<deployment>/...); the
+// exporter's configured defaults apply when they are absent.
+const (
+	AttrEndpoint   = "modeldata.endpoint"
+	AttrDeployment = "modeldata.deployment"
+)
+
+// Azure ML v2 collection names that model monitoring recognizes, and the
+// designations that map to them by default.
+const (
+	CollectionModelInputs  = "model_inputs"
+	CollectionModelOutputs = "model_outputs"
+)
+
+// DefaultCollections maps designations to v2 collection names; a
+// designation not listed is its own collection name.
+func DefaultCollections() map[string]string {
+	return map[string]string{DesignationInputs: CollectionModelInputs, DesignationPredictions: CollectionModelOutputs}
+}
+
 const (
 	// EventName marks a log record as a model data row.
 	EventName = "modeldata.row"

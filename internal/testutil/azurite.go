@@ -69,10 +69,15 @@ func installAzurite(root, bin string) error {
 	if _, err := os.Stat(bin); err == nil {
 		return nil
 	}
-	cmd := exec.Command("npm", "ci", "--prefix", filepath.Join(root, "tools", "azurite"), "--no-audit", "--no-fund", "--loglevel=error")
+	return npmCI(filepath.Join(root, "tools", "azurite"))
+}
+
+// npmCI installs the pinned packages of a tools/ folder (package-lock.json).
+func npmCI(dir string) error {
+	cmd := exec.Command("npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("install azurite with npm ci: %v\n%s", err, out)
+		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(collectPath, r.handleCollect)
+	mux.HandleFunc(batchPath, r.handleCollectBatch)
 	if err := r.serve(ctx, host, &r.cfg.ServerConfig, mux); err != nil {
 		return err
 	}

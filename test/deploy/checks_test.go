@@ -319,7 +319,6 @@ func validateWithBinary(t *testing.T, configYAML string, env []corev1.EnvVar) {
 	cmd := exec.Command(bin, "validate", "--config", path)
 	// What Kubernetes and the workload identity webhook would set.
 	cmd.Env = append(os.Environ(), "MY_POD_IP=127.0.0.1",
-		"APPLICATIONINSIGHTS_CONNECTION_STRING=InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/",
 		"AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
 		"AZURE_FEDERATED_TOKEN_FILE="+filepath.Join(t.TempDir(), "token"))
 	for _, e := range env {

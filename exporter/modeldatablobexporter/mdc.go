@@ -1,0 +1,498 @@
+package modeldatablobexporter
+
+import (
+	"crypto/sha1" //nolint:gosec // name-based UUIDs only
+	"encoding/base64"
+	"encoding/json"
+	"hash"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// MDC record constants, as the Azure ML v2 data collector writes them.
+const (
+	mdcSpecVersion     = "1.0"
+	mdcContentType     = "application/json"
+	mdcCollectDataType = "pandas.core.frame.DataFrame"
+	mdcTypePrefix      = "azureml.inference."
+	mdcDefaultVersion  = "default"
+)
+
+// mdcEncoder turns model data records into batches of MDC JSON Lines: per
+// file, one CloudEvents-shaped record per request, its rows in `data`.
+type mdcEncoder struct {
+	cfg      *Config
+	agent    string
+	instance string
+
+	names []string // the feature names being read, reused
+	dir   []byte   // the folder being built, reused
+	key   []byte   // a batch key being built: folder and source fields
+	// checked is the source last checked for placement, reason the outcome.
+	checked mdcSource
+	reason  string
+	idHash  hash.Hash
+	idSum   []byte
+	tail    []byte // a record after its id, reused
+	idText  [36]byte
+
+	// rows holds each row's JSON object, preceded by a comma; rowEnd[i] is
+	// where row i ends and rowRef[i] the record it came from.
+	rows   []byte
+	rowEnd []int
+	rowRef []recordRef
+}
+
+// mdcBatch is one file's records in order of their first row.
+type mdcBatch struct {
+	b       *fileBatch
+	prefix  []byte // the record fields from source to time's opening quote
+	records []mdcRecord
+	byCorr  map[string]int // a correlation id's record
+}
+
+// mdcRequest is what rows of one record share.
+type mdcRequest struct{ correlationID, requestID, version string }
+
+// mdcRecord is one line: its rows are the spans of e.rows, usually one.
+type mdcRecord struct {
+	req    mdcRequest
+	time   time.Time
+	reason string // why the row is quarantined, or ""
+	first  rowSpan
+	more   []rowSpan
+}
+
+// rowSpan is the rows [from, to) of mdcEncoder.rows.
+type rowSpan struct{ from, to int }
+
+// mdcEncoders reuse their buffers across pushes.
+var mdcEncoders = sync.Pool{New: func() any { return &mdcEncoder{} }}
+
+// encodeMDC encodes a push with a pooled encoder.
+func encodeMDC(cfg *Config, agent, instance string, ld plog.Logs) encoded {
+	e := mdcEncoders.Get().(*mdcEncoder)
+	e.cfg, e.agent, e.instance = cfg, agent, instance
+	out := e.encode(ld)
+	mdcEncoders.Put(e)
+	return out
+}
+
+// mdcPlace is where a resource's rows of one designation go.
+type mdcPlace struct {
+	designation string
+	collection  string
+	reason      string
+}
+
+// encode groups the model data records of ld by file and request.
+func (e *mdcEncoder) encode(ld plog.Logs) encoded {
+	var out encoded
+	e.rows, e.rowEnd, e.rowRef = e.rows[:0], e.rowEnd[:0], e.rowRef[:0]
+	byDir := map[string]*mdcBatch{}
+	var batches []*mdcBatch
+	var (
+		last    *mdcBatch
+		lastRec = -1
+		place   mdcPlace
+	)
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		attrs := rl.Resource().Attributes()
+		src := mdcSource{parts: (&encoder{cfg: e.cfg}).resourceParts(attrs),
+			endpoint:   resourceAttr(attrs, contract.AttrEndpoint, e.cfg.MDC.Endpoint),
+			deployment: resourceAttr(attrs, contract.AttrDeployment, e.cfg.MDC.Deployment)}
+		place.designation = "\x00" // placement is checked again per resource
+		last = nil
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				row, ok := contract.ReadRowReuse(lr, e.names)
+				if !ok {
+					out.notModelData++
+					continue
+				}
+				e.names = row.FeatureNames
+				if row.Designation != place.designation {
+					place.designation = row.Designation
+					place.collection = e.cfg.MDC.collection(row.Designation)
+					src.collection = place.collection
+					if src != e.checked {
+						e.checked, e.reason = src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
+					}
+					place.reason = e.reason
+					last = nil
+				}
+				src.collection = place.collection
+
+				e.dir = e.dir[:0]
+				if place.reason == "" {
+					for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, place.collection} {
+						e.dir = append(append(e.dir, s...), '/')
+					}
+				} else {
+					e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
+				}
+				e.dir = e.cfg.MDC.timePath(e.dir, row.Timestamp)
+
+				mb := last
+				if mb == nil || mb.b.dir != string(e.dir) {
+					// Batches differ by folder and by source (one file may take both).
+					e.key = src.appendPrefix(append(e.key[:0], e.dir...))
+					if mb = byDir[string(e.key)]; mb == nil {
+						mb = &mdcBatch{b: &fileBatch{dir: string(e.dir), stem: e.instance, ext: ".jsonl", quarantine: place.reason != ""},
+							prefix: e.key[len(e.dir):len(e.key):len(e.key)]}
+						byDir[string(e.key)] = mb
+						e.key = nil // now the batch's
+						batches = append(batches, mb)
+						out.batches = append(out.batches, mb.b)
+					}
+					lastRec = -1
+				}
+
+				e.rowRef = append(e.rowRef, recordRef{i, j, k})
+				e.rows = appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
+				e.rowEnd = append(e.rowEnd, len(e.rows))
+				n := len(e.rowEnd)
+
+				req := mdcRequest{row.CorrelationID, row.RequestID, row.ModelVersion}
+				if req.version == "" {
+					req.version = mdcDefaultVersion
+				}
+				idx, same := lastRec, lastRec >= 0 && mb.records[lastRec].req == req
+				if !same && req.correlationID != "" {
+					idx, same = mb.byCorr[req.correlationID]
+					same = same && mb.records[idx].req == req
+				}
+				if same && req.correlationID != "" {
+					// A row of a request already seen: into its record.
+					r := &mb.records[idx]
+					switch {
+					case r.more == nil && r.first.to == n-1:
+						r.first.to = n
+					case r.more != nil && r.more[len(r.more)-1].to == n-1:
+						r.more[len(r.more)-1].to = n
+					default:
+						r.more = append(r.more, rowSpan{n - 1, n})
+					}
+					lastRec = idx
+				} else {
+					if req.correlationID != "" {
+						if mb.byCorr == nil {
+							mb.byCorr = make(map[string]int, lrs.Len())
+						}
+						if _, taken := mb.byCorr[req.correlationID]; !taken {
+							mb.byCorr[req.correlationID] = len(mb.records)
+						}
+					}
+					lastRec = len(mb.records)
+					mb.records = append(mb.records, mdcRecord{req: req, time: row.Timestamp, reason: place.reason, first: rowSpan{n - 1, n}})
+				}
+				last = mb
+			}
+		}
+	}
+	for _, mb := range batches {
+		e.writeBatch(mb)
+	}
+	return out
+}
+
+// mdcSource is what a batch's records say about where they come from.
+type mdcSource struct {
+	parts                            contract.PathParts
+	endpoint, deployment, collection string
+}
+
+// appendPrefix appends the record fields that follow the id up to the
+// time's opening quote: the same for every record of a batch.
+func (src *mdcSource) appendPrefix(t []byte) []byte {
+	t = append(t, `,"source":"/subscriptions/`...)
+	t = appendJSONChars(t, src.parts.SubscriptionID)
+	t = append(t, `/resourceGroups/`...)
+	t = appendJSONChars(t, src.parts.ResourceGroup)
+	t = append(t, `/providers/Microsoft.MachineLearningServices/workspaces/`...)
+	t = appendJSONChars(t, src.parts.Workspace)
+	t = append(t, `/onlineEndpoints/`...)
+	t = appendJSONChars(t, src.endpoint)
+	t = append(t, `/deployments/`...)
+	t = appendJSONChars(t, src.deployment)
+	t = append(t, `","type":"`+mdcTypePrefix...)
+	t = appendJSONChars(t, src.collection)
+	return append(t, `","datacontenttype":"`+mdcContentType+`","time":"`...)
+}
+
+// writeBatch writes each record of mb as one line of its batch.
+func (e *mdcEncoder) writeBatch(mb *mdcBatch) {
+	b := mb.b
+	// One line's size is about its rows and 500 bytes of fields.
+	size := 0
+	for _, r := range mb.records {
+		size += 500 + len(mb.prefix) + e.spanBytes(r.first)
+		for _, s := range r.more {
+			size += e.spanBytes(s)
+		}
+	}
+	b.body.Grow(size)
+	b.lineEnds = slices.Grow(b.lineEnds, len(mb.records))
+	b.lineRows = slices.Grow(b.lineRows, len(mb.records))
+	for _, r := range mb.records {
+		// The record after its id, hashed for a deterministic id: a
+		// retried push writes the same bytes, which the position check recognizes.
+		t := append(e.tail[:0], mb.prefix...)
+		t = r.time.UTC().AppendFormat(t, time.RFC3339Nano)
+		t = append(t, `","data":`...)
+		dataStart := len(t)
+		t = append(t, '[')
+		t = e.appendSpan(t, b, r.first, true)
+		for _, s := range r.more {
+			t = e.appendSpan(t, b, s, false)
+		}
+		t = append(t, ']')
+		dataLen := len(t) - dataStart
+		t = append(t, `,"correlationid":`...)
+		t = appendJSONString(t, r.req.correlationID)
+		t = append(t, `,"xrequestid":`...)
+		t = appendJSONString(t, r.req.requestID)
+		t = append(t, `,"modelversion":`...)
+		t = appendJSONString(t, r.req.version)
+		t = append(t, `,"collectdatatype":"`+mdcCollectDataType+`","agent":`...)
+		t = appendJSONString(t, e.agent)
+		t = append(t, `,"contentrange":"bytes 0-`...)
+		t = strconv.AppendInt(t, int64(dataLen-1), 10)
+		t = append(t, '/')
+		t = strconv.AppendInt(t, int64(dataLen), 10)
+		t = append(t, '"')
+		if r.reason != "" {
+			t = append(t, `,"quarantinereason":`...)
+			t = appendJSONString(t, r.reason)
+		}
+		t = append(t, "}\n"...)
+		e.tail = t
+
+		// The id is a name-based UUID (version 5) of the record's own
+		// fields: the prefix is the same for the batch.
+		if e.idHash == nil {
+			e.idHash = sha1.New() //nolint:gosec // a name-based UUID, not a security use
+		}
+		e.idHash.Reset()
+		e.idHash.Write(uuid.NameSpaceURL[:])
+		e.idHash.Write(t[len(mb.prefix):])
+		e.idSum = e.idHash.Sum(e.idSum[:0])
+		var id uuid.UUID
+		copy(id[:], e.idSum)
+		id[6] = id[6]&0x0f | 0x50 // version 5
+		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+		b.body.WriteString(`{"specversion":"` + mdcSpecVersion + `","id":"`)
+		b.body.Write(appendUUID(e.idText[:0], id))
+		b.body.WriteByte('"')
+		b.body.Write(t)
+		b.lineEnds = append(b.lineEnds, b.body.Len())
+		b.lineRows = append(b.lineRows, len(b.refs))
+	}
+}
+
+// spanBytes is the size of the rows of s in e.rows.
+func (e *mdcEncoder) spanBytes(s rowSpan) int {
+	from := 0
+	if s.from > 0 {
+		from = e.rowEnd[s.from-1]
+	}
+	return e.rowEnd[s.to-1] - from
+}
+
+// appendSpan appends the rows of s to a data array and their refs to b;
+// each row carries its leading comma, dropped for the array's first row.
+func (e *mdcEncoder) appendSpan(t []byte, b *fileBatch, s rowSpan, first bool) []byte {
+	from := 0
+	if s.from > 0 {
+		from = e.rowEnd[s.from-1]
+	}
+	if first {
+		from++
+	}
+	b.refs = append(b.refs, e.rowRef[s.from:s.to]...)
+	return append(t, e.rows[from:e.rowEnd[s.to-1]]...)
+}
+
+// appendRow appends a row's JSON object: the declared columns in order,
+// then body keys not declared, sorted (as the CSV columns).
+func appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
+	dst = append(dst, '{')
+	body := lr.Body()
+	if body.Type() != pcommon.ValueTypeMap {
+		for i, name := range declared {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(appendJSONString(dst, name), ":null"...)
+		}
+		return append(dst, '}')
+	}
+	m := body.Map()
+	if bodyInOrder(declared, body) {
+		i := 0
+		for k, v := range m.All() {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			i++
+			dst = appendJSONValue(append(appendJSONString(dst, k), ':'), v)
+		}
+		return append(dst, '}')
+	}
+	for i, name := range columnNames(declared, lr) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(appendJSONString(dst, name), ':')
+		if v, ok := m.Get(name); ok {
+			dst = appendJSONValue(dst, v)
+		} else {
+			dst = append(dst, "null"...)
+		}
+	}
+	return append(dst, '}')
+}
+
+// appendUUID appends id in its 36-character text form.
+func appendUUID(dst []byte, id uuid.UUID) []byte {
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst
+}
+
+// appendJSONValue appends a feature value as JSON: numbers as numbers (a
+// double always with a fraction or exponent, so readers keep it a double;
+// NaN and infinities as null, as pandas writes them), booleans, strings,
+// empty as null, maps and slices as JSON, bytes as a base64 string.
+func appendJSONValue(dst []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return appendJSONString(dst, v.Str())
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		return appendJSONFloat(dst, v.Double())
+	case pcommon.ValueTypeBool:
+		return strconv.AppendBool(dst, v.Bool())
+	case pcommon.ValueTypeEmpty:
+		return append(dst, "null"...)
+	case pcommon.ValueTypeBytes:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes().AsRaw())
+		return append(dst, '"')
+	default: // map, slice
+		raw, err := json.Marshal(v.AsRaw())
+		if err != nil {
+			return appendJSONString(dst, v.AsString())
+		}
+		return append(dst, raw...)
+	}
+}
+
+func appendJSONFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, 'g', -1, 64)
+	for _, c := range dst[start:] {
+		if c == '.' || c == 'e' {
+			return dst
+		}
+	}
+	return append(dst, ".0"...)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	return append(appendJSONChars(append(dst, '"'), s), '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONChars appends s escaped for a JSON string, without quotes:
+// quote, backslash and control characters escaped, invalid UTF-8 replaced by
+// U+FFFD, U+2028 and U+2029 escaped (as encoding/json does).
+func appendJSONChars(dst []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(append(dst, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// resourceAttr is a non-empty resource attribute, or def.
+func resourceAttr(attrs pcommon.Map, key, def string) string {
+	if v, ok := attrs.Get(key); ok && v.AsString() != "" {
+		return v.AsString()
+	}
+	return def
+}
+
+// mdcPlacementProblem says why a row cannot be placed in the MDC layout, or "".
+func mdcPlacementProblem(p contract.PathParts, endpoint, deployment, collection string) string {
+	for _, f := range []struct{ what, v string }{
+		{"endpoint", endpoint}, {"deployment", deployment}, {"collection", collection},
+		{"subscription id", p.SubscriptionID}, {"resource group", p.ResourceGroup}, {"workspace", p.Workspace},
+	} {
+		if err := contract.ValidateSegment(f.what, f.v); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
