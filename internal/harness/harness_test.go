@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 func testManifest() *Manifest {
@@ -108,22 +107,25 @@ func TestCollectBodyIsJSON(t *testing.T) {
 }
 
 func TestOTLPJSONVerifier(t *testing.T) {
-	m := testManifest()
-	var b bytes.Buffer
-	for req := 0; req < 3; req++ {
-		line, err := (&plog.JSONMarshaler{}).MarshalLogs(m.Logs(req, time.Now()))
-		if err != nil {
+	sdk := &Manifest{Rows: Rows{Run: "runS", Features: 50, RowsPerRequest: 3, Shape: ShapeSDK}, Requests: 3}
+	sdk.Defaults()
+	for _, m := range []*Manifest{testManifest(), sdk} {
+		var b bytes.Buffer
+		for req := 0; req < 3; req++ {
+			line, err := m.OTLPJSONBody(req, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		v := NewVerifier(m)
+		if err := v.AddOTLPJSON("x", &b); err != nil {
 			t.Fatal(err)
 		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	v := NewVerifier(m)
-	if err := v.AddOTLPJSON("x", &b); err != nil {
-		t.Fatal(err)
-	}
-	if rep := v.Report(); !rep.OK() || rep.Found != 9 {
-		t.Fatalf("%s", rep)
+		if rep := v.Report(); !rep.OK() || rep.Found != 9 {
+			t.Fatalf("shape %q: %s", m.Shape, rep)
+		}
 	}
 }
 
@@ -162,26 +164,5 @@ func TestSDKShapeColumns(t *testing.T) {
 				t.Errorf("%d features: column %s = %v, want %s", features, name, v.AsRaw(), r.cell(&l, 1, 1, c))
 			}
 		}
-	}
-}
-
-func TestOTLPJSONVerifierSDKShape(t *testing.T) {
-	m := &Manifest{Rows: Rows{Run: "runS", Features: 50, RowsPerRequest: 3, Shape: ShapeSDK}, Requests: 2}
-	m.Defaults()
-	var b bytes.Buffer
-	for req := 0; req < 2; req++ {
-		line, err := m.OTLPJSONBody(req, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	v := NewVerifier(m)
-	if err := v.AddOTLPJSON("x", &b); err != nil {
-		t.Fatal(err)
-	}
-	if rep := v.Report(); !rep.OK() || rep.Found != 6 {
-		t.Fatalf("%s", rep)
 	}
 }
