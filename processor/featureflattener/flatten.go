@@ -57,14 +57,15 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 	f.order(st)
 
 	if st.changed || hasDrops(st) {
-		// Build the new body in the state's empty scratch map, then move it
-		// over the old entries: the fields point into those, so they must
-		// not be released before every value has moved out.
+		// Build the new body in the state's scratch map, then move it over
+		// the old entries: the fields point into those, so they must not be
+		// released before every value has moved out.
 		nb := st.body
 		if st.entry != nil {
 			// The names in order, without PutEmpty's search for each.
 			st.entry.keys.CopyTo(nb)
 		} else {
+			nb.Clear()
 			nb.EnsureCapacity(len(st.order))
 			for _, i := range st.order {
 				nb.PutEmpty(st.fields[i].name)
@@ -85,7 +86,11 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		if body.Type() != pcommon.ValueTypeMap {
 			body.SetEmptyMap()
 		}
+		// The old entries, all values moved out, become the scratch map of
+		// the next record: their storage is reused instead of allocated.
+		body.Map().MoveTo(st.spare)
 		nb.MoveTo(body.Map())
+		st.body, st.spare = st.spare, st.body
 	}
 	if fromAttrs {
 		attrs.RemoveIf(func(k string, _ pcommon.Value) bool {

@@ -86,7 +86,8 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
 	f.pool.New = func() any {
-		return &state{intern: map[string]*nameInfo{}, root: &nameInfo{}, orders: map[orderKey]*orderEntry{}, body: pcommon.NewMap()}
+		return &state{intern: map[string]*nameInfo{}, root: &nameInfo{}, orders: map[orderKey]*orderEntry{},
+			body: pcommon.NewMap(), spare: pcommon.NewMap()}
 	}
 	return f, nil
 }
@@ -134,6 +135,7 @@ type state struct {
 	buf         []byte
 	jsonBuf     []byte
 	body        pcommon.Map // scratch: the new body is built here, then moved
+	spare       pcommon.Map // empty: takes the old body's entries, which become body
 	intern      map[string]*nameInfo
 	root        *nameInfo // the parent of top-level names
 	gen         uint64    // numbers the records: nameInfo slots of older ones are stale
