@@ -25,7 +25,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test fuzz lint bench bench-e2e faults docker azurite aidiff tools clean
+.PHONY: all build run test cgo fuzz lint bench bench-e2e faults docker azurite aidiff tools clean
 
 all: build
 
@@ -55,11 +55,17 @@ $(AIDIFF): tools/aidiff/package.json tools/aidiff/package-lock.json
 	npm ci --prefix tools/aidiff --no-audit --no-fund --loglevel=error
 	touch $@
 
-## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests, short fuzzing
-test: lint build azurite aidiff
-	OTELCOL_MODELDATA_BIN=$(BINARY) $(GO) test -count=1 -timeout 20m $(PKGS)
+## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests with -race, short fuzzing
+test: lint build azurite aidiff cgo
+	OTELCOL_MODELDATA_BIN=$(BINARY) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# -race needs cgo, so a C compiler (Debian's gcc when none is installed and apt-get can install it).
+cgo:
+	@command -v gcc >/dev/null || command -v cc >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null; } || \
+	  { echo "go test -race needs a C compiler (gcc): install it"; exit 1; }
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

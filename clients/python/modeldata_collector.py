@@ -107,6 +107,7 @@ MAX_BATCH_BYTES = 1 << 20
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 
+
 def _env(name, default=None):
     value = os.environ.get(name, "").strip()
     return value if value else default
@@ -154,8 +155,6 @@ def validate_segment(what, value):
     for ch in value:
         if ch in "/\\" or unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
             raise ValueError("%s %r contains %r" % (what, value, ch))
-
-
 
 
 # --- ids and timestamps (collect() runs these on every call: kept cheap) -----
@@ -359,8 +358,6 @@ def _rows(data, feature_names):
     names = _ordered(names, feature_names)
     records = [{str(k): v for k, v in r.items()} for r in records]
     return names, [[r.get(n) for n in names] for r in records]
-
-
 
 
 # --- encoding a collect request ----------------------------------------------
@@ -591,6 +588,7 @@ class ModelDataCollector:
                 self.model_name, self.model_version or "-", self.designation, json.dumps(row, default=str)))
         print("\n".join(out), file=sys.stdout, flush=True)
 
+
 def _config_map_version(config_map, model_name):
     models = config_map.get("models") if isinstance(config_map, dict) else None
     if isinstance(models, dict):
@@ -616,8 +614,6 @@ def _workspace_parts(workspace, config_map):
     for key, value in parts.items():
         validate_segment(key, value)
     return parts
-
-
 
 
 # --- statistics and one-time logging ----------------------------------------
@@ -747,7 +743,7 @@ class _Sender:
             if self._thread is None:
                 self._start_thread()
             elif self._idle:
-                self._cond.notify()
+                self._cond.notify_all()
 
     def _drop(self, nrows, why):
         """Count dropped rows; the first drop of an outage is logged (called with _cond held)."""

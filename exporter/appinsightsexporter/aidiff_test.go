@@ -61,11 +61,11 @@ func TestDifferentialAgainstMicrosoftExporter(t *testing.T) {
 	for _, e := range want {
 		counts[envelopeKind(e)]++
 	}
-	// The fixed set (tools/aidiff/emit.js): 5 requests, 2 dependencies, 2
-	// exceptions (a span event, a log), 4 messages (a span event, 3 logs), 6
-	// metric points (counter twice, up-down counter twice, histogram, a
-	// counter of another resource), plus _OTELRESOURCE_ metrics.
-	for kind, n := range map[string]int{"RequestData": 5, "RemoteDependencyData": 2, "ExceptionData": 2, "MessageData": 4, "MetricData": 6} {
+	// The fixed set (tools/aidiff/emit.js): 6 requests, 6 dependencies, 2
+	// exceptions (a span event, a log), 4 messages (a span event, 3 logs), a
+	// custom event, 6 metric points (counter twice, up-down counter twice,
+	// histogram, a counter of another resource), plus _OTELRESOURCE_ metrics.
+	for kind, n := range map[string]int{"RequestData": 6, "RemoteDependencyData": 6, "ExceptionData": 2, "MessageData": 4, "EventData": 1, "MetricData": 6} {
 		if counts[kind] < n {
 			t.Fatalf("Microsoft's exporter sent %d %s envelopes, want at least %d (all: %v)", counts[kind], kind, n, counts)
 		}
@@ -141,7 +141,7 @@ func twinKey(e map[string]any, seen map[string]int) string {
 		}
 		key = fmt.Sprintf("%s %s %v %s", kind, metricName(e), tags[tagRole], props)
 	default:
-		content, _ := json.Marshal([]any{bd["message"], bd["exceptions"]})
+		content, _ := json.Marshal([]any{bd["message"], bd["exceptions"], bd["name"]})
 		key = fmt.Sprintf("%s %v %v %s", kind, tags[tagRole], tags[tagParentID], content)
 	}
 	seen[key]++

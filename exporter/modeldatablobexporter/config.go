@@ -135,7 +135,7 @@ func createDefaultConfig() *Config {
 	return &Config{
 		TimeoutConfig:  timeout,
 		QueueConfig:    configoptional.Some(queue),
-		RetryConfig:    configretry.NewDefaultBackOffConfig(),
+		RetryConfig:    defaultRetryConfig(),
 		Backend:        BackendLocal,
 		Container:      "modeldata",
 		Local:          LocalConfig{Directory: "./data"},
@@ -153,6 +153,19 @@ func createDefaultConfig() *Config {
 		MDC:            defaultMDCConfig(),
 		Parquet:        defaultParquetConfig(),
 	}
+}
+
+// defaultRetryConfig retries until storage is back, however long that is
+// (max_elapsed_time 0): a failing batch stays in the queue, and a full queue
+// refuses new rows instead of dropping old ones. The interval is capped at
+// 2 s (3 s with jitter), so the queue drains within seconds of storage
+// returning, at a few requests per second per consumer while it is down.
+func defaultRetryConfig() configretry.BackOffConfig {
+	r := configretry.NewDefaultBackOffConfig()
+	r.InitialInterval = time.Second
+	r.MaxInterval = 2 * time.Second
+	r.MaxElapsedTime = 0
+	return r
 }
 
 // Validate checks the configuration; its messages name the key to fix.

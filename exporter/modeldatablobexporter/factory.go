@@ -31,7 +31,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		exporterhelper.WithTimeout(cfg.TimeoutConfig),
-		exporterhelper.WithRetry(cfg.RetryConfig),
+		exporterhelper.WithRetry(helperRetryConfig(cfg.RetryConfig)),
 		exporterhelper.WithQueue(cfg.QueueConfig),
 	)
 }

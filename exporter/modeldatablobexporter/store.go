@@ -17,7 +17,8 @@ type store interface {
 	create(ctx context.Context, name string) error
 	// appendAt appends data as one block when the file's size is pos. It
 	// returns errPosition when the size is not pos, errFull when the file
-	// cannot take the block (block count, size limit, sealed).
+	// cannot take the block (block count, size limit, sealed), errGone when
+	// the file (or its container) no longer exists.
 	appendAt(ctx context.Context, name string, pos int64, data []byte) error
 	// readAt reads n bytes at off.
 	readAt(ctx context.Context, name string, off, n int64) ([]byte, error)
@@ -32,4 +33,16 @@ type fileProps struct {
 var (
 	errPosition = errors.New("append position condition not met")
 	errFull     = errors.New("file cannot take more appends")
+	errGone     = errors.New("file no longer exists")
 )
+
+// accessError is a refusal only an operator can fix (a credential, a role
+// assignment, a missing container). It stays retryable: the queue keeps the
+// rows until it is fixed.
+type accessError struct {
+	err  error
+	hint string
+}
+
+func (e *accessError) Error() string { return e.err.Error() }
+func (e *accessError) Unwrap() error { return e.err }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -102,6 +103,9 @@ func tokenCredential(a *AzBlobConfig) (azcore.TokenCredential, error) {
 	}
 }
 
+// aadErrorRE finds Entra's error code (AADSTS70021: no matching federated identity record, ...).
+var aadErrorRE = regexp.MustCompile(`AADSTS\d+`)
+
 // start creates (or checks) the container. A refused credential or a
 // missing container is an error; an unreachable service is only logged, so
 // the collector starts and the queue keeps rows until the service is back.
@@ -127,6 +131,16 @@ func (s *azBlobStore) start(ctx context.Context) error {
 }
 
 func (s *azBlobStore) startError(err error) error {
+	// Microsoft Entra ID refusing the token request (a wrong client id, or
+	// a federated credential whose subject is not this ServiceAccount) is a
+	// refused credential too, not an unreachable service.
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) && authErr.RawResponse != nil && authErr.RawResponse.StatusCode < 500 &&
+		authErr.RawResponse.StatusCode != http.StatusTooManyRequests {
+		code := aadErrorRE.FindString(authErr.Error())
+		return fmt.Errorf("azblob: Microsoft Entra ID refused the token request (HTTP %d %s): check azblob.auth, client_id and tenant_id; for workload_identity, that the identity's federated credential names this pod's ServiceAccount (system:serviceaccount:<namespace>:<name>)",
+			authErr.RawResponse.StatusCode, code)
+	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		s.logger.Warn("Blob service not reachable at start; rows stay queued until it is",
@@ -203,6 +217,10 @@ func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data
 		return errPosition
 	case bloberror.HasCode(err, bloberror.BlockCountExceedsLimit, bloberror.MaxBlobSizeConditionNotMet, "BlobIsSealed"):
 		return errFull
+	case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
+		// Deleted since we opened it: the writer opens it again, which
+		// creates the container too when create_container is set.
+		return fmt.Errorf("append to %s: %s: %w", name, describe(err), errGone)
 	}
 	return s.wrap("append to", name, err)
 }
@@ -231,6 +249,12 @@ func (s *azBlobStore) wrap(op, name string, err error) error {
 	}
 	// 401/403/404 stay retryable: credentials, role assignments and
 	// containers can be fixed while the queue holds the rows.
+	switch {
+	case status(err) == http.StatusUnauthorized || status(err) == http.StatusForbidden:
+		return &accessError{err: werr, hint: "the credential is refused: check azblob.auth and its secret, and that the identity may write blobs (role Storage Blob Data Contributor)"}
+	case bloberror.HasCode(err, bloberror.ContainerNotFound):
+		return &accessError{err: werr, hint: fmt.Sprintf("container %q does not exist: create it, or set azblob.create_container: true", s.containerName)}
+	}
 	return werr
 }
 

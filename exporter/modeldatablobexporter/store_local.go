@@ -63,6 +63,9 @@ func (s *localStore) appendAt(_ context.Context, name string, pos int64, data []
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", errGone, err)
+	}
 	if err != nil {
 		return err
 	}

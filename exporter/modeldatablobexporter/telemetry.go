@@ -23,7 +23,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	}{
 		{&t.rows, "otelcol_modeldatablob_rows_written", "CSV rows written (quarantined rows included).", "{row}"},
 		{&t.quarantined, "otelcol_modeldatablob_rows_quarantined", "Rows written under the quarantine folder because they could not be placed.", "{row}"},
-		{&t.dropped, "otelcol_modeldatablob_rows_dropped", "Rows dropped after a permanent storage error.", "{row}"},
+		{&t.dropped, "otelcol_modeldatablob_rows_dropped", "Rows that will never be written: refused permanently by storage, or still failing after retry_on_failure.max_elapsed_time (when set) or with retries disabled.", "{row}"},
 		{&t.bytes, "otelcol_modeldatablob_bytes_written", "CSV bytes appended (headers excluded).", "By"},
 		{&t.appends, "otelcol_modeldatablob_appends", "Successful appends of row data.", "{append}"},
 		{&t.failedWrites, "otelcol_modeldatablob_write_failures", "Failed file writes; their rows are retried by the exporterhelper unless permanent.", "{write}"},

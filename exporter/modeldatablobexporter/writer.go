@@ -183,6 +183,8 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 				w.tel.duplicateAvoided(ctx)
 				return nil
 			}
+		case errors.Is(err, errGone):
+			fs.known = false
 		case errors.Is(err, errFull):
 			if !hasRows {
 				return consumererror.NewPermanent(fmt.Errorf("append of %d bytes does not fit in an empty file (max_file_size %d)", n, w.maxFileSize))

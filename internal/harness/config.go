@@ -34,7 +34,7 @@ type CollectorConfig struct {
 	QueueConsumers     int    // sending_queue.num_consumers (0: default)
 	BearerToken        string // when set, the receiver requires it (bearertokenauth)
 	NeutralizeFormulas bool
-	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's)
+	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's: none, retry until storage is back)
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 	// FeatureFlattener puts the featureflattener (defaults, as examples/otel-config.yaml has it) in the pipeline.
@@ -97,7 +97,7 @@ func (c CollectorConfig) YAML() string {
 		fmt.Fprintf(&b, "    timeout: %s\n", c.Timeout)
 	}
 	if c.MaxElapsedRetry != "" {
-		fmt.Fprintf(&b, "    retry_on_failure:\n      enabled: true\n      initial_interval: 500ms\n      max_interval: 5s\n      max_elapsed_time: %s\n", c.MaxElapsedRetry)
+		fmt.Fprintf(&b, "    retry_on_failure:\n      max_elapsed_time: %s\n", c.MaxElapsedRetry)
 	}
 	b.WriteString("    sending_queue:\n")
 	if c.QueueDir != "" {

@@ -21,9 +21,11 @@ type ProcStats struct {
 	CPUSeconds float64 // utime + stime
 	HWMBytes   int64   // VmHWM: peak resident set
 	RSSBytes   int64   // VmRSS: resident set now
+	AnonBytes  int64   // RssAnon: the anonymous part of VmRSS (heap, stacks)
+	FileBytes  int64   // RssFile: the file-backed part (the binary, memory-mapped files)
 }
 
-// ReadProc reads /proc/<pid>/stat (utime+stime) and /proc/<pid>/status (VmHWM, VmRSS).
+// ReadProc reads /proc/<pid>/stat (utime+stime) and /proc/<pid>/status (VmHWM, VmRSS, RssAnon, RssFile).
 func ReadProc(pid int) (ProcStats, error) {
 	var s ProcStats
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -56,7 +58,7 @@ func ReadProc(pid int) (ProcStats, error) {
 		for _, f := range []struct {
 			key string
 			dst *int64
-		}{{"VmHWM:", &s.HWMBytes}, {"VmRSS:", &s.RSSBytes}} {
+		}{{"VmHWM:", &s.HWMBytes}, {"VmRSS:", &s.RSSBytes}, {"RssAnon:", &s.AnonBytes}, {"RssFile:", &s.FileBytes}} {
 			if rest, ok := strings.CutPrefix(line, f.key); ok {
 				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 				*f.dst = kb * 1024

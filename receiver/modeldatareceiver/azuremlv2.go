@@ -57,10 +57,9 @@ func (h *v2Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeTextError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed: the azureml-ai-monitoring SDK POSTs to "+v2Path)
 		return
 	}
-	d := h.r.pool.Get().(*decoder)
-	defer h.r.pool.Put(d)
-	d.reset()
+	d := h.r.getDecoder()
 	resp, ld, err := h.decode(d, req)
+	h.r.putDecoder(d)
 	if err != nil {
 		h.r.settings.Logger.Debug("azureml v2 request refused", zap.Error(err))
 		writeTextError(w, statusOf(err), err.Error())
@@ -90,7 +89,7 @@ func (h *v2Handler) decode(d *decoder, req *http.Request) (v2Response, plog.Logs
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
-	text, err := readText(req)
+	text, err := readText(req, h.cfg.MaxRequestBodySize)
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
@@ -192,11 +191,10 @@ func (h *v2Handler) resolve(header http.Header) (resolved, float64, error) {
 // decodeRecords reads DataFrame.to_json(orient="records"): a list of
 // objects keyed by column name, in the DataFrame's column order.
 func (d *decoder) decodeRecords(body string) error {
-	nodes, err := parseJSON(body, d.table.nodes)
-	d.table.nodes = nodes
-	if err != nil {
-		return badRequest("%v", err)
+	if err := d.parseJSON(body); err != nil {
+		return err
 	}
+	nodes := d.table.nodes
 	root := nodes[0]
 	if root.kind != kindArray {
 		return badRequest("the body must be a JSON list of records (DataFrame.to_json(orient=\"records\")), got a JSON %s", root.kind)

@@ -52,16 +52,23 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	text, err := readText(req)
+	text, err := readText(req, r.cfg.MaxRequestBodySize)
 	if err != nil {
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	d := r.pool.Get().(*decoder)
-	defer r.pool.Put(d)
-
+	// A batch is bounded as one request is: all its values together by
+	// max_values_per_request (counted before any is decoded), its groups by
+	// max_rows_per_request.
+	if n := jsonValueCount(text); n > r.limits.maxValues {
+		err := tooManyValues(n, r.limits.maxValues)
+		writeJSONError(w, statusOf(err), err.Error())
+		return
+	}
+	d := r.getDecoder()
 	ld := plog.NewLogs()
 	var resp batchResponse
+	values := 0
 	for rest := text; rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
@@ -70,11 +77,22 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		}
 		group := resp.Groups
 		resp.Groups++
+		if resp.Groups > r.limits.maxRows {
+			r.putDecoder(d)
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows))
+			return
+		}
 		d.reset()
 		one := req.WithContext(req.Context())
 		one.Body = io.NopCloser(strings.NewReader(line))
 		one.ContentLength = int64(len(line))
 		got, gl, err := r.decodeCollect(d, one, "json")
+		if values += len(d.table.nodes); values > r.limits.maxValues {
+			r.putDecoder(d)
+			err := tooManyValues(values, r.limits.maxValues)
+			writeJSONError(w, statusOf(err), err.Error())
+			return
+		}
 		if err != nil {
 			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
 			continue
@@ -83,6 +101,7 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		resp.Accepted += got.Accepted
 		resp.Skipped += got.Skipped
 	}
+	r.putDecoder(d)
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")
 		return

@@ -178,11 +178,11 @@ func setValue(v pcommon.Value, nodes []node, i int32) {
 	n := &nodes[i]
 	switch n.kind {
 	case kindBool:
-		v.SetBool(n.b)
+		v.SetBool(n.boolean())
 	case kindInt:
-		v.SetInt(n.i)
+		v.SetInt(n.integer())
 	case kindFloat:
-		v.SetDouble(n.f)
+		v.SetDouble(n.double())
 	case kindString:
 		v.SetStr(n.s)
 	case kindArray:

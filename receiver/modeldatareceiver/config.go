@@ -22,6 +22,7 @@ const (
 	defaultV2Endpoint        = "localhost:50011"
 	defaultMaxRows           = 10000
 	defaultMaxColumns        = 1000
+	defaultMaxValues         = 200000
 	defaultModelNameHeader   = "ce-model-name"
 	defaultCollectDesignator = contract.DesignationInputs
 )
@@ -36,6 +37,10 @@ type Config struct {
 	MaxRowsPerRequest int `mapstructure:"max_rows_per_request"`
 	// MaxColumns refuses (413) a request whose rows have more columns.
 	MaxColumns int `mapstructure:"max_columns"`
+	// MaxValuesPerRequest refuses (413) a request with more values (cells,
+	// and the elements of nested lists and objects), counted before they
+	// are decoded: a request's memory is proportional to its values.
+	MaxValuesPerRequest int `mapstructure:"max_values_per_request"`
 	// DefaultDesignation applies to collect requests that name none.
 	DefaultDesignation string `mapstructure:"default_designation"`
 
@@ -116,6 +121,7 @@ func createDefaultConfig() *Config {
 		ServerConfig:          server,
 		MaxRowsPerRequest:     defaultMaxRows,
 		MaxColumns:            defaultMaxColumns,
+		MaxValuesPerRequest:   defaultMaxValues,
 		DefaultDesignation:    defaultCollectDesignator,
 		SamplingRate:          1,
 		CollectUnlistedModels: true,
@@ -144,6 +150,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxColumns <= 0 {
 		errs = append(errs, fmt.Errorf("max_columns must be positive, got %d", cfg.MaxColumns))
+	}
+	if cfg.MaxValuesPerRequest <= 0 || cfg.MaxValuesPerRequest > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("max_values_per_request must be between 1 and %d, got %d", math.MaxInt32, cfg.MaxValuesPerRequest))
 	}
 	if err := contract.ValidateSegment("default_designation", cfg.DefaultDesignation); err != nil {
 		errs = append(errs, err)

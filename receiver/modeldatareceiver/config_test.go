@@ -22,7 +22,7 @@ func TestLoadConfig(t *testing.T) {
 	if err := def.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if def.NetAddr.Endpoint != "localhost:4320" || def.MaxRowsPerRequest != 10000 || def.MaxColumns != 1000 ||
+	if def.NetAddr.Endpoint != "localhost:4320" || def.MaxRowsPerRequest != 10000 || def.MaxColumns != 1000 || def.MaxValuesPerRequest != 200000 ||
 		def.DefaultDesignation != "inputs" || def.SamplingRate != 1 || !def.CollectUnlistedModels || def.AzureMLV2.HasValue() {
 		t.Errorf("defaults: %+v", def)
 	}
@@ -31,7 +31,7 @@ func TestLoadConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NetAddr.Endpoint != "0.0.0.0:4330" || cfg.MaxRequestBodySize != 1<<20 || cfg.MaxRowsPerRequest != 500 || cfg.MaxColumns != 50 ||
+	if cfg.NetAddr.Endpoint != "0.0.0.0:4330" || cfg.MaxRequestBodySize != 1<<20 || cfg.MaxRowsPerRequest != 500 || cfg.MaxColumns != 50 || cfg.MaxValuesPerRequest != 25000 ||
 		cfg.DefaultDesignation != "general" || cfg.SamplingRate != 0.5 || cfg.CollectUnlistedModels {
 		t.Errorf("custom: %+v", cfg)
 	}
@@ -85,6 +85,7 @@ func TestValidateMessages(t *testing.T) {
 		"endpoint must be set",
 		"max_rows_per_request must be positive, got 0",
 		"max_columns must be positive, got -1",
+		"max_values_per_request must be between 1 and 2147483647, got 0",
 		"default_designation",
 		"sampling_rate must be between 0 and 1, got 1.5",
 		"models: model name",

@@ -1,10 +1,8 @@
 package modeldatareceiver
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,7 +135,7 @@ type table struct {
 }
 
 type limits struct {
-	maxRows, maxColumns int
+	maxRows, maxColumns, maxValues int
 }
 
 // decoder holds the reusable storage of one request.
@@ -159,14 +157,25 @@ func (d *decoder) reset() {
 	clear(d.index)
 }
 
+// parseJSON parses a JSON body into the table's nodes.
+func (d *decoder) parseJSON(body string) error {
+	nodes, err := parseJSON(body, d.table.nodes, d.limits.maxValues)
+	d.table.nodes = nodes
+	var re *requestError
+	if err != nil && !errors.As(err, &re) {
+		return badRequest("%v", err)
+	}
+	return err
+}
+
 // decodeJSON decodes a collect request body: an object with the request
 // fields and data.
 func (d *decoder) decodeJSON(body string) error {
-	nodes, err := parseJSON(body, d.table.nodes)
-	d.table.nodes = nodes
-	if err != nil {
-		return badRequest("%v", err)
+	if err := d.parseJSON(body); err != nil {
+		return err
 	}
+	nodes := d.table.nodes
+	var err error
 	if nodes[0].kind != kindObject {
 		return badRequest("the body must be a JSON object with model_name, data, ...; got a JSON %s", nodes[0].kind)
 	}
@@ -199,7 +208,7 @@ func (d *decoder) decodeJSON(body string) error {
 			case n.kind == kindString:
 				*p = n.s
 			case n.kind == kindInt && n.key == "model_version":
-				*p = strconv.FormatInt(n.i, 10)
+				*p = strconv.FormatInt(n.integer(), 10)
 			case n.kind != kindNull:
 				return badRequest("%s must be a string, got a JSON %s", n.key, n.kind)
 			}
@@ -352,6 +361,11 @@ func (d *decoder) keyedRows(rows []int32) error {
 			}
 		}
 	}
+	// Every row gets a value (maybe empty) in every column: rows that each
+	// name other keys cost rows × columns, whatever the body's size.
+	if cells := len(rows) * t.width; cells > d.limits.maxValues {
+		return tooLarge("%d rows × %d distinct keys is %d values, over max_values_per_request (%d): split the request", len(rows), t.width, cells, d.limits.maxValues)
+	}
 	t.rows = len(rows)
 	t.cells = growCells(t.cells, t.rows*t.width)
 	for k := range t.cells {
@@ -402,14 +416,13 @@ func (d *decoder) addColumn(name string) error {
 // line per row. Cells stay strings, exactly as written.
 func (d *decoder) decodeCSV(body string) error {
 	body = strings.TrimPrefix(body, "\ufeff") // a byte order mark from Excel
-	r := csv.NewReader(strings.NewReader(body))
-	r.ReuseRecord = true
-	header, err := r.Read()
-	if err == io.EOF {
-		return badRequest("the CSV body is empty: the first line must name the features")
-	}
+	r := newCSVReader(body)
+	header, _, ok, err := r.next(nil)
 	if err != nil {
 		return badRequest("CSV header: %v", err)
+	}
+	if !ok {
+		return badRequest("the CSV body is empty: the first line must name the features")
 	}
 	if len(header) > d.limits.maxColumns {
 		return tooLarge("the CSV header has %d columns, over max_columns (%d)", len(header), d.limits.maxColumns)
@@ -421,26 +434,33 @@ func (d *decoder) decodeCSV(body string) error {
 		return err
 	}
 	t := &d.table
+	rec := make([]string, 0, t.width)
 	for {
-		rec, err := r.Read()
-		if err == io.EOF {
+		var line int
+		rec, line, ok, err = r.next(rec)
+		if err != nil {
+			return badRequest("CSV: %v", err)
+		}
+		if !ok {
 			break
 		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
-				return badRequest("CSV line %d has %d values but the header names %d features", pe.Line, len(rec), t.width)
-			}
-			return badRequest("CSV: %v", err)
+		if len(rec) != t.width {
+			return badRequest("CSV line %d has %d values but the header names %d features", line, len(rec), t.width)
 		}
 		if err := d.checkRows(t.rows + 1); err != nil {
 			return err
+		}
+		if len(t.nodes)+len(rec) > d.limits.maxValues {
+			return tooManyValues(len(t.nodes)+len(rec), d.limits.maxValues)
 		}
 		for _, v := range rec {
 			t.cells = append(t.cells, int32(len(t.nodes)))
 			t.nodes = append(t.nodes, node{kind: kindString, s: v, end: int32(len(t.nodes) + 1)})
 		}
 		t.rows++
+	}
+	if t.rows == 0 {
+		return badRequest("the CSV body has a header row but no rows (lines end at \\n, \\r\\n or \\r)")
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package modeldatareceiver
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -20,11 +22,11 @@ func toRaw(nodes []node, i int32) any {
 	n := nodes[i]
 	switch n.kind {
 	case kindBool:
-		return n.b
+		return n.boolean()
 	case kindInt:
-		return float64(n.i)
+		return float64(n.integer())
 	case kindFloat:
-		return n.f
+		return n.double()
 	case kindString:
 		return n.s
 	case kindArray:
@@ -69,7 +71,7 @@ func FuzzParseJSON(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return // the handler refuses invalid UTF-8 before parsing
 		}
-		nodes, err := parseJSON(s, nil)
+		nodes, err := parseJSON(s, nil, math.MaxInt32)
 		valid := json.Valid([]byte(s))
 		if !valid {
 			if err == nil {
@@ -93,6 +95,9 @@ func FuzzParseJSON(f *testing.F) {
 		if int(nodes[0].end) != len(nodes) {
 			t.Fatalf("root ends at %d of %d nodes", nodes[0].end, len(nodes))
 		}
+		if n := jsonValueCount(s); n != len(nodes) {
+			t.Fatalf("%q: counted %d values, parsed %d", s, n, len(nodes))
+		}
 	})
 }
 
@@ -113,7 +118,7 @@ func FuzzDecodeCollect(f *testing.F) {
 			return
 		}
 		for _, v2 := range []bool{false, true} {
-			d := newDecoder(limits{maxRows: 50, maxColumns: 20})
+			d := newDecoder(limits{maxRows: 50, maxColumns: 20, maxValues: 200})
 			var err error
 			switch {
 			case v2:
@@ -169,6 +174,52 @@ func FuzzDecodeCollect(f *testing.F) {
 				if !contract.IsModelData(lr) {
 					t.Fatalf("row %d is not model data", i)
 				}
+			}
+		}
+	})
+}
+
+// FuzzCSVReader compares the CSV reader with encoding/csv on bodies
+// without "\r" (where RFC 4180 readers agree): same records, same refusals.
+// With "\r", a body without quotes must read the same with its line ends
+// written as "\n", "\r\n" or "\r".
+func FuzzCSVReader(f *testing.F) {
+	for _, s := range []string{"a,b\n1,2\n", "a\n\"x\ny\",\n", "a,\"b\"\"c\"\n\n1,2", "a\nx\"y\n", "a\n\"x\"y\n", "a,b\r1,2\r\n3,4\n", "\"\r\n\""} {
+		f.Add(s)
+	}
+	readAll := func(s string) ([][]string, error) {
+		r := newCSVReader(s)
+		var out [][]string
+		for {
+			rec, _, ok, err := r.next(nil)
+			if err != nil || !ok {
+				return out, err
+			}
+			out = append(out, rec)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := readAll(s)
+		if !strings.Contains(s, "\r") {
+			cr := csv.NewReader(strings.NewReader(s))
+			cr.FieldsPerRecord = -1
+			want, wantErr := cr.ReadAll()
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("%q: error %v, encoding/csv %v", s, err, wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("%q:\n got %q\nwant %q", s, got, want)
+			}
+			return
+		}
+		if strings.Contains(s, `"`) || err != nil {
+			return
+		}
+		lf := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(s)
+		for _, end := range []string{"\n", "\r\n", "\r"} {
+			other, err := readAll(strings.ReplaceAll(lf, "\n", end))
+			if err != nil || !reflect.DeepEqual(other, got) {
+				t.Fatalf("%q with line ends %q: %q (%v), want %q", s, end, other, err, got)
 			}
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,14 +25,23 @@ import (
 // fixedNow is the receiver's clock in tests.
 var fixedNow = time.Date(2020, 8, 13, 15, 54, 16, 691697000, time.UTC)
 
+// handedOut remembers the addresses freeAddr gave, so two servers of one
+// test never get the same just-closed port.
+var handedOut sync.Map
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // testReceiver is a started receiver on 127.0.0.1 with its sink.

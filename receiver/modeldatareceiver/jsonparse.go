@@ -3,6 +3,7 @@ package modeldatareceiver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -36,28 +37,42 @@ func (k nodeKind) String() string {
 // next sibling of node i is at nodes[i].end.
 type node struct {
 	kind nodeKind
-	b    bool
-	i    int64
-	f    float64
+	end  int32
+	num  uint64 // a boolean (0 or 1), an int64 or a float64's bits
 	s    string // string value
 	key  string // member name when the parent is an object
-	end  int32
 }
+
+func (n *node) boolean() bool   { return n.num != 0 }
+func (n *node) integer() int64  { return int64(n.num) }
+func (n *node) double() float64 { return math.Float64frombits(n.num) }
+func intNode(i int64) node      { return node{kind: kindInt, num: uint64(i)} }
+func floatNode(f float64) node  { return node{kind: kindFloat, num: math.Float64bits(f)} }
 
 // maxJSONDepth bounds nesting, so a hostile body cannot exhaust the stack.
 const maxJSONDepth = 64
 
 type jsonParser struct {
-	src   string
-	pos   int
-	depth int
-	nodes []node
+	src       string
+	pos       int
+	depth     int
+	nodes     []node
+	maxValues int
 }
 
 // parseJSON parses src (valid UTF-8, checked by the caller) into nodes,
-// reusing nodes' storage. The root is nodes[0].
-func parseJSON(src string, nodes []node) ([]node, error) {
-	p := jsonParser{src: src, nodes: nodes[:0]}
+// reusing nodes' storage. The root is nodes[0]. A text of more than
+// maxValues values is refused (413) before any node is made: memory stays
+// proportional to the values the receiver accepts, not to the body.
+func parseJSON(src string, nodes []node, maxValues int) ([]node, error) {
+	count := jsonValueCount(src)
+	if count > maxValues {
+		return nodes[:0], tooManyValues(count, maxValues)
+	}
+	if cap(nodes) < count {
+		nodes = make([]node, 0, count)
+	}
+	p := jsonParser{src: src, nodes: nodes[:0], maxValues: maxValues}
 	p.skipSpace()
 	if err := p.value(""); err != nil {
 		return p.nodes, err
@@ -67,6 +82,54 @@ func parseJSON(src string, nodes []node) ([]node, error) {
 		return p.nodes, p.errorf("unexpected %s after the JSON value", p.describe())
 	}
 	return p.nodes, nil
+}
+
+func tooManyValues(count, maxValues int) error {
+	return tooLarge("the body holds %d values, over max_values_per_request (%d): split the request", count, maxValues)
+}
+
+// jsonValueCount is the number of nodes parseJSON makes of a valid JSON
+// text, from one pass over its punctuation: the root, one more per ',' and
+// one per non-empty array or object. For an invalid text it is an estimate.
+func jsonValueCount(src string) int {
+	n := 1
+	opened := false // the last token opened an array or object
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '"':
+			for i++; i < len(src) && src[i] != '"'; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+			opened = false
+		case '[', '{':
+			n++
+			opened = true
+		case ']', '}':
+			if opened {
+				n--
+			}
+			opened = false
+		case ',':
+			n++
+			opened = false
+		case ' ', '\t', '\n', '\r':
+		default:
+			opened = false
+		}
+	}
+	return n
+}
+
+// add appends n, refusing more values than the budget: jsonValueCount
+// can undercount an invalid text.
+func (p *jsonParser) add(n node) error {
+	if len(p.nodes) >= p.maxValues {
+		return tooManyValues(len(p.nodes)+1, p.maxValues)
+	}
+	p.nodes = append(p.nodes, n)
+	return nil
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -106,33 +169,33 @@ func (p *jsonParser) value(key string) error {
 		if err != nil {
 			return err
 		}
-		p.push(node{kind: kindString, s: s, key: key})
+		return p.push(node{kind: kindString, s: s}, key)
 	case c == 't':
 		if err := p.literal("true"); err != nil {
 			return err
 		}
-		p.push(node{kind: kindBool, b: true, key: key})
+		return p.push(node{kind: kindBool, num: 1}, key)
 	case c == 'f':
 		if err := p.literal("false"); err != nil {
 			return err
 		}
-		p.push(node{kind: kindBool, key: key})
+		return p.push(node{kind: kindBool}, key)
 	case c == 'n':
 		if err := p.literal("null"); err != nil {
 			return err
 		}
-		p.push(node{kind: kindNull, key: key})
+		return p.push(node{kind: kindNull}, key)
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number(key)
 	default:
 		return p.errorf("unexpected %s, expected a value", p.describe())
 	}
-	return nil
 }
 
-func (p *jsonParser) push(n node) {
+func (p *jsonParser) push(n node, key string) error {
+	n.key = key
 	n.end = int32(len(p.nodes) + 1)
-	p.nodes = append(p.nodes, n)
+	return p.add(n)
 }
 
 func (p *jsonParser) container(key string, kind nodeKind, closing byte) error {
@@ -141,7 +204,9 @@ func (p *jsonParser) container(key string, kind nodeKind, closing byte) error {
 		return p.errorf("nesting deeper than %d levels", maxJSONDepth)
 	}
 	idx := len(p.nodes)
-	p.nodes = append(p.nodes, node{kind: kind, key: key})
+	if err := p.add(node{kind: kind, key: key}); err != nil {
+		return err
+	}
 	p.pos++ // the opening bracket
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == closing {
@@ -241,16 +306,14 @@ func (p *jsonParser) number(key string) error {
 	lit := p.src[start:p.pos]
 	if integral {
 		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
-			p.push(node{kind: kindInt, i: i, key: key})
-			return nil
+			return p.push(intNode(i), key)
 		}
 	}
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		return fmt.Errorf("invalid JSON at byte %d: number %s is out of range", start, lit)
 	}
-	p.push(node{kind: kindFloat, f: f, key: key})
-	return nil
+	return p.push(floatNode(f), key)
 }
 
 var errControlInString = errors.New("control character in a string")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/collector/component"
@@ -69,11 +70,33 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		next:     next,
 		obsrecv:  obsrecv,
 		policy:   newPolicy(cfg),
-		limits:   limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns},
+		limits:   limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
 		now:      time.Now,
 	}
 	r.pool.New = func() any { return newDecoder(r.limits) }
 	return r, nil
+}
+
+// pooledNodes caps the nodes a pooled decoder keeps: the storage of a big
+// request goes back to the garbage collector, not to the pool.
+const pooledNodes = 1 << 16
+
+func (r *modeldataReceiver) getDecoder() *decoder {
+	d := r.pool.Get().(*decoder)
+	d.reset()
+	return d
+}
+
+func (r *modeldataReceiver) putDecoder(d *decoder) {
+	if cap(d.table.nodes) > pooledNodes || cap(d.table.cells) > pooledNodes {
+		return
+	}
+	// The nodes hold substrings of the request's body: drop them, so a
+	// pooled decoder does not keep the last body alive.
+	clear(d.table.nodes[:cap(d.table.nodes)])
+	clear(d.table.columns[:cap(d.table.columns)])
+	d.meta = meta{}
+	r.pool.Put(d)
 }
 
 func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) error {
@@ -147,10 +170,11 @@ func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Reque
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	d := r.pool.Get().(*decoder)
-	defer r.pool.Put(d)
-	d.reset()
+	d := r.getDecoder()
 	resp, ld, err := r.decodeCollect(d, req, format)
+	// Before the pipeline holds the rows: a big request's decoder storage is
+	// garbage from here on.
+	r.putDecoder(d)
 	if err != nil {
 		r.settings.Logger.Debug("collect request refused", zap.Error(err))
 		writeJSONError(w, statusOf(err), err.Error())
@@ -189,7 +213,7 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 	if err := d.meta.fromHTTP(req.Header, req.URL.Query()); err != nil {
 		return resp, plog.Logs{}, err
 	}
-	text, err := readText(req)
+	text, err := readText(req, r.cfg.MaxRequestBodySize)
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
@@ -296,12 +320,17 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 	return res, nil
 }
 
-// readText reads the whole body and checks that it is UTF-8; confighttp's
-// max_request_body_size limit shows up here as *http.MaxBytesError.
-func readText(req *http.Request) (string, error) {
+// readText reads the whole body and checks that it is UTF-8. A body whose
+// Content-Length is over limit (max_request_body_size) is refused before a
+// byte is read; confighttp's limit on what is read (also after
+// decompression) shows up as *http.MaxBytesError.
+func readText(req *http.Request, limit int64) (string, error) {
+	if limit > 0 && req.ContentLength > limit {
+		return "", tooLarge("the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit)
+	}
 	var buf bytes.Buffer
-	if n := req.ContentLength; n > 0 && n < 64<<20 {
-		buf.Grow(int(n) + 1)
+	if n := req.ContentLength; n > 0 && (limit <= 0 || n <= limit) {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom reads until it sees EOF
 	}
 	_, err := buf.ReadFrom(req.Body)
 	if err != nil {
@@ -311,10 +340,16 @@ func readText(req *http.Request) (string, error) {
 		}
 		return "", badRequest("reading the body: %v", err)
 	}
-	if i := invalidUTF8At(buf.Bytes()); i >= 0 {
+	b := buf.Bytes()
+	if i := invalidUTF8At(b); i >= 0 {
 		return "", badRequest("the body is not valid UTF-8 (byte %d)", i)
 	}
-	return buf.String(), nil
+	if len(b) == 0 {
+		return "", nil
+	}
+	// The bytes are never written again: the text shares them instead of
+	// copying the body (the values decoded from it are substrings of it).
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // consume hands the rows to the pipeline with the receiver's telemetry.

@@ -303,13 +303,67 @@ func lookup(m any, path ...string) any {
 	return m
 }
 
-// validateWithBinary runs `otelcol-modeldata validate` on a collector config,
-// with the environment the manifests give the pod. Skipped without the binary.
-func validateWithBinary(t *testing.T, configYAML string, env []corev1.EnvVar) {
+// podEnv is the environment Kubernetes gives a container with this env
+// list, and nothing else: literal values ($(VAR) expanded), field references
+// as a node would resolve them, a secret marked optional left out (the case
+// the docs call optional), a required one as a placeholder, and with
+// workload identity the variables the AKS webhook injects.
+func podEnv(t *testing.T, env []corev1.EnvVar, workloadIdentity bool) []string {
+	t.Helper()
+	fields := map[string]string{"status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": "aks-node-0",
+		"metadata.namespace": namespace, "metadata.name": "otelcol-modeldata-0"}
+	vars := map[string]string{}
+	var out []string
+	set := func(name, value string) {
+		vars[name] = value
+		out = append(out, name+"="+value)
+	}
+	for _, e := range env {
+		switch {
+		case e.ValueFrom == nil:
+			set(e.Name, regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).ReplaceAllStringFunc(e.Value, func(ref string) string {
+				if v, ok := vars[ref[2:len(ref)-1]]; ok {
+					return v
+				}
+				return ref // Kubernetes leaves an unknown reference as written
+			}))
+		case e.ValueFrom.FieldRef != nil:
+			v, ok := fields[e.ValueFrom.FieldRef.FieldPath]
+			if !ok {
+				t.Errorf("env %s: field %s is not modelled", e.Name, e.ValueFrom.FieldRef.FieldPath)
+			}
+			set(e.Name, v)
+		case e.ValueFrom.SecretKeyRef != nil:
+			if ref := e.ValueFrom.SecretKeyRef; ref.Optional == nil || !*ref.Optional {
+				set(e.Name, "secret-"+ref.Key)
+			}
+		default:
+			t.Errorf("env %s: this kind of valueFrom is not modelled", e.Name)
+		}
+	}
+	if workloadIdentity {
+		out = append(out, "AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
+			"AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token",
+			"AZURE_AUTHORITY_HOST=https://login.microsoftonline.com/")
+	}
+	return out
+}
+
+// validateWithBinary runs `otelcol-modeldata validate` on a collector config
+// with exactly the given environment (PATH aside). Skipped without the binary.
+func validateWithBinary(t *testing.T, configYAML string, env []string) {
+	t.Helper()
+	if out, err := runValidate(t, configYAML, env); err != nil {
+		t.Errorf("otelcol-modeldata validate: %v\n%s", err, out)
+	}
+}
+
+// runValidate returns validate's output and error; nothing when the binary is not there (outside CI).
+func runValidate(t *testing.T, configYAML string, env []string) ([]byte, error) {
 	t.Helper()
 	if os.Getenv(testutil.BinaryEnv) == "" && os.Getenv("CI") == "" {
 		t.Logf("%s not set: config checked structurally only", testutil.BinaryEnv)
-		return
+		return nil, nil
 	}
 	bin := testutil.CollectorBinary(t)
 	path := filepath.Join(t.TempDir(), "config.yaml")
@@ -317,19 +371,8 @@ func validateWithBinary(t *testing.T, configYAML string, env []corev1.EnvVar) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "validate", "--config", path)
-	// What Kubernetes and the workload identity webhook would set.
-	cmd.Env = append(os.Environ(), "MY_POD_IP=127.0.0.1",
-		"AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
-		"AZURE_FEDERATED_TOKEN_FILE="+filepath.Join(t.TempDir(), "token"))
-	for _, e := range env {
-		if e.ValueFrom == nil {
-			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
-		}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Errorf("otelcol-modeldata validate: %v\n%s", err, out)
-	}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	return cmd.CombinedOutput()
 }
 
 func envNames(env []corev1.EnvVar) []string {

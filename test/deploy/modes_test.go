@@ -64,7 +64,7 @@ func TestDaemonSetMode(t *testing.T) {
 		t.Errorf("DaemonSet: the queue %s is not on a hostPath volume", dir)
 	}
 	checkEnvCoversConfig(t, "DaemonSet", cm.Data[configKey], c.Env)
-	validateWithBinary(t, cm.Data[configKey], c.Env)
+	validateWithBinary(t, cm.Data[configKey], podEnv(t, c.Env, true))
 }
 
 // TestGatewayMode: a Deployment behind a Service, scaled by an HPA.
@@ -123,7 +123,7 @@ func TestGatewayMode(t *testing.T) {
 
 	cm := only[*corev1.ConfigMap](t, m)
 	checkEnvCoversConfig(t, "Deployment", cm.Data[configKey], c.Env)
-	validateWithBinary(t, cm.Data[configKey], c.Env)
+	validateWithBinary(t, cm.Data[configKey], podEnv(t, c.Env, true))
 }
 
 // TestModesShareOneConfig: the DaemonSet and the gateway run the same collector config.
@@ -170,9 +170,18 @@ func TestScoringExample(t *testing.T) {
 		}
 		env[e.Name] = e
 	}
+	// The ports scoring code sends to are the ones the node's collector listens on.
+	cfg := collectorConfig(t, only[*corev1.ConfigMap](t, loadManifest(t, manifestPath(t, "daemonset.yaml"))).Data[configKey])
+	port := func(role string) int32 {
+		_, p := endpointPort(t, role, lookup(cfg, receiverEndpoints[role]...))
+		return p
+	}
 	for name, want := range map[string]string{
-		"MODELDATA_COLLECTOR_ENDPOINT": fmt.Sprintf("http://$(HOST_IP):%d", 4320),
-		"OTEL_EXPORTER_OTLP_ENDPOINT":  fmt.Sprintf("http://$(HOST_IP):%d", 4318),
+		"MODELDATA_COLLECTOR_ENDPOINT": fmt.Sprintf("http://$(HOST_IP):%d", port("collect API")),
+		"OTEL_EXPORTER_OTLP_ENDPOINT":  fmt.Sprintf("http://$(HOST_IP):%d", port("OTLP HTTP")),
+		"AZUREML_MDC_ENABLED":          "true",
+		"AZUREML_MDC_HOST":             "$(HOST_IP)",
+		"AZUREML_MDC_PORT":             fmt.Sprint(port("Azure ML v2 SDK")),
 	} {
 		if env[name].Value != want {
 			t.Errorf("env %s = %q, want %q", name, env[name].Value, want)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -78,6 +79,12 @@ func hostileCorpus() []hostile {
 		wide[i] = "1"
 	}
 	manyRows := strings.TrimSuffix(strings.Repeat("[1],", 10001), ",")
+	tinyRows := strings.TrimSuffix(strings.Repeat("[0,0,0],", 20<<20/8), ",")
+	tinyCSV := "a,b,c\n" + strings.Repeat("0,0,0\n", 20<<20/6-1)
+	distinctKeys := make([]string, 1000)
+	for i := range distinctKeys {
+		distinctKeys[i] = fmt.Sprintf(`{"k%d":0}`, i)
+	}
 	return []hostile{
 		// Path traversal and bad path segments, in every place a path part can come from.
 		{name: "model name ../..", body: hostileJSON(`{"model_name":"../../../../../../../../escape","model_version":"1","data":[[1]]}`), want: 400},
@@ -108,6 +115,10 @@ func hostileCorpus() []hostile {
 		{name: "wrong width", body: hostileJSON(`{"model_name":"m","model_version":"1","feature_names":["a","b","c"],"data":[[1,2]]}`), want: 400},
 		{name: "ragged rows", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1,2],[1,2,3]]}`), want: 400},
 		{name: "ragged CSV", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a,b\n1,2,3\n"), want: 400},
+		{name: "ragged CSV with mixed line ends", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a,b\r1,2\n1,2,3\r\n"), want: 400},
+		{name: "CSV header only", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a,b\r\n"), want: 400},
+		{name: "CSV header and blank lines only", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a,b\r\r\n\n"), want: 400},
+		{name: "CSV quote inside an unquoted cell", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON("a\rx\"y\r"), want: 400},
 		{name: "duplicate feature names", body: hostileJSON(`{"model_name":"m","model_version":"1","feature_names":["a","a"],"data":[[1,2]]}`), want: 400},
 		{name: "unknown field", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]],"evil":1}`), want: 400},
 		{name: "NaN literal", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[NaN]]}`), want: 400},
@@ -119,6 +130,9 @@ func hostileCorpus() []hostile {
 		{name: "1001 columns", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[` + strings.Join(wide, ",") + `]]}`), want: 413},
 		{name: "10001 rows", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[` + manyRows + `]}`), want: 413},
 		{name: "100 MB body", body: hostileBig(100 << 20), want: 413},
+		{name: "20 MiB of tiny rows [0,0,0],... (refused before decoding)", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[` + tinyRows + `]}`), want: 413},
+		{name: "20 MiB CSV of tiny rows", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1", body: hostileJSON(tinyCSV), want: 413},
+		{name: "1000 rows naming 1000 distinct keys (a million values)", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[` + strings.Join(distinctKeys, ",") + `]}`), want: 413},
 		{name: "100 MB gzip bomb (100 KB on the wire)", header: map[string]string{"Content-Encoding": "gzip"}, body: hostileGzip(hostileBig(100 << 20)), want: 413},
 		{name: "wrong content type", contentType: "text/plain", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
 		{name: "charset latin1", contentType: "application/json; charset=iso-8859-1", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 415},
@@ -129,6 +143,9 @@ func hostileCorpus() []hostile {
 			body: hostileOTLP("../../../../escape", ""), want: 200},
 		{name: "OTLP webservice traversal (quarantined)", path: "/v1/logs", contentType: "application/x-protobuf",
 			body: hostileOTLP("m", "../../../../escape"), want: 200},
+		// CSV with lone "\r" line ends and a quoted "\r\n": accepted, rows and cell kept exactly.
+		{name: "CSV with \\r line ends", contentType: "text/csv", path: "/v1/collect?model_name=crlines&model_version=1",
+			body: hostileJSON("a,b\r1,\"x\r\ny\"\r3,4\r"), want: 200},
 		// Formula injection: accepted, neutralized in the file (neutralize_formulas: true).
 		{name: "formula injection", body: hostileJSON(`{"model_name":"formula","model_version":"1","feature_names":["a","b","c","d"],` +
 			`"data":[["=HYPERLINK(\"http://evil\",\"x\")","@SUM(A1:A9)","-12.5","+cmd|' /C calc'!A0"]]}`), want: 200},
@@ -189,6 +206,7 @@ func TestHarnessBadInput(t *testing.T) {
 	}
 	today := time.Now().UTC().Format("2006/01/02")
 	want := []string{
+		"a/b/c/d/data/modeldata/" + harness.PathPrefix + "/crlines/1/inputs/" + today + "/data.csv",
 		"a/b/c/d/data/modeldata/" + harness.PathPrefix + "/formula/1/inputs/" + today + "/data.csv",
 		"a/b/c/d/data/modeldata/quarantine/" + today + "/data.csv",
 	}
@@ -202,11 +220,17 @@ func TestHarnessBadInput(t *testing.T) {
 		t.Fatalf("files below the test folder:\n got %q\nwant %q", got, want)
 	}
 	files := testutil.ReadCSVTree(t, dataDir)
-	formula := files[strings.TrimPrefix(want[0], "a/b/c/d/data/")]
+	// The quoted "\r\n" is written back quoted, byte for byte.
+	crlines := files[strings.TrimPrefix(want[0], "a/b/c/d/data/")]
+	raw := string(testutil.ReadFile(t, filepath.Join(base, want[0])))
+	if len(crlines) != 3 || crlines[1][0] != "1" || crlines[2][0] != "3" || crlines[2][1] != "4" || !strings.Contains(raw, ",\"x\r\ny\",") {
+		t.Errorf("CSV with \\r line ends: rows %q, file %q", crlines, raw)
+	}
+	formula := files[strings.TrimPrefix(want[1], "a/b/c/d/data/")]
 	if len(formula) != 2 || !slices.Equal(formula[1][:4], []string{`'=HYPERLINK("http://evil","x")`, "'@SUM(A1:A9)", "-12.5", "'+cmd|' /C calc'!A0"}) {
 		t.Errorf("formula row not neutralized: %q", formula)
 	}
-	quarantine := files[strings.TrimPrefix(want[1], "a/b/c/d/data/")]
+	quarantine := files[strings.TrimPrefix(want[2], "a/b/c/d/data/")]
 	if len(quarantine) != 3 {
 		t.Errorf("quarantine file: want header + 2 rows, got %q", quarantine)
 	}

@@ -49,6 +49,13 @@ func (s *ingestionStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"itemsReceived": len(batch), "itemsAccepted": len(batch), "errors": []any{}})
 }
 
+// count is the number of envelopes received.
+func (s *ingestionStub) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.envelopes)
+}
+
 // requestEnvelope is the first Request envelope received, if any.
 func (s *ingestionStub) requestEnvelope() map[string]any {
 	s.mu.Lock()
@@ -163,7 +170,7 @@ func TestScoringServiceRowsToCSVAndSpansToAppInsights(t *testing.T) {
 	// The server span reaches Application Insights as a Request.
 	var request map[string]any
 	if !testutil.Poll(30*time.Second, func() bool { request = stub.requestEnvelope(); return request != nil }) {
-		t.Fatalf("no Request envelope reached the ingestion stub; got %d envelopes", len(stub.envelopes))
+		t.Fatalf("no Request envelope reached the ingestion stub; got %d envelopes", stub.count())
 	}
 	if request["iKey"] != iKey {
 		t.Errorf("iKey %v, want %s", request["iKey"], iKey)

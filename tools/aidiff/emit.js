@@ -158,6 +158,54 @@ async function main() {
   );
   put.end(atNanos(18, 420_100));
 
+  // A database call, a message published, a failing gRPC call.
+  tracer
+    .startSpan(
+      "SELECT features",
+      {
+        kind: SpanKind.CLIENT,
+        startTime: at(10),
+        attributes: {
+          "db.system.name": "postgresql",
+          "db.namespace": "features",
+          "db.query.text": "SELECT * FROM features WHERE id = $1",
+          "db.operation.name": "SELECT",
+          "server.address": "pg.ml.svc",
+          "server.port": 5432,
+        },
+      },
+      scoreCtx,
+    )
+    .end(atNanos(12, 700));
+  tracer
+    .startSpan(
+      "scores publish",
+      {
+        kind: SpanKind.PRODUCER,
+        startTime: at(13),
+        attributes: { "messaging.system": "kafka", "messaging.destination.name": "scores", "server.address": "broker", "server.port": 9092 },
+      },
+      scoreCtx,
+    )
+    .end(atNanos(14, 0));
+  tracer
+    .startSpan(
+      "Scorer/Explain",
+      {
+        kind: SpanKind.CLIENT,
+        startTime: at(15),
+        attributes: {
+          "rpc.system": "grpc",
+          "rpc.service": "Scorer",
+          "rpc.method": "Explain",
+          "rpc.grpc.status_code": 14,
+          "server.address": "explainer.ml.svc",
+        },
+      },
+      scoreCtx,
+    )
+    .end(atNanos(16, 0));
+
   // Logs inside the request: a warning and a logged exception.
   scoring.logger.emit({
     timestamp: at(7),
@@ -178,6 +226,14 @@ async function main() {
       "exception.stacktrace": "Traceback (most recent call last):\n  File \"app.py\", line 40, in score\nKeyError: 'customer_id'",
       "code.function": "score",
     },
+    context: scoreCtx,
+  });
+  // A custom event.
+  scoring.logger.emit({
+    timestamp: at(8),
+    severityNumber: SeverityNumber.INFO,
+    body: "promoted",
+    attributes: { "microsoft.custom_event.name": "model.promoted", "model.version": "7" },
     context: scoreCtx,
   });
   // Outside any span, no severity, structured body.
@@ -204,6 +260,29 @@ async function main() {
     ROOT_CONTEXT,
   );
   health.end(atNanos(31, 5_000));
+
+  // A signed-in user's request in a session, linked to the scoring request;
+  // a root internal span (no parent).
+  const explain = tracer.startSpan(
+    "GET /explain",
+    {
+      kind: SpanKind.SERVER,
+      startTime: at(32),
+      attributes: {
+        "http.request.method": "GET",
+        "http.route": "/explain",
+        "http.response.status_code": 404,
+        "enduser.id": "alice",
+        "enduser.pseudo.id": "anon-42",
+        "session.id": "sess-9",
+        "network.peer.address": "10.0.0.20",
+      },
+      links: [{ context: score.spanContext() }],
+    },
+    ROOT_CONTEXT,
+  );
+  explain.end(atNanos(33, 0));
+  tracer.startSpan("warm cache", { kind: SpanKind.INTERNAL, startTime: at(34) }, ROOT_CONTEXT).end(atNanos(35, 0));
 
   // Custom-named handler with a route, failing with 500 and status ERROR.
   const predict = tracer.startSpan(
