@@ -39,6 +39,9 @@ type CollectorConfig struct {
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 	// FeatureFlattener puts the featureflattener (defaults, as examples/otel-config.yaml has it) in the pipeline.
 	FeatureFlattener bool
+	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
+	// "modeldatastats" (the connector, its metrics to the debug exporter) or "debug".
+	SecondConsumer string
 }
 
 // YAML renders the configuration.
@@ -116,6 +119,14 @@ func (c CollectorConfig) YAML() string {
 	if c.MinBatch > 0 {
 		fmt.Fprintf(&b, "        min_size: %d\n", c.MinBatch)
 	}
+	logsExporters := "modeldatablob"
+	if c.SecondConsumer != "" {
+		b.WriteString("  debug: {}\n")
+		logsExporters += ", " + c.SecondConsumer
+	}
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("connectors:\n  modeldatastats: {}\n")
+	}
 	b.WriteString("service:\n")
 	if len(exts) > 0 {
 		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
@@ -124,7 +135,10 @@ func (c CollectorConfig) YAML() string {
 	if len(processors) > 0 {
 		fmt.Fprintf(&b, "      processors: [%s]\n", strings.Join(processors, ", "))
 	}
-	b.WriteString("      exporters: [modeldatablob]\n")
+	fmt.Fprintf(&b, "      exporters: [%s]\n", logsExporters)
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("    metrics:\n      receivers: [modeldatastats]\n      exporters: [debug]\n")
+	}
 	b.WriteString(telemetryYAML(c.MetricsPort))
 	return b.String()
 }

@@ -80,6 +80,7 @@ type throughputRoute struct {
 	shape     string // harness.ShapeContract or harness.ShapeSDK
 	json      bool   // OTLP/HTTP JSON instead of protobuf
 	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
+	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
 }
 
 // throughputRoutes: ours-otlp-sdk* run the featureflattener (as
@@ -93,6 +94,20 @@ var throughputRoutes = []throughputRoute{
 	{name: "ours-otlp-sdk-json", door: harness.DoorOTLP, shape: harness.ShapeSDK, json: true},
 	{name: "stock-otlp-sdk-json", stock: true, door: harness.DoorOTLP, shape: harness.ShapeSDK, json: true},
 	{name: "stock-otlp-sdk-transform", stock: true, door: harness.DoorOTLP, shape: harness.ShapeSDK, transform: true},
+}
+
+// namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats).
+func namedRoute(t *testing.T, name string) throughputRoute {
+	base, second, _ := strings.Cut(name, "+")
+	for _, r := range throughputRoutes {
+		if r.name == base {
+			r.name, r.second = name, second
+			return r
+		}
+	}
+	t.Fatalf("no throughput route %q", name)
+	return throughputRoute{}
 }
 
 // stockPeer is the stock route a route of ours is compared with.
@@ -122,7 +137,7 @@ func TestHarnessThroughput(t *testing.T) {
 		t.Run(fmt.Sprintf("f%d", features), func(t *testing.T) {
 			for _, route := range throughputRoutes {
 				t.Run(route.name, func(t *testing.T) {
-					r := runThroughput(t, route, features, throughputRows(features), 0)
+					r := runThroughput(t, route.name, features, throughputRows(features), 0)
 					results = append(results, r)
 				})
 			}
@@ -132,7 +147,7 @@ func TestHarnessThroughput(t *testing.T) {
 					continue
 				}
 				t.Run(route.name+"-steady", func(t *testing.T) {
-					r := runThroughput(t, route, features, int(rate)*steadySeconds(), rate)
+					r := runThroughput(t, route.name, features, int(rate)*steadySeconds(), rate)
 					r.Route += fmt.Sprintf(" @ %.0f rows/s", rate)
 					results = append(results, r)
 				})
@@ -171,7 +186,8 @@ func TestHarnessThroughput(t *testing.T) {
 }
 
 // runThroughput measures one route: as fast as possible (rate 0) or paced at rate rows/s.
-func runThroughput(t *testing.T, route throughputRoute, features, rows int, rate float64) throughputResult {
+func runThroughput(t *testing.T, name string, features, rows int, rate float64) throughputResult {
+	route := namedRoute(t, name)
 	ours := !route.stock
 	otlpAddr, collectAddr := harnessAddr(t), harnessAddr(t)
 	pprofAddr, metricsPort := harnessAddr(t), testutil.FreePort(t)
@@ -188,7 +204,8 @@ func runThroughput(t *testing.T, route throughputRoute, features, rows int, rate
 		az := testutil.StartAzurite(t)
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
-			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK}
+			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
+			SecondConsumer: route.second}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
@@ -212,6 +229,10 @@ func runThroughput(t *testing.T, route throughputRoute, features, rows int, rate
 	}
 	pid = pids[0]
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	sentBy := "" // the exporter whose sent rows end the run (a second consumer may be an exporter too)
+	if ours {
+		sentBy = "modeldatablob"
+	}
 	targets := map[harness.Door]string{harness.DoorCollect: "http://" + collectAddr, harness.DoorOTLP: "http://" + otlpAddr}
 	load := func(run string, requests int, rate float64) *harness.Manifest {
 		m, err := harness.Load(context.Background(), harness.LoadConfig{
@@ -230,7 +251,7 @@ func runThroughput(t *testing.T, route throughputRoute, features, rows int, rate
 		t.Helper()
 		var sent float64
 		if !testutil.Poll(5*time.Minute, func() bool {
-			s, err := harness.SentRows(context.Background(), metricsURL)
+			s, err := harness.SentRowsBy(context.Background(), metricsURL, sentBy)
 			sent = s
 			return err == nil && s >= n
 		}) {
