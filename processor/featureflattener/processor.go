@@ -243,9 +243,15 @@ func (f *flattener) mapResource(res pcommon.Resource) {
 }
 
 // lookup returns the first non-empty attribute of names, on the record first,
-// then on the resource. self tells that it is the record's own string
-// attribute key: the contract attribute is already there.
-func lookup(rec, res pcommon.Map, names []string, key string) (value string, self bool) {
+// then on the resource.
+func lookup(rec, res pcommon.Map, names []string) string {
+	v, _ := lookupContract(rec, res, names, "")
+	return v
+}
+
+// lookupContract is lookup for the contract attribute key; self tells that
+// the value is the record's own string attribute key: already there.
+func lookupContract(rec, res pcommon.Map, names []string, key string) (value string, self bool) {
 	for _, n := range names {
 		if v, ok := rec.Get(n); ok {
 			if s := v.AsString(); s != "" {
@@ -277,7 +283,7 @@ func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, 
 	found[3].key, found[4].key = contract.AttrRequestID, contract.AttrCorrelationID
 	for i, names := range [...][]string{f.cfg.ModelNameAttributes, f.cfg.ModelVersionAttributes, f.cfg.DesignationAttributes,
 		f.cfg.RequestIDAttributes, f.cfg.CorrelationIDAttributes} {
-		found[i].value, found[i].self = lookup(attrs, rattrs, names, found[i].key)
+		found[i].value, found[i].self = lookupContract(attrs, rattrs, names, found[i].key)
 		if i == 0 && found[0].value == "" {
 			return kindOther
 		}
