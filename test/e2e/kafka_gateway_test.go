@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// The three-tier layout of docs/aks.md ("One writer per blob through Kafka"):
+// a node agent keys each row by its blob and produces to Kafka; gateways in one
+// consumer group write the blobs. The agent and gateway configs below are the
+// ones of deploy/kubernetes/kafka-*.yaml with local endpoints.
+
+const kafkaTopic = "modeldata"
+
+// kafkaAgentConfig is the node agent: OTLP in, the blob key lifted into the
+// resource, Kafka out partitioned by the resource (so by the blob key).
+func kafkaAgentConfig(healthAddr, otlpAddr, broker string) string {
+	return fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: %s
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: %s
+processors:
+  featureflattener: {}
+  transform/blob_key:
+    error_mode: propagate
+    log_statements:
+      - context: log
+        statements:
+          - set(attributes["modeldata.blob_key"], Concat([attributes["modeldata.model.name"], attributes["modeldata.model.version"], attributes["modeldata.designation"]], "/")) where attributes["modeldata.model.name"] != nil
+  groupbyattrs/blob_key:
+    keys: [modeldata.blob_key]
+  transform/resource_key:
+    error_mode: propagate
+    log_statements:
+      - context: resource
+        statements:
+          - keep_keys(attributes, ["modeldata.blob_key", "modeldata.subscription_id", "modeldata.resource_group", "modeldata.workspace", "modeldata.webservice", "modeldata.endpoint", "modeldata.deployment"])
+exporters:
+  kafka:
+    brokers: [%s]
+    logs:
+      topic: %s
+      encoding: otlp_proto
+    partition_logs_by_resource_attributes: true
+    producer:
+      required_acks: -1
+    sending_queue:
+      batch:
+        flush_timeout: 100ms
+service:
+  extensions: [health_check]
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [featureflattener, transform/blob_key, groupbyattrs/blob_key, transform/resource_key]
+      exporters: [kafka]
+  telemetry:
+    metrics:
+      level: none
+`, healthAddr, otlpAddr, broker, kafkaTopic)
+}
+
+// kafkaGatewayConfig consumes the topic in one consumer group and writes with
+// modeldatablob. With no sending queue the export runs inside the consume, and
+// an offset is marked only after its rows landed: Kafka is the queue.
+func kafkaGatewayConfig(healthAddr, broker, dataDir string) string {
+	return fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: %s
+receivers:
+  kafka:
+    brokers: [%s]
+    group_id: otelcol-modeldata-gateway
+    initial_offset: earliest
+    logs:
+      topics: [%s]
+      encoding: otlp_proto
+    message_marking:
+      after: true
+      on_error: false
+    error_backoff:
+      enabled: true
+exporters:
+  modeldatablob:
+    backend: local
+    local:
+      directory: %s
+    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
+    resource_group: MyResourceGrp
+    workspace: MyWorkspace
+    webservice: default-service
+    sending_queue:
+      enabled: false
+service:
+  extensions: [health_check]
+  pipelines:
+    logs:
+      receivers: [kafka]
+      exporters: [modeldatablob]
+  telemetry:
+    metrics:
+      level: none
+`, healthAddr, broker, kafkaTopic, dataDir)
+}
+
+// TestKafkaGatewayOneWriterPerBlob sends rows of several models through an
+// agent, an in-process Kafka broker (kfake) and two gateways, stops and restarts
+// one gateway while rows flow (its partitions move to the other and back), and
+// checks every row landed exactly once, each file with one header.
+func TestKafkaGatewayOneWriterPerBlob(t *testing.T) {
+	testutil.CollectorBinary(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, kafkaTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	broker := cluster.ListenAddrs()[0]
+
+	dataDir := t.TempDir()
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
+	gwHealth := []string{addr(), addr()}
+	gateways := []*testutil.Collector{
+		testutil.StartCollector(t, kafkaGatewayConfig(gwHealth[0], broker, dataDir), gwHealth[0]),
+		testutil.StartCollector(t, kafkaGatewayConfig(gwHealth[1], broker, dataDir), gwHealth[1]),
+	}
+	otlpAddr, agentHealth := addr(), addr()
+	testutil.StartCollector(t, kafkaAgentConfig(agentHealth, otlpAddr, broker), otlpAddr, agentHealth)
+
+	models := []string{"churn", "fraud", "price", "rank"}
+	designations := []string{"inputs", "predictions"}
+	const batches, perBatch = 40, 25
+	day := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	want := map[string]string{} // correlation id -> file path it must land in
+	var got map[string][][]string
+	landed := func() int {
+		got = testutil.ReadCSVTree(t, dataDir)
+		n := 0
+		for _, recs := range got {
+			n += max(len(recs)-1, 0)
+		}
+		return n
+	}
+	for b := 0; b < batches; b++ {
+		switch b {
+		case batches / 4:
+			// Both gateways have been writing; a graceful stop commits what it
+			// marked and leaves the group, the other takes its partitions.
+			if !testutil.Poll(30*time.Second, func() bool { return landed() >= len(want) }) {
+				t.Fatalf("%d of %d rows landed before the stop", landed(), len(want))
+			}
+			gateways[1].Stop()
+		case batches / 2:
+			gateways[1].Restart(gwHealth[1])
+		}
+		var rows []contractRow
+		for i := 0; i < perBatch; i++ {
+			n := b*perBatch + i
+			model, designation := models[n%len(models)], designations[(n/len(models))%len(designations)]
+			id := fmt.Sprintf("c%05d", n)
+			rows = append(rows, contractRow{model: model, version: "3", designation: designation, correlationID: id,
+				requestID: "r1", ts: day, features: [][2]any{{"x", int64(n)}}})
+			want[id] = fmt.Sprintf("modeldata/1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace/"+
+				"svc-%d/%s/3/%s/2026/11/29/data.csv", b%2, model, designation)
+		}
+		postOTLPLogs(t, otlpAddr, contractLogs(fmt.Sprintf("svc-%d", b%2), rows))
+	}
+
+	if !testutil.Poll(60*time.Second, func() bool { return landed() >= len(want) }) {
+		t.Fatalf("%d of %d rows landed", landed(), len(want))
+	}
+	// Stop everything so a late duplicate would be on disk before the count.
+	for _, g := range gateways {
+		g.Stop()
+	}
+	landed()
+
+	seen := map[string]int{}
+	for path, recs := range got {
+		if len(recs) == 0 || recs[0][0] != "x" {
+			t.Fatalf("%s: no header first: %v", path, recs)
+		}
+		idCol := -1
+		for i, h := range recs[0] {
+			if h == "$aml_dc_correlation_id" {
+				idCol = i
+			}
+		}
+		for _, rec := range recs[1:] {
+			if rec[0] == "x" {
+				t.Errorf("%s: a second header", path)
+				continue
+			}
+			id := rec[idCol]
+			seen[id]++
+			if want[id] != path {
+				t.Errorf("row %s in %s, want %s", id, path, want[id])
+			}
+		}
+	}
+	lost, doubled := 0, 0
+	for id := range want {
+		switch seen[id] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			doubled++
+		}
+	}
+	if lost != 0 || doubled != 0 || len(seen) != len(want) {
+		t.Fatalf("%d rows sent, %d distinct landed: %d lost, %d doubled", len(want), len(seen), lost, doubled)
+	}
+	if len(got) != len(models)*len(designations)*2 {
+		t.Errorf("%d files, want %d: %v", len(got), len(models)*len(designations)*2, strings.Join(keys(got), "\n"))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
