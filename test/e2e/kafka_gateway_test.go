@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"sigs.k8s.io/yaml"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
@@ -233,4 +237,47 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestKafkaManifestsValidate runs `validate` on the collector configs of
+// deploy/kubernetes/kafka-{agent,writer}.yaml with the pods' env.
+func TestKafkaManifestsValidate(t *testing.T) {
+	bin := testutil.CollectorBinary(t)
+	var data []byte
+	for _, name := range []string{"kafka-agent.yaml", "kafka-writer.yaml"} {
+		data = append(data, "\n---\n"...)
+		data = append(data, testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "deploy", "kubernetes", name))...)
+	}
+	configs := 0
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var cm struct {
+			Kind string            `json:"kind"`
+			Data map[string]string `json:"data"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Kind != "ConfigMap" {
+			continue
+		}
+		configs++
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "validate", "--config", path)
+		cmd.Env = append(os.Environ(), "MY_POD_IP=10.0.0.4", "MEMORY_LIMITER_LIMIT_MIB=400", "MEMORY_LIMITER_SPIKE_MIB=100",
+			"KAFKA_BROKERS=mynamespace.servicebus.windows.net:9093", "KAFKA_TOPIC=modeldata",
+			"EVENTHUBS_CONNECTION_STRING=Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s",
+			"AZURE_STORAGE_ACCOUNT=mystorageaccount", "MODELDATA_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000",
+			"MODELDATA_RESOURCE_GROUP=rg", "MODELDATA_WORKSPACE=ws", "MODELDATA_WEBSERVICE=svc",
+			"AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
+			"AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("validate %s: %v\n%s", strings.SplitN(doc[strings.Index(doc, "name:"):], "\n", 2)[0], err, out)
+		}
+	}
+	if configs != 2 {
+		t.Fatalf("%d collector configs, want the agent's and the writer's", configs)
+	}
 }
