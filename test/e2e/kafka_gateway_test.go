@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,24 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
-// The three-tier layout of docs/aks.md ("One writer per blob through Kafka"):
-// a node agent keys each row by its blob and produces to Kafka; gateways in one
-// consumer group write the blobs. The agent and gateway configs below are the
-// ones of deploy/kubernetes/kafka-*.yaml with local endpoints.
+// The three-tier layout of docs/aks.md ("One writer per blob"): a node agent
+// keys each row by its blob and produces to Kafka; gateways in one consumer
+// group write the blobs. The agent and gateway configs below have the
+// processors and Kafka settings of deploy/kubernetes/kafka-{agent,writer}.yaml,
+// with local endpoints, Event Hubs' SASL PLAIN login, and no TLS.
 
-const kafkaTopic = "modeldata"
+const (
+	kafkaTopic = "modeldata"
+	// Event Hubs' Kafka endpoint takes the user "$ConnectionString" and the
+	// namespace's connection string as the password.
+	eventHubsConnectionString = "Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=send-listen;SharedAccessKey=c2VjcmV0"
+	kafkaAuthYAML             = `
+    auth:
+      sasl:
+        mechanism: PLAIN
+        username: $$ConnectionString
+        password: "` + eventHubsConnectionString + `"`
+)
 
 // kafkaAgentConfig is the node agent: OTLP in, the blob key lifted into the
 // resource, Kafka out partitioned by the resource (so by the blob key).
@@ -58,7 +71,7 @@ exporters:
       encoding: otlp_proto
     partition_logs_by_resource_attributes: true
     producer:
-      required_acks: -1
+      required_acks: -1%s
     sending_queue:
       batch:
         flush_timeout: 100ms
@@ -72,7 +85,7 @@ service:
   telemetry:
     metrics:
       level: none
-`, healthAddr, otlpAddr, broker, kafkaTopic)
+`, healthAddr, otlpAddr, broker, kafkaTopic, kafkaAuthYAML)
 }
 
 // kafkaGatewayConfig consumes the topic in one consumer group and writes with
@@ -95,7 +108,7 @@ receivers:
       after: true
       on_error: false
     error_backoff:
-      enabled: true
+      enabled: true%s
 exporters:
   modeldatablob:
     backend: local
@@ -116,7 +129,7 @@ service:
   telemetry:
     metrics:
       level: none
-`, healthAddr, broker, kafkaTopic, dataDir)
+`, healthAddr, broker, kafkaTopic, kafkaAuthYAML, dataDir)
 }
 
 // TestKafkaGatewayOneWriterPerBlob sends rows of several models through an
@@ -125,7 +138,8 @@ service:
 // checks every row landed exactly once, each file with one header.
 func TestKafkaGatewayOneWriterPerBlob(t *testing.T) {
 	testutil.CollectorBinary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, kafkaTopic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, kafkaTopic),
+		kfake.EnableSASL(), kfake.Superuser("PLAIN", "$ConnectionString", eventHubsConnectionString))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,44 +254,71 @@ func keys[V any](m map[string]V) []string {
 }
 
 // TestKafkaManifestsValidate runs `validate` on the collector configs of
-// deploy/kubernetes/kafka-{agent,writer}.yaml with the pods' env.
+// deploy/kubernetes/kafka-{agent,writer}.yaml with the pods' env, and checks
+// the Helm values carry the same configs.
 func TestKafkaManifestsValidate(t *testing.T) {
 	bin := testutil.CollectorBinary(t)
-	var data []byte
-	for _, name := range []string{"kafka-agent.yaml", "kafka-writer.yaml"} {
-		data = append(data, "\n---\n"...)
-		data = append(data, testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "deploy", "kubernetes", name))...)
+	root := testutil.RepoRoot(t)
+	for _, tier := range []string{"agent", "writer"} {
+		t.Run(tier, func(t *testing.T) {
+			var manifestCfg string
+			manifest := testutil.ReadFile(t, filepath.Join(root, "deploy", "kubernetes", "kafka-"+tier+".yaml"))
+			for _, doc := range strings.Split(string(manifest), "\n---\n") {
+				var cm struct {
+					Kind string            `json:"kind"`
+					Data map[string]string `json:"data"`
+				}
+				if err := yaml.Unmarshal([]byte(doc), &cm); err != nil {
+					t.Fatal(err)
+				}
+				if cm.Kind == "ConfigMap" {
+					manifestCfg = cm.Data["config.yaml"]
+				}
+			}
+			var values struct {
+				Config map[string]any `json:"config"`
+			}
+			if err := yaml.Unmarshal(testutil.ReadFile(t, filepath.Join(root, "deploy", "helm", "values-kafka-"+tier+".yaml")), &values); err != nil {
+				t.Fatal(err)
+			}
+			var want map[string]any
+			if err := yaml.Unmarshal([]byte(manifestCfg), &want); err != nil {
+				t.Fatal(err)
+			}
+			// The values' nulls remove the chart's defaults; the rest is the manifest's config.
+			if got := withoutNulls(values.Config); !reflect.DeepEqual(got, want) {
+				t.Errorf("values-kafka-%s.yaml config differs from kafka-%s.yaml", tier, tier)
+			}
+
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(manifestCfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "validate", "--config", path)
+			cmd.Env = append(os.Environ(), "MY_POD_IP=10.0.0.4", "MEMORY_LIMITER_LIMIT_MIB=400", "MEMORY_LIMITER_SPIKE_MIB=100",
+				"KAFKA_BROKERS=mynamespace.servicebus.windows.net:9093", "KAFKA_TOPIC=modeldata",
+				"EVENTHUBS_CONNECTION_STRING=Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s",
+				"AZURE_STORAGE_ACCOUNT=mystorageaccount", "MODELDATA_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000",
+				"MODELDATA_RESOURCE_GROUP=rg", "MODELDATA_WORKSPACE=ws", "MODELDATA_WEBSERVICE=svc",
+				"AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
+				"AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("validate: %v\n%s", err, out)
+			}
+		})
 	}
-	configs := 0
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		var cm struct {
-			Kind string            `json:"kind"`
-			Data map[string]string `json:"data"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil {
-			t.Fatal(err)
-		}
-		if cm.Kind != "ConfigMap" {
-			continue
-		}
-		configs++
-		path := filepath.Join(t.TempDir(), "config.yaml")
-		if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "validate", "--config", path)
-		cmd.Env = append(os.Environ(), "MY_POD_IP=10.0.0.4", "MEMORY_LIMITER_LIMIT_MIB=400", "MEMORY_LIMITER_SPIKE_MIB=100",
-			"KAFKA_BROKERS=mynamespace.servicebus.windows.net:9093", "KAFKA_TOPIC=modeldata",
-			"EVENTHUBS_CONNECTION_STRING=Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s",
-			"AZURE_STORAGE_ACCOUNT=mystorageaccount", "MODELDATA_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000",
-			"MODELDATA_RESOURCE_GROUP=rg", "MODELDATA_WORKSPACE=ws", "MODELDATA_WEBSERVICE=svc",
-			"AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000", "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
-			"AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("validate %s: %v\n%s", strings.SplitN(doc[strings.Index(doc, "name:"):], "\n", 2)[0], err, out)
+}
+
+func withoutNulls(m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		switch v := v.(type) {
+		case nil:
+		case map[string]any:
+			out[k] = withoutNulls(v)
+		default:
+			out[k] = v
 		}
 	}
-	if configs != 2 {
-		t.Fatalf("%d collector configs, want the agent's and the writer's", configs)
-	}
+	return out
 }
