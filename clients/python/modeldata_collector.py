@@ -98,11 +98,12 @@ DEFAULT_BUFFER_ROWS = 100000
 DEFAULT_BUFFER_BYTES = 64 << 20
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FLUSH_TIMEOUT = 5.0
-# A batch request carries at most this many collect calls and bytes; a
-# collector with a smaller max_request_body_size answers 413 and the client
-# halves its batches.
+# A batch request carries at most this many collect calls and bytes: within
+# the receiver's default limits (max_rows_per_request 10,000 lines,
+# max_values_per_request 200,000 values: at least 2 bytes each). A collector
+# with smaller limits answers 413 and the client halves its batches.
 MAX_BATCH_GROUPS = 5000
-MAX_BATCH_BYTES = 1 << 20
+MAX_BATCH_BYTES = 256 << 10
 # Backoff between retries of a batch the collector did not take.
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
