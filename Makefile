@@ -10,6 +10,7 @@ OCB           := $(TOOLS_BIN)/builder
 BINARY        := $(CURDIR)/_build/otelcol-modeldata
 AZURITE       := tools/azurite/node_modules/.bin/azurite-blob
 AIDIFF        := tools/aidiff/node_modules/@azure/monitor-opentelemetry-exporter/package.json
+DUCKDB        := tools/duckdb/node_modules/@duckdb/node-api/package.json
 CONFIG        ?= examples/otel-config.yaml
 IMAGE         ?= otelcol-modeldata:dev
 FUZZTIME      ?= 10s
@@ -25,7 +26,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint bench bench-e2e faults docker azurite aidiff tools clean
+.PHONY: all build run test cgo fuzz lint bench bench-e2e bench-stats stats-reference faults docker azurite aidiff duckdb tools clean
 
 all: build
 
@@ -55,8 +56,14 @@ $(AIDIFF): tools/aidiff/package.json tools/aidiff/package-lock.json
 	npm ci --prefix tools/aidiff --no-audit --no-fund --loglevel=error
 	touch $@
 
+## duckdb: install the pinned DuckDB (npm, engine included) that reads the exporter's files back in the tests
+duckdb: $(DUCKDB)
+$(DUCKDB): tools/duckdb/package.json tools/duckdb/package-lock.json
+	npm ci --prefix tools/duckdb --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests with -race, short fuzzing
-test: lint build azurite aidiff cgo
+test: lint build azurite aidiff duckdb cgo
 	OTELCOL_MODELDATA_BIN=$(BINARY) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
@@ -99,6 +106,18 @@ $(STOCK_BINARY): tools/stock/builder-config.yaml | $(STOCK_OCB)
 bench-e2e: build azurite $(STOCK_BINARY)
 	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) OTELCOL_STOCK_BIN=$(STOCK_BINARY) \
 	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessThroughput/$(HARNESS_RUN)' -v ./test/e2e/
+
+## bench-stats: the collect route with and without the modeldatastats connector, alternating (docs/benchmarks.md)
+bench-stats: build azurite
+	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) \
+	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessStatsOverhead' -v ./test/e2e/
+
+## stats-reference: recompute the modeldatastats reference figures (wine data, numpy/scipy; Debian packages)
+STATS_REFERENCE := connector/modeldatastats/testdata/wine/make_reference.py
+stats-reference:
+	/usr/bin/python3 -c 'import scipy, sklearn' 2>/dev/null || apt-get install -y python3-scipy python3-sklearn
+	/usr/bin/python3 $(STATS_REFERENCE)
+	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
 
 ## faults: full fault runs (kill -9, Azurite down 60 s, 503s, lost answers) and the hostile-input corpus
 faults: build azurite

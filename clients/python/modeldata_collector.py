@@ -98,14 +98,16 @@ DEFAULT_BUFFER_ROWS = 100000
 DEFAULT_BUFFER_BYTES = 64 << 20
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FLUSH_TIMEOUT = 5.0
-# A batch request carries at most this many collect calls and bytes; a
-# collector with a smaller max_request_body_size answers 413 and the client
-# halves its batches.
+# A batch request carries at most this many collect calls and bytes: within
+# the receiver's default limits (max_rows_per_request 10,000 lines,
+# max_values_per_request 200,000 values: at least 2 bytes each). A collector
+# with smaller limits answers 413 and the client halves its batches.
 MAX_BATCH_GROUPS = 5000
-MAX_BATCH_BYTES = 1 << 20
+MAX_BATCH_BYTES = 256 << 10
 # Backoff between retries of a batch the collector did not take.
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
+
 
 def _env(name, default=None):
     value = os.environ.get(name, "").strip()
@@ -154,8 +156,6 @@ def validate_segment(what, value):
     for ch in value:
         if ch in "/\\" or unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
             raise ValueError("%s %r contains %r" % (what, value, ch))
-
-
 
 
 # --- ids and timestamps (collect() runs these on every call: kept cheap) -----
@@ -359,8 +359,6 @@ def _rows(data, feature_names):
     names = _ordered(names, feature_names)
     records = [{str(k): v for k, v in r.items()} for r in records]
     return names, [[r.get(n) for n in names] for r in records]
-
-
 
 
 # --- encoding a collect request ----------------------------------------------
@@ -591,6 +589,7 @@ class ModelDataCollector:
                 self.model_name, self.model_version or "-", self.designation, json.dumps(row, default=str)))
         print("\n".join(out), file=sys.stdout, flush=True)
 
+
 def _config_map_version(config_map, model_name):
     models = config_map.get("models") if isinstance(config_map, dict) else None
     if isinstance(models, dict):
@@ -616,8 +615,6 @@ def _workspace_parts(workspace, config_map):
     for key, value in parts.items():
         validate_segment(key, value)
     return parts
-
-
 
 
 # --- statistics and one-time logging ----------------------------------------
@@ -747,7 +744,7 @@ class _Sender:
             if self._thread is None:
                 self._start_thread()
             elif self._idle:
-                self._cond.notify()
+                self._cond.notify_all()
 
     def _drop(self, nrows, why):
         """Count dropped rows; the first drop of an outage is logged (called with _cond held)."""

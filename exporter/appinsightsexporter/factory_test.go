@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -29,33 +30,8 @@ func TestFactory(t *testing.T) {
 	cfg.ConnectionString = "InstrumentationKey=" + testIKey + ";IngestionEndpoint=http://127.0.0.1:9"
 	set := exportertest.NewNopSettings(componentType)
 	ctx := context.Background()
-	host := componenttest.NewNopHost()
-	tr, err := f.CreateTraces(ctx, set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	me, err := f.CreateMetrics(ctx, set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lo, err := f.CreateLogs(ctx, set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, start := range []func() error{
-		func() error { return tr.Start(ctx, host) }, func() error { return me.Start(ctx, host) }, func() error { return lo.Start(ctx, host) },
-	} {
-		if err := start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, stop := range []func() error{
-		func() error { return tr.Shutdown(ctx) }, func() error { return me.Shutdown(ctx) }, func() error { return lo.Shutdown(ctx) },
-	} {
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr, me, lo := createStarted(t, cfg, set)
+	shutdownAll(t, tr, me, lo)
 	// A bad connection string fails creation too (Validate runs first in the collector).
 	cfg.ConnectionString = "InstrumentationKey=x"
 	if _, err := f.CreateTraces(ctx, set, cfg); err == nil {
@@ -77,7 +53,34 @@ func TestDisabledWithoutConnectionString(t *testing.T) {
 	set := exportertest.NewNopSettings(componentType)
 	set.Logger = zap.New(core)
 	ctx := context.Background()
-	f := NewFactory()
+	tr, me, lo := createStarted(t, cfg, set)
+	if err := tr.ConsumeTraces(ctx, partialTraces()); err != nil {
+		t.Fatal(err)
+	}
+	metrics := pmetric.NewMetrics()
+	metrics.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	if err := me.ConsumeMetrics(ctx, metrics); err != nil {
+		t.Fatal(err)
+	}
+	lg := plog.NewLogs()
+	lg.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("dropped")
+	if err := lo.ConsumeLogs(ctx, lg); err != nil {
+		t.Fatal(err)
+	}
+	shutdownAll(t, tr, me, lo)
+	if n := len(ingestion.requests()); n != 0 {
+		t.Fatalf("disabled exporter sent %d requests", n)
+	}
+	const line = "appinsights: no connection_string set; exporter disabled, telemetry is dropped"
+	if got := logs.FilterMessage(line).FilterLevelExact(zap.WarnLevel).Len(); got != 3 || logs.Len() != 3 {
+		t.Fatalf("want the line once per signal, got %d of %d lines: %v", got, logs.Len(), logs.All())
+	}
+}
+
+// createStarted creates and starts the exporter of each signal.
+func createStarted(t *testing.T, cfg *Config, set exporter.Settings) (exporter.Traces, exporter.Metrics, exporter.Logs) {
+	t.Helper()
+	f, ctx := NewFactory(), context.Background()
 	tr, err := f.CreateTraces(ctx, set, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -95,29 +98,14 @@ func TestDisabledWithoutConnectionString(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := tr.ConsumeTraces(ctx, partialTraces()); err != nil {
-		t.Fatal(err)
-	}
-	metrics := pmetric.NewMetrics()
-	metrics.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
-	if err := me.ConsumeMetrics(ctx, metrics); err != nil {
-		t.Fatal(err)
-	}
-	lg := plog.NewLogs()
-	lg.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("dropped")
-	if err := lo.ConsumeLogs(ctx, lg); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []component.Component{tr, me, lo} {
-		if err := c.Shutdown(ctx); err != nil {
+	return tr, me, lo
+}
+
+func shutdownAll(t *testing.T, cs ...component.Component) {
+	t.Helper()
+	for _, c := range cs {
+		if err := c.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := len(ingestion.requests()); n != 0 {
-		t.Fatalf("disabled exporter sent %d requests", n)
-	}
-	const line = "appinsights: no connection_string set; exporter disabled, telemetry is dropped"
-	if got := logs.FilterMessage(line).FilterLevelExact(zap.WarnLevel).Len(); got != 3 || logs.Len() != 3 {
-		t.Fatalf("want the line once per signal, got %d of %d lines: %v", got, logs.Len(), logs.All())
 	}
 }

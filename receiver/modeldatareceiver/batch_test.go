@@ -2,6 +2,7 @@ package modeldatareceiver
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -252,5 +254,47 @@ func BenchmarkScoringCalls(b *testing.B) {
 	})
 	b.Run("request_per_call", func(b *testing.B) {
 		run(b, rcv.handleCollect, collectPath, "application/json", lines)
+	})
+}
+
+// FuzzBatch posts hostile batch bodies: the handler never panics, answers
+// with a status it documents, and the rows it reports accepted are the rows
+// that reached the pipeline.
+func FuzzBatch(f *testing.F) {
+	for _, seed := range jsonSeeds {
+		f.Add(seed + "\n" + inputsGroup)
+	}
+	f.Add(inputsGroup + "\r\n" + predictionsGroup)
+	f.Add("\n\n\n")
+	f.Add(inputsGroup + "\n" + `{"model_name":"m","data":[[1]]` + "\n")
+	cfg := createDefaultConfig()
+	cfg.MaxRequestBodySize = 1 << 16
+	sink := new(consumertest.LogsSink)
+	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), sink)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rcv.now = func() time.Time { return fixedNow }
+	f.Fuzz(func(t *testing.T, body string) {
+		sink.Reset()
+		req := httptest.NewRequest(http.MethodPost, batchPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", ndjsonContentType)
+		w := httptest.NewRecorder()
+		rcv.handleCollectBatch(w, req)
+		var resp batchResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("%d %q is not JSON: %v", w.Code, w.Body.String(), err)
+		}
+		switch w.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d %s", w.Code, w.Body.String())
+		}
+		if got := sink.LogRecordCount(); got != resp.Accepted {
+			t.Fatalf("%d rows reached the pipeline, the answer says %d accepted: %s", got, resp.Accepted, w.Body.String())
+		}
+		if len(resp.Rejected) > resp.Groups {
+			t.Fatalf("more refusals than groups: %s", w.Body.String())
+		}
 	})
 }

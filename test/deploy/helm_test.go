@@ -168,6 +168,18 @@ func TestHelmValues(t *testing.T) {
 			if got, want := *r.pod.TerminationGracePeriodSeconds, *podSpec(t, manifest).TerminationGracePeriodSeconds; got != want {
 				t.Errorf("terminationGracePeriodSeconds %d, the manifest's is %d", got, want)
 			}
+			// The chart derives GOMEMLIMIT from the memory limit; the manifest sets it by hand.
+			envValue := func(env []corev1.EnvVar, name string) string {
+				for _, e := range env {
+					if e.Name == name {
+						return e.Value
+					}
+				}
+				return ""
+			}
+			if got, want := envValue(r.container.Env, "GOMEMLIMIT"), envValue(podSpec(t, manifest).Containers[0].Env, "GOMEMLIMIT"); got != want {
+				t.Errorf("GOMEMLIMIT %q from the chart, the manifest sets %q", got, want)
+			}
 			if tc.mode == "deployment" {
 				if r.service == nil {
 					t.Fatal("gateway: the chart creates no Service")

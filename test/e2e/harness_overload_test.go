@@ -115,7 +115,7 @@ func TestHarnessOverloadMemory(t *testing.T) {
 					if c.name == "stock" {
 						// Upstream otlp -> batch -> file, as in TestHarnessThroughput.
 						otlpAddr, out := harnessAddr(t), filepath.Join(dir, "stock.json")
-						startStockProcess(t, stockBin, harness.StockConfig(otlpAddr, out, "", 0), otlpAddr)
+						startStockProcess(t, stockBin, harness.StockConfig(otlpAddr, out, "", 0, false), otlpAddr)
 						targets, bin = map[harness.Door]string{harness.DoorOTLP: "http://" + otlpAddr}, stockBin
 						verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, out) }
 					} else {

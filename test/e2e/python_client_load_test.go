@@ -129,11 +129,14 @@ func (w *lockedWriter) String() string {
 }
 
 // csvRows counts the data rows of every CSV file under dir (each file's
-// first line is its header).
-func csvRows(t *testing.T, dir string) int {
-	t.Helper()
+// first line is its header); -1 while an append is caught half-way.
+func csvRows(dir string) int {
+	files, err := testutil.TryReadCSVTree(dir)
+	if err != nil {
+		return -1
+	}
 	n := 0
-	for _, rows := range testutil.ReadCSVTree(t, dir) {
+	for _, rows := range files {
 		for _, row := range rows[1:] {
 			if !equalRows(row, rows[0]) { // a header written again counts as none
 				n++
@@ -153,8 +156,9 @@ func waitForRows(t *testing.T, dir string, want int) {
 	t.Helper()
 	got, last, quietSince := 0, -1, time.Now()
 	for time.Since(quietSince) < 10*time.Second {
-		got = csvRows(t, dir)
+		got = csvRows(dir)
 		if got == want {
+			testutil.ReadCSVTree(t, dir) // every file parses once the count is reached
 			return
 		}
 		if got != last {
@@ -196,33 +200,47 @@ func TestPythonClientScoringLoopLosesNoRow(t *testing.T) {
 }
 
 // TestPythonClientKeepsRowsAcrossCollectorRestart stops the collector in the
-// middle of a scoring loop, leaves it down for 3 s as a DaemonSet rollout
-// does, and starts it again: no row is lost, with the default buffer.
+// middle of a scoring loop, leaves it down as a DaemonSet rollout does (3 s,
+// and 60 s: a node's collector down for its whole grace period), and starts
+// it again: no row is lost, with the default buffer, and the client warns
+// once when the collector goes away and once when it is back.
 func TestPythonClientKeepsRowsAcrossCollectorRestart(t *testing.T) {
 	python3(t)
-	c, endpoint, dataDir, addrs := startCSVCollector(t)
-	loop := startScoringLoop(t, endpoint, nil, "--seconds", "10", "--rate", "5000", "--then", "exit")
-	if !testutil.Poll(30*time.Second, func() bool { return csvRows(t, dataDir) > 0 }) {
-		t.Fatal("no rows reached the CSV files")
-	}
-	c.Stop()
-	time.Sleep(3 * time.Second) // the collector is down: the scenario, not a synchronisation
-	c.Restart(addrs...)
-	r := loop.result(time.Minute)
-	if err := loop.wait(time.Minute); err != nil {
-		t.Fatalf("scoring loop: %v\nstderr:\n%s", err, loop.stderr)
-	}
-	waitForRows(t, dataDir, r.Rows)
-	warnings := strings.Count(loop.stderr.String(), "modeldata_collector: ")
-	if !strings.Contains(loop.stderr.String(), "not answering") || !strings.Contains(loop.stderr.String(), "answers again") || warnings != 2 {
-		t.Errorf("want one warning when the collector went away and one when it came back, got:\n%s", loop.stderr)
+	for _, tt := range []struct {
+		down time.Duration
+		rate int
+	}{
+		{3 * time.Second, 5000},
+		{60 * time.Second, 1000}, // 60,000 rows buffered meanwhile: within the default 100,000
+	} {
+		t.Run(tt.down.String(), func(t *testing.T) {
+			c, endpoint, dataDir, addrs := startCSVCollector(t)
+			seconds := tt.down.Seconds() + 12 // the loop outlives the outage and the client's next retry (<= 5 s)
+			loop := startScoringLoop(t, endpoint, nil, "--seconds", fmt.Sprint(seconds), "--rate", fmt.Sprint(tt.rate), "--then", "exit")
+			if !testutil.Poll(30*time.Second, func() bool { return csvRows(dataDir) > 0 }) {
+				t.Fatal("no rows reached the CSV files")
+			}
+			c.Stop()
+			time.Sleep(tt.down) // the collector is down: the scenario, not a synchronisation
+			c.Restart(addrs...)
+			r := loop.result(time.Duration(seconds)*time.Second + time.Minute)
+			if err := loop.wait(time.Minute); err != nil {
+				t.Fatalf("scoring loop: %v\nstderr:\n%s", err, loop.stderr)
+			}
+			waitForRows(t, dataDir, r.Rows)
+			stderr := loop.stderr.String()
+			if !strings.Contains(stderr, "not answering") || !strings.Contains(stderr, "answers again") || strings.Count(stderr, "modeldata_collector: ") != 2 {
+				t.Errorf("want one warning when the collector went away and one when it came back, got:\n%s", stderr)
+			}
+		})
 	}
 }
 
 // TestPythonClientFlushesOnSIGTERM sends SIGTERM to the scoring process right
-// after a burst, with and without a handler of the scoring server installed
-// before the client's: every row of the burst is in the CSV, and the server's
-// handler still runs.
+// after a burst (50,000 rows in 1 s: within the default buffer however slow
+// the collector is), with and without a handler of the scoring server
+// installed before the client's: every row of the burst is in the CSV, and
+// the server's handler still runs.
 func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 	python3(t)
 	for _, tt := range []struct {
@@ -235,7 +253,7 @@ func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, endpoint, dataDir, _ := startCSVCollector(t)
 			loop := startScoringLoop(t, endpoint, []string{"MODELDATA_FLUSH_TIMEOUT=60"},
-				append([]string{"--seconds", "1", "--then", "wait"}, tt.args...)...)
+				append([]string{"--seconds", "1", "--rate", "50000", "--then", "wait"}, tt.args...)...)
 			r := loop.result(time.Minute)
 			if err := loop.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
