@@ -229,7 +229,7 @@ func BenchmarkGenAICheckOtherRecords(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += recs.Len() {
-		f.rewriteGenAI(recs, res)
+		f.rewriteGenAI(recs, res, map[string]int64{})
 	}
 }
 
@@ -258,5 +258,26 @@ func BenchmarkGenAIDetailsEvent(b *testing.B) {
 		if err := p.ConsumeLogs(context.Background(), ld); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestGenAIMediaPartsDropped(t *testing.T) {
+	run, tel := newTestProcessor(t, createDefaultConfig())
+	ld := oneRecord(t, nil, map[string]any{
+		"gen_ai.operation.name": "chat",
+		"gen_ai.request.model":  "gpt-4o",
+		"gen_ai.input.messages": `[{"role":"user","parts":[{"type":"text","content":"What is on this photo?"},` +
+			`{"type":"blob","modality":"image","mime_type":"image/png","content":"` + b64(pngHead()) + `"}]}]`,
+	}, nil)
+	records(ld)[0].SetEventName(contract.GenAIEventDetails)
+	records(ld)[0].Attributes().PutEmptyBytes("gen_ai.output.messages") // not a message list: ignored
+	got := records(run(ld))
+	v, _ := contract.Features(got[0]).Get(contract.GenAIColInputMessages)
+	want := `[{"parts":[{"content":"What is on this photo?","type":"text"},{"mime_type":"image/png","modality":"image","type":"blob"}],"role":"user"}]`
+	if v.Str() != want {
+		t.Fatalf("input_messages:\ngot  %s\nwant %s", v.Str(), want)
+	}
+	if n := droppedCounts(t, tel)[reasonContentType]; n != 1 {
+		t.Fatalf("content_type drops = %d, want 1", n)
 	}
 }
