@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
 	cfg := createDefaultConfig()
-	if err := testutil.LoadConfig(t, componentType, name, cfg); err != nil {
+	if err := testutil.LoadConfig(t, metadata.Type, name, cfg); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return cfg

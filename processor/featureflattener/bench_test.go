@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 // nestedRecord is a typical SDK record: model attributes and a body of 20
@@ -31,7 +33,7 @@ func nestedRecord(lr plog.LogRecord) {
 // BenchmarkFlattenNested measures one op = one 20-feature nested record,
 // through the processor as the collector builds it.
 func BenchmarkFlattenNested(b *testing.B) {
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
@@ -66,7 +68,7 @@ func BenchmarkFlattenNested(b *testing.B) {
 // BenchmarkReceiverRecord measures a record already in contract form (the
 // modeldata receiver's output), which the processor leaves as it is.
 func BenchmarkReceiverRecord(b *testing.B) {
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
