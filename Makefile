@@ -28,7 +28,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint generate bench bench-e2e faults docker azurite aidiff tools clean
+.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference faults docker azurite aidiff tools clean
 
 all: build
 
@@ -115,6 +115,18 @@ $(STOCK_BINARY): tools/stock/builder-config.yaml | $(STOCK_OCB)
 bench-e2e: build azurite $(STOCK_BINARY)
 	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) OTELCOL_STOCK_BIN=$(STOCK_BINARY) \
 	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessThroughput/$(HARNESS_RUN)' -v ./test/e2e/
+
+## bench-stats: the collect route with and without the modeldatastats connector, alternating (docs/benchmarks.md)
+bench-stats: build azurite
+	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) \
+	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessStatsOverhead' -v ./test/e2e/
+
+## stats-reference: recompute the modeldatastats reference figures (wine data, numpy/scipy; Debian packages)
+STATS_REFERENCE := connector/modeldatastats/testdata/wine/make_reference.py
+stats-reference:
+	/usr/bin/python3 -c 'import scipy, sklearn' 2>/dev/null || apt-get install -y python3-scipy python3-sklearn
+	/usr/bin/python3 $(STATS_REFERENCE)
+	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
 
 ## faults: full fault runs (kill -9, Azurite down 60 s, 503s, lost answers) and the hostile-input corpus
 faults: build azurite

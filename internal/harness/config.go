@@ -37,6 +37,9 @@ type CollectorConfig struct {
 	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's: none, retry until storage is back)
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
+	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
+	// "modeldatastats" (the connector, its metrics to the debug exporter) or "debug".
+	SecondConsumer string
 }
 
 // YAML renders the configuration.
@@ -109,11 +112,22 @@ func (c CollectorConfig) YAML() string {
 	if c.MinBatch > 0 {
 		fmt.Fprintf(&b, "        min_size: %d\n", c.MinBatch)
 	}
+	logsExporters := "modeldatablob"
+	if c.SecondConsumer != "" {
+		b.WriteString("  debug: {}\n")
+		logsExporters += ", " + c.SecondConsumer
+	}
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("connectors:\n  modeldatastats: {}\n")
+	}
 	b.WriteString("service:\n")
 	if len(exts) > 0 {
 		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
 	}
-	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [modeldatablob]\n", strings.Join(receivers, ", "))
+	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [%s]\n", strings.Join(receivers, ", "), logsExporters)
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("    metrics:\n      receivers: [modeldatastats]\n      exporters: [debug]\n")
+	}
 	b.WriteString(telemetryYAML(c.MetricsPort))
 	return b.String()
 }

@@ -130,11 +130,22 @@ func FindPIDByArg(args ...string) int {
 // SentRows reads the collector's own metrics (Prometheus text at
 // metricsURL) and returns the sum of otelcol_exporter_sent_log_records.
 func SentRows(ctx context.Context, metricsURL string) (float64, error) {
-	return MetricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records")
+	return SentRowsBy(ctx, metricsURL, "")
+}
+
+// SentRowsBy is SentRows over the exporters whose series mention exporter
+// ("" for all of them).
+func SentRowsBy(ctx context.Context, metricsURL, exporter string) (float64, error) {
+	return metricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records", `"`+exporter)
 }
 
 // MetricSum sums every series of the metrics whose names start with name.
 func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
+	return metricSum(ctx, metricsURL, name, "")
+}
+
+// metricSum is MetricSum over the series whose line contains label.
+func metricSum(ctx context.Context, metricsURL, name, label string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, err
@@ -150,7 +161,7 @@ func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, label) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')

@@ -53,6 +53,9 @@ type Config struct {
 	NormalizeTimestamps bool `mapstructure:"normalize_timestamps"`
 
 	Media MediaConfig `mapstructure:"media"`
+
+	// GenAI turns OpenTelemetry GenAI events (LLM calls) into rows (genai.go).
+	GenAI GenAIConfig `mapstructure:"genai"`
 }
 
 // Rule renames, includes or excludes columns of the records of one model
@@ -109,6 +112,7 @@ func createDefaultConfig() *Config {
 			ContentTypeKeys: []string{"content_type", "contentType", "mime_type", "mimeType", "media_type", "mediaType"},
 			ContentTypes:    []string{"image/", "audio/", "video/"},
 		},
+		GenAI: defaultGenAIConfig(),
 	}
 }
 
@@ -173,5 +177,6 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("media.content_types[%d]: empty prefix would match every content type", i))
 		}
 	}
+	errs = append(errs, c.GenAI.validate())
 	return errors.Join(errs...)
 }

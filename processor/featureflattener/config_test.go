@@ -47,6 +47,7 @@ func TestLoadConfig(t *testing.T) {
 			Exclude: []string{"debug"}, Columns: []string{"zip", "age"}}},
 		Media: MediaConfig{MaxValueSize: 1024, NamePatterns: []string{"^photo$"},
 			ContentTypeKeys: []string{"content_type"}, ContentTypes: []string{"image/"}},
+		GenAI: GenAIConfig{Models: map[string]GenAIModel{"gpt-4o": {Name: "chat", Version: "2024-08-06"}}, DefaultModelVersion: "2"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("custom config\n got %+v\nwant %+v", cfg, want)

@@ -167,6 +167,9 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		resourceMapped := false
 		for _, sl := range rl.ScopeLogs().All() {
 			recs := sl.LogRecords()
+			if f.cfg.GenAI.Enabled {
+				f.rewriteGenAI(recs, res)
+			}
 			st.kinds = st.kinds[:0]
 			explode := false
 			for _, lr := range recs.All() {

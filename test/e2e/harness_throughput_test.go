@@ -147,6 +147,9 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
 			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort}
+		if _, second, ok := strings.Cut(route, "+"); ok {
+			cfg.SecondConsumer = second // e.g. ours-collect+modeldatastats
+		}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
@@ -170,8 +173,12 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 	}
 	pid = pids[0]
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	sentBy := "" // the exporter whose sent rows end the run (a second consumer may be an exporter too)
+	if ours {
+		sentBy = "modeldatablob"
+	}
 	door := harness.DoorOTLP
-	if route == "ours-collect" {
+	if strings.HasPrefix(route, "ours-collect") {
 		door = harness.DoorCollect
 	}
 	targets := map[harness.Door]string{harness.DoorCollect: "http://" + collectAddr, harness.DoorOTLP: "http://" + otlpAddr}
@@ -191,7 +198,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		t.Helper()
 		var sent float64
 		if !testutil.Poll(5*time.Minute, func() bool {
-			s, err := harness.SentRows(context.Background(), metricsURL)
+			s, err := harness.SentRowsBy(context.Background(), metricsURL, sentBy)
 			sent = s
 			return err == nil && s >= n
 		}) {

@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// wineDir holds the wine baseline, the current and shifted windows and their
+// reference drift figures (connector/modeldatastats/testdata/wine).
+func wineDir(t *testing.T) string {
+	return filepath.Join(testutil.RepoRoot(t), "connector", "modeldatastats", "testdata", "wine")
+}
+
+// wineCollectBody is a collect API request carrying a modeldata CSV's rows:
+// numbers as JSON numbers, empty cells as null, other cells as strings.
+func wineCollectBody(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(recs[0]) - len(contract.CorrelationColumns)
+	var data [][]any
+	for _, rec := range recs[1:] {
+		row := make([]any, n)
+		for i, cell := range rec[:n] {
+			if _, err := strconv.ParseFloat(cell, 64); err == nil {
+				row[i] = json.Number(cell)
+			} else if cell != "" {
+				row[i] = cell
+			}
+		}
+		data = append(data, row)
+	}
+	body, err := json.Marshal(map[string]any{"model_name": "wine", "model_version": "1", "designation": "inputs",
+		"feature_names": recs[0][:n], "data": data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// promGauge reads one sample of a metric family from a Prometheus text
+// endpoint: the line of name whose labels include every one in labels.
+func promGauge(endpoint, name string, labels ...string) (float64, bool) {
+	resp, err := http.Get("http://" + endpoint + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+lines:
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// aiMetricValues are the values of every MetricData envelope named name whose
+// properties hold feature as modeldata.feature.name.
+func (s *ingestionStub) aiMetricValues(name, feature string) []float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var values []float64
+	for _, e := range s.envelopes {
+		data, _ := e["data"].(map[string]any)
+		if data == nil || data["baseType"] != "MetricData" {
+			continue
+		}
+		base, _ := data["baseData"].(map[string]any)
+		props, _ := base["properties"].(map[string]any)
+		metrics, _ := base["metrics"].([]any)
+		if len(metrics) == 0 || props["modeldata.feature.name"] != feature {
+			continue
+		}
+		if m, _ := metrics[0].(map[string]any); m["name"] == name {
+			if v, ok := m["value"].(float64); ok {
+				values = append(values, v)
+			}
+		}
+	}
+	return values
+}
+
+func containsNear(values []float64, want float64) bool {
+	for _, v := range values {
+		if math.Abs(v-want) <= 1e-6 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestModelDataStatsDriftToPrometheusAndAppInsights sends the wine data's
+// current window, then the window with alcohol shifted, through the built
+// collector's collect API; the modeldatastats connector's drift gauges, read
+// back from the Prometheus endpoint and from the Application Insights stub,
+// equal the reference figures (numpy/scipy) and rise with the shift.
+func TestModelDataStatsDriftToPrometheusAndAppInsights(t *testing.T) {
+	bin := testutil.CollectorBinary(t)
+	root := testutil.RepoRoot(t)
+	// The example configuration, with the connector and both metric routes, validates.
+	example := exec.Command(bin, "validate", "--config", filepath.Join(root, "examples", "otel-config.yaml"))
+	if out, err := example.CombinedOutput(); err != nil {
+		t.Fatalf("validate examples/otel-config.yaml: %v\n%s", err, out)
+	}
+
+	var ref struct {
+		Current, Shifted map[string]struct {
+			PSI           float64 `json:"psi"`
+			JensenShannon float64 `json:"jensen_shannon"`
+			Wasserstein   float64 `json:"wasserstein"`
+		}
+	}
+	if err := json.Unmarshal(testutil.ReadFile(t, filepath.Join(wineDir(t), "reference.json")), &ref); err != nil {
+		t.Fatal(err)
+	}
+
+	stub := &ingestionStub{}
+	ingestion := httptest.NewServer(stub)
+	t.Cleanup(ingestion.Close)
+	collect := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	prom := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	testutil.StartCollector(t, fmt.Sprintf(`
+receivers:
+  modeldata:
+    endpoint: %s
+processors:
+  featureflattener: {}
+connectors:
+  modeldatastats:
+    window: 1s
+    baselines:
+      - model: wine
+        csv: %s
+exporters:
+  modeldatablob:
+    backend: local
+    local:
+      directory: %s
+  prometheus:
+    endpoint: %s
+  appinsights:
+    connection_string: InstrumentationKey=11111111-2222-3333-4444-555555555555;IngestionEndpoint=%s/
+service:
+  pipelines:
+    logs:
+      receivers: [modeldata]
+      processors: [featureflattener]
+      exporters: [modeldatablob, modeldatastats]
+    metrics/modeldatastats:
+      receivers: [modeldatastats]
+      exporters: [prometheus, appinsights]
+  telemetry:
+    metrics:
+      level: none
+`, collect, filepath.Join(wineDir(t), "baseline.csv"), t.TempDir(), prom, ingestion.URL), collect, prom)
+
+	alcohol := `modeldata_feature_name="alcohol"`
+	for _, w := range []struct {
+		file string
+		want float64
+	}{{"current.csv", ref.Current["alcohol"].PSI}, {"shifted.csv", ref.Shifted["alcohol"].PSI}} {
+		resp, err := http.Post("http://"+collect+"/v1/collect", "application/json", strings.NewReader(wineCollectBody(t, filepath.Join(wineDir(t), w.file))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("collect %s: status %d", w.file, resp.StatusCode)
+		}
+		var got float64
+		if !testutil.Poll(30*time.Second, func() bool {
+			var ok bool
+			got, ok = promGauge(prom, "modeldata_feature_drift_psi", alcohol)
+			return ok && math.Abs(got-w.want) <= 1e-6
+		}) {
+			t.Fatalf("%s: Prometheus modeldata_feature_drift_psi{alcohol} = %g, reference %g", w.file, got, w.want)
+		}
+	}
+	if ref.Shifted["alcohol"].PSI < 5*ref.Current["alcohol"].PSI {
+		t.Fatalf("the shift does not raise PSI: %g -> %g", ref.Current["alcohol"].PSI, ref.Shifted["alcohol"].PSI)
+	}
+	for name, m := range map[string]string{"modeldata_feature_drift_jensen_shannon": "js", "modeldata_feature_drift_wasserstein": "w"} {
+		want := ref.Shifted["alcohol"].JensenShannon
+		if m == "w" {
+			want = ref.Shifted["alcohol"].Wasserstein
+		}
+		if got, ok := promGauge(prom, name, alcohol); !ok || math.Abs(got-want) > 1e-6 {
+			t.Errorf("Prometheus %s{alcohol} = %g, reference %g", name, got, want)
+		}
+	}
+	if got, _ := promGauge(prom, "modeldata_feature_rows_total", alcohol); got != 178 {
+		t.Errorf("Prometheus modeldata_feature_rows_total{alcohol} = %g, want 178 (two windows of 89)", got)
+	}
+	if !testutil.Poll(30*time.Second, func() bool {
+		values := stub.aiMetricValues("modeldata.feature.drift.psi", "alcohol")
+		return containsNear(values, ref.Current["alcohol"].PSI) && containsNear(values, ref.Shifted["alcohol"].PSI)
+	}) {
+		t.Fatalf("Application Insights PSI values for alcohol %v, want %g then %g", stub.aiMetricValues("modeldata.feature.drift.psi", "alcohol"),
+			ref.Current["alcohol"].PSI, ref.Shifted["alcohol"].PSI)
+	}
+}
