@@ -13,6 +13,7 @@ OCB           := $(TOOLS_BIN)/builder
 BINARY        := $(CURDIR)/_build/otelcol-modeldata
 AZURITE       := tools/azurite/node_modules/.bin/azurite-blob
 AIDIFF        := tools/aidiff/node_modules/@azure/monitor-opentelemetry-exporter/package.json
+DUCKDB        := tools/duckdb/node_modules/@duckdb/node-api/package.json
 CONFIG        ?= examples/otel-config.yaml
 IMAGE         ?= otelcol-modeldata:dev
 FUZZTIME      ?= 10s
@@ -28,7 +29,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference faults docker azurite aidiff tools clean
+.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference faults docker azurite aidiff duckdb tools clean
 
 all: build
 
@@ -69,8 +70,14 @@ $(AIDIFF): tools/aidiff/package.json tools/aidiff/package-lock.json
 	npm ci --prefix tools/aidiff --no-audit --no-fund --loglevel=error
 	touch $@
 
+## duckdb: install the pinned DuckDB (npm, engine included) that reads the exporter's files back in the tests
+duckdb: $(DUCKDB)
+$(DUCKDB): tools/duckdb/package.json tools/duckdb/package-lock.json
+	npm ci --prefix tools/duckdb --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## test: everything CI runs: lint, the ocb build, unit + Azurite + end-to-end tests with -race, short fuzzing
-test: lint build azurite aidiff cgo
+test: lint build azurite aidiff duckdb cgo
 	OTELCOL_MODELDATA_BIN=$(BINARY) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	python3 -m unittest discover -s clients/python
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)

@@ -37,6 +37,8 @@ type fileBatch struct {
 	// lineRows, when set, is the count of refs in the lines up to each
 	// line (a line may hold several rows); nil means one row per line.
 	lineRows []int
+	// pq, when set, is the Parquet file of these rows (format parquet).
+	pq *pqFile
 }
 
 // rowsIn is how many rows the first n lines hold.

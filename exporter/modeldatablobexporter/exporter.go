@@ -28,6 +28,8 @@ type blobExporter struct {
 	w      *writer
 	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
 	encode func(plog.Logs) encoded
+	// pq writes the batches of format parquet.
+	pq *pqWriter
 
 	mu sync.Mutex
 	// failing maps a batch that failed and was handed back for retry (the
@@ -54,7 +56,11 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	}
 	e.w = newWriter(e.st, cfg, tel)
 	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
-	if cfg.Format == FormatMDCJSONL {
+	switch cfg.Format {
+	case FormatParquet:
+		e.pq = newPQWriter(cfg, e.st.(blockStore))
+		e.encode = e.pq.encode
+	case FormatMDCJSONL:
 		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
 		e.encode = func(ld plog.Logs) encoded { return encodeMDC(cfg, agent, instance, ld) }
 	}
@@ -90,7 +96,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	var retryErrs, permErrs []error
 	dropped := 0
 	for _, b := range enc.batches {
-		lines, err := e.w.write(ctx, b)
+		lines, err := e.write(ctx, b)
 		done := b.rowsIn(lines)
 		if b.quarantine && done > 0 {
 			e.tel.quarantined.Add(ctx, int64(done))

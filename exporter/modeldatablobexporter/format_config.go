@@ -84,9 +84,12 @@ func (c *Config) validateFormat() error {
 	case FormatMDCJSONL:
 		errs = append(errs, c.MDC.validate())
 	case FormatParquet:
-		errs = append(errs, errors.New("format parquet is not available yet"), c.Parquet.validate())
+		if c.Parquet.Layout == LayoutV2 {
+			errs = append(errs, c.MDC.validate())
+		}
+		errs = append(errs, c.Parquet.validate())
 	default:
-		errs = append(errs, fmt.Errorf("format %q is not one of %q, %q", c.Format, FormatCSV, FormatMDCJSONL))
+		errs = append(errs, fmt.Errorf("format %q is not one of %q, %q, %q", c.Format, FormatCSV, FormatMDCJSONL, FormatParquet))
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,7 @@ type CollectorConfig struct {
 	MaxElapsedRetry    string // retry_on_failure.max_elapsed_time (default exporter's: none, retry until storage is back)
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
+	Format             string // the exporter's format (empty: its default, csv)
 	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
 	// "modeldatastats" (the connector, its metrics to the debug exporter) or "debug".
 	SecondConsumer string
@@ -88,6 +89,9 @@ func (c CollectorConfig) YAML() string {
 		Subscription, ResourceGroup, Workspace, Webservice)
 	if c.NeutralizeFormulas {
 		b.WriteString("    neutralize_formulas: true\n")
+	}
+	if c.Format != "" {
+		fmt.Fprintf(&b, "    format: %s\n", c.Format)
 	}
 	if c.Timeout != "" {
 		fmt.Fprintf(&b, "    timeout: %s\n", c.Timeout)

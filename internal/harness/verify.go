@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -280,7 +279,7 @@ func ContainerClient(connectionString, containerName string) (*container.Client,
 	return c, nil
 }
 
-// VerifyContainer reads every .csv blob of a container.
+// VerifyContainer reads every .csv, .jsonl and .parquet blob of a container.
 func VerifyContainer(ctx context.Context, m *Manifest, c *container.Client) (*Report, error) {
 	v := NewVerifier(m)
 	pager := c.NewListBlobsFlatPager(nil)
@@ -291,7 +290,7 @@ func VerifyContainer(ctx context.Context, m *Manifest, c *container.Client) (*Re
 		}
 		for _, item := range page.Segment.BlobItems {
 			name := *item.Name
-			if !strings.HasSuffix(name, ".csv") {
+			if !strings.HasSuffix(name, ".csv") && !strings.HasSuffix(name, ".jsonl") && !strings.HasSuffix(name, ".parquet") {
 				continue
 			}
 			resp, err := c.NewBlobClient(name).DownloadStream(ctx, nil)
@@ -303,7 +302,7 @@ func VerifyContainer(ctx context.Context, m *Manifest, c *container.Client) (*Re
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", name, err)
 			}
-			v.AddCSV(name, bytes.NewReader(data))
+			v.AddFile(name, data)
 		}
 	}
 	return v.Report(), nil

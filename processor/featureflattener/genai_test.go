@@ -1,7 +1,6 @@
 package featureflattener
 
 import (
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,9 +58,9 @@ func TestGenAICurrentEvent(t *testing.T) {
 			"provider_name":            "openai",
 			"request_model":            "gpt-4",
 			"conversation_id":          "conv_5j66UpCpwteGg4YSxUnt7lPY",
-			"system_instructions":      canonJSON(testutil.GenAISystemInstructionsJSON),
-			"input_messages":           canonJSON(testutil.GenAIInputMessagesJSON),
-			"last_user_message":        "Weather in Paris?\nSend it to " + testutil.GenAIEmail + " or call " + testutil.GenAIPhone + ".",
+			"system_instructions":      testutil.CanonicalJSON(testutil.GenAISystemInstructionsJSON),
+			"input_messages":           testutil.CanonicalJSON(testutil.GenAIInputMessagesJSON),
+			"last_user_message":        testutil.GenAICurrentLastUser,
 			"request_temperature":      "0.2",
 			"request_max_tokens":       "100",
 			"request_top_p":            "1",
@@ -76,8 +75,8 @@ func TestGenAICurrentEvent(t *testing.T) {
 			"response_model":       "gpt-4-0613",
 			"response_id":          "chatcmpl-123",
 			"conversation_id":      "conv_5j66UpCpwteGg4YSxUnt7lPY",
-			"output_messages":      canonJSON(testutil.GenAIOutputMessagesJSON),
-			"first_output_message": "The weather in Paris is currently rainy with a temperature of 57°F. I charged card " + testutil.GenAICard + ".",
+			"output_messages":      testutil.CanonicalJSON(testutil.GenAIOutputMessagesJSON),
+			"first_output_message": testutil.GenAICurrentOutput,
 			"finish_reasons":       `["stop"]`,
 			"usage_input_tokens":   "100",
 			"usage_output_tokens":  "180",
@@ -95,28 +94,24 @@ func TestGenAIOlderEventsGroupedBySpan(t *testing.T) {
 	noContextID := got[4].requestID
 	want := []genAIRow{
 		{"openai", "1", "inputs", spanA, traceHex, inputColumns(), map[string]string{
-			"provider_name": "openai",
-			"input_messages": `[{"parts":[{"content":"You're a helpful bot","type":"text"}],"role":"system"},` +
-				`{"parts":[{"content":"What's the weather in Paris?","type":"text"},{"content":"My card is ` + testutil.GenAICard + `","type":"text"}],"role":"user"},` +
-				`{"parts":[{"arguments":{"location":"Paris"},"id":"call_VSPygqKTWdrhaFErNvMV18Yl","name":"get_weather","type":"tool_call"}],"role":"assistant"},` +
-				`{"parts":[{"id":"call_VSPygqKTWdrhaFErNvMV18Yl","result":"rainy, 57°F","type":"tool_call_response"}],"role":"tool"}]`,
-			"last_user_message": "What's the weather in Paris?\nMy card is " + testutil.GenAICard,
+			"provider_name":     "openai",
+			"input_messages":    testutil.GenAIOlderInputsA,
+			"last_user_message": testutil.GenAIOlderLastUserA,
 		}},
 		{"openai", "1", "predictions", spanA, traceHex, contract.GenAIPredictionColumns(), map[string]string{
-			"provider_name": "openai",
-			"output_messages": `[{"finish_reason":"stop","parts":[{"content":"The weather in Paris is rainy and overcast, with temperatures around 57°F. Call ` +
-				testutil.GenAIPhone + ` for more.","type":"text"}],"role":"assistant"}]`,
-			"first_output_message": "The weather in Paris is rainy and overcast, with temperatures around 57°F. Call " + testutil.GenAIPhone + " for more.",
+			"provider_name":        "openai",
+			"output_messages":      testutil.GenAIOlderOutputsA,
+			"first_output_message": testutil.GenAIOlderOutputA,
 			"finish_reasons":       `["stop"]`,
 		}},
 		{"openai", "1", "inputs", spanB, traceHex, inputColumns(), map[string]string{
 			"provider_name":     "openai",
-			"input_messages":    `[{"parts":[{"content":"Weather in Oslo? Mail ` + testutil.GenAIEmail + `","type":"text"}],"role":"user"}]`,
-			"last_user_message": "Weather in Oslo? Mail " + testutil.GenAIEmail,
+			"input_messages":    testutil.GenAIOlderInputsB,
+			"last_user_message": testutil.GenAIOlderLastUserB,
 		}},
 		{"openai", "1", "predictions", spanB, traceHex, contract.GenAIPredictionColumns(), map[string]string{
 			"provider_name":   "openai",
-			"output_messages": `[{"finish_reason":"tool_calls","parts":[{"arguments":"{\"location\":\"Oslo\"}","id":"call_oslo","name":"get_weather","type":"tool_call"}],"role":"assistant"}]`,
+			"output_messages": testutil.GenAIOlderOutputsB,
 			"finish_reasons":  `["tool_calls"]`,
 		}},
 		{"openai", "1", "inputs", noContextID, noContextID, inputColumns(), map[string]string{
@@ -129,15 +124,6 @@ func TestGenAIOlderEventsGroupedBySpan(t *testing.T) {
 	if len(noContextID) != 36 || noContextID == got[0].requestID {
 		t.Fatalf("a message without span context gets its own request id, got %q", noContextID)
 	}
-}
-
-// canonJSON is s as the processor encodes JSON cells: keys sorted, no HTML escaping.
-func canonJSON(s string) string {
-	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		panic(err)
-	}
-	return jsonCell(v)
 }
 
 func checkGenAIRows(t *testing.T, got, want []genAIRow) {
