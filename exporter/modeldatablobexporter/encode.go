@@ -15,10 +15,6 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
-// ColQuarantineReason is the extra last column of quarantined rows: why the
-// row could not be placed.
-const ColQuarantineReason = "$aml_quarantine_reason"
-
 // recordRef locates one log record in a plog.Logs.
 type recordRef struct{ rl, sl, lr int }
 
@@ -182,10 +178,10 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 				body := lr.Body()
-				inOrder := bodyInOrder(row.FeatureNames, body)
+				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
 				if !inOrder {
-					names = columnNames(row.FeatureNames, lr)
+					names = contract.ColumnNames(row.FeatureNames, lr.Body())
 				}
 				hour := row.Timestamp.Truncate(time.Hour)
 
@@ -202,7 +198,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				}
 				reason := ""
 				if b.quarantine {
-					reason = placementProblem(p)
+					reason = contract.QuarantineReason(p)
 				}
 
 				line := e.line[:0]
@@ -224,10 +220,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 						line = append(line, ',')
 					}
 				}
-				requestID := row.RequestID
-				if requestID == "" {
-					requestID = contract.NilRequestID
-				}
+				requestID := contract.RequestIDOrNil(row.RequestID)
 				line = e.appendCell(line, row.CorrelationID)
 				if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
 					e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
@@ -262,10 +255,10 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 
 // batchFor finds or makes the batch of a row's file.
 func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract.PathParts, row contract.Row, names []string) *fileBatch {
-	reason := placementProblem(p)
+	reason := contract.QuarantineReason(p)
 	header := append(names[:len(names):len(names)], contract.CorrelationColumns...)
 	if reason != "" {
-		header = append(header, ColQuarantineReason)
+		header = append(header, contract.ColQuarantineReason)
 	}
 	hdr := appendLine(nil, header)
 
@@ -274,7 +267,7 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 		dir = p.Dir(row.Timestamp, e.cfg.Hourly)
 		stem = strings.TrimSuffix(strings.ReplaceAll(e.cfg.FileName, "{designation}", p.Designation), ".csv")
 	} else {
-		dir = e.cfg.QuarantineDir + "/" + datePath(row.Timestamp, e.cfg.Hourly)
+		dir = contract.QuarantineDir(e.cfg.QuarantineDir, row.Timestamp, e.cfg.Hourly)
 		stem = "data"
 	}
 	key := dir + "/" + stem + "\x00" + string(hdr)
@@ -289,88 +282,8 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 
 // resourceParts are the configured path parts, overridden by the resource.
 func (e *encoder) resourceParts(attrs pcommon.Map) contract.PathParts {
-	p := contract.PathParts{SubscriptionID: e.cfg.SubscriptionID, ResourceGroup: e.cfg.ResourceGroup,
-		Workspace: e.cfg.Workspace, Webservice: e.cfg.Webservice}
-	for _, o := range []struct {
-		attr string
-		dst  *string
-	}{
-		{contract.AttrSubscriptionID, &p.SubscriptionID}, {contract.AttrResourceGroup, &p.ResourceGroup},
-		{contract.AttrWorkspace, &p.Workspace}, {contract.AttrWebservice, &p.Webservice},
-	} {
-		if v, ok := attrs.Get(o.attr); ok && v.AsString() != "" {
-			*o.dst = v.AsString()
-		}
-	}
-	return p
-}
-
-// datePath is <yyyy>/<mm>/<dd>[/<hh>] of a UTC time, as in PathParts.Dir.
-func datePath(t time.Time, hourly bool) string {
-	if hourly {
-		return t.UTC().Format("2006/01/02/15")
-	}
-	return t.UTC().Format("2006/01/02")
-}
-
-// placementProblem says why a row cannot be placed, or "" when it can.
-func placementProblem(p contract.PathParts) string {
-	if p.ModelVersion == "" {
-		return "model version is missing"
-	}
-	if err := p.Validate(); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// bodyInOrder reports whether the body is a map of exactly the declared
-// names in declared order: the shape the receiver and the featureflattener
-// write, whose cells need no lookup by name.
-func bodyInOrder(declared []string, body pcommon.Value) bool {
-	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
-		return false
-	}
-	i := 0
-	for k := range body.Map().All() {
-		if k != declared[i] {
-			return false
-		}
-		i++
-	}
-	return true
-}
-
-// columnNames is the declared feature order, then body keys not declared,
-// sorted (as the contract says), without duplicates. Feature sets are
-// small, so membership is a linear scan.
-func columnNames(declared []string, lr plog.LogRecord) []string {
-	names := declared
-	for i, n := range declared {
-		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
-			names = make([]string, 0, len(declared))
-			for _, n := range declared {
-				if !slices.Contains(names, n) {
-					names = append(names, n)
-				}
-			}
-			break
-		}
-	}
-	if lr.Body().Type() != pcommon.ValueTypeMap {
-		return names
-	}
-	var extra []string
-	for k := range lr.Body().Map().All() {
-		if !slices.Contains(names, k) {
-			extra = append(extra, k)
-		}
-	}
-	if len(extra) == 0 {
-		return names
-	}
-	slices.Sort(extra)
-	return append(names[:len(names):len(names)], extra...)
+	return contract.PathParts{SubscriptionID: e.cfg.SubscriptionID, ResourceGroup: e.cfg.ResourceGroup,
+		Workspace: e.cfg.Workspace, Webservice: e.cfg.Webservice}.WithResource(attrs)
 }
 
 // neutralize defuses spreadsheet formula injection: a cell starting with
