@@ -56,6 +56,14 @@ type encoder struct {
 	names    []string // the feature names being read, reused
 	ts       time.Time
 	tsCell   []byte // ts formatted: rows of one request share it
+	corrID   string
+	corrCell []byte // corrID's cell and separator
+	// tail is the cells after the timestamp and the line end, for the
+	// row's path parts (its workspace and quarantine reason follow from
+	// them) and request id.
+	tail          []byte
+	tailParts     contract.PathParts
+	tailRequestID string
 }
 
 func newEncoder(cfg *Config) *encoder {
@@ -180,8 +188,19 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				body := lr.Body()
 				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
+				if !inOrder && len(names) == 0 {
+					// No declared order: sorted body keys (the flattener's
+					// output) are the columns, in the body's order; usually
+					// the previous row's, and then the same strings.
+					if contract.BodyInOrder(lastNames, body) {
+						names, inOrder = lastNames, true
+					} else {
+						names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
+						e.names = names
+					}
+				}
 				if !inOrder {
-					names = contract.ColumnNames(row.FeatureNames, lr.Body())
+					names = contract.ColumnOrder(row.FeatureNames, body)
 				}
 				hour := row.Timestamp.Truncate(time.Hour)
 
@@ -220,20 +239,22 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 						line = append(line, ',')
 					}
 				}
-				requestID := contract.RequestIDOrNil(row.RequestID)
-				line = e.appendCell(line, row.CorrelationID)
+				// Rows of one request share their correlation, timestamp and
+				// trailing cells: each is encoded once for the run of rows.
+				if e.corrCell == nil || row.CorrelationID != e.corrID {
+					e.corrID, e.corrCell = row.CorrelationID, e.appendCell(e.corrCell[:0], row.CorrelationID)
+				}
+				line = append(line, e.corrCell...)
 				if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
 					e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
 				}
 				// The timestamp is digits and -T:. only: never quoted or neutralized.
 				line = append(append(line, e.tsCell...), ',')
-				for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
-					line = e.appendCell(line, c)
+				if e.tail == nil || p != e.tailParts || row.RequestID != e.tailRequestID {
+					e.tailParts, e.tailRequestID = p, row.RequestID
+					e.tail = e.appendTail(e.tail[:0], b, p, row.RequestID, reason)
 				}
-				if reason != "" {
-					line = e.appendCell(line, reason)
-				}
-				line = append(line[:len(line)-1], '\r', '\n') // the last separator ends the line
+				line = append(line, e.tail...)
 				if b.body.Len() == 0 && len(out.batches) == 1 {
 					// The first file of a push usually takes all its rows:
 					// size it once from this line, with an eighth to spare
@@ -251,6 +272,17 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		}
 	}
 	return out
+}
+
+// appendTail appends the cells after the scoring timestamp, and the line end.
+func (e *encoder) appendTail(tail []byte, b *fileBatch, p contract.PathParts, requestID, reason string) []byte {
+	for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, contract.RequestIDOrNil(requestID)} {
+		tail = e.appendCell(tail, c)
+	}
+	if reason != "" {
+		tail = e.appendCell(tail, reason)
+	}
+	return append(tail[:len(tail)-1], '\r', '\n') // the last separator ends the line
 }
 
 // batchFor finds or makes the batch of a row's file.

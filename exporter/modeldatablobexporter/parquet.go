@@ -132,7 +132,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				features := row.FeatureNames
 				if !inOrder {
-					features = contract.ColumnNames(row.FeatureNames, lr.Body())
+					features = contract.ColumnOrder(row.FeatureNames, body)
 				}
 				f := last
 				if f == nil || !slices.Equal(f.names[:f.features], features) {

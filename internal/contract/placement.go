@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -61,54 +60,4 @@ func RequestIDOrNil(id string) string {
 		return NilRequestID
 	}
 	return id
-}
-
-// BodyInOrder reports whether the body is a map of exactly the declared
-// names in declared order: then the columns are the body's keys as they
-// stand, and its cells need no lookup by name.
-func BodyInOrder(declared []string, body pcommon.Value) bool {
-	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
-		return false
-	}
-	i := 0
-	for k := range body.Map().All() {
-		if k != declared[i] {
-			return false
-		}
-		i++
-	}
-	return true
-}
-
-// ColumnNames is the column order of a row: the declared feature order, then
-// body keys not declared, sorted, without duplicates. It returns declared
-// itself when nothing changes. Feature sets are small, so membership is a
-// linear scan.
-func ColumnNames(declared []string, body pcommon.Value) []string {
-	names := declared
-	for i, n := range declared {
-		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
-			names = make([]string, 0, len(declared))
-			for _, n := range declared {
-				if !slices.Contains(names, n) {
-					names = append(names, n)
-				}
-			}
-			break
-		}
-	}
-	if body.Type() != pcommon.ValueTypeMap {
-		return names
-	}
-	var extra []string
-	for k := range body.Map().All() {
-		if !slices.Contains(names, k) {
-			extra = append(extra, k)
-		}
-	}
-	if len(extra) == 0 {
-		return names
-	}
-	slices.Sort(extra)
-	return append(names[:len(names):len(names)], extra...)
 }

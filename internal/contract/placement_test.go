@@ -99,8 +99,8 @@ func TestColumnOrder(t *testing.T) {
 			if got := BodyInOrder(tt.declared, tt.body); got != tt.inOrder {
 				t.Errorf("BodyInOrder = %v, want %v", got, tt.inOrder)
 			}
-			if got := ColumnNames(tt.declared, tt.body); !slices.Equal(got, tt.columns) {
-				t.Errorf("ColumnNames = %v, want %v", got, tt.columns)
+			if got := ColumnOrder(tt.declared, tt.body); !slices.Equal(got, tt.columns) {
+				t.Errorf("ColumnOrder = %v, want %v", got, tt.columns)
 			}
 		})
 	}

@@ -174,7 +174,7 @@ func TestGenAIEventNameAttributeAndMixedBatch(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d records, want the model row and one GenAI inputs row", len(got))
 	}
-	if n := contract.FeatureNames(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
+	if n := contract.Columns(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
 		t.Fatalf("model row: %v", n)
 	}
 	row, _ := contract.ReadRow(got[1])
