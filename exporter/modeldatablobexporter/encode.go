@@ -165,6 +165,8 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		lastParts contract.PathParts
 		lastHour  time.Time
 		lastNames []string
+		// lastSorted: lastNames are a body's sorted keys (no declared order).
+		lastSorted bool
 	)
 	left := ld.LogRecordCount() // records not yet encoded
 	rls := ld.ResourceLogs()
@@ -188,16 +190,18 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				body := lr.Body()
 				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
+				sortedKeys := false
 				if !inOrder && len(names) == 0 {
 					// No declared order: sorted body keys (the flattener's
 					// output) are the columns, in the body's order; usually
 					// the previous row's, and then the same strings.
-					if contract.BodyInOrder(lastNames, body) {
+					if lastSorted && contract.BodyInOrder(lastNames, body) {
 						names, inOrder = lastNames, true
 					} else {
 						names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
 						e.names = names
 					}
+					sortedKeys = inOrder
 				}
 				if !inOrder {
 					names = contract.ColumnOrder(row.FeatureNames, body)
@@ -213,7 +217,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 					// names may share e.names, overwritten by the next row.
 					names = slices.Clone(names)
 					b = e.batchFor(byKey, &out, p, row, names)
-					last, lastParts, lastHour, lastNames = b, p, hour, names
+					last, lastParts, lastHour, lastNames, lastSorted = b, p, hour, names, sortedKeys
 				}
 				reason := ""
 				if b.quarantine {

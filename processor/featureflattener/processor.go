@@ -176,7 +176,7 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		for _, sl := range rl.ScopeLogs().All() {
 			recs := sl.LogRecords()
 			if f.cfg.GenAI.Enabled {
-				f.rewriteGenAI(recs, res)
+				f.rewriteGenAI(recs, res, st.counts)
 			}
 			st.kinds = st.kinds[:0]
 			explode := false
