@@ -156,3 +156,6 @@ func strSlice(v pcommon.Value, ok bool) []string {
 	}
 	return out
 }
+
+// componentType is the component's type (from metadata.yaml) for the tests.
+var componentType = metadata.Type

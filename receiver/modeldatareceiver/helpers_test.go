@@ -174,3 +174,6 @@ func bodyOf(lr plog.LogRecord) []string {
 }
 
 func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// componentType is the component's type (from metadata.yaml) for the tests.
+var componentType = metadata.Type
