@@ -133,6 +133,3 @@ func startedExporter(t *testing.T, cfg *Config) *aiExporter {
 	t.Cleanup(func() { _ = e.shutdown(context.Background()) })
 	return e
 }
-
-// componentType is the component's type (from metadata.yaml) for the tests.
-var componentType = metadata.Type

@@ -165,6 +165,3 @@ func parseCSV(t testing.TB, data string) [][]string {
 	}
 	return records
 }
-
-// componentType is the component's type (from metadata.yaml) for the tests.
-var componentType = metadata.Type
