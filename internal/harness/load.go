@@ -21,10 +21,12 @@ type LoadConfig struct {
 	// Targets are the collector's base URLs per door, e.g.
 	// {DoorCollect: "http://127.0.0.1:4320", DoorOTLP: "http://127.0.0.1:4318"}.
 	Targets map[Door]string
-	// Doors are used in turn, request by request (default: every door in Targets, collect first).
+	// Doors are used in turn, request by request (default: every door in Targets: collect, OTLP, v2).
 	Doors []Door
 	// Requests is the number of requests (each of RowsPerRequest rows).
 	Requests int
+	// OTLPJSON sends the OTLP door's requests as OTLP/HTTP JSON instead of protobuf.
+	OTLPJSON bool
 	// Rate is the target in rows per second; 0 sends as fast as Concurrency allows.
 	Rate float64
 	// Concurrency is the number of requests in flight (default 4).
@@ -106,7 +108,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 		return nil, errors.New("harness: Run (the run id) is required")
 	}
 	if len(cfg.Doors) == 0 {
-		for _, d := range []Door{DoorCollect, DoorOTLP} {
+		for _, d := range []Door{DoorCollect, DoorOTLP, DoorV2} {
 			if cfg.Targets[d] != "" {
 				cfg.Doors = append(cfg.Doors, d)
 			}
@@ -215,18 +217,30 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		body        []byte
 		contentType string
 		url         string
+		header      = cfg.Header
 	)
 	switch door {
 	case DoorCollect:
 		body, contentType, url = cfg.CollectBody(req), "application/json", cfg.Targets[door]+"/v1/collect"
 	case DoorOTLP:
 		var err error
-		body, err = cfg.OTLPBody(req, time.Now())
+		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
+		if cfg.OTLPJSON {
+			body, err = cfg.OTLPJSONBody(req, time.Now())
+			contentType = "application/json"
+		} else {
+			body, err = cfg.OTLPBody(req, time.Now())
+		}
 		if err != nil {
 			record("marshal")
 			return false
 		}
-		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
+	case DoorV2:
+		body, contentType, url = cfg.V2Body(req), "application/json", cfg.Targets[door]+"/modeldata/log"
+		header = cfg.V2Header(req)
+		for k, vs := range cfg.Header {
+			header[k] = vs
+		}
 	default:
 		record("door")
 		return false
@@ -238,7 +252,7 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 			retries.Add(1)
 		}
 		attempts.Add(1)
-		code, err := post(ctx, cfg.Client, url, contentType, body, cfg.Header)
+		code, err := post(ctx, cfg.Client, url, contentType, body, header)
 		switch {
 		case err != nil:
 			transport.Add(1)

@@ -1,11 +1,16 @@
 package featureflattener
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
@@ -174,7 +179,7 @@ func TestGenAIEventNameAttributeAndMixedBatch(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d records, want the model row and one GenAI inputs row", len(got))
 	}
-	if n := contract.FeatureNames(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
+	if n := contract.Columns(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
 		t.Fatalf("model row: %v", n)
 	}
 	row, _ := contract.ReadRow(got[1])
@@ -205,5 +210,74 @@ func TestGenAIConfigValidate(t *testing.T) {
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "genai.default_model_version") || !strings.Contains(err.Error(), "genai.models[x].name") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// BenchmarkGenAICheckOtherRecords measures what GenAI mode costs a record
+// that is not a GenAI event (one op = one SDK-shaped record without an event
+// name, the slowest case: the event.name attribute is looked up).
+func BenchmarkGenAICheckOtherRecords(b *testing.B) {
+	f, err := newFlattener(createDefaultConfig(), noop.NewMeterProvider().Meter(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := plog.NewLogRecordSlice()
+	for range 1000 {
+		nestedRecord(recs.AppendEmpty())
+	}
+	res := pcommon.NewResource()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += recs.Len() {
+		f.rewriteGenAI(recs, res, map[string]int64{})
+	}
+}
+
+// BenchmarkGenAIDetailsEvent measures one op = one
+// gen_ai.client.inference.operation.details event (content included) through
+// the processor: two rows out.
+func BenchmarkGenAIDetailsEvent(b *testing.B) {
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+		createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 100
+	template := testutil.GenAICurrentLogs()
+	recs := template.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for range batch - 1 {
+		recs.At(0).CopyTo(recs.AppendEmpty())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		b.StopTimer()
+		ld := plog.NewLogs()
+		template.CopyTo(ld)
+		b.StartTimer()
+		if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestGenAIMediaPartsDropped(t *testing.T) {
+	run, tel := newTestProcessor(t, createDefaultConfig())
+	ld := oneRecord(t, nil, map[string]any{
+		"gen_ai.operation.name": "chat",
+		"gen_ai.request.model":  "gpt-4o",
+		"gen_ai.input.messages": `[{"role":"user","parts":[{"type":"text","content":"What is on this photo?"},` +
+			`{"type":"blob","modality":"image","mime_type":"image/png","content":"` + b64(pngHead()) + `"}]}]`,
+	}, nil)
+	records(ld)[0].SetEventName(contract.GenAIEventDetails)
+	records(ld)[0].Attributes().PutEmptyBytes("gen_ai.output.messages") // not a message list: ignored
+	got := records(run(ld))
+	v, _ := contract.Features(got[0]).Get(contract.GenAIColInputMessages)
+	want := `[{"parts":[{"content":"What is on this photo?","type":"text"},{"mime_type":"image/png","modality":"image","type":"blob"}],"role":"user"}]`
+	if v.Str() != want {
+		t.Fatalf("input_messages:\ngot  %s\nwant %s", v.Str(), want)
+	}
+	if n := droppedCounts(t, tel)[reasonContentType]; n != 1 {
+		t.Fatalf("content_type drops = %d, want 1", n)
 	}
 }

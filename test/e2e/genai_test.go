@@ -131,6 +131,8 @@ func TestGenAIEventsToCSVMasked(t *testing.T) {
 		t.Fatalf("CSV files:\ngot  %q\nwant %q", got, want)
 	}
 
+	checkGenAIAnalyzeQueries(t, dataDir, mask)
+
 	// MDC JSONL: the rows of the current event, every field of data.
 	mdcDir := filepath.Join(dataDir, "modeldata", "modelDataCollector", "local", "local")
 	wantMDC := map[string]map[string]any{
@@ -205,4 +207,40 @@ func mdcRecord(file, requestID string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// checkGenAIAnalyzeQueries runs the SQL blocks of docs/analyze.md's "LLM
+// calls" section (the views, then each query) in DuckDB on the files in
+// dataDir and checks their results.
+func checkGenAIAnalyzeQueries(t *testing.T, dataDir string, mask func(string) string) {
+	t.Helper()
+	doc := string(testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "docs", "analyze.md")))
+	_, section, ok := strings.Cut(doc, "\n## LLM calls\n")
+	if !ok {
+		t.Fatal(`docs/analyze.md has no "## LLM calls" section`)
+	}
+	var blocks []string
+	for _, part := range strings.Split(section, "```sql\n")[1:] {
+		sql, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, strings.ReplaceAll(sql, "'modeldata/", "'"+filepath.ToSlash(dataDir)+"/modeldata/"))
+	}
+	const traceHex = "4bf92f3577b34da6a3ce929d0e0e4736"
+	want := [][][]any{
+		{{"gpt-4", "2026-11-20", "1", "100", "180"}, {"openai", "2026-11-20", "2", nil, nil}},
+		{{"stop", "2"}, {"tool_calls", "1"}},
+		{
+			{"gpt-4", "chatcmpl-123", mask(testutil.GenAICurrentLastUser), mask(testutil.GenAICurrentOutput), `["stop"]`, "3"},
+			{"openai", traceHex + "-00f067aa0ba902b7", mask(testutil.GenAIOlderLastUserA), mask(testutil.GenAIOlderOutputA), `["stop"]`, "4"},
+			{"openai", traceHex + "-00f067aa0ba902b8", mask(testutil.GenAIOlderLastUserB), nil, `["tool_calls"]`, "1"},
+		},
+	}
+	if len(blocks) != 1+len(want) {
+		t.Fatalf("docs/analyze.md LLM calls: %d sql blocks, want the views and %d queries", len(blocks), len(want))
+	}
+	for i, w := range want {
+		got := testutil.DuckDB(t, blocks[0]+blocks[i+1]).Rows
+		if !reflect.DeepEqual(got, w) {
+			t.Errorf("docs/analyze.md LLM calls query %d:\ngot  %q\nwant %q", i+1, got, w)
+		}
+	}
 }
