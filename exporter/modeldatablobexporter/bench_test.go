@@ -10,8 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
+
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener"
 )
 
 // benchRows are n rows of 10 features (doubles, ints, strings), as a
@@ -75,6 +81,52 @@ func BenchmarkEncode(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// flattenedSDKLogs are the e2e harness's SDK-shaped records (harness.ShapeSDK,
+// requests of 100 records) after the featureflattener with its defaults:
+// what the exporter gets on the ours-otlp-sdk routes.
+func flattenedSDKLogs(b *testing.B, features, requests int) plog.Logs {
+	rows := harness.Rows{Run: "bench", Features: features, RowsPerRequest: 100, Shape: harness.ShapeSDK}
+	rows.Defaults()
+	sink := new(consumertest.LogsSink)
+	p, err := featureflattener.NewFactory().CreateLogs(context.Background(),
+		processortest.NewNopSettings(featureflattener.NewFactory().Type()), featureflattener.NewFactory().CreateDefaultConfig(), sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ld := plog.NewLogs()
+	for req := range requests {
+		if err := p.ConsumeLogs(context.Background(), rows.Logs(req, day)); err != nil {
+			b.Fatal(err)
+		}
+		sink.AllLogs()[req].ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+	}
+	return ld
+}
+
+// BenchmarkEncodeFlattened is the exporter's CSV encoding of featureflattener
+// output (the ours-otlp-sdk routes), 5,000 rows per push; cpu-ns/row is the
+// process CPU per row (wall time per row grows with the machine's load).
+func BenchmarkEncodeFlattened(b *testing.B) {
+	for _, features := range []int{10, 50} {
+		b.Run(fmt.Sprintf("features=%d", features), func(b *testing.B) {
+			const requests = 50
+			ld := flattenedSDKLogs(b, features, requests)
+			enc := newEncoder(createDefaultConfig())
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := testutil.ProcessCPU()
+			for i := 0; i < b.N; i++ {
+				if n := len(enc.encode(ld).batches); n != 1 {
+					b.Fatal(n)
+				}
+			}
+			cpu := testutil.ProcessCPU() - cpu0
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*requests*100), "ns/row")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*requests*100), "cpu-ns/row")
 		})
 	}
 }

@@ -60,6 +60,14 @@ type encoder struct {
 	names    []string // the feature names being read, reused
 	ts       time.Time
 	tsCell   []byte // ts formatted: rows of one request share it
+	corrID   string
+	corrCell []byte // corrID's cell and separator
+	// tail is the cells after the timestamp and the line end, for the
+	// row's path parts (its workspace and quarantine reason follow from
+	// them) and request id.
+	tail          []byte
+	tailParts     contract.PathParts
+	tailRequestID string
 }
 
 func newEncoder(cfg *Config) *encoder {
@@ -161,6 +169,8 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		lastParts contract.PathParts
 		lastHour  time.Time
 		lastNames []string
+		// lastSorted: lastNames are a body's sorted keys (no declared order).
+		lastSorted bool
 	)
 	left := ld.LogRecordCount() // records not yet encoded
 	rls := ld.ResourceLogs()
@@ -184,8 +194,21 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				body := lr.Body()
 				inOrder := bodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
+				sortedKeys := false
+				if !inOrder && len(names) == 0 {
+					// No declared order: sorted body keys (the flattener's
+					// output) are the columns, in the body's order; usually
+					// the previous row's, and then the same strings.
+					if lastSorted && bodyInOrder(lastNames, body) {
+						names, inOrder = lastNames, true
+					} else {
+						names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
+						e.names = names
+					}
+					sortedKeys = inOrder
+				}
 				if !inOrder {
-					names = columnNames(row.FeatureNames, lr)
+					names = contract.ColumnOrder(row.FeatureNames, body)
 				}
 				hour := row.Timestamp.Truncate(time.Hour)
 
@@ -198,7 +221,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 					// names may share e.names, overwritten by the next row.
 					names = slices.Clone(names)
 					b = e.batchFor(byKey, &out, p, row, names)
-					last, lastParts, lastHour, lastNames = b, p, hour, names
+					last, lastParts, lastHour, lastNames, lastSorted = b, p, hour, names, sortedKeys
 				}
 				reason := ""
 				if b.quarantine {
@@ -224,23 +247,22 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 						line = append(line, ',')
 					}
 				}
-				requestID := row.RequestID
-				if requestID == "" {
-					requestID = contract.NilRequestID
+				// Rows of one request share their correlation, timestamp and
+				// trailing cells: each is encoded once for the run of rows.
+				if e.corrCell == nil || row.CorrelationID != e.corrID {
+					e.corrID, e.corrCell = row.CorrelationID, e.appendCell(e.corrCell[:0], row.CorrelationID)
 				}
-				line = e.appendCell(line, row.CorrelationID)
+				line = append(line, e.corrCell...)
 				if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
 					e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
 				}
 				// The timestamp is digits and -T:. only: never quoted or neutralized.
 				line = append(append(line, e.tsCell...), ',')
-				for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
-					line = e.appendCell(line, c)
+				if e.tail == nil || p != e.tailParts || row.RequestID != e.tailRequestID {
+					e.tailParts, e.tailRequestID = p, row.RequestID
+					e.tail = e.appendTail(e.tail[:0], b, p, row.RequestID, reason)
 				}
-				if reason != "" {
-					line = e.appendCell(line, reason)
-				}
-				line = append(line[:len(line)-1], '\r', '\n') // the last separator ends the line
+				line = append(line, e.tail...)
 				if b.body.Len() == 0 && len(out.batches) == 1 {
 					// The first file of a push usually takes all its rows:
 					// size it once from this line, with an eighth to spare
@@ -258,6 +280,20 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		}
 	}
 	return out
+}
+
+// appendTail appends the cells after the scoring timestamp, and the line end.
+func (e *encoder) appendTail(tail []byte, b *fileBatch, p contract.PathParts, requestID, reason string) []byte {
+	if requestID == "" {
+		requestID = contract.NilRequestID
+	}
+	for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
+		tail = e.appendCell(tail, c)
+	}
+	if reason != "" {
+		tail = e.appendCell(tail, reason)
+	}
+	return append(tail[:len(tail)-1], '\r', '\n') // the last separator ends the line
 }
 
 // batchFor finds or makes the batch of a row's file.
@@ -339,38 +375,6 @@ func bodyInOrder(declared []string, body pcommon.Value) bool {
 		i++
 	}
 	return true
-}
-
-// columnNames is the declared feature order, then body keys not declared,
-// sorted (as the contract says), without duplicates. Feature sets are
-// small, so membership is a linear scan.
-func columnNames(declared []string, lr plog.LogRecord) []string {
-	names := declared
-	for i, n := range declared {
-		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
-			names = make([]string, 0, len(declared))
-			for _, n := range declared {
-				if !slices.Contains(names, n) {
-					names = append(names, n)
-				}
-			}
-			break
-		}
-	}
-	if lr.Body().Type() != pcommon.ValueTypeMap {
-		return names
-	}
-	var extra []string
-	for k := range lr.Body().Map().All() {
-		if !slices.Contains(names, k) {
-			extra = append(extra, k)
-		}
-	}
-	if len(extra) == 0 {
-		return names
-	}
-	slices.Sort(extra)
-	return append(names[:len(names):len(names)], extra...)
 }
 
 // neutralize defuses spreadsheet formula injection: a cell starting with

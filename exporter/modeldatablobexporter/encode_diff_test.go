@@ -107,7 +107,7 @@ func referenceLine(t testing.TB, cfg *Config, ld plog.Logs, b *fileBatch, ref re
 	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 	names := row.FeatureNames
 	if !bodyInOrder(names, lr.Body()) {
-		names = columnNames(names, lr)
+		names = contract.ColumnOrder(names, lr.Body())
 	}
 	var cells []string
 	for _, name := range names {

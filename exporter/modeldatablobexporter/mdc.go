@@ -354,7 +354,7 @@ func appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
 		}
 		return append(dst, '}')
 	}
-	for i, name := range columnNames(declared, lr) {
+	for i, name := range contract.ColumnOrder(declared, body) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}

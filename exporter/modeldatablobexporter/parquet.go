@@ -132,7 +132,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 				inOrder := bodyInOrder(row.FeatureNames, body)
 				features := row.FeatureNames
 				if !inOrder {
-					features = columnNames(row.FeatureNames, lr)
+					features = contract.ColumnOrder(row.FeatureNames, body)
 				}
 				f := last
 				if f == nil || !slices.Equal(f.names[:f.features], features) {

@@ -109,38 +109,70 @@ func IsModelData(lr plog.LogRecord) bool {
 // record is not model data. Designation falls back to DefaultDesignation and
 // the timestamp to the observed timestamp.
 func ReadRow(lr plog.LogRecord) (row Row, ok bool) {
-	row, ok = readRow(lr)
-	if ok {
-		row.FeatureNames = FeatureNames(lr)
-	}
-	return row, ok
+	return ReadRowReuse(lr, nil)
 }
 
 // ReadRowReuse is ReadRow for a caller reading many records: the feature
 // names are appended to names[:0], so row.FeatureNames shares names'
-// storage and is overwritten by the next call that passes it.
+// storage and is overwritten by the next call that passes it. It reads the
+// attributes in one pass.
 func ReadRowReuse(lr plog.LogRecord, names []string) (row Row, ok bool) {
-	row, ok = readRow(lr)
-	if ok {
-		row.FeatureNames = AppendFeatureNames(names[:0], lr)
+	const (
+		seenModel = 1 << iota
+		seenVersion
+		seenDesignation
+		seenCorrelation
+		seenRequest
+		seenNames
+	)
+	seen := 0
+	// first reports whether key bit is met for the first time (Get finds
+	// the first of repeated keys; so does this).
+	first := func(bit int) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
 	}
-	return row, ok
-}
-
-// readRow is ReadRow without the feature names.
-func readRow(lr plog.LogRecord) (row Row, ok bool) {
-	if !IsModelData(lr) {
+	names = names[:0]
+	for k, v := range lr.Attributes().All() {
+		switch k {
+		case AttrModelName:
+			if first(seenModel) && v.Type() == pcommon.ValueTypeStr {
+				row.ModelName = v.Str()
+			}
+		case AttrModelVersion:
+			if first(seenVersion) {
+				row.ModelVersion = v.AsString()
+			}
+		case AttrDesignation:
+			if first(seenDesignation) {
+				row.Designation = v.AsString()
+			}
+		case AttrCorrelationID:
+			if first(seenCorrelation) {
+				row.CorrelationID = v.AsString()
+			}
+		case AttrRequestID:
+			if first(seenRequest) {
+				row.RequestID = v.AsString()
+			}
+		case AttrFeatureNames:
+			if first(seenNames) && v.Type() == pcommon.ValueTypeSlice {
+				for _, e := range v.Slice().All() {
+					names = append(names, e.AsString())
+				}
+			}
+		}
+	}
+	if row.ModelName == "" {
 		return Row{}, false
 	}
-	attrs := lr.Attributes()
-	row.ModelName = strAttr(attrs, AttrModelName)
-	row.ModelVersion = strAttr(attrs, AttrModelVersion)
-	row.Designation = strAttr(attrs, AttrDesignation)
 	if row.Designation == "" {
 		row.Designation = DefaultDesignation
 	}
-	row.CorrelationID = strAttr(attrs, AttrCorrelationID)
-	row.RequestID = strAttr(attrs, AttrRequestID)
+	row.FeatureNames = names
 	row.Timestamp = ScoringTime(lr)
 	return row, true
 }
@@ -224,11 +256,4 @@ func ScoringTime(lr plog.LogRecord) time.Time {
 		ts = lr.ObservedTimestamp()
 	}
 	return ts.AsTime().UTC()
-}
-
-func strAttr(attrs pcommon.Map, key string) string {
-	if v, ok := attrs.Get(key); ok {
-		return v.AsString()
-	}
-	return ""
 }

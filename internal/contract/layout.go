@@ -146,9 +146,55 @@ func AppendFloat(dst []byte, f float64) []byte {
 		return append(dst, "-inf"...)
 	}
 	if abs := math.Abs(f); abs == 0 || (abs >= 1e-6 && abs < 1e21) {
+		if b, ok := appendShortDecimal(dst, f, abs); ok {
+			return b
+		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64)
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// appendShortDecimal writes a double below 1e15 with at most 9 decimals
+// (most feature values: prices, scores, measures) as strconv's shortest 'f'
+// form would, without its general algorithm. With p the most decimals that
+// keep f*10^p under 1e15, n = round(f*10^p) is the only p-decimal number
+// that can convert back to f (below 1e15 doubles are at most 1/8 apart,
+// p-decimal numbers 1 apart), and n/10^p, a correctly rounded division of
+// two exact doubles, is what parsing its digits gives. If it is f, n
+// without its trailing zeros is the shortest string. ok is false for
+// anything else (and for -0), which strconv formats.
+func appendShortDecimal(dst []byte, f, abs float64) ([]byte, bool) {
+	if abs == 0 || abs >= 1e15 {
+		return dst, false
+	}
+	p := len(pow10) - 1
+	for abs*pow10[p] >= 1e15 {
+		p--
+	}
+	n := math.Round(abs * pow10[p])
+	if n/pow10[p] != abs {
+		return dst, false
+	}
+	u := uint64(n)
+	for p > 0 && u%10 == 0 {
+		u /= 10
+		p--
+	}
+	if f < 0 {
+		dst = append(dst, '-')
+	}
+	if p == 0 {
+		return strconv.AppendUint(dst, u, 10), true
+	}
+	unit := uint64(pow10[p])
+	dst = append(strconv.AppendUint(dst, u/unit, 10), '.')
+	frac := u % unit
+	for d := unit / 10; d > frac; d /= 10 { // the decimals' leading zeros
+		dst = append(dst, '0')
+	}
+	return strconv.AppendUint(dst, frac, 10), true
 }
 
 // MaxSegmentLen bounds one path segment (Azure allows 1,024 characters for a

@@ -38,6 +38,8 @@ type CollectorConfig struct {
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 	Format             string // the exporter's format (empty: its default, csv)
+	// FeatureFlattener puts the featureflattener (defaults, as examples/otel-config.yaml has it) in the pipeline.
+	FeatureFlattener bool
 	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
 	// "modeldatastats" (the connector, its metrics to the debug exporter) or "debug".
 	SecondConsumer string
@@ -78,6 +80,11 @@ func (c CollectorConfig) YAML() string {
 			b.WriteString("        auth:\n          authenticator: bearertokenauth\n")
 		}
 		receivers = append(receivers, "otlp")
+	}
+	var processors []string
+	if c.FeatureFlattener {
+		b.WriteString("processors:\n  featureflattener: {}\n")
+		processors = append(processors, "featureflattener")
 	}
 	b.WriteString("exporters:\n  modeldatablob:\n")
 	if c.LocalDir != "" {
@@ -128,7 +135,11 @@ func (c CollectorConfig) YAML() string {
 	if len(exts) > 0 {
 		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
 	}
-	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n      exporters: [%s]\n", strings.Join(receivers, ", "), logsExporters)
+	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n", strings.Join(receivers, ", "))
+	if len(processors) > 0 {
+		fmt.Fprintf(&b, "      processors: [%s]\n", strings.Join(processors, ", "))
+	}
+	fmt.Fprintf(&b, "      exporters: [%s]\n", logsExporters)
 	if c.SecondConsumer == "modeldatastats" {
 		b.WriteString("    metrics:\n      receivers: [modeldatastats]\n      exporters: [debug]\n")
 	}
@@ -154,8 +165,26 @@ func telemetryYAML(metricsPort int) string {
 `, metricsPort)
 }
 
-// StockConfig is the stock route's configuration: otlp (HTTP) -> batch -> file (OTLP JSON lines).
-func StockConfig(otlpAddr, outFile, pprofAddr string, metricsPort int) string {
+// StockTransform is what a user of the stock collector would configure instead
+// of featureflattener for SDK-shaped records: the transform processor's
+// flatten() on the body, attribute moves to the contract names, a generated
+// correlation id. (It cannot order the columns or drop media.)
+const StockTransform = `  transform:
+    error_mode: ignore
+    log_statements:
+      - context: log
+        statements:
+          - flatten(body) where IsMap(body)
+          - set(attributes["modeldata.model.name"], attributes["model.name"]) where attributes["model.name"] != nil
+          - set(attributes["modeldata.model.version"], attributes["model.version"]) where attributes["model.version"] != nil
+          - set(attributes["modeldata.request_id"], attributes["request.id"]) where attributes["request.id"] != nil
+          - set(attributes["modeldata.correlation_id"], UUID()) where attributes["modeldata.correlation_id"] == nil
+          - delete_matching_keys(attributes, "^(model\\.name|model\\.version|request\\.id)$")
+`
+
+// StockConfig is the stock route's configuration: otlp (HTTP) -> batch -> file
+// (OTLP JSON lines); with transform, the transform processor (StockTransform) before batch.
+func StockConfig(otlpAddr, outFile, pprofAddr string, metricsPort int, transform bool) string {
 	var b strings.Builder
 	if pprofAddr != "" {
 		fmt.Fprintf(&b, "extensions:\n  pprof:\n    endpoint: %s\n", pprofAddr)
@@ -167,21 +196,27 @@ func StockConfig(otlpAddr, outFile, pprofAddr string, metricsPort int) string {
         endpoint: %s
 processors:
   batch: {}
-exporters:
+`, otlpAddr)
+	processors := "[batch]"
+	if transform {
+		b.WriteString(StockTransform)
+		processors = "[transform, batch]"
+	}
+	fmt.Fprintf(&b, `exporters:
   file:
     path: %s
     format: json
 service:
-`, otlpAddr, outFile)
+`, outFile)
 	if pprofAddr != "" {
 		b.WriteString("  extensions: [pprof]\n")
 	}
-	b.WriteString(`  pipelines:
+	fmt.Fprintf(&b, `  pipelines:
     logs:
       receivers: [otlp]
-      processors: [batch]
+      processors: %s
       exporters: [file]
-`)
+`, processors)
 	b.WriteString(telemetryYAML(metricsPort))
 	return b.String()
 }

@@ -5,11 +5,10 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 func testManifest() *Manifest {
@@ -107,22 +106,25 @@ func TestCollectBodyIsJSON(t *testing.T) {
 }
 
 func TestOTLPJSONVerifier(t *testing.T) {
-	m := testManifest()
-	var b bytes.Buffer
-	for req := 0; req < 3; req++ {
-		line, err := (&plog.JSONMarshaler{}).MarshalLogs(m.Logs(req, time.Now()))
-		if err != nil {
+	sdk := &Manifest{Rows: Rows{Run: "runS", Features: 50, RowsPerRequest: 3, Shape: ShapeSDK}, Requests: 3}
+	sdk.Defaults()
+	for _, m := range []*Manifest{testManifest(), sdk} {
+		var b bytes.Buffer
+		for req := 0; req < 3; req++ {
+			line, err := m.OTLPJSONBody(req, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		v := NewVerifier(m)
+		if err := v.AddOTLPJSON("x", &b); err != nil {
 			t.Fatal(err)
 		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	v := NewVerifier(m)
-	if err := v.AddOTLPJSON("x", &b); err != nil {
-		t.Fatal(err)
-	}
-	if rep := v.Report(); !rep.OK() || rep.Found != 9 {
-		t.Fatalf("%s", rep)
+		if rep := v.Report(); !rep.OK() || rep.Found != 9 {
+			t.Fatalf("shape %q: %s", m.Shape, rep)
+		}
 	}
 }
 
@@ -132,6 +134,34 @@ func TestConfigYAMLMentionsEverything(t *testing.T) {
 	for _, want := range []string{"file_storage", "bearertokenauth", "authenticator: bearertokenauth", "pprof", "storage: file_storage", "flush_timeout: 1s"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("config lacks %q:\n%s", want, y)
+		}
+	}
+}
+
+func TestSDKShapeColumns(t *testing.T) {
+	for _, features := range []int{10, 50} {
+		r := Rows{Run: "runS", Features: features, RowsPerRequest: 2, Shape: ShapeSDK}
+		r.Defaults()
+		l := r.layout()
+		if len(l.names) != features || !slices.IsSorted(l.names) || !slices.Contains(l.names, RowIDColumn) {
+			t.Errorf("%d features: columns %v", features, l.names)
+		}
+		depth := 0
+		for _, c := range l.sdk {
+			depth = max(depth, len(c.path))
+		}
+		if want := map[int]int{10: 2, 50: 3}[features]; depth != want {
+			t.Errorf("%d features: nesting depth %d, want %d", features, depth, want)
+		}
+		rec := r.Logs(1, time.Now()).ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(1)
+		if v, _ := rec.Attributes().Get("request.id"); v.Str() != "runS-q1" {
+			t.Errorf("request.id %q", v.Str())
+		}
+		for c, name := range l.names {
+			v, ok := lookupPath(rec.Body().Map(), name, l.sdk[c].path)
+			if !ok || formatCell(v.AsRaw()) != r.cell(&l, 1, 1, c) {
+				t.Errorf("%d features: column %s = %v, want %s", features, name, v.AsRaw(), r.cell(&l, 1, 1, c))
+			}
 		}
 	}
 }

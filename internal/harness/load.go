@@ -25,6 +25,8 @@ type LoadConfig struct {
 	Doors []Door
 	// Requests is the number of requests (each of RowsPerRequest rows).
 	Requests int
+	// OTLPJSON sends the OTLP door's requests as OTLP/HTTP JSON instead of protobuf.
+	OTLPJSON bool
 	// Rate is the target in rows per second; 0 sends as fast as Concurrency allows.
 	Rate float64
 	// Concurrency is the number of requests in flight (default 4).
@@ -221,12 +223,17 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		body, contentType, url = cfg.CollectBody(req), "application/json", cfg.Targets[door]+"/v1/collect"
 	case DoorOTLP:
 		var err error
-		body, err = cfg.OTLPBody(req, time.Now())
+		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
+		if cfg.OTLPJSON {
+			body, err = cfg.OTLPJSONBody(req, time.Now())
+			contentType = "application/json"
+		} else {
+			body, err = cfg.OTLPBody(req, time.Now())
+		}
 		if err != nil {
 			record("marshal")
 			return false
 		}
-		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
 	default:
 		record("door")
 		return false

@@ -54,8 +54,11 @@ func (r *Rows) CollectBody(req int) []byte {
 	return append(b, "]}"...)
 }
 
-// Logs is request req as contract log records (the OTLP door).
+// Logs is request req as log records of the run's shape (the OTLP door).
 func (r *Rows) Logs(req int, now time.Time) plog.Logs {
+	if r.Shape == ShapeSDK {
+		return r.sdkLogs(req, now)
+	}
 	logs := plog.NewLogs()
 	sl := logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
 	sl.Scope().SetName("github.com/otelcol-modeldata/otelcol-modeldata/internal/harness")
@@ -89,4 +92,9 @@ func (r *Rows) Logs(req int, now time.Time) plog.Logs {
 // OTLPBody is request req as an OTLP/HTTP protobuf body.
 func (r *Rows) OTLPBody(req int, now time.Time) ([]byte, error) {
 	return (&plog.ProtoMarshaler{}).MarshalLogs(r.Logs(req, now))
+}
+
+// OTLPJSONBody is request req as an OTLP/HTTP JSON body.
+func (r *Rows) OTLPJSONBody(req int, now time.Time) ([]byte, error) {
+	return (&plog.JSONMarshaler{}).MarshalLogs(r.Logs(req, now))
 }

@@ -23,11 +23,13 @@ const RowIDColumn = "row_id"
 // id, the request number and the row's index in it, so the verifier needs
 // nothing but this description and the list of acknowledged requests.
 type Rows struct {
-	Run            string `json:"run"`
-	Model          string `json:"model"`
-	Version        string `json:"version"`
-	Designation    string `json:"designation"`
-	Features       int    `json:"features"` // columns per row, row_id included (>= 1)
+	Run         string `json:"run"`
+	Model       string `json:"model"`
+	Version     string `json:"version"`
+	Designation string `json:"designation"`
+	Features    int    `json:"features"` // columns per row, row_id included (>= 1)
+	// Shape of the OTLP door's records: ShapeContract or ShapeSDK.
+	Shape          string `json:"shape,omitempty"`
 	RowsPerRequest int    `json:"rows_per_request"`
 }
 
@@ -62,7 +64,7 @@ func (r *Rows) FeatureNames() []string {
 
 // Header is the header line every data.csv of the run must have.
 func (r *Rows) Header() []string {
-	return append(r.FeatureNames(), contract.CorrelationColumns...)
+	return append(r.layout().names, contract.CorrelationColumns...)
 }
 
 // RequestID is the $aml_request_id of request req.

@@ -58,6 +58,7 @@ func sample(s *[]string, v string) {
 // Verifier counts one run's rows file by file.
 type Verifier struct {
 	m      *Manifest
+	layout layout
 	header []string
 	seen   map[int64]int32 // seq -> copies
 	rep    Report
@@ -66,7 +67,7 @@ type Verifier struct {
 // NewVerifier starts counting the rows of m.
 func NewVerifier(m *Manifest) *Verifier {
 	m.Rows.Defaults()
-	return &Verifier{m: m, header: m.Header(), seen: make(map[int64]int32, m.ExpectedRows()),
+	return &Verifier{m: m, layout: m.layout(), header: m.Header(), seen: make(map[int64]int32, m.ExpectedRows()),
 		rep: Report{Run: m.Run, Expected: m.ExpectedRows()}}
 }
 
@@ -140,12 +141,15 @@ func (v *Verifier) checkCells(rec []string, req, i int) string {
 	if len(rec) != len(v.header) {
 		return fmt.Sprintf("row %s has %d cells, want %d", v.m.RowID(req, i), len(rec), len(v.header))
 	}
-	for k := 1; k < v.m.Features; k++ {
-		if want := v.m.Cell(req, i, k); rec[k] != want {
-			return fmt.Sprintf("row %s column %s = %q, want %q", v.m.RowID(req, i), v.header[k], rec[k], want)
+	for c := range v.layout.names {
+		if want := v.m.cell(&v.layout, req, i, c); rec[c] != want {
+			return fmt.Sprintf("row %s column %s = %q, want %q", v.m.RowID(req, i), v.header[c], rec[c], want)
 		}
 	}
 	base := v.m.Features
+	if rec[base] == "" {
+		return fmt.Sprintf("row %s has no %s", v.m.RowID(req, i), contract.ColCorrelationID)
+	}
 	if got := rec[base+7]; got != v.m.RequestID(req) {
 		return fmt.Sprintf("row %s $aml_request_id = %q, want %q", v.m.RowID(req, i), got, v.m.RequestID(req))
 	}
@@ -165,7 +169,7 @@ func (v *Verifier) AddOTLPJSON(name string, r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	var um plog.JSONUnmarshaler
-	names := v.m.FeatureNames()
+	l := &v.layout
 	for line := 1; sc.Scan(); line++ {
 		logs, err := um.UnmarshalLogs(sc.Bytes())
 		if err != nil {
@@ -192,9 +196,13 @@ func (v *Verifier) AddOTLPJSON(name string, r io.Reader) error {
 						continue
 					}
 					bad := false
-					for k := 1; k < v.m.Features; k++ {
-						val, found := lr.Body().Map().Get(names[k])
-						if !found || contract.FormatValue(val) != v.m.Cell(req, i, k) {
+					for c, name := range l.names {
+						var path []string
+						if l.sdk != nil {
+							path = l.sdk[c].path
+						}
+						val, found := lookupPath(lr.Body().Map(), name, path)
+						if !found || contract.FormatValue(val) != v.m.cell(l, req, i, c) {
 							bad = true
 							break
 						}

@@ -198,6 +198,16 @@ func (b *syncBuffer) String() string {
 // path relative to dir.
 func ReadCSVTree(t testing.TB, dir string) map[string][][]string {
 	t.Helper()
+	files, err := TryReadCSVTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TryReadCSVTree is ReadCSVTree for polling while the collector still writes:
+// an append caught half-way fails to parse, and the caller reads again later.
+func TryReadCSVTree(dir string) (map[string][][]string, error) {
 	files := map[string][][]string{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".csv") {
@@ -215,10 +225,7 @@ func ReadCSVTree(t testing.TB, dir string) map[string][][]string {
 		files[filepath.ToSlash(rel)] = records
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return files, err
 }
 
 // Poll calls cond every 100 ms until it is true (true) or the timeout passes (false).

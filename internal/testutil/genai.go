@@ -158,3 +158,36 @@ func GenAIOlderLogs() plog.Logs {
 	genAIEvent(sl, "gen_ai.user.message", pcommon.TraceID{}, pcommon.SpanID{}, sys, `{"content":"Hello?"}`)
 	return ld
 }
+
+// The older events of GenAIOlderLogs as the featureflattener converts them to
+// the current schema (keys sorted), per span.
+const (
+	GenAIOlderInputsA = `[{"parts":[{"content":"You're a helpful bot","type":"text"}],"role":"system"},` +
+		`{"parts":[{"content":"What's the weather in Paris?","type":"text"},{"content":"My card is ` + GenAICard + `","type":"text"}],"role":"user"},` +
+		`{"parts":[{"arguments":{"location":"Paris"},"id":"call_VSPygqKTWdrhaFErNvMV18Yl","name":"get_weather","type":"tool_call"}],"role":"assistant"},` +
+		`{"parts":[{"id":"call_VSPygqKTWdrhaFErNvMV18Yl","result":"rainy, 57°F","type":"tool_call_response"}],"role":"tool"}]`
+	GenAIOlderLastUserA  = "What's the weather in Paris?\nMy card is " + GenAICard
+	GenAIOlderOutputA    = "The weather in Paris is rainy and overcast, with temperatures around 57°F. Call " + GenAIPhone + " for more."
+	GenAIOlderOutputsA   = `[{"finish_reason":"stop","parts":[{"content":"` + GenAIOlderOutputA + `","type":"text"}],"role":"assistant"}]`
+	GenAIOlderLastUserB  = "Weather in Oslo? Mail " + GenAIEmail
+	GenAIOlderInputsB    = `[{"parts":[{"content":"` + GenAIOlderLastUserB + `","type":"text"}],"role":"user"}]`
+	GenAIOlderOutputsB   = `[{"finish_reason":"tool_calls","parts":[{"arguments":"{\"location\":\"Oslo\"}","id":"call_oslo","name":"get_weather","type":"tool_call"}],"role":"assistant"}]`
+	GenAICurrentLastUser = "Weather in Paris?\nSend it to " + GenAIEmail + " or call " + GenAIPhone + "."
+	GenAICurrentOutput   = "The weather in Paris is currently rainy with a temperature of 57°F. I charged card " + GenAICard + "."
+)
+
+// CanonicalJSON re-encodes a JSON text as the featureflattener writes JSON
+// cells: object keys sorted, no HTML escaping.
+func CanonicalJSON(s string) string {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		panic(err)
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

@@ -2,12 +2,17 @@ package featureflattener
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 // nestedRecord is a typical SDK record: model attributes and a body of 20
@@ -26,6 +31,67 @@ func nestedRecord(lr plog.LogRecord) {
 		"segment": "b2c", "referral": nil,
 	}})
 	lr.SetTimestamp(1_700_000_000_000_000_000)
+}
+
+// SDKLogs are the records of the e2e harness's SDK routes (harness.ShapeSDK):
+// requests of 100 records of features columns.
+func sdkLogs(features, requests int) plog.Logs {
+	rows := harness.Rows{Run: "bench", Features: features, RowsPerRequest: 100, Shape: harness.ShapeSDK}
+	rows.Defaults()
+	ld := plog.NewLogs()
+	for req := range requests {
+		rows.Logs(req, time.Unix(1_700_000_000, 0)).ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+	}
+	return ld
+}
+
+// BenchmarkFlattenSDK measures one op = one SDK-shaped record of the e2e
+// harness (10 features: seven doubles, a string with a comma, one nested
+// map; 50: strings, ints and doubles under two nesting levels), through the
+// processor as the collector builds it, 100 records per call as one OTLP
+// export of the harness.
+func BenchmarkFlattenSDK(b *testing.B) {
+	for _, features := range []int{10, 50} {
+		b.Run(fmt.Sprintf("features=%d", features), func(b *testing.B) {
+			benchmarkProcess(b, sdkLogs(features, 10))
+		})
+	}
+}
+
+// benchmarkProcess runs copies of template through the processor, one
+// ConsumeLogs per resource (one OTLP export each); one op is one record.
+func benchmarkProcess(b *testing.B, template plog.Logs) {
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+		createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	perCall := template.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().Len()
+	calls := make([]plog.Logs, template.ResourceLogs().Len())
+	var cpu time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		for i := range calls {
+			calls[i] = plog.NewLogs()
+			template.ResourceLogs().At(i).CopyTo(calls[i].ResourceLogs().AppendEmpty())
+		}
+		runtime.GC()
+		b.StartTimer()
+		cpu0 := testutil.ProcessCPU()
+		for _, ld := range calls {
+			if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+				b.Fatal(err)
+			}
+			if done += perCall; done >= b.N {
+				break
+			}
+		}
+		cpu += testutil.ProcessCPU() - cpu0
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
 }
 
 // BenchmarkFlattenNested measures one op = one 20-feature nested record,

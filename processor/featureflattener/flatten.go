@@ -57,14 +57,15 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 	f.order(st)
 
 	if st.changed || hasDrops(st) {
-		// Build the new body in the state's empty scratch map, then move it
-		// over the old entries: the fields point into those, so they must
-		// not be released before every value has moved out.
+		// Build the new body in the state's scratch map, then move it over
+		// the old entries: the fields point into those, so they must not be
+		// released before every value has moved out.
 		nb := st.body
 		if st.entry != nil {
 			// The names in order, without PutEmpty's search for each.
 			st.entry.keys.CopyTo(nb)
 		} else {
+			nb.Clear()
 			nb.EnsureCapacity(len(st.order))
 			for _, i := range st.order {
 				nb.PutEmpty(st.fields[i].name)
@@ -85,7 +86,11 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 		if body.Type() != pcommon.ValueTypeMap {
 			body.SetEmptyMap()
 		}
+		// The old entries, all values moved out, become the scratch map of
+		// the next record: their storage is reused instead of allocated.
+		body.Map().MoveTo(st.spare)
 		nb.MoveTo(body.Map())
+		st.body, st.spare = st.spare, st.body
 	}
 	if fromAttrs {
 		attrs.RemoveIf(func(k string, _ pcommon.Value) bool {
@@ -93,13 +98,32 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 			return ok
 		})
 	}
-	if !sameNames(attrs, st.names) {
-		contract.SetFeatureNames(lr, st.names)
+	if _, declared := attrs.Get(contract.AttrFeatureNames); declared || !strictlySorted(st.names, len(st.order)) {
+		if !sameNames(attrs, st.names) {
+			contract.SetFeatureNames(lr, st.names)
+		}
 	}
+	// Else the columns are the body's keys sorted, which is what the contract
+	// reads from a record without feature names (contract.Columns): writing
+	// them would cost an allocation per name and per record for nothing.
 	if len(st.dropped) > 0 {
 		slices.Sort(st.dropped)
 		f.putDropped(attrs, st.dropped)
 	}
+}
+
+// strictlySorted reports whether names are kept columns only (kept of them)
+// in strictly increasing order.
+func strictlySorted(names []string, kept int) bool {
+	if len(names) != kept {
+		return false
+	}
+	for i := 1; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func hasDrops(st *state) bool {
@@ -171,6 +195,7 @@ func (f *flattener) putDropped(attrs pcommon.Map, names []string) {
 // prefix, the name of parent (st.root at the top).
 func (f *flattener) flattenMap(st *state, prefixLen int, parent *nameInfo, m pcommon.Map, depth int, top bool) {
 	media := f.declaresMedia(m)
+	parent.next = 0
 	for k, v := range m.All() {
 		if top && f.cfg.BodyKey != "" && k == f.cfg.BodyKey && v.Type() == pcommon.ValueTypeMap {
 			st.changed = true
@@ -237,12 +262,18 @@ func (f *flattener) flattenValue(st *state, n *nameInfo, nameLen int, v pcommon.
 }
 
 // child returns the interned name st.buf[:n], key k of the map named
-// parent: found among the keys met under parent before when they are few,
-// else in the intern table.
+// parent. Maps of one name usually repeat their keys in the same order, so
+// the key after the previous one is tried first; then the keys met under
+// parent before, when they are few; else the intern table.
 func (st *state) child(parent *nameInfo, k string, n int) *nameInfo {
+	if c := parent.next; c < len(parent.children) && parent.children[c].key == k {
+		parent.next++
+		return parent.children[c].name
+	}
 	if !parent.wide {
-		for _, c := range parent.children {
+		for i, c := range parent.children {
 			if c.key == k {
+				parent.next = i + 1
 				return c.name
 			}
 		}
@@ -250,6 +281,7 @@ func (st *state) child(parent *nameInfo, k string, n int) *nameInfo {
 	ni := st.name(n)
 	if len(parent.children) < maxChildren {
 		parent.children = append(parent.children, childName{k, ni})
+		parent.next = len(parent.children)
 	} else {
 		parent.wide = true
 	}

@@ -83,8 +83,8 @@ func genAIEventName(lr plog.LogRecord) string {
 // predictions rows, and the per-message events of one span (trace and span
 // id) by the rows of their exchange, at the place of its first message.
 // Other records keep their place. Per-message events are grouped within
-// recs only.
-func (f *flattener) rewriteGenAI(recs plog.LogRecordSlice, res pcommon.Resource) {
+// recs only. Media inside messages is removed and counted in counts.
+func (f *flattener) rewriteGenAI(recs plog.LogRecordSlice, res pcommon.Resource, counts map[string]int64) {
 	first := -1
 	for i, lr := range recs.All() {
 		if genAIEventName(lr) != "" {
@@ -136,6 +136,7 @@ func (f *flattener) rewriteGenAI(recs plog.LogRecordSlice, res pcommon.Resource)
 			s.lr.MoveTo(out.AppendEmpty())
 			continue
 		}
+		s.ex.stripMedia(counts)
 		f.writeExchange(s.ex, res, out)
 	}
 	recs.RemoveIf(func(plog.LogRecord) bool { return true })
@@ -185,6 +186,48 @@ func (ex *exchange) fromDetails(lr plog.LogRecord) {
 	}
 }
 
+// stripMedia removes inline media from the messages: the content of blob
+// parts (base64 image, audio or video) and byte values. The part stays, with
+// its mime_type and modality, so a reader sees that media was sent.
+func (ex *exchange) stripMedia(counts map[string]int64) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			if t["type"] == "blob" {
+				if _, ok := t["content"]; ok {
+					delete(t, "content")
+					counts[reasonContentType]++
+				}
+			}
+			for k, e := range t {
+				if _, ok := e.([]byte); ok {
+					delete(t, k)
+					counts[reasonBytes]++
+					continue
+				}
+				walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				if _, ok := e.([]byte); ok {
+					t[i] = nil
+					counts[reasonBytes]++
+					continue
+				}
+				walk(e)
+			}
+		}
+	}
+	walk(ex.system)
+	for _, m := range ex.inputs {
+		walk(m)
+	}
+	for _, m := range ex.outputs {
+		walk(m)
+	}
+}
+
 // structured is a value as the conventions' JSON schemas describe it: an
 // AnyValue as is, a string holding JSON parsed (span-attribute style).
 func structured(v pcommon.Value) any {
@@ -195,7 +238,7 @@ func structured(v pcommon.Value) any {
 			dec.UseNumber()
 			var raw any
 			if err := dec.Decode(&raw); err == nil && !dec.More() {
-				return raw
+				return fromJSON(raw)
 			}
 		}
 	}

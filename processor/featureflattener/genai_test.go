@@ -1,12 +1,16 @@
 package featureflattener
 
 import (
-	"encoding/json"
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
@@ -59,9 +63,9 @@ func TestGenAICurrentEvent(t *testing.T) {
 			"provider_name":            "openai",
 			"request_model":            "gpt-4",
 			"conversation_id":          "conv_5j66UpCpwteGg4YSxUnt7lPY",
-			"system_instructions":      canonJSON(testutil.GenAISystemInstructionsJSON),
-			"input_messages":           canonJSON(testutil.GenAIInputMessagesJSON),
-			"last_user_message":        "Weather in Paris?\nSend it to " + testutil.GenAIEmail + " or call " + testutil.GenAIPhone + ".",
+			"system_instructions":      testutil.CanonicalJSON(testutil.GenAISystemInstructionsJSON),
+			"input_messages":           testutil.CanonicalJSON(testutil.GenAIInputMessagesJSON),
+			"last_user_message":        testutil.GenAICurrentLastUser,
 			"request_temperature":      "0.2",
 			"request_max_tokens":       "100",
 			"request_top_p":            "1",
@@ -76,8 +80,8 @@ func TestGenAICurrentEvent(t *testing.T) {
 			"response_model":       "gpt-4-0613",
 			"response_id":          "chatcmpl-123",
 			"conversation_id":      "conv_5j66UpCpwteGg4YSxUnt7lPY",
-			"output_messages":      canonJSON(testutil.GenAIOutputMessagesJSON),
-			"first_output_message": "The weather in Paris is currently rainy with a temperature of 57°F. I charged card " + testutil.GenAICard + ".",
+			"output_messages":      testutil.CanonicalJSON(testutil.GenAIOutputMessagesJSON),
+			"first_output_message": testutil.GenAICurrentOutput,
 			"finish_reasons":       `["stop"]`,
 			"usage_input_tokens":   "100",
 			"usage_output_tokens":  "180",
@@ -95,28 +99,24 @@ func TestGenAIOlderEventsGroupedBySpan(t *testing.T) {
 	noContextID := got[4].requestID
 	want := []genAIRow{
 		{"openai", "1", "inputs", spanA, traceHex, inputColumns(), map[string]string{
-			"provider_name": "openai",
-			"input_messages": `[{"parts":[{"content":"You're a helpful bot","type":"text"}],"role":"system"},` +
-				`{"parts":[{"content":"What's the weather in Paris?","type":"text"},{"content":"My card is ` + testutil.GenAICard + `","type":"text"}],"role":"user"},` +
-				`{"parts":[{"arguments":{"location":"Paris"},"id":"call_VSPygqKTWdrhaFErNvMV18Yl","name":"get_weather","type":"tool_call"}],"role":"assistant"},` +
-				`{"parts":[{"id":"call_VSPygqKTWdrhaFErNvMV18Yl","result":"rainy, 57°F","type":"tool_call_response"}],"role":"tool"}]`,
-			"last_user_message": "What's the weather in Paris?\nMy card is " + testutil.GenAICard,
+			"provider_name":     "openai",
+			"input_messages":    testutil.GenAIOlderInputsA,
+			"last_user_message": testutil.GenAIOlderLastUserA,
 		}},
 		{"openai", "1", "predictions", spanA, traceHex, contract.GenAIPredictionColumns(), map[string]string{
-			"provider_name": "openai",
-			"output_messages": `[{"finish_reason":"stop","parts":[{"content":"The weather in Paris is rainy and overcast, with temperatures around 57°F. Call ` +
-				testutil.GenAIPhone + ` for more.","type":"text"}],"role":"assistant"}]`,
-			"first_output_message": "The weather in Paris is rainy and overcast, with temperatures around 57°F. Call " + testutil.GenAIPhone + " for more.",
+			"provider_name":        "openai",
+			"output_messages":      testutil.GenAIOlderOutputsA,
+			"first_output_message": testutil.GenAIOlderOutputA,
 			"finish_reasons":       `["stop"]`,
 		}},
 		{"openai", "1", "inputs", spanB, traceHex, inputColumns(), map[string]string{
 			"provider_name":     "openai",
-			"input_messages":    `[{"parts":[{"content":"Weather in Oslo? Mail ` + testutil.GenAIEmail + `","type":"text"}],"role":"user"}]`,
-			"last_user_message": "Weather in Oslo? Mail " + testutil.GenAIEmail,
+			"input_messages":    testutil.GenAIOlderInputsB,
+			"last_user_message": testutil.GenAIOlderLastUserB,
 		}},
 		{"openai", "1", "predictions", spanB, traceHex, contract.GenAIPredictionColumns(), map[string]string{
 			"provider_name":   "openai",
-			"output_messages": `[{"finish_reason":"tool_calls","parts":[{"arguments":"{\"location\":\"Oslo\"}","id":"call_oslo","name":"get_weather","type":"tool_call"}],"role":"assistant"}]`,
+			"output_messages": testutil.GenAIOlderOutputsB,
 			"finish_reasons":  `["tool_calls"]`,
 		}},
 		{"openai", "1", "inputs", noContextID, noContextID, inputColumns(), map[string]string{
@@ -129,15 +129,6 @@ func TestGenAIOlderEventsGroupedBySpan(t *testing.T) {
 	if len(noContextID) != 36 || noContextID == got[0].requestID {
 		t.Fatalf("a message without span context gets its own request id, got %q", noContextID)
 	}
-}
-
-// canonJSON is s as the processor encodes JSON cells: keys sorted, no HTML escaping.
-func canonJSON(s string) string {
-	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		panic(err)
-	}
-	return jsonCell(v)
 }
 
 func checkGenAIRows(t *testing.T, got, want []genAIRow) {
@@ -188,7 +179,7 @@ func TestGenAIEventNameAttributeAndMixedBatch(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d records, want the model row and one GenAI inputs row", len(got))
 	}
-	if n := contract.FeatureNames(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
+	if n := contract.Columns(got[0]); !reflect.DeepEqual(n, []string{"age"}) {
 		t.Fatalf("model row: %v", n)
 	}
 	row, _ := contract.ReadRow(got[1])
@@ -219,5 +210,74 @@ func TestGenAIConfigValidate(t *testing.T) {
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "genai.default_model_version") || !strings.Contains(err.Error(), "genai.models[x].name") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// BenchmarkGenAICheckOtherRecords measures what GenAI mode costs a record
+// that is not a GenAI event (one op = one SDK-shaped record without an event
+// name, the slowest case: the event.name attribute is looked up).
+func BenchmarkGenAICheckOtherRecords(b *testing.B) {
+	f, err := newFlattener(createDefaultConfig(), noop.NewMeterProvider().Meter(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := plog.NewLogRecordSlice()
+	for range 1000 {
+		nestedRecord(recs.AppendEmpty())
+	}
+	res := pcommon.NewResource()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += recs.Len() {
+		f.rewriteGenAI(recs, res, map[string]int64{})
+	}
+}
+
+// BenchmarkGenAIDetailsEvent measures one op = one
+// gen_ai.client.inference.operation.details event (content included) through
+// the processor: two rows out.
+func BenchmarkGenAIDetailsEvent(b *testing.B) {
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+		createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 100
+	template := testutil.GenAICurrentLogs()
+	recs := template.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for range batch - 1 {
+		recs.At(0).CopyTo(recs.AppendEmpty())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		b.StopTimer()
+		ld := plog.NewLogs()
+		template.CopyTo(ld)
+		b.StartTimer()
+		if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestGenAIMediaPartsDropped(t *testing.T) {
+	run, tel := newTestProcessor(t, createDefaultConfig())
+	ld := oneRecord(t, nil, map[string]any{
+		"gen_ai.operation.name": "chat",
+		"gen_ai.request.model":  "gpt-4o",
+		"gen_ai.input.messages": `[{"role":"user","parts":[{"type":"text","content":"What is on this photo?"},` +
+			`{"type":"blob","modality":"image","mime_type":"image/png","content":"` + b64(pngHead()) + `"}]}]`,
+	}, nil)
+	records(ld)[0].SetEventName(contract.GenAIEventDetails)
+	records(ld)[0].Attributes().PutEmptyBytes("gen_ai.output.messages") // not a message list: ignored
+	got := records(run(ld))
+	v, _ := contract.Features(got[0]).Get(contract.GenAIColInputMessages)
+	want := `[{"parts":[{"content":"What is on this photo?","type":"text"},{"mime_type":"image/png","modality":"image","type":"blob"}],"role":"user"}]`
+	if v.Str() != want {
+		t.Fatalf("input_messages:\ngot  %s\nwant %s", v.Str(), want)
+	}
+	if n := droppedCounts(t, tel)[reasonContentType]; n != 1 {
+		t.Fatalf("content_type drops = %d, want 1", n)
 	}
 }

@@ -46,11 +46,11 @@ func flattenRecord(t *testing.T, f *flattener, st *state, attrs map[string]any, 
 		t.Fatal(err)
 	}
 	body.CopyTo(lr.Body())
-	if k := f.prepare(lr, pcommon.NewResource()); k != kindRecord {
+	if k := f.prepare(st, lr, pcommon.NewResource(), 1); k != kindRecord {
 		t.Fatalf("record kind %d", k)
 	}
 	f.processRecord(st, lr, nil, false)
-	return lr.Body().Map().AsRaw(), contract.FeatureNames(lr), strSlice(lr.Attributes().Get(contract.AttrDroppedColumns))
+	return lr.Body().Map().AsRaw(), contract.Columns(lr), strSlice(lr.Attributes().Get(contract.AttrDroppedColumns))
 }
 
 // bodyOf builds a body map with the given keys, in that order; a key
@@ -233,6 +233,8 @@ func TestConcurrentCallsKeepStatesApart(t *testing.T) {
 		for i := range 50 {
 			lr := recs.AppendEmpty()
 			lr.Attributes().PutStr("model.name", "m")
+			lr.Attributes().PutStr("correlation.id", "c") // a generated one would differ from run to run
+			lr.SetTimestamp(1)
 			bodyOf(wideLayout("g"+strconv.Itoa(layout), 3+(i+layout)%5)...).CopyTo(lr.Body())
 		}
 		return ld

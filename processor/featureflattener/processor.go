@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -30,7 +31,7 @@ const (
 	// (checked between records: names stay interned for a whole record).
 	maxIntern = 8192
 	// maxChildren bounds the keys a name remembers (nameInfo.children).
-	maxChildren = 16
+	maxChildren = 64
 	// maxOrders and maxOrderFields bound each pooled state's cache of
 	// column orders: layouts, and fields over all layouts.
 	maxOrders      = 1024
@@ -85,7 +86,8 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
 	f.pool.New = func() any {
-		return &state{intern: map[string]*nameInfo{}, root: &nameInfo{}, orders: map[orderKey]*orderEntry{}, body: pcommon.NewMap()}
+		return &state{intern: map[string]*nameInfo{}, root: &nameInfo{}, orders: map[orderKey]*orderEntry{},
+			body: pcommon.NewMap(), spare: pcommon.NewMap()}
 	}
 	return f, nil
 }
@@ -109,9 +111,11 @@ type nameInfo struct {
 	idx   int    // index of the record's first field of this name; -1: declared, absent
 	media int8   // media.name_patterns verdict: 0 not known yet, 1 no, 2 yes
 	// children are the keys met in maps of this name, up to maxChildren;
-	// wide: there were more.
+	// wide: there were more. next is the child after the one last found
+	// in the map being flattened.
 	children []childName
 	wide     bool
+	next     int
 }
 
 type childName struct {
@@ -131,6 +135,7 @@ type state struct {
 	buf         []byte
 	jsonBuf     []byte
 	body        pcommon.Map // scratch: the new body is built here, then moved
+	spare       pcommon.Map // empty: takes the old body's entries, which become body
 	intern      map[string]*nameInfo
 	root        *nameInfo // the parent of top-level names
 	gen         uint64    // numbers the records: nameInfo slots of older ones are stale
@@ -141,6 +146,7 @@ type state struct {
 	rule        *Rule
 	kinds       []uint8
 	counts      map[string]int64
+	ids         contract.CorrelationIDs // generated correlation ids of the delivery
 }
 
 func (st *state) reset() {
@@ -168,18 +174,20 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		st.counts = map[string]int64{}
 	}
 	clear(st.counts)
+	st.ids.Reset()
+	arrival := pcommon.NewTimestampFromTime(time.Now())
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource()
 		resourceMapped := false
 		for _, sl := range rl.ScopeLogs().All() {
 			recs := sl.LogRecords()
 			if f.cfg.GenAI.Enabled {
-				f.rewriteGenAI(recs, res)
+				f.rewriteGenAI(recs, res, st.counts)
 			}
 			st.kinds = st.kinds[:0]
 			explode := false
 			for _, lr := range recs.All() {
-				k := f.prepare(lr, res)
+				k := f.prepare(st, lr, res, arrival)
 				st.kinds = append(st.kinds, k)
 				if k != kindOther && !resourceMapped {
 					f.mapResource(res)
@@ -237,61 +245,69 @@ func (f *flattener) mapResource(res pcommon.Resource) {
 // lookup returns the first non-empty attribute of names, on the record first,
 // then on the resource.
 func lookup(rec, res pcommon.Map, names []string) string {
-	for _, m := range []pcommon.Map{rec, res} {
-		for _, n := range names {
-			if v, ok := m.Get(n); ok {
-				if s := v.AsString(); s != "" {
-					return s
-				}
+	v, _ := lookupContract(rec, res, names, "")
+	return v
+}
+
+// lookupContract is lookup for the contract attribute key; self tells that
+// the value is the record's own string attribute key: already there.
+func lookupContract(rec, res pcommon.Map, names []string, key string) (value string, self bool) {
+	for _, n := range names {
+		if v, ok := rec.Get(n); ok {
+			if s := v.AsString(); s != "" {
+				return s, n == key && v.Type() == pcommon.ValueTypeStr
 			}
 		}
 	}
-	return ""
+	for _, n := range names {
+		if v, ok := res.Get(n); ok {
+			if s := v.AsString(); s != "" {
+				return s, false
+			}
+		}
+	}
+	return "", false
 }
 
 // prepare maps a record's attributes to the contract and tells what it is.
-// Records without a model name are not touched.
-func (f *flattener) prepare(lr plog.LogRecord, res pcommon.Resource) uint8 {
+// Records without a model name are not touched. A record without a
+// correlation id gets its request's generated one, a record without any
+// timestamp the delivery's arrival time (contract.CorrelationIDs, contract.FillTimestamp).
+func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, arrival pcommon.Timestamp) uint8 {
 	attrs, rattrs := lr.Attributes(), res.Attributes()
-	name := lookup(attrs, rattrs, f.cfg.ModelNameAttributes)
-	if name == "" {
-		return kindOther
+	var found [5]struct {
+		key, value string
+		self       bool
 	}
-	// Grow the attributes once for the contract attributes they lack
-	// (feature names included), not once per attribute.
+	found[0].key, found[1].key, found[2].key = contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation
+	found[3].key, found[4].key = contract.AttrRequestID, contract.AttrCorrelationID
+	for i, names := range [...][]string{f.cfg.ModelNameAttributes, f.cfg.ModelVersionAttributes, f.cfg.DesignationAttributes,
+		f.cfg.RequestIDAttributes, f.cfg.CorrelationIDAttributes} {
+		found[i].value, found[i].self = lookupContract(attrs, rattrs, names, found[i].key)
+		if i == 0 && found[0].value == "" {
+			return kindOther
+		}
+	}
+	if found[4].value == "" {
+		found[4].value = st.ids.For(found[3].value)
+	}
+	// Grow the attributes once for the contract attributes they lack, not
+	// once per attribute.
 	added := 0
-	for _, k := range [...]string{contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation,
-		contract.AttrRequestID, contract.AttrCorrelationID, contract.AttrFeatureNames} {
-		if _, ok := attrs.Get(k); !ok {
+	for _, c := range found {
+		if c.value != "" && !c.self {
 			added++
 		}
 	}
-	attrs.EnsureCapacity(attrs.Len() + added)
-	// Set a contract attribute unless the record already has that string.
-	putContract := func(key, value string) {
-		if value == "" {
-			return
+	if added > 0 {
+		attrs.EnsureCapacity(attrs.Len() + added)
+		for _, c := range found {
+			if c.value != "" && !c.self {
+				attrs.PutStr(c.key, c.value)
+			}
 		}
-		if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == value {
-			return
-		}
-		attrs.PutStr(key, value)
 	}
-	putContract(contract.AttrModelName, name)
-	for _, m := range []struct {
-		key   string
-		names []string
-	}{
-		{contract.AttrModelVersion, f.cfg.ModelVersionAttributes},
-		{contract.AttrDesignation, f.cfg.DesignationAttributes},
-		{contract.AttrRequestID, f.cfg.RequestIDAttributes},
-		{contract.AttrCorrelationID, f.cfg.CorrelationIDAttributes},
-	} {
-		putContract(m.key, lookup(attrs, rattrs, m.names))
-	}
-	if lr.Timestamp() == 0 && lr.ObservedTimestamp() != 0 {
-		lr.SetTimestamp(lr.ObservedTimestamp())
-	}
+	contract.FillTimestamp(lr, arrival)
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)
 	}

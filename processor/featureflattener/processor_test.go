@@ -320,7 +320,7 @@ func checkRow(t *testing.T, lr plog.LogRecord, w wantRow) {
 	if got := lr.Body().Map().AsRaw(); !reflect.DeepEqual(got, w.body) {
 		t.Errorf("body\n got %#v\nwant %#v", got, w.body)
 	}
-	if got := contract.FeatureNames(lr); !reflect.DeepEqual(got, w.names) {
+	if got := contract.Columns(lr); !reflect.DeepEqual(got, w.names) {
 		t.Errorf("feature names %q, want %q", got, w.names)
 	}
 	if got := strSlice(lr.Attributes().Get(contract.AttrDroppedColumns)); !reflect.DeepEqual(got, w.dropped) {
@@ -337,7 +337,7 @@ func checkRow(t *testing.T, lr plog.LogRecord, w wantRow) {
 			t.Errorf("attribute %s should be gone", k)
 		}
 	}
-	for _, n := range contract.FeatureNames(lr) {
+	for _, n := range contract.Columns(lr) {
 		if v, ok := lr.Body().Map().Get(n); ok && !isScalar(v.Type().String()) {
 			t.Errorf("column %s is a %s, not a scalar", n, v.Type())
 		}

@@ -95,7 +95,7 @@ func TestFlatteningKeepsEveryScalar(t *testing.T) {
 			if got := lr.Body().Map().AsRaw(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("arrays=%s case %d: body %v\n got %#v\nwant %#v", arrays, i, before, got, want)
 			}
-			names := contract.FeatureNames(lr)
+			names := contract.Columns(lr)
 			if len(names) != len(want) {
 				t.Fatalf("arrays=%s case %d: %d feature names for %d columns", arrays, i, len(names), len(want))
 			}

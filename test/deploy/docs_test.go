@@ -347,6 +347,10 @@ func TestDocYAMLBlocksValidate(t *testing.T) {
 				checkRuleFile(t, []byte(b.text))
 				return
 			}
+			if regexp.MustCompile(`(?m)^create_monitor:`).MatchString(b.text) {
+				checkMonitorSchedule(t, b.text)
+				return
+			}
 			kind, typ := componentOfReadme(t, root, b.file)
 			cfgs, ok := collectorConfigOf(t, bc, base, kind, typ, b.text)
 			if !ok {
@@ -366,6 +370,26 @@ func TestDocYAMLBlocksValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkMonitorSchedule: an Azure ML v2 monitor schedule (not ours to
+// validate) must at least parse and point its production data at the MDC
+// folder layout the exporter writes (modelDataCollector/<endpoint>/<deployment>/<collection>).
+func checkMonitorSchedule(t *testing.T, text string) {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatalf("monitor schedule: %v", err)
+	}
+	paths := regexp.MustCompile(`(?m)^\s*path: (azureml://datastores/[^/\s]+/paths/\S+)$`).FindAllStringSubmatch(text, -1)
+	mdc := regexp.MustCompile(`/paths/modelDataCollector/[^/]+/[^/]+/[^/]+$`)
+	found := false
+	for _, p := range paths {
+		found = found || mdc.MatchString(p[1])
+	}
+	if !found {
+		t.Errorf("monitor schedule reads no modelDataCollector/<endpoint>/<deployment>/<collection> folder: %q", paths)
 	}
 }
 

@@ -70,10 +70,62 @@ func steadySeconds() int {
 	return 30
 }
 
+// throughputRoute is one way rows reach storage: our collector's collect
+// API or OTLP, or the stock collector's OTLP, with records in contract form
+// or as an OTel SDK emits them.
+type throughputRoute struct {
+	name      string
+	stock     bool
+	door      harness.Door
+	shape     string // harness.ShapeContract or harness.ShapeSDK
+	json      bool   // OTLP/HTTP JSON instead of protobuf
+	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
+	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
+}
+
+// throughputRoutes: ours-otlp-sdk* run the featureflattener (as
+// examples/otel-config.yaml does); the stock-otlp-sdk* routes get the same bytes.
+var throughputRoutes = []throughputRoute{
+	{name: "ours-collect", door: harness.DoorCollect},
+	{name: "ours-otlp", door: harness.DoorOTLP},
+	{name: "stock-otlp", stock: true, door: harness.DoorOTLP},
+	{name: "ours-otlp-sdk", door: harness.DoorOTLP, shape: harness.ShapeSDK},
+	{name: "stock-otlp-sdk", stock: true, door: harness.DoorOTLP, shape: harness.ShapeSDK},
+	{name: "ours-otlp-sdk-json", door: harness.DoorOTLP, shape: harness.ShapeSDK, json: true},
+	{name: "stock-otlp-sdk-json", stock: true, door: harness.DoorOTLP, shape: harness.ShapeSDK, json: true},
+	{name: "stock-otlp-sdk-transform", stock: true, door: harness.DoorOTLP, shape: harness.ShapeSDK, transform: true},
+}
+
+// namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats).
+func namedRoute(t *testing.T, name string) throughputRoute {
+	base, second, _ := strings.Cut(name, "+")
+	for _, r := range throughputRoutes {
+		if r.name == base {
+			r.name, r.second = name, second
+			return r
+		}
+	}
+	t.Fatalf("no throughput route %q", name)
+	return throughputRoute{}
+}
+
+// stockPeer is the stock route a route of ours is compared with.
+func stockPeer(ours string) []string {
+	switch ours {
+	case "ours-collect", "ours-otlp":
+		return []string{"stock-otlp"}
+	case "ours-otlp-sdk":
+		return []string{"stock-otlp-sdk", "stock-otlp-sdk-transform"}
+	}
+	return []string{strings.Replace(ours, "ours-", "stock-", 1)}
+}
+
 // TestHarnessThroughput runs the built otelcol-modeldata into Azurite through
-// both doors, and the same rows through the stock otlp -> batch -> file route,
-// at 10 and 50 features per row. CI runs it small (ours only, when the stock
-// binary is not built); `make bench-e2e` runs it full and prints the table.
+// both doors, with records in contract form and SDK-shaped, and the same rows
+// through the stock otlp -> batch -> file route, at 10 and 50 features per
+// row. CI runs it small (ours only, when the stock binary is not built);
+// `make bench-e2e` runs it full and prints the table.
 func TestHarnessThroughput(t *testing.T) {
 	testutil.CollectorBinary(t)
 	var results []throughputResult
@@ -83,16 +135,19 @@ func TestHarnessThroughput(t *testing.T) {
 	}
 	for _, features := range featureSets {
 		t.Run(fmt.Sprintf("f%d", features), func(t *testing.T) {
-			for _, route := range []string{"ours-collect", "ours-otlp", "stock-otlp"} {
-				t.Run(route, func(t *testing.T) {
-					r := runThroughput(t, route, features, throughputRows(features), 0)
+			for _, route := range throughputRoutes {
+				t.Run(route.name, func(t *testing.T) {
+					r := runThroughput(t, route.name, features, throughputRows(features), 0)
 					results = append(results, r)
 				})
 			}
 			rate := steadyRate(features)
-			for _, route := range []string{"ours-collect", "stock-otlp"} {
-				t.Run(route+"-steady", func(t *testing.T) {
-					r := runThroughput(t, route, features, int(rate)*steadySeconds(), rate)
+			for _, route := range throughputRoutes[:3] {
+				if route.name == "ours-otlp" {
+					continue
+				}
+				t.Run(route.name+"-steady", func(t *testing.T) {
+					r := runThroughput(t, route.name, features, int(rate)*steadySeconds(), rate)
 					r.Route += fmt.Sprintf(" @ %.0f rows/s", rate)
 					results = append(results, r)
 				})
@@ -104,19 +159,21 @@ func TestHarnessThroughput(t *testing.T) {
 		t.Logf("| %s | %d | %d | %.1f | %.0f | %.2f | %.1f | %.0f | %.0f | %.0f | %.1f | %.0f / %.0f (%d) | %s |", r.Route, r.Features, r.Rows, r.WallSeconds,
 			r.RowsPerSecond, r.CPUSeconds, r.CPUPerMillion, r.RowsPerCPUSec, r.HWMMiB, r.MaxRSSMiB, r.StorageCPU, r.LatencyP50, r.LatencyP99, r.LatencySamples, r.Verify)
 	}
-	// Ratios ours / stock at the same features and the same pacing.
+	// Ratios ours / stock at the same features, shape, encoding and pacing.
 	for _, o := range results {
 		if strings.HasPrefix(o.Route, "stock") {
 			continue
 		}
-		pace := ""
-		if i := strings.Index(o.Route, " @ "); i >= 0 {
-			pace = o.Route[i:]
+		name, pace, _ := strings.Cut(o.Route, " @ ")
+		if pace != "" {
+			pace = " @ " + pace
 		}
-		for _, s := range results {
-			if s.Features == o.Features && s.Route == "stock-otlp"+pace {
-				t.Logf("ratio %s / %s at %d features: rows per CPU-s %.2fx, VmHWM %.2fx, max RSS %.2fx", o.Route, s.Route, o.Features,
-					o.RowsPerCPUSec/s.RowsPerCPUSec, o.HWMMiB/s.HWMMiB, o.MaxRSSMiB/s.MaxRSSMiB)
+		for _, peer := range stockPeer(name) {
+			for _, s := range results {
+				if s.Features == o.Features && s.Route == peer+pace {
+					t.Logf("ratio %s / %s at %d features: rows per CPU-s %.2fx, VmHWM %.2fx, max RSS %.2fx", o.Route, s.Route, o.Features,
+						o.RowsPerCPUSec/s.RowsPerCPUSec, o.HWMMiB/s.HWMMiB, o.MaxRSSMiB/s.MaxRSSMiB)
+				}
 			}
 		}
 	}
@@ -129,8 +186,9 @@ func TestHarnessThroughput(t *testing.T) {
 }
 
 // runThroughput measures one route: as fast as possible (rate 0) or paced at rate rows/s.
-func runThroughput(t *testing.T, route string, features, rows int, rate float64) throughputResult {
-	ours := route != "stock-otlp"
+func runThroughput(t *testing.T, name string, features, rows int, rate float64) throughputResult {
+	route := namedRoute(t, name)
+	ours := !route.stock
 	otlpAddr, collectAddr := harnessAddr(t), harnessAddr(t)
 	pprofAddr, metricsPort := harnessAddr(t), testutil.FreePort(t)
 	var (
@@ -146,10 +204,8 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		az := testutil.StartAzurite(t)
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
-			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort}
-		if _, second, ok := strings.Cut(route, "+"); ok {
-			cfg.SecondConsumer = second // e.g. ours-collect+modeldatastats
-		}
+			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
+			SecondConsumer: route.second}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
@@ -164,7 +220,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 			t.Skipf("%s is not set: the stock route runs in `make bench-e2e`", stockEnv)
 		}
 		outFile = filepath.Join(t.TempDir(), "stock.json")
-		startStockProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort), otlpAddr, pprofAddr)
+		startStockProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort, route.transform), otlpAddr, pprofAddr)
 		verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, outFile) }
 	}
 	pids := harness.ChildPIDs(os.Getpid(), bin)
@@ -177,15 +233,12 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 	if ours {
 		sentBy = "modeldatablob"
 	}
-	door := harness.DoorOTLP
-	if strings.HasPrefix(route, "ours-collect") {
-		door = harness.DoorCollect
-	}
 	targets := map[harness.Door]string{harness.DoorCollect: "http://" + collectAddr, harness.DoorOTLP: "http://" + otlpAddr}
 	load := func(run string, requests int, rate float64) *harness.Manifest {
 		m, err := harness.Load(context.Background(), harness.LoadConfig{
-			Rows:    harness.Rows{Run: run, Features: features, RowsPerRequest: 100},
-			Targets: targets, Doors: []harness.Door{door}, Requests: requests, Rate: rate, Concurrency: 8, MaxDuration: 10 * time.Minute})
+			Rows:    harness.Rows{Run: run, Features: features, RowsPerRequest: 100, Shape: route.shape},
+			Targets: targets, Doors: []harness.Door{route.door}, OTLPJSON: route.json, Requests: requests, Rate: rate, Concurrency: 8,
+			MaxDuration: 10 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +303,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			harnessSaveProfile(t, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f.pprof", route, features, rate)))
+			harnessSaveProfile(t, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f.pprof", route.name, features, rate)))
 		}()
 	}
 	t0 := time.Now()
@@ -274,7 +327,7 @@ func runThroughput(t *testing.T, route string, features, rows int, rate float64)
 	}
 	cpu := after.CPUSeconds - before.CPUSeconds
 	n := m.ExpectedRows()
-	r := throughputResult{Route: route, Features: features, Rows: n, WallSeconds: wall.Seconds(),
+	r := throughputResult{Route: route.name, Features: features, Rows: n, WallSeconds: wall.Seconds(),
 		RowsPerSecond: float64(n) / wall.Seconds(), IngestPerSecond: float64(n) / loadTime.Seconds(),
 		CPUSeconds: cpu, CPUPerMillion: cpu / float64(n) * 1e6, RowsPerCPUSec: float64(n) / cpu,
 		HWMMiB: float64(after.HWMBytes) / (1 << 20), MaxRSSMiB: float64(maxRSS) / (1 << 20),
