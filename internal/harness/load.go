@@ -21,7 +21,7 @@ type LoadConfig struct {
 	// Targets are the collector's base URLs per door, e.g.
 	// {DoorCollect: "http://127.0.0.1:4320", DoorOTLP: "http://127.0.0.1:4318"}.
 	Targets map[Door]string
-	// Doors are used in turn, request by request (default: every door in Targets, collect first).
+	// Doors are used in turn, request by request (default: every door in Targets: collect, OTLP, v2).
 	Doors []Door
 	// Requests is the number of requests (each of RowsPerRequest rows).
 	Requests int
@@ -108,7 +108,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 		return nil, errors.New("harness: Run (the run id) is required")
 	}
 	if len(cfg.Doors) == 0 {
-		for _, d := range []Door{DoorCollect, DoorOTLP} {
+		for _, d := range []Door{DoorCollect, DoorOTLP, DoorV2} {
 			if cfg.Targets[d] != "" {
 				cfg.Doors = append(cfg.Doors, d)
 			}
@@ -217,6 +217,7 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		body        []byte
 		contentType string
 		url         string
+		header      = cfg.Header
 	)
 	switch door {
 	case DoorCollect:
@@ -234,6 +235,12 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 			record("marshal")
 			return false
 		}
+	case DoorV2:
+		body, contentType, url = cfg.V2Body(req), "application/json", cfg.Targets[door]+"/modeldata/log"
+		header = cfg.V2Header(req)
+		for k, vs := range cfg.Header {
+			header[k] = vs
+		}
 	default:
 		record("door")
 		return false
@@ -245,7 +252,7 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 			retries.Add(1)
 		}
 		attempts.Add(1)
-		code, err := post(ctx, cfg.Client, url, contentType, body, cfg.Header)
+		code, err := post(ctx, cfg.Client, url, contentType, body, header)
 		switch {
 		case err != nil:
 			transport.Add(1)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -18,7 +19,51 @@ const (
 	DoorCollect Door = "collect"
 	// DoorOTLP is OTLP/HTTP logs, POST /v1/logs (protobuf), records in contract form.
 	DoorOTLP Door = "otlp"
+	// DoorV2 is the azureml-ai-monitoring sidecar route, POST /modeldata/log:
+	// DataFrame.to_json(orient="records") with the SDK's ce-* headers.
+	DoorV2 Door = "v2"
 )
+
+// V2Body is request req as the azureml-ai-monitoring SDK posts it: a list of
+// records keyed by feature name.
+func (r *Rows) V2Body(req int) []byte {
+	names := r.FeatureNames()
+	b := make([]byte, 0, 16+r.RowsPerRequest*r.Features*24)
+	b = append(b, '[')
+	for i := 0; i < r.RowsPerRequest; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = strconv.AppendQuote(b, names[0])
+		b = append(b, ':')
+		b = strconv.AppendQuote(b, r.RowID(req, i))
+		for k := 1; k < r.Features; k++ {
+			b = append(b, ',')
+			b = strconv.AppendQuote(b, names[k])
+			b = append(b, ':')
+			b = r.appendJSONValue(b, req, i, k)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// V2Header is the SDK's headers for request req: the collection (the
+// designation, model_inputs for inputs), the request id, and the model as a
+// correlation-context header (ce-model-name) with its version.
+func (r *Rows) V2Header(req int) http.Header {
+	collection := r.Designation
+	if collection == contract.DesignationInputs {
+		collection = "model_inputs"
+	}
+	return http.Header{
+		"Ce-Type":          {"azureml.inference." + collection},
+		"Ce-X-Request-Id":  {r.RequestID(req)},
+		"Ce-Model-Name":    {r.Model},
+		"Ce-Model-Version": {r.Version},
+	}
+}
 
 // CollectBody is the JSON body of request req for POST /v1/collect.
 func (r *Rows) CollectBody(req int) []byte {

@@ -187,7 +187,7 @@ func TestBatchAnswers(t *testing.T) {
 func TestBatchPipelineRefusal(t *testing.T) {
 	r := startReceiver(t, nil, refusingConsumer{errors.New("sending queue is full")}, nil)
 	resp := post(t, r.url+"/batch", ndjsonContentType, inputsGroup+"\n"+predictionsGroup, nil)
-	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") != retryAfterSeconds {
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") != defaultRetryAfter {
 		t.Errorf("got %d Retry-After %q %s", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
 }

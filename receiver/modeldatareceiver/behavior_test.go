@@ -7,17 +7,26 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -94,19 +103,78 @@ func (c refusingConsumer) ConsumeLogs(context.Context, plog.Logs) error {
 	return c.err
 }
 
-// TestBackpressure checks that a refusal of the pipeline becomes 429/503
-// with Retry-After (retryable) or 400 (permanent), on both routes.
+// memoryLimiterRefusal is the memory_limiter processor's own refusal: a
+// real processor with a 1 MiB limit, asked until it refuses.
+func memoryLimiterRefusal(t *testing.T) error {
+	t.Helper()
+	f := memorylimiterprocessor.NewFactory()
+	cfg := f.CreateDefaultConfig().(*memorylimiterprocessor.Config)
+	cfg.CheckInterval = 10 * time.Millisecond
+	cfg.MemoryLimitMiB, cfg.MemorySpikeLimitMiB = 1, 0
+	p, err := f.CreateLogs(context.Background(), processortest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	for {
+		if err := p.ConsumeLogs(context.Background(), plog.NewLogs()); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fullQueueRefusal is exporterhelper's refusal when its sending queue is
+// full: a real exporter with a one-request queue whose push never returns.
+func fullQueueRefusal(t *testing.T) error {
+	t.Helper()
+	block := make(chan struct{})
+	queue := exporterhelper.NewDefaultQueueConfig()
+	queue.QueueSize, queue.NumConsumers, queue.Batch = 1, 1, configoptional.None[exporterhelper.BatchConfig]()
+	exp, err := exporterhelper.NewLogs(context.Background(), exportertest.NewNopSettings(componentType), &struct{}{},
+		func(context.Context, plog.Logs) error { <-block; return nil },
+		exporterhelper.WithQueue(configoptional.Some(queue)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(block) // first: shutting down waits for the push
+		_ = exp.Shutdown(context.Background())
+	})
+	ld := plog.NewLogs()
+	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	for {
+		if err := exp.ConsumeLogs(context.Background(), ld); err != nil {
+			return err
+		}
+	}
+}
+
+// TestBackpressure checks that a refusal of the pipeline maps by its type,
+// as the OTLP receiver maps it, on every route: retryable ones (the
+// memory_limiter's, a full sending queue's, Unavailable, ResourceExhausted)
+// are 503/429 with Retry-After (the status's RetryInfo when it has one).
 func TestBackpressure(t *testing.T) {
+	throttled, _ := status.New(codes.Unavailable, "throttled").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(2500 * time.Millisecond)})
 	for _, tt := range []struct {
 		name       string
 		err        error
 		status     int
 		retryAfter string
 	}{
-		{"queue full", errors.New("sending queue is full"), http.StatusServiceUnavailable, "1"},
-		{"memory limiter", fmt.Errorf("wrapped: %w", errors.New("data refused due to high memory usage")), http.StatusTooManyRequests, "1"},
+		{"memory_limiter processor", memoryLimiterRefusal(t), http.StatusServiceUnavailable, "1"},
+		{"full sending queue", fullQueueRefusal(t), http.StatusServiceUnavailable, "1"},
+		{"wrapped full sending queue", fmt.Errorf("fanout: %w", exporterhelper.ErrQueueIsFull), http.StatusServiceUnavailable, "1"},
 		{"resource exhausted status", status.Error(codes.ResourceExhausted, "slow down"), http.StatusTooManyRequests, "1"},
-		{"permanent", consumererror.NewPermanent(errors.New("cannot be written")), http.StatusBadRequest, ""},
+		{"unavailable status with RetryInfo", throttled.Err(), http.StatusServiceUnavailable, "3"},
+		{"invalid argument status", status.Error(codes.InvalidArgument, "bad rows"), http.StatusBadRequest, ""},
+		{"permanent", consumererror.NewPermanent(errors.New("cannot be written")), http.StatusInternalServerError, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := startReceiver(t, func(cfg *Config) {
@@ -114,14 +182,15 @@ func TestBackpressure(t *testing.T) {
 			}, refusingConsumer{tt.err}, nil)
 			responses := map[string]response{
 				"collect": post(t, r.url, "application/json", `{"model_name":"m","data":[[1]]}`, nil),
+				"batch":   post(t, r.url+"/batch", ndjsonContentType, `{"model_name":"m","data":[[1]]}`, nil),
 				"v2":      post(t, r.v2url, "application/json", `[{"a":1}]`, map[string]string{"ce-type": "azureml.inference.model_inputs"}),
 			}
 			for route, resp := range responses {
 				if resp.status != tt.status || resp.header.Get("Retry-After") != tt.retryAfter {
 					t.Errorf("%s: status %d Retry-After %q, want %d %q", route, resp.status, resp.header.Get("Retry-After"), tt.status, tt.retryAfter)
 				}
-				if !strings.Contains(resp.body, tt.err.Error()) {
-					t.Errorf("%s: body %q does not say why", route, resp.body)
+				if !strings.Contains(resp.body, status.Convert(tt.err).Message()) {
+					t.Errorf("%s: body %q does not say why (%v)", route, resp.body, tt.err)
 				}
 			}
 		})

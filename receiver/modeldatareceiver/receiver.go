@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -33,12 +35,9 @@ import (
 
 const (
 	collectPath = "/v1/collect"
-	// retryAfterSeconds is sent with 429 and 503, so clients back off.
-	retryAfterSeconds = "1"
-	// memoryLimiterRefusal is the text of the memory_limiter processor's
-	// error (its sentinel is internal to the collector): that refusal is a
-	// 429, as OTLP maps resource exhaustion.
-	memoryLimiterRefusal = "data refused due to high memory usage"
+	// defaultRetryAfter is the Retry-After of a 429 or 503 whose cause
+	// names no delay, so clients back off.
+	defaultRetryAfter = "1"
 )
 
 type modeldataReceiver struct {
@@ -360,28 +359,57 @@ func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format st
 	return err
 }
 
-// consumeStatus maps a pipeline refusal to HTTP as the OTLP receiver does:
-// a permanent error is the data's fault (400), resource exhaustion or the
-// memory limiter is 429, anything else 503; the last two are retryable.
+// consumeStatus maps a pipeline refusal to HTTP by its type, as the OTLP
+// receiver (v0.165, internal/errors) does: an error carrying a gRPC status
+// maps by its code (ResourceExhausted 429; Unavailable, Canceled,
+// DeadlineExceeded, Aborted, OutOfRange, DataLoss 503; InvalidArgument 400;
+// ...); any other error is retryable, 503 (the memory_limiter's refusal, a
+// full sending queue), unless it is permanent: 500, the server's fault.
 func consumeStatus(err error) int {
-	if consumererror.IsPermanent(err) {
+	s, ok := status.FromError(err)
+	if !ok {
+		if consumererror.IsPermanent(err) {
+			return http.StatusInternalServerError
+		}
+		return http.StatusServiceUnavailable
+	}
+	switch s.Code() {
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
+		return http.StatusServiceUnavailable
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.InvalidArgument:
 		return http.StatusBadRequest
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unimplemented:
+		return http.StatusNotFound
 	}
-	if s, ok := status.FromError(err); ok && s.Code() == codes.ResourceExhausted {
-		return http.StatusTooManyRequests
+	return http.StatusInternalServerError
+}
+
+// retryAfter is the delay a retryable refusal asks for: the gRPC status's
+// RetryInfo when it carries one (as OTLP/HTTP sends it), else 1 s.
+func retryAfter(err error) string {
+	if s, ok := status.FromError(err); ok {
+		for _, d := range s.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+				return strconv.FormatInt(max(1, int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))), 10)
+			}
+		}
 	}
-	if strings.Contains(err.Error(), memoryLimiterRefusal) {
-		return http.StatusTooManyRequests
-	}
-	return http.StatusServiceUnavailable
+	return defaultRetryAfter
 }
 
 func writeConsumeError(w http.ResponseWriter, err error, write func(http.ResponseWriter, int, string)) {
 	code := consumeStatus(err)
 	msg := "the pipeline refused the rows: " + err.Error()
-	if code != http.StatusBadRequest {
-		w.Header().Set("Retry-After", retryAfterSeconds)
-		msg += "; retry after " + retryAfterSeconds + "s"
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		after := retryAfter(err)
+		w.Header().Set("Retry-After", after)
+		msg += "; retry after " + after + "s"
 	}
 	write(w, code, msg)
 }

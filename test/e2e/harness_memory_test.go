@@ -24,11 +24,11 @@ import (
 // body a client can send the collector's shipped configs.
 const maxBodySize = 20 << 20
 
-// daemonSetSettings are the memory settings of deploy/kubernetes/daemonset.yaml:
+// deploySettings are the memory settings of a manifest in deploy/kubernetes:
 // the collector's GOMEMLIMIT and container memory limit, and its config's
 // memory_limiter and modeldatablob sending_queue sections with the
 // MEMORY_LIMITER_* variables they read.
-type daemonSetSettings struct {
+type deploySettings struct {
 	goMemLimit     string
 	env            map[string]string
 	containerLimit int64
@@ -36,10 +36,10 @@ type daemonSetSettings struct {
 	sendingQueue   map[string]any
 }
 
-func loadDaemonSetSettings(t *testing.T) daemonSetSettings {
+func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 	t.Helper()
-	raw := testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "deploy", "kubernetes", "daemonset.yaml"))
-	var s daemonSetSettings
+	raw := testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "deploy", "kubernetes", manifest))
+	var s deploySettings
 	for _, doc := range strings.Split(string(raw), "\n---\n") {
 		var obj struct {
 			Kind string            `json:"kind"`
@@ -71,7 +71,7 @@ func loadDaemonSetSettings(t *testing.T) daemonSetSettings {
 			}
 			s.memoryLimiter = cfg.Processors["memory_limiter"]
 			s.sendingQueue, _ = cfg.Exporters["modeldatablob"]["sending_queue"].(map[string]any)
-		case "DaemonSet":
+		case "DaemonSet", "Deployment":
 			c := obj.Spec.Template.Spec.Containers[0]
 			s.env = map[string]string{}
 			for _, e := range c.Env {
@@ -84,7 +84,7 @@ func loadDaemonSetSettings(t *testing.T) daemonSetSettings {
 		}
 	}
 	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil {
-		t.Fatalf("daemonset.yaml: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v", s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue)
+		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v", manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue)
 	}
 	return s
 }
@@ -106,7 +106,7 @@ func parseQuantity(t *testing.T, q string) int64 {
 // memoryCollector starts the collector with the DaemonSet's pipeline
 // (memory_limiter, featureflattener, the persistent sending queue) and
 // GOMEMLIMIT, writing to a local folder; it returns the collector's pid.
-func memoryCollector(t *testing.T, ds daemonSetSettings) (collect, v2, metrics string, pid int) {
+func memoryCollector(t *testing.T, ds deploySettings) (collect, v2, metrics string, pid int) {
 	t.Helper()
 	collect, v2, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	port := testutil.FreePort(t)
@@ -300,7 +300,7 @@ func waitSent(t *testing.T, metrics string, rows int) {
 // body, and three at once must stay under the container's memory limit,
 // with the collector still serving afterwards.
 func TestHarnessAdversarialMemory(t *testing.T) {
-	ds := loadDaemonSetSettings(t)
+	ds := loadDeploySettings(t, "daemonset.yaml")
 	client := &http.Client{Timeout: 2 * time.Minute}
 	bodies := adversarialBodies()
 	for _, b := range bodies {
