@@ -29,7 +29,7 @@ HARNESS_RUN   ?= .
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference faults docker azurite aidiff duckdb tools clean
+.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference bench-scale faults docker azurite aidiff duckdb tools clean
 
 all: build
 
@@ -134,6 +134,10 @@ stats-reference:
 	/usr/bin/python3 -c 'import scipy, sklearn' 2>/dev/null || apt-get install -y python3-scipy python3-sklearn
 	/usr/bin/python3 $(STATS_REFERENCE)
 	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
+
+## bench-scale: 1, 4, 8, 16 writers on one blob against Azurite, shared blob and per-writer files (docs/benchmarks.md "Scale")
+bench-scale: azurite
+	MODELDATA_BENCH_SCALE=1 $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestScaleFigures' -v ./exporter/modeldatablobexporter/
 
 ## faults: full fault runs (kill -9, Azurite down 60 s, 503s, lost answers) and the hostile-input corpus
 faults: build azurite

@@ -69,6 +69,8 @@ func TestValidateMessages(t *testing.T) {
 		{"empty webservice", func(c *Config) { c.Webservice = "" }, "webservice is empty"},
 		{"file name", func(c *Config) { c.FileName = "data.txt" }, `file_name "data.txt" must end in .csv`},
 		{"file name slash", func(c *Config) { c.FileName = "x/data.csv" }, "file_name"},
+		{"writer id slash", func(c *Config) { c.FileName, c.WriterID = "data-{writer}.csv", "a/b" }, "writer_id"},
+		{"writer id dots", func(c *Config) { c.WriterID = ".." }, "writer_id"},
 		{"append size", func(c *Config) { c.MaxAppendSize = 200 << 20 }, "max_append_size"},
 		{"blocks", func(c *Config) { c.MaxBlocks = 60000 }, "max_blocks 60000"},
 		{"file size", func(c *Config) { c.MaxFileSize = 0 }, "max_file_size 0"},

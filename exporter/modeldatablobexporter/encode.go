@@ -52,6 +52,7 @@ func (b *fileBatch) key() string { return b.dir + "/" + b.stem + "\x00" + string
 type encoder struct {
 	cfg      *Config
 	boundary string
+	fileName string   // cfg.FileName, "{writer}" replaced
 	line     []byte   // the line being written, reused
 	names    []string // the feature names being read, reused
 	ts       time.Time
@@ -67,7 +68,7 @@ type encoder struct {
 }
 
 func newEncoder(cfg *Config) *encoder {
-	e := &encoder{cfg: cfg, boundary: contract.BoundaryDay}
+	e := &encoder{cfg: cfg, boundary: contract.BoundaryDay, fileName: cfg.fileName("")}
 	if cfg.Hourly {
 		e.boundary = contract.BoundaryHour
 	}
@@ -301,7 +302,7 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 	var dir, stem string
 	if reason == "" {
 		dir = p.Dir(row.Timestamp, e.cfg.Hourly)
-		stem = strings.TrimSuffix(strings.ReplaceAll(e.cfg.FileName, "{designation}", p.Designation), ".csv")
+		stem = strings.TrimSuffix(strings.ReplaceAll(e.fileName, "{designation}", p.Designation), ".csv")
 	} else {
 		dir = contract.QuarantineDir(e.cfg.QuarantineDir, row.Timestamp, e.cfg.Hourly)
 		stem = "data"

@@ -13,6 +13,7 @@ import (
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls metric.Int64Counter
+	racesLost, racesGivenUp, appendRetries                                             metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -29,6 +30,9 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		failedWrites:      b.ModeldatablobWriteFailures,
 		duplicatesAvoided: b.ModeldatablobDuplicatesAvoided,
 		rolls:             b.ModeldatablobFilesRolled,
+		racesLost:         b.ModeldatablobAppendRacesLost,
+		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
+		appendRetries:     b.ModeldatablobAppendRetries,
 	}, nil
 }
 
@@ -40,3 +44,7 @@ func (t *telemetry) appended(ctx context.Context, rows, bytes int) {
 
 func (t *telemetry) duplicateAvoided(ctx context.Context) { t.duplicatesAvoided.Add(ctx, 1) }
 func (t *telemetry) rolled(ctx context.Context)           { t.rolls.Add(ctx, 1) }
+
+func (t *telemetry) raceLost(ctx context.Context)      { t.racesLost.Add(ctx, 1) }
+func (t *telemetry) racesGaveUp(ctx context.Context)   { t.racesGivenUp.Add(ctx, 1) }
+func (t *telemetry) appendRetried(ctx context.Context) { t.appendRetries.Add(ctx, 1) }

@@ -23,17 +23,20 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                          metric.Meter
-	mu                             sync.Mutex
-	registrations                  []metric.Registration
-	ModeldatablobAppends           metric.Int64Counter
-	ModeldatablobBytesWritten      metric.Int64Counter
-	ModeldatablobDuplicatesAvoided metric.Int64Counter
-	ModeldatablobFilesRolled       metric.Int64Counter
-	ModeldatablobRowsDropped       metric.Int64Counter
-	ModeldatablobRowsQuarantined   metric.Int64Counter
-	ModeldatablobRowsWritten       metric.Int64Counter
-	ModeldatablobWriteFailures     metric.Int64Counter
+	meter                           metric.Meter
+	mu                              sync.Mutex
+	registrations                   []metric.Registration
+	ModeldatablobAppendRacesGivenUp metric.Int64Counter
+	ModeldatablobAppendRacesLost    metric.Int64Counter
+	ModeldatablobAppendRetries      metric.Int64Counter
+	ModeldatablobAppends            metric.Int64Counter
+	ModeldatablobBytesWritten       metric.Int64Counter
+	ModeldatablobDuplicatesAvoided  metric.Int64Counter
+	ModeldatablobFilesRolled        metric.Int64Counter
+	ModeldatablobRowsDropped        metric.Int64Counter
+	ModeldatablobRowsQuarantined    metric.Int64Counter
+	ModeldatablobRowsWritten        metric.Int64Counter
+	ModeldatablobWriteFailures      metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -65,6 +68,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ModeldatablobAppendRacesGivenUp, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_append_races_given_up",
+		metric.WithDescription("Appends that lost every position race of one attempt; their rows go back to retry_on_failure. [Alpha]"),
+		metric.WithUnit("{append}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobAppendRacesLost, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_append_races_lost",
+		metric.WithDescription("Appends refused because another writer appended to the file first (HTTP 412 AppendPositionConditionNotMet); each is tried again at the new end after a jittered pause. [Alpha]"),
+		metric.WithUnit("{append}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobAppendRetries, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_append_retries",
+		metric.WithDescription("Append requests the storage client sent again after a timeout or a 5xx answer. [Alpha]"),
+		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ModeldatablobAppends, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_appends",
 		metric.WithDescription("Successful appends of row data. [Alpha]"),

@@ -19,6 +19,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.ModeldatablobAppendRacesGivenUp.Add(context.Background(), 1)
+	tb.ModeldatablobAppendRacesLost.Add(context.Background(), 1)
+	tb.ModeldatablobAppendRetries.Add(context.Background(), 1)
 	tb.ModeldatablobAppends.Add(context.Background(), 1)
 	tb.ModeldatablobBytesWritten.Add(context.Background(), 1)
 	tb.ModeldatablobDuplicatesAvoided.Add(context.Background(), 1)
@@ -27,6 +30,15 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ModeldatablobRowsQuarantined.Add(context.Background(), 1)
 	tb.ModeldatablobRowsWritten.Add(context.Background(), 1)
 	tb.ModeldatablobWriteFailures.Add(context.Background(), 1)
+	AssertEqualModeldatablobAppendRacesGivenUp(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobAppendRacesLost(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobAppendRetries(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobAppends(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
