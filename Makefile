@@ -5,6 +5,9 @@ SHELL := /bin/bash
 GO            ?= go
 OCB_VERSION   := v0.165.0
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# mdatagen is built from tools/mdatagen (go.mod pins v0.159.0): the module proxy serves that version but not
+# its @latest query, which `go install pkg@version` needs.
+MDATAGEN      := $(CURDIR)/.tools/bin/mdatagen
 TOOLS_BIN     := $(CURDIR)/.tools/bin
 OCB           := $(TOOLS_BIN)/builder
 BINARY        := $(CURDIR)/_build/otelcol-modeldata
@@ -27,14 +30,25 @@ FAULTS_TIMEOUT ?= 120m
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint bench bench-e2e bench-stats stats-reference faults docker azurite aidiff duckdb tools clean
+.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference bench-scale faults docker azurite aidiff duckdb tools clean
 
 all: build
 
 $(OCB):
 	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
-tools: $(OCB)
+$(MDATAGEN): tools/mdatagen/go.mod tools/mdatagen/go.sum
+	cd tools/mdatagen && $(GO) build -o $(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
+
+tools: $(OCB) $(MDATAGEN)
+
+# Every component's metadata.yaml, and the files mdatagen makes from them.
+METADATA      = $(shell git ls-files --cached --others --exclude-standard '*/metadata.yaml' | grep -v '^tools/')
+GENERATED     = find $(dir $(METADATA)) \( -name 'generated_*.go' -o -name documentation.md \) -type f | sort | xargs sha256sum
+
+## generate: regenerate each component's status, telemetry, tests and documentation.md from its metadata.yaml
+generate: $(MDATAGEN)
+	@for m in $(METADATA); do (cd $$(dirname $$m) && $(MDATAGEN) metadata.yaml); done
 
 ## build: assemble the collector with ocb into _build/otelcol-modeldata
 build: $(OCB)
@@ -84,8 +98,10 @@ fuzz:
 	  done; \
 	done
 
-## lint: gofmt check, go vet, staticcheck
-lint:
+## lint: generated files current, gofmt check, go vet, staticcheck
+lint: $(MDATAGEN)
+	@before=$$($(GENERATED)); $(MAKE) --no-print-directory generate; \
+	if [ "$$before" != "$$($(GENERATED))" ]; then echo "mdatagen output was stale (now regenerated): commit it"; exit 1; fi
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -119,6 +135,10 @@ stats-reference:
 	/usr/bin/python3 -c 'import scipy, sklearn' 2>/dev/null || apt-get install -y python3-scipy python3-sklearn
 	/usr/bin/python3 $(STATS_REFERENCE)
 	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
+
+## bench-scale: 1, 4, 8, 16 writers on one blob against Azurite, shared blob and per-writer files (docs/benchmarks.md "Scale")
+bench-scale: azurite
+	MODELDATA_BENCH_SCALE=1 $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestScaleFigures' -v ./exporter/modeldatablobexporter/
 
 ## faults: full fault runs (20 random kill -9s, an aimed one, Azurite down 15 minutes, 503s, lost answers) and the hostile-input corpus, CSV and the other formats (over an hour: each outage lasts 15 minutes)
 faults: build azurite

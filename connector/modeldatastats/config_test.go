@@ -8,13 +8,14 @@ import (
 
 	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/connector/modeldatastats/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	return cfg, testutil.LoadConfig(t, componentType, name, cfg)
+	return cfg, testutil.LoadConfig(t, metadata.Type, name, cfg)
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/connector/modeldatastats/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
@@ -79,7 +80,7 @@ func points(md pmetric.Metrics) map[string]map[string]pmetric.NumberDataPoint {
 // (no window timer): tests read its state directly.
 func newTestConnector(tb testing.TB, cfg *Config) *statsConnector {
 	tb.Helper()
-	c, err := newConnector(connectortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
+	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func newTestConnector(tb testing.TB, cfg *Config) *statsConnector {
 func startConnector(t *testing.T, cfg *Config) (connector.Logs, *consumertest.MetricsSink) {
 	t.Helper()
 	sink := new(consumertest.MetricsSink)
-	c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(componentType), cfg, sink)
+	c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(metadata.Type), cfg, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestBaselineErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := createDefaultConfig()
 			cfg.Baselines = []BaselineConfig{bc}
-			c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+			c, err := NewFactory().CreateLogsToMetrics(t.Context(), connectortest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/connector/modeldatastats/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
@@ -88,7 +89,7 @@ func (s *metricSet) gauge(name, unit, desc string, attrs pcommon.Map, v float64)
 func buildMetrics(models map[modelKey]*modelStats, cut map[string]uint64, topK int, start, end time.Time) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
-	sm.Scope().SetName(scopeName)
+	sm.Scope().SetName(metadata.ScopeName)
 	s := &metricSet{sm: sm, byName: map[string]pmetric.Metric{},
 		start: pcommon.NewTimestampFromTime(start), end: pcommon.NewTimestampFromTime(end)}
 

@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/appinsightsexporter/internal/metadata"
 )
 
 // startTraces builds the traces exporter through the factory (exporterhelper
@@ -80,7 +82,7 @@ func TestPartialSuccessResendsOnlyRetryableItems(t *testing.T) {
 		{"index":2,"statusCode":400,"message":"Field 'name' on type 'RemoteDependencyData' is required"},
 		{"index":3,"statusCode":429,"message":"Too many requests"}]}`})
 	core, logs := observer.New(zap.InfoLevel)
-	set := exportertest.NewNopSettings(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	exp := startTraces(t, testConfig(f.srv.URL), set)
 	if err := exp.ConsumeTraces(context.Background(), partialTraces()); err != nil {
@@ -165,7 +167,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		answer{status: http.StatusServiceUnavailable, header: map[string]string{"Retry-After": "1"}},
 		answer{status: http.StatusOK})
 	cfg := testConfig(f.srv.URL) // 10 ms backoff: only Retry-After can make the wait one second
-	exp := startTraces(t, cfg, exportertest.NewNopSettings(componentType))
+	exp := startTraces(t, cfg, exportertest.NewNopSettings(metadata.Type))
 	if err := exp.ConsumeTraces(context.Background(), partialTraces()); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +212,7 @@ func TestStatusErrors(t *testing.T) {
 
 func TestPermanentNotRetried(t *testing.T) {
 	f := newFakeIngestion(t, answer{status: http.StatusBadRequest, body: `{"itemsReceived":4,"itemsAccepted":0,"errors":[]}`})
-	exp := startTraces(t, testConfig(f.srv.URL), exportertest.NewNopSettings(componentType))
+	exp := startTraces(t, testConfig(f.srv.URL), exportertest.NewNopSettings(metadata.Type))
 	err := exp.ConsumeTraces(context.Background(), partialTraces())
 	if err == nil || !consumererror.IsPermanent(err) {
 		t.Fatalf("want a permanent error, got %v", err)
@@ -234,7 +236,7 @@ func TestNoCompressionAndSecretsNotLogged(t *testing.T) {
 	cfg := testConfig(f.srv.URL)
 	cfg.Compression = "none"
 	core, logs := observer.New(zap.DebugLevel)
-	set := exportertest.NewNopSettings(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	exp := startTraces(t, cfg, set)
 	if err := exp.ConsumeTraces(context.Background(), partialTraces()); err != nil {

@@ -8,13 +8,14 @@ import (
 	"go.opentelemetry.io/collector/config/configcompression"
 	"go.opentelemetry.io/collector/config/configopaque"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/appinsightsexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
 	cfg := createDefaultConfig()
-	if err := testutil.LoadConfig(t, componentType, name, cfg); err != nil {
+	if err := testutil.LoadConfig(t, metadata.Type, name, cfg); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return cfg

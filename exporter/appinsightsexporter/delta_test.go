@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/appinsightsexporter/internal/metadata"
 )
 
 // cumulativeSum is one point of a monotonic cumulative int sum.
@@ -170,7 +172,7 @@ func TestDeltaSeriesBounded(t *testing.T) {
 // converts cumulative sums, so a counter +5 then +2 arrives as 5, 2.
 func TestMetricsExporterConvertsBeforeTheQueue(t *testing.T) {
 	f := newFakeIngestion(t)
-	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), testConfig(f.srv.URL))
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), testConfig(f.srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}

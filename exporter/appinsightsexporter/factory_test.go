@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/appinsightsexporter/internal/metadata"
 )
 
 func TestFactory(t *testing.T) {
@@ -28,7 +30,7 @@ func TestFactory(t *testing.T) {
 	}
 	cfg := f.CreateDefaultConfig().(*Config)
 	cfg.ConnectionString = "InstrumentationKey=" + testIKey + ";IngestionEndpoint=http://127.0.0.1:9"
-	set := exportertest.NewNopSettings(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
 	ctx := context.Background()
 	tr, me, lo := createStarted(t, cfg, set)
 	shutdownAll(t, tr, me, lo)
@@ -50,7 +52,7 @@ func TestDisabledWithoutConnectionString(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 	core, logs := observer.New(zap.InfoLevel)
-	set := exportertest.NewNopSettings(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	ctx := context.Background()
 	tr, me, lo := createStarted(t, cfg, set)

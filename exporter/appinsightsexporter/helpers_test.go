@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/appinsightsexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -122,7 +123,7 @@ func testConfig(endpoint string) *Config {
 // startedExporter is the exporter core, started, for push-level tests.
 func startedExporter(t *testing.T, cfg *Config) *aiExporter {
 	t.Helper()
-	e, err := newExporter(cfg, exportertest.NewNopSettings(componentType))
+	e, err := newExporter(cfg, exportertest.NewNopSettings(metadata.Type))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,7 +248,7 @@ func TestAzuriteQuarantine(t *testing.T) {
 	}
 	got := blobs["quarantine/2018/12/31/data.csv"]
 	records := parseCSV(t, got)
-	if len(records) != 3 || records[0][len(records[0])-1] != ColQuarantineReason ||
+	if len(records) != 3 || records[0][len(records[0])-1] != contract.ColQuarantineReason ||
 		!strings.Contains(records[1][len(records[1])-1], `webservice "../etc"`) ||
 		records[1][5] != "../etc" || records[2][len(records[2])-1] != "model version is missing" {
 		t.Fatalf("quarantine file: %q", records)

@@ -2,6 +2,7 @@ package modeldatablobexporter
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,38 @@ func TestHourlyAndFileName(t *testing.T) {
 	}
 	if r := parseCSV(t, readLocal(t, cfg, want[0])); r[1][3] != contract.BoundaryHour {
 		t.Fatalf("boundary %q", r[1][3])
+	}
+}
+
+// TestPerWriterFileName: "{writer}" in file_name gives each collector its
+// own file (writer_id, else the host name); a schema change and a roll keep
+// the writer's name, so the glob data*.csv still reads every file.
+func TestPerWriterFileName(t *testing.T) {
+	host := hostSegment()
+	tests := []struct {
+		name, fileName, writerID string
+		want                     []string
+	}{
+		{"writer id", "data-{writer}.csv", "aks-node-3", []string{"data-aks-node-3.ae9f6aeb.csv", "data-aks-node-3.csv"}},
+		{"host name", "data-{writer}.csv", "", []string{"data-" + host + ".ae9f6aeb.csv", "data-" + host + ".csv"}},
+		{"with designation", "{designation}-{writer}.csv", "n1", []string{"inputs-n1.ae9f6aeb.csv", "inputs-n1.csv"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := localConfig(t)
+			cfg.FileName, cfg.WriterID = tc.fileName, tc.writerID
+			e := newTestExporter(t, cfg)
+			push(t, e, testRow{model: "m", version: "1", designation: "inputs", ts: day, features: [][2]any{{"a", 1}}})
+			push(t, e, testRow{model: "m", version: "1", designation: "inputs", ts: day, features: [][2]any{{"b", 2}}})
+			var got []string
+			for _, f := range localFiles(t, cfg) {
+				got = append(got, f[strings.LastIndex(f, "/")+1:])
+			}
+			slices.Sort(got)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("files %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package modeldatablobexporter
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,8 +60,12 @@ type Config struct {
 	Webservice     string `mapstructure:"webservice"`
 
 	// FileName is the file name in each day (or hour) folder; "{designation}"
-	// is replaced by the row's designation. It must end in ".csv".
+	// is replaced by the row's designation, "{writer}" by WriterID. It must
+	// end in ".csv".
 	FileName string `mapstructure:"file_name"`
+	// WriterID replaces "{writer}" in FileName, so each collector appends to
+	// its own file; empty: the host name (a pod's name on Kubernetes).
+	WriterID string `mapstructure:"writer_id"`
 	// Hourly adds an <hh>/ folder below the day and writes boundary 60.
 	Hourly bool `mapstructure:"hourly"`
 	// NeutralizeFormulas prefixes cells starting with =, +, -, @, tab or CR
@@ -199,8 +204,11 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasSuffix(c.FileName, ".csv") || len(c.FileName) == len(".csv") {
 		errs = append(errs, fmt.Errorf("file_name %q must end in .csv", c.FileName))
-	} else if err := contract.ValidateSegment("file_name", strings.ReplaceAll(c.FileName, "{designation}", "inputs")); err != nil {
+	} else if err := contract.ValidateSegment("file_name", c.fileName("inputs")); err != nil {
 		errs = append(errs, err)
+	}
+	if c.WriterID != "" {
+		errs = append(errs, contract.ValidateSegment("writer_id", c.WriterID))
 	}
 	if c.MaxAppendSize <= 0 || c.MaxAppendSize > azureMaxAppendBlock {
 		errs = append(errs, fmt.Errorf("max_append_size %d must be between 1 and %d (100 MiB)", c.MaxAppendSize, azureMaxAppendBlock))
@@ -275,4 +283,17 @@ func (a *AzBlobConfig) serviceURL() string {
 		return strings.TrimSuffix(a.Endpoint, "/") + "/"
 	}
 	return "https://" + a.AccountName + ".blob.core.windows.net/"
+}
+
+// fileName is FileName with its placeholders replaced; "{designation}" stays
+// when designation is "" (it is replaced per row).
+func (c *Config) fileName(designation string) string {
+	name := c.FileName
+	if strings.Contains(name, "{writer}") {
+		name = strings.ReplaceAll(name, "{writer}", cmp.Or(c.WriterID, hostSegment()))
+	}
+	if designation != "" {
+		name = strings.ReplaceAll(name, "{designation}", designation)
+	}
+	return name
 }

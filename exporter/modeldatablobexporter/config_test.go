@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
 	cfg := createDefaultConfig()
-	if err := testutil.LoadConfig(t, componentType, name, cfg); err != nil {
+	if err := testutil.LoadConfig(t, metadata.Type, name, cfg); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return cfg
@@ -68,6 +69,8 @@ func TestValidateMessages(t *testing.T) {
 		{"empty webservice", func(c *Config) { c.Webservice = "" }, "webservice is empty"},
 		{"file name", func(c *Config) { c.FileName = "data.txt" }, `file_name "data.txt" must end in .csv`},
 		{"file name slash", func(c *Config) { c.FileName = "x/data.csv" }, "file_name"},
+		{"writer id slash", func(c *Config) { c.FileName, c.WriterID = "data-{writer}.csv", "a/b" }, "writer_id"},
+		{"writer id dots", func(c *Config) { c.WriterID = ".." }, "writer_id"},
 		{"append size", func(c *Config) { c.MaxAppendSize = 200 << 20 }, "max_append_size"},
 		{"blocks", func(c *Config) { c.MaxBlocks = 60000 }, "max_blocks 60000"},
 		{"file size", func(c *Config) { c.MaxFileSize = 0 }, "max_file_size 0"},

@@ -15,10 +15,6 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
-// ColQuarantineReason is the extra last column of quarantined rows: why the
-// row could not be placed.
-const ColQuarantineReason = "$aml_quarantine_reason"
-
 // recordRef locates one log record in a plog.Logs.
 type recordRef struct{ rl, sl, lr int }
 
@@ -56,6 +52,7 @@ func (b *fileBatch) key() string { return b.dir + "/" + b.stem + "\x00" + string
 type encoder struct {
 	cfg      *Config
 	boundary string
+	fileName string   // cfg.FileName, "{writer}" replaced
 	line     []byte   // the line being written, reused
 	names    []string // the feature names being read, reused
 	ts       time.Time
@@ -71,7 +68,7 @@ type encoder struct {
 }
 
 func newEncoder(cfg *Config) *encoder {
-	e := &encoder{cfg: cfg, boundary: contract.BoundaryDay}
+	e := &encoder{cfg: cfg, boundary: contract.BoundaryDay, fileName: cfg.fileName("")}
 	if cfg.Hourly {
 		e.boundary = contract.BoundaryHour
 	}
@@ -192,14 +189,14 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				p := parts
 				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 				body := lr.Body()
-				inOrder := bodyInOrder(row.FeatureNames, body)
+				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				names := row.FeatureNames
 				sortedKeys := false
 				if !inOrder && len(names) == 0 {
 					// No declared order: sorted body keys (the flattener's
 					// output) are the columns, in the body's order; usually
 					// the previous row's, and then the same strings.
-					if lastSorted && bodyInOrder(lastNames, body) {
+					if lastSorted && contract.BodyInOrder(lastNames, body) {
 						names, inOrder = lastNames, true
 					} else {
 						names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
@@ -225,7 +222,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 				}
 				reason := ""
 				if b.quarantine {
-					reason = placementProblem(p)
+					reason = contract.QuarantineReason(p)
 				}
 
 				line := e.line[:0]
@@ -284,10 +281,7 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 
 // appendTail appends the cells after the scoring timestamp, and the line end.
 func (e *encoder) appendTail(tail []byte, b *fileBatch, p contract.PathParts, requestID, reason string) []byte {
-	if requestID == "" {
-		requestID = contract.NilRequestID
-	}
-	for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID} {
+	for _, c := range []string{e.boundary, b.workspace, p.Webservice, p.ModelName, p.ModelVersion, contract.RequestIDOrNil(requestID)} {
 		tail = e.appendCell(tail, c)
 	}
 	if reason != "" {
@@ -298,19 +292,19 @@ func (e *encoder) appendTail(tail []byte, b *fileBatch, p contract.PathParts, re
 
 // batchFor finds or makes the batch of a row's file.
 func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract.PathParts, row contract.Row, names []string) *fileBatch {
-	reason := placementProblem(p)
+	reason := contract.QuarantineReason(p)
 	header := append(names[:len(names):len(names)], contract.CorrelationColumns...)
 	if reason != "" {
-		header = append(header, ColQuarantineReason)
+		header = append(header, contract.ColQuarantineReason)
 	}
 	hdr := appendLine(nil, header)
 
 	var dir, stem string
 	if reason == "" {
 		dir = p.Dir(row.Timestamp, e.cfg.Hourly)
-		stem = strings.TrimSuffix(strings.ReplaceAll(e.cfg.FileName, "{designation}", p.Designation), ".csv")
+		stem = strings.TrimSuffix(strings.ReplaceAll(e.fileName, "{designation}", p.Designation), ".csv")
 	} else {
-		dir = e.cfg.QuarantineDir + "/" + datePath(row.Timestamp, e.cfg.Hourly)
+		dir = contract.QuarantineDir(e.cfg.QuarantineDir, row.Timestamp, e.cfg.Hourly)
 		stem = "data"
 	}
 	key := dir + "/" + stem + "\x00" + string(hdr)
@@ -325,56 +319,8 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 
 // resourceParts are the configured path parts, overridden by the resource.
 func (e *encoder) resourceParts(attrs pcommon.Map) contract.PathParts {
-	p := contract.PathParts{SubscriptionID: e.cfg.SubscriptionID, ResourceGroup: e.cfg.ResourceGroup,
-		Workspace: e.cfg.Workspace, Webservice: e.cfg.Webservice}
-	for _, o := range []struct {
-		attr string
-		dst  *string
-	}{
-		{contract.AttrSubscriptionID, &p.SubscriptionID}, {contract.AttrResourceGroup, &p.ResourceGroup},
-		{contract.AttrWorkspace, &p.Workspace}, {contract.AttrWebservice, &p.Webservice},
-	} {
-		if v, ok := attrs.Get(o.attr); ok && v.AsString() != "" {
-			*o.dst = v.AsString()
-		}
-	}
-	return p
-}
-
-// datePath is <yyyy>/<mm>/<dd>[/<hh>] of a UTC time, as in PathParts.Dir.
-func datePath(t time.Time, hourly bool) string {
-	if hourly {
-		return t.UTC().Format("2006/01/02/15")
-	}
-	return t.UTC().Format("2006/01/02")
-}
-
-// placementProblem says why a row cannot be placed, or "" when it can.
-func placementProblem(p contract.PathParts) string {
-	if p.ModelVersion == "" {
-		return "model version is missing"
-	}
-	if err := p.Validate(); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// bodyInOrder reports whether the body is a map of exactly the declared
-// names in declared order: the shape the receiver and the featureflattener
-// write, whose cells need no lookup by name.
-func bodyInOrder(declared []string, body pcommon.Value) bool {
-	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
-		return false
-	}
-	i := 0
-	for k := range body.Map().All() {
-		if k != declared[i] {
-			return false
-		}
-		i++
-	}
-	return true
+	return contract.PathParts{SubscriptionID: e.cfg.SubscriptionID, ResourceGroup: e.cfg.ResourceGroup,
+		Workspace: e.cfg.Workspace, Webservice: e.cfg.Webservice}.WithResource(attrs)
 }
 
 // neutralize defuses spreadsheet formula injection: a cell starting with

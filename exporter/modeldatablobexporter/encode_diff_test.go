@@ -106,7 +106,7 @@ func referenceLine(t testing.TB, cfg *Config, ld plog.Logs, b *fileBatch, ref re
 	p := e.resourceParts(rl.Resource().Attributes())
 	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 	names := row.FeatureNames
-	if !bodyInOrder(names, lr.Body()) {
+	if !contract.BodyInOrder(names, lr.Body()) {
 		names = contract.ColumnOrder(names, lr.Body())
 	}
 	var cells []string
@@ -119,14 +119,11 @@ func referenceLine(t testing.TB, cfg *Config, ld plog.Logs, b *fileBatch, ref re
 		}
 		cells = append(cells, cell)
 	}
-	requestID := row.RequestID
-	if requestID == "" {
-		requestID = contract.NilRequestID
-	}
+	requestID := contract.RequestIDOrNil(row.RequestID)
 	cells = append(cells, row.CorrelationID, contract.FormatTimestamp(row.Timestamp), e.boundary,
 		b.workspace, p.Webservice, p.ModelName, p.ModelVersion, requestID)
 	if b.quarantine {
-		cells = append(cells, placementProblem(p))
+		cells = append(cells, contract.QuarantineReason(p))
 	}
 	if cfg.NeutralizeFormulas {
 		for i := range cells {

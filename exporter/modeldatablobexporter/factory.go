@@ -10,14 +10,16 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 )
 
 // NewFactory returns the factory of the modeldatablob exporter.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(
-		componentType,
+		metadata.Type,
 		func() component.Config { return createDefaultConfig() },
-		exporter.WithLogs(createLogs, logsStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability),
 	)
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 )
 
 // TestFactoryExporterWritesThroughQueue runs the full exporter (queue,
@@ -14,7 +16,7 @@ import (
 func TestFactoryExporterWritesThroughQueue(t *testing.T) {
 	cfg := localConfig(t)
 	cfg.QueueConfig.Get().Batch.Get().FlushTimeout = 50 * time.Millisecond
-	exp := startHelperExporter(t, cfg, exportertest.NewNopSettings(componentType))
+	exp := startHelperExporter(t, cfg, exportertest.NewNopSettings(metadata.Type))
 	for i := 0; i < 3; i++ {
 		if err := exp.ConsumeLogs(context.Background(), makeLogs(testRow{model: "m", version: "1", ts: day, features: [][2]any{{"i", i}}})); err != nil {
 			t.Fatal(err)

@@ -34,8 +34,23 @@ func dirSize(dir string) int64 {
 // CPU-second and stored bytes per row, for the ratios to CSV in
 // docs/benchmarks.md.
 func BenchmarkFormats(b *testing.B) {
-	const batch = 5000
-	ld := makeLogs(benchRows(batch, 10)...)
+	benchFormats(b, benchRows(5000, 10))
+}
+
+// BenchmarkFormatsRequestsOf10 is BenchmarkFormats with 10 rows per request
+// (one correlation and request id each), as the v2 SDK sends a DataFrame:
+// MDC writes one record envelope per request.
+func BenchmarkFormatsRequestsOf10(b *testing.B) {
+	rows := benchRows(5000, 10)
+	for i := range rows {
+		rows[i].correlationID, rows[i].requestID = rows[i-i%10].correlationID, rows[i-i%10].requestID
+	}
+	benchFormats(b, rows)
+}
+
+func benchFormats(b *testing.B, rows []testRow) {
+	batch := len(rows)
+	ld := makeLogs(rows...)
 	for _, format := range []string{FormatCSV, FormatMDCJSONL, FormatParquet} {
 		b.Run("format="+format, func(b *testing.B) {
 			cfg := localConfig(b)
@@ -59,7 +74,7 @@ func BenchmarkFormats(b *testing.B) {
 			cpuSec := (cpuTime() - cpu).Seconds()
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*batch)/cpuSec, "rows/CPU-s")
-			b.ReportMetric(float64(pushBytes)/batch, "bytes/row")
+			b.ReportMetric(float64(pushBytes)/float64(batch), "bytes/row")
 		})
 	}
 }

@@ -141,6 +141,11 @@ func (m *MDCConfig) instanceID() string {
 	if m.InstanceID != "" {
 		return m.InstanceID
 	}
+	return hostSegment()
+}
+
+// hostSegment is the host name made a valid path segment.
+func hostSegment() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "collector"

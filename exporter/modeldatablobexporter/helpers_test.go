@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
@@ -87,7 +88,7 @@ func newTestExporterTel(t testing.TB, cfg *Config) (*blobExporter, *componenttes
 	}
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	set := exportertest.NewNopSettings(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	e, err := newExporter(cfg, set)
 	if err != nil {
@@ -154,7 +155,7 @@ func localFiles(t testing.TB, cfg *Config) []string {
 	return files
 }
 
-func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(componentType) }
+func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(metadata.Type) }
 
 func parseCSV(t testing.TB, data string) [][]string {
 	t.Helper()

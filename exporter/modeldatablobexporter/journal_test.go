@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -22,8 +23,8 @@ func journaledExporter(t *testing.T, cfg *Config, queueDir string) (*blobExporte
 	host, stopStorage := startFileStorage(t, queueDir)
 	cfg.QueueConfig.Get().StorageID = &fileStorageID
 	tt := componenttest.NewTelemetry()
-	set := exportertest.NewNopSettings(componentType)
-	set.ID = component.NewID(componentType)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewID(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	e, err := newExporter(cfg, set)
 	if err != nil {

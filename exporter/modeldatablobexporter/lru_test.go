@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 )
 
 // TestFileStatesAreBounded: with max_open_files 2, writing to five files
@@ -102,7 +104,7 @@ func BenchmarkDistinctModels(b *testing.B) {
 func BenchmarkAppendJournal(b *testing.B) {
 	host, stop := startFileStorage(b, b.TempDir())
 	defer stop()
-	client, err := host.GetExtensions()[fileStorageID].(storage.Extension).GetClient(context.Background(), component.KindExporter, component.NewID(componentType), journalName)
+	client, err := host.GetExtensions()[fileStorageID].(storage.Extension).GetClient(context.Background(), component.KindExporter, component.NewID(metadata.Type), journalName)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -343,7 +343,7 @@ func appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
 		return append(dst, '}')
 	}
 	m := body.Map()
-	if bodyInOrder(declared, body) {
+	if contract.BodyInOrder(declared, body) {
 		i := 0
 		for k, v := range m.All() {
 			if i > 0 {

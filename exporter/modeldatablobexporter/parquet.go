@@ -129,7 +129,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 					lastPlace, last = place, nil
 				}
 				body := lr.Body()
-				inOrder := bodyInOrder(row.FeatureNames, body)
+				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				features := row.FeatureNames
 				if !inOrder {
 					features = contract.ColumnOrder(row.FeatureNames, body)
@@ -143,10 +143,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 						files = append(files, f)
 					}
 				}
-				requestID := row.RequestID
-				if requestID == "" {
-					requestID = contract.NilRequestID
-				}
+				requestID := contract.RequestIDOrNil(row.RequestID)
 				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp, reason: reason,
 					aml: [8]string{row.CorrelationID, "", w.boundary, workspace, p.Webservice, row.ModelName, row.ModelVersion, requestID}}
 				size := int64(8 + len(reason))
@@ -192,7 +189,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFile {
 	names := append(slices.Clone(features), contract.CorrelationColumns...)
 	if quarantine {
-		names = append(names, ColQuarantineReason)
+		names = append(names, contract.ColQuarantineReason)
 	}
 	return &pqFile{dir: dir, names: names, features: len(features), cols: make([][]pcommon.Value, len(features)), quarantine: quarantine}
 }
@@ -207,10 +204,10 @@ func (w *pqWriter) dir(pl pqPlace, row contract.Row) (dir, reason string) {
 		}
 		return w.cfg.QuarantineDir + "/" + string(w.cfg.MDC.timePath(nil, row.Timestamp)), reason
 	}
-	if reason = placementProblem(pl.parts); reason == "" {
+	if reason = contract.QuarantineReason(pl.parts); reason == "" {
 		return pl.parts.Dir(row.Timestamp, w.cfg.Hourly), ""
 	}
-	return w.cfg.QuarantineDir + "/" + datePath(row.Timestamp, w.cfg.Hourly), reason
+	return contract.QuarantineDir(w.cfg.QuarantineDir, row.Timestamp, w.cfg.Hourly), reason
 }
 
 // emptyValue stands for a missing value (read only).
@@ -289,7 +286,7 @@ func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
 			for _, r := range f.rows {
 				tb.Append(arrow.Timestamp(r.ts.UnixMicro()))
 			}
-		case field.Name == ColQuarantineReason:
+		case field.Name == contract.ColQuarantineReason:
 			sb := fb.(*array.StringBuilder)
 			for _, r := range f.rows {
 				sb.Append(validUTF8(r.reason))

@@ -98,10 +98,7 @@ func expectedCells(r testRow, names, types []string, boundary string, cfg *Confi
 		feat[f[0].(string)] = f[1]
 	}
 	parts := contract.PathParts{SubscriptionID: cfg.SubscriptionID, ResourceGroup: cfg.ResourceGroup, Workspace: cfg.Workspace}
-	requestID := r.requestID
-	if requestID == "" {
-		requestID = contract.NilRequestID
-	}
+	requestID := contract.RequestIDOrNil(r.requestID)
 	aml := map[string]string{contract.ColCorrelationID: r.correlationID, contract.ColScoringTimestamp: r.ts.UTC().Format(time.RFC3339Nano),
 		contract.ColBoundary: boundary, contract.ColWorkspace: parts.WorkspaceColumn(), contract.ColServiceName: cfg.Webservice,
 		contract.ColModelName: r.model, contract.ColModelVersion: r.version, contract.ColRequestID: requestID}
@@ -362,7 +359,7 @@ func TestParquetQuarantine(t *testing.T) {
 		t.Fatalf("files %v", files)
 	}
 	tab := readParquetGo(t, []byte(readLocal(t, cfg, files[0])))
-	if tab.names[len(tab.names)-1] != ColQuarantineReason || tab.rows[0][len(tab.names)-1].val != "model version is missing" {
+	if tab.names[len(tab.names)-1] != contract.ColQuarantineReason || tab.rows[0][len(tab.names)-1].val != "model version is missing" {
 		t.Fatalf("%v %v", tab.names, tab.rows)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -64,8 +65,8 @@ func TestAzuritePersistentQueueSurvivesRestart(t *testing.T) {
 
 	start := func() (func(), func(context.Context, int) error) {
 		host, stopStorage := startFileStorage(t, queueDir)
-		set := exportertest.NewNopSettings(componentType)
-		set.ID = component.NewID(componentType) // the queue's storage is named by the exporter ID
+		set := exportertest.NewNopSettings(metadata.Type)
+		set.ID = component.NewID(metadata.Type) // the queue's storage is named by the exporter ID
 		set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 		exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
 		if err != nil {

@@ -3,6 +3,7 @@ package modeldatablobexporter
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // store is what the writer needs from a backend: append-only files with an
@@ -34,6 +35,9 @@ var (
 	errPosition = errors.New("append position condition not met")
 	errFull     = errors.New("file cannot take more appends")
 	errGone     = errors.New("file no longer exists")
+	// errRaceLost is an errPosition the store knows is not ours: the request
+	// was sent once, so no earlier attempt of it can be at that position.
+	errRaceLost = fmt.Errorf("%w: another writer appended first", errPosition)
 )
 
 // accessError is a refusal only an operator can fix (a credential, a role

@@ -38,9 +38,40 @@ func clientOptions() *container.ClientOptions {
 	return &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
 		// The exporter's own log lines say what failed; keep SDK logging quiet.
-		Logging: policy.LogOptions{},
+		Logging:          policy.LogOptions{},
+		PerRetryPolicies: []policy.Policy{countAttempts{}},
 	}}
 }
+
+// attemptsKey carries a request's *requestAttempts in its context.
+type attemptsKey struct{}
+
+// requestAttempts counts the HTTP attempts of one SDK call, its own retries
+// included; tel (optional) counts the retries.
+type requestAttempts struct {
+	n   int
+	tel *telemetry
+}
+
+// countAttempts runs once per attempt, in the caller's goroutine.
+type countAttempts struct{}
+
+func (countAttempts) Do(req *policy.Request) (*http.Response, error) {
+	if a, ok := req.Raw().Context().Value(attemptsKey{}).(*requestAttempts); ok {
+		if a.n++; a.n > 1 && a.tel != nil {
+			a.tel.appendRetried(req.Raw().Context())
+		}
+	}
+	return req.Next()
+}
+
+// withAppendTelemetry makes the SDK retries of the appends made with ctx
+// counted in tel.
+func withAppendTelemetry(ctx context.Context, tel *telemetry) context.Context {
+	return context.WithValue(ctx, telemetryKey{}, tel)
+}
+
+type telemetryKey struct{}
 
 func newAzBlobStore(cfg *Config, logger *zap.Logger) (*azBlobStore, error) {
 	a := cfg.AzBlob
@@ -207,6 +238,9 @@ func (s *azBlobStore) createBlob(ctx context.Context, name string, retried bool)
 }
 
 func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data []byte) error {
+	attempts := &requestAttempts{}
+	attempts.tel, _ = ctx.Value(telemetryKey{}).(*telemetry)
+	ctx = context.WithValue(ctx, attemptsKey{}, attempts)
 	_, err := s.client.NewAppendBlobClient(name).AppendBlock(ctx, nopCloser{bytes.NewReader(data)}, &appendblob.AppendBlockOptions{
 		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: &pos, MaxSize: &s.maxSize},
 	})
@@ -214,6 +248,10 @@ func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data
 	case err == nil:
 		return nil
 	case bloberror.HasCode(err, bloberror.AppendPositionConditionNotMet):
+		if attempts.n == 1 {
+			return errRaceLost
+		}
+		// The SDK sent it again: an earlier attempt may be what is there.
 		return errPosition
 	case bloberror.HasCode(err, bloberror.BlockCountExceedsLimit, bloberror.MaxBlobSizeConditionNotMet, "BlobIsSealed"):
 		return errFull

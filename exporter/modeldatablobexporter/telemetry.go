@@ -5,38 +5,36 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 )
 
-// telemetry is the exporter's own metrics (through the collector's
-// MeterProvider); the exporterhelper adds sent/failed/queue metrics.
+// telemetry is the exporter's own metrics (defined in metadata.yaml, built by
+// mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed metric.Int64Counter
+	racesLost, racesGivenUp, appendRetries                                                       metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
-	m := set.MeterProvider.Meter(scopeName)
-	t := &telemetry{}
-	for _, c := range []struct {
-		dst        *metric.Int64Counter
-		name, desc string
-		unit       string
-	}{
-		{&t.rows, "otelcol_modeldatablob_rows_written", "CSV rows written (quarantined rows included).", "{row}"},
-		{&t.quarantined, "otelcol_modeldatablob_rows_quarantined", "Rows written under the quarantine folder because they could not be placed.", "{row}"},
-		{&t.dropped, "otelcol_modeldatablob_rows_dropped", "Rows that will never be written: refused permanently by storage, or still failing after retry_on_failure.max_elapsed_time (when set) or with retries disabled.", "{row}"},
-		{&t.bytes, "otelcol_modeldatablob_bytes_written", "CSV bytes appended (headers excluded).", "By"},
-		{&t.appends, "otelcol_modeldatablob_appends", "Successful appends of row data.", "{append}"},
-		{&t.failedWrites, "otelcol_modeldatablob_write_failures", "Failed file writes; their rows are retried by the exporterhelper unless permanent.", "{write}"},
-		{&t.duplicatesAvoided, "otelcol_modeldatablob_duplicates_avoided", "Retried appends found already landed (not written twice).", "{append}"},
-		{&t.replayed, "otelcol_modeldatablob_rows_replayed", "Rows the queue replayed after a restart that were found written already (appended before a crash, not yet acknowledged), so not written again.", "{row}"},
-		{&t.rolls, "otelcol_modeldatablob_files_rolled", "Moves to the next data_N.csv because a file reached its limits.", "{file}"},
-	} {
-		var err error
-		if *c.dst, err = m.Int64Counter(c.name, metric.WithDescription(c.desc), metric.WithUnit(c.unit)); err != nil {
-			return nil, err
-		}
+	b, err := metadata.NewTelemetryBuilder(set)
+	if err != nil {
+		return nil, err
 	}
-	return t, nil
+	return &telemetry{
+		rows:              b.ModeldatablobRowsWritten,
+		quarantined:       b.ModeldatablobRowsQuarantined,
+		dropped:           b.ModeldatablobRowsDropped,
+		bytes:             b.ModeldatablobBytesWritten,
+		appends:           b.ModeldatablobAppends,
+		failedWrites:      b.ModeldatablobWriteFailures,
+		duplicatesAvoided: b.ModeldatablobDuplicatesAvoided,
+		rolls:             b.ModeldatablobFilesRolled,
+		replayed:          b.ModeldatablobRowsReplayed,
+		racesLost:         b.ModeldatablobAppendRacesLost,
+		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
+		appendRetries:     b.ModeldatablobAppendRetries,
+	}, nil
 }
 
 func (t *telemetry) appended(ctx context.Context, rows, bytes int) {
@@ -47,3 +45,7 @@ func (t *telemetry) appended(ctx context.Context, rows, bytes int) {
 
 func (t *telemetry) duplicateAvoided(ctx context.Context) { t.duplicatesAvoided.Add(ctx, 1) }
 func (t *telemetry) rolled(ctx context.Context)           { t.rolls.Add(ctx, 1) }
+
+func (t *telemetry) raceLost(ctx context.Context)      { t.racesLost.Add(ctx, 1) }
+func (t *telemetry) racesGaveUp(ctx context.Context)   { t.racesGivenUp.Add(ctx, 1) }
+func (t *telemetry) appendRetried(ctx context.Context) { t.appendRetries.Add(ctx, 1) }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -340,6 +341,7 @@ func (w *writer) appendLines(ctx context.Context, fs *fileState, b *fileBatch, p
 
 // appendChunk appends whole lines (of the given lengths, when journaled).
 func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
+	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
 	sum := sha256.Sum256(chunk)
 	if landed, err := w.landedEarlier(ctx, fs, sum, n); landed || err != nil {
@@ -369,8 +371,15 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 			return nil
 		case errors.Is(err, errPosition):
 			// Another writer appended, or an earlier attempt of ours landed
-			// although we never saw its response: read what is there.
-			landed, err := w.landedAt(ctx, fs, chunk)
+			// although we never saw its response: read what is there (only
+			// the new end when the store knows no attempt of ours can be),
+			// after a pause that lets the writers we met go first.
+			w.tel.raceLost(ctx)
+			mayBeOurs := !errors.Is(err, errRaceLost)
+			if err := raceBackoff(ctx, attempt); err != nil {
+				return err
+			}
+			landed, err := w.landedAt(ctx, fs, chunk, mayBeOurs)
 			if err != nil {
 				return err
 			}
@@ -395,6 +404,7 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 			return err
 		}
 	}
+	w.tel.racesGaveUp(ctx)
 	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", fs.dir, fs.name, maxAppendAttempts)
 }
 
@@ -432,8 +442,9 @@ func (w *writer) landedEarlier(ctx context.Context, fs *fileState, sum [sha256.S
 }
 
 // landedAt refreshes fs after a failed position condition and reports
-// whether chunk is already at the position we tried.
-func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte) (bool, error) {
+// whether chunk is already at the position we tried; with mayBeOurs false
+// (no attempt of ours can be there) it only refreshes.
+func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte, mayBeOurs bool) (bool, error) {
 	name := fs.dir + "/" + fs.name
 	p, err := w.st.props(ctx, name)
 	if err != nil {
@@ -441,7 +452,7 @@ func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte) (boo
 	}
 	pos := fs.size
 	fs.size, fs.blocks = p.size, p.blocks
-	if p.size < pos+int64(len(chunk)) {
+	if !mayBeOurs || p.size < pos+int64(len(chunk)) {
 		return false, nil
 	}
 	got, err := w.st.readAt(ctx, name, pos, int64(len(chunk)))
@@ -449,6 +460,26 @@ func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte) (boo
 		return false, err
 	}
 	return bytes.Equal(got, chunk), nil
+}
+
+// Pauses between position races, so writers that met on one file spread
+// out instead of colliding again: full jitter, doubling from
+// raceBackoffBase up to raceBackoffMax.
+const (
+	raceBackoffBase = 5 * time.Millisecond
+	raceBackoffMax  = 500 * time.Millisecond
+)
+
+func raceBackoff(ctx context.Context, attempt int) error {
+	ceiling := min(raceBackoffBase<<min(attempt, 16), raceBackoffMax)
+	t := time.NewTimer(rand.N(ceiling) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (w *writer) roll(fs *fileState) {
@@ -490,6 +521,7 @@ func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 				fs.size, fs.blocks, fs.known = hlen, 1, true
 				return nil
 			case errors.Is(err, errPosition):
+				w.tel.raceLost(ctx)
 				if p, err = w.st.props(ctx, name); err != nil {
 					return err
 				}

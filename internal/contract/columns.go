@@ -66,3 +66,20 @@ func AppendSortedKeys(dst []string, body pcommon.Value) (out []string, ok bool) 
 	}
 	return dst, true
 }
+
+// BodyInOrder reports whether the body is a map of exactly the declared
+// names in declared order: then the columns are the body's keys as they
+// stand, and its cells need no lookup by name.
+func BodyInOrder(declared []string, body pcommon.Value) bool {
+	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
+		return false
+	}
+	i := 0
+	for k := range body.Map().All() {
+		if k != declared[i] {
+			return false
+		}
+		i++
+	}
+	return true
+}

@@ -273,16 +273,12 @@ func (p PathParts) Validate() error {
 // The subscription, resource group and workspace are lower-cased, as the
 // reference collector did. Validate the parts first.
 func (p PathParts) Dir(t time.Time, hourly bool) string {
-	t = t.UTC()
 	var b strings.Builder
 	for _, s := range []string{strings.ToLower(p.SubscriptionID), strings.ToLower(p.ResourceGroup), strings.ToLower(p.Workspace),
 		p.Webservice, p.ModelName, p.ModelVersion, p.Designation} {
 		b.WriteString(s)
 		b.WriteByte('/')
 	}
-	b.WriteString(t.Format("2006/01/02"))
-	if hourly {
-		b.WriteString(t.Format("/15"))
-	}
+	b.WriteString(DatePath(t, hourly))
 	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 // nestedRecord is a typical SDK record: model attributes and a body of 20
@@ -61,7 +62,7 @@ func BenchmarkFlattenSDK(b *testing.B) {
 // benchmarkProcess runs copies of template through the processor, one
 // ConsumeLogs per resource (one OTLP export each); one op is one record.
 func benchmarkProcess(b *testing.B, template plog.Logs) {
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
@@ -97,7 +98,7 @@ func benchmarkProcess(b *testing.B, template plog.Logs) {
 // BenchmarkFlattenNested measures one op = one 20-feature nested record,
 // through the processor as the collector builds it.
 func BenchmarkFlattenNested(b *testing.B) {
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
@@ -132,7 +133,7 @@ func BenchmarkFlattenNested(b *testing.B) {
 // BenchmarkReceiverRecord measures a record already in contract form (the
 // modeldata receiver's output), which the processor leaves as it is.
 func BenchmarkReceiverRecord(b *testing.B) {
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	return cfg, testutil.LoadConfig(t, componentType, name, cfg)
+	return cfg, testutil.LoadConfig(t, metadata.Type, name, cfg)
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -7,17 +7,23 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 // NewFactory returns the featureflattener processor factory (logs only).
 func NewFactory() processor.Factory {
-	return processor.NewFactory(componentType,
+	return processor.NewFactory(metadata.Type,
 		func() component.Config { return createDefaultConfig() },
-		processor.WithLogs(createLogs, logsStability))
+		processor.WithLogs(createLogs, metadata.LogsStability))
 }
 
 func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	f, err := newFlattener(cfg.(*Config), set.MeterProvider.Meter(scopeName))
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFlattener(cfg.(*Config), tel.FeatureflattenerDroppedValues)
 	if err != nil {
 		return nil, err
 	}

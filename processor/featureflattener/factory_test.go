@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 func TestFactory(t *testing.T) {
@@ -17,7 +19,7 @@ func TestFactory(t *testing.T) {
 	if err := componenttest.CheckConfigStruct(f.CreateDefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.CreateLogs(context.Background(), processortest.NewNopSettings(componentType), f.CreateDefaultConfig(), consumertest.NewNop())
+	p, err := f.CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type), f.CreateDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestFactory(t *testing.T) {
 	if err := p.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(componentType), f.CreateDefaultConfig(), consumertest.NewNop()); err == nil {
+	if _, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type), f.CreateDefaultConfig(), consumertest.NewNop()); err == nil {
 		t.Fatal("traces are not supported")
 	}
 }

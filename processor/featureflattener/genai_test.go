@@ -217,7 +217,7 @@ func TestGenAIConfigValidate(t *testing.T) {
 // that is not a GenAI event (one op = one SDK-shaped record without an event
 // name, the slowest case: the event.name attribute is looked up).
 func BenchmarkGenAICheckOtherRecords(b *testing.B) {
-	f, err := newFlattener(createDefaultConfig(), noop.NewMeterProvider().Meter(""))
+	f, err := newFlattener(createDefaultConfig(), noop.Int64Counter{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 // Small, valid media heads, built the way the formats define them.
@@ -70,7 +72,7 @@ func newTestProcessor(t testing.TB, cfg *Config) (func(plog.Logs) plog.Logs, *co
 	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	set := processortest.NewNopSettings(componentType)
+	set := processortest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	sink := new(consumertest.LogsSink)
 	p, err := NewFactory().CreateLogs(context.Background(), set, cfg, sink)
@@ -94,11 +96,11 @@ func newTestProcessor(t testing.TB, cfg *Config) (func(plog.Logs) plog.Logs, *co
 	}, tel
 }
 
-// droppedCounts reads featureflattener_dropped_values by reason.
+// droppedCounts reads otelcol_featureflattener_dropped_values by reason.
 func droppedCounts(t *testing.T, tel *componenttest.Telemetry) map[string]int64 {
 	t.Helper()
 	got := map[string]int64{}
-	m, err := tel.GetMetric("featureflattener_dropped_values")
+	m, err := tel.GetMetric("otelcol_featureflattener_dropped_values")
 	if err != nil {
 		return got
 	}
@@ -154,3 +156,6 @@ func strSlice(v pcommon.Value, ok bool) []string {
 	}
 	return out
 }
+
+// componentType is the component's type (from metadata.yaml) for the tests.
+var componentType = metadata.Type

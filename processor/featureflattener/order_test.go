@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
 func testFlattener(t *testing.T, cfg *Config) *flattener {
@@ -23,7 +24,7 @@ func testFlattener(t *testing.T, cfg *Config) *flattener {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := newFlattener(cfg, noop.NewMeterProvider().Meter(""))
+	f, err := newFlattener(cfg, noop.Int64Counter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestOrderCacheBounded(t *testing.T) {
 // a time (run with -race).
 func TestConcurrentCallsKeepStatesApart(t *testing.T) {
 	process, _ := newTestProcessor(t, createDefaultConfig())
-	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(componentType),
+	p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), consumertest.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -61,8 +61,9 @@ type flattener struct {
 	reasonOpts map[string]metric.AddOption
 }
 
-func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
-	f := &flattener{cfg: cfg, ctKeys: cfg.Media.ContentTypeKeys, reasonOpts: map[string]metric.AddOption{}}
+// newFlattener builds the flattener; dropped counts removed values by reason.
+func newFlattener(cfg *Config, dropped metric.Int64Counter) (*flattener, error) {
+	f := &flattener{cfg: cfg, ctKeys: cfg.Media.ContentTypeKeys, dropped: dropped, reasonOpts: map[string]metric.AddOption{}}
 	if len(cfg.Media.NamePatterns) > 0 {
 		re, err := regexp.Compile("(?i)(?:" + strings.Join(cfg.Media.NamePatterns, ")|(?:") + ")")
 		if err != nil {
@@ -74,13 +75,6 @@ func newFlattener(cfg *Config, meter metric.Meter) (*flattener, error) {
 		if len(k) < 64 {
 			f.ctKeyLens |= 1 << len(k)
 		}
-	}
-	var err error
-	f.dropped, err = meter.Int64Counter("featureflattener_dropped_values",
-		metric.WithDescription("Feature values the featureflattener removed, by reason (media payloads, duplicates, excluded or unlisted columns)."),
-		metric.WithUnit("{value}"))
-	if err != nil {
-		return nil, err
 	}
 	for _, r := range allReasons {
 		f.reasonOpts[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))

@@ -15,6 +15,8 @@ import (
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // inputsGroup and predictionsGroup are what a client writes for one scoring
@@ -220,7 +222,7 @@ func benchBatch(n int) (body []byte, rows int) {
 // send them. Run with -cpu 1.
 func BenchmarkScoringCalls(b *testing.B) {
 	cfg := createDefaultConfig()
-	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), consumertest.NewNop())
+	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -270,7 +272,7 @@ func FuzzBatch(f *testing.F) {
 	cfg := createDefaultConfig()
 	cfg.MaxRequestBodySize = 1 << 16
 	sink := new(consumertest.LogsSink)
-	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), sink)
+	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), sink)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // benchBody is a collect request of rows×10 features: ints, doubles,
@@ -35,7 +37,7 @@ func benchBody(rows int) []byte {
 func BenchmarkCollectJSON(b *testing.B) {
 	const rows = 100
 	cfg := createDefaultConfig()
-	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(componentType), consumertest.NewNop())
+	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

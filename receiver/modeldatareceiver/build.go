@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // resolved is a request's row attributes after defaults.
@@ -108,7 +109,7 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 		rl.Resource().Attributes().PutStr(a.key, a.value)
 	}
 	sl := rl.ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(scopeName)
+	sl.Scope().SetName(metadata.ScopeName)
 	records := sl.LogRecords()
 	records.EnsureCapacity(t.rows)
 	obs := pcommon.NewTimestampFromTime(observed)

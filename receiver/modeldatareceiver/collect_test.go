@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // TestCollectAcceptedShapes posts every accepted shape of a collect request
@@ -274,7 +275,7 @@ func TestCollectRecordsExact(t *testing.T) {
 		t.Errorf("resource attributes %v", res)
 	}
 	logs := r.sink.AllLogs()[0]
-	if name := logs.ResourceLogs().At(0).ScopeLogs().At(0).Scope().Name(); name != scopeName {
+	if name := logs.ResourceLogs().At(0).ScopeLogs().At(0).Scope().Name(); name != metadata.ScopeName {
 		t.Errorf("scope %q", name)
 	}
 	recs := records(r.sink)

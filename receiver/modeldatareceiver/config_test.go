@@ -8,12 +8,13 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
 	t.Helper()
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	_ = testutil.LoadConfig(t, componentType, name, cfg) // validated by each test, which expects success or an error
+	_ = testutil.LoadConfig(t, metadata.Type, name, cfg) // validated by each test, which expects success or an error
 	return cfg
 }
 

@@ -9,14 +9,16 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // NewFactory returns the factory of the modeldata receiver.
 func NewFactory() receiver.Factory {
 	return receiver.NewFactory(
-		componentType,
+		metadata.Type,
 		func() component.Config { return createDefaultConfig() },
-		receiver.WithLogs(createLogs, logsStability),
+		receiver.WithLogs(createLogs, metadata.LogsStability),
 	)
 }
 

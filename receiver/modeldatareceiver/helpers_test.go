@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // fixedNow is the receiver's clock in tests.
@@ -73,7 +75,7 @@ func startReceiver(t testing.TB, edit func(*Config), next consumer.Logs, host co
 	if host == nil {
 		host = componenttest.NewNopHost()
 	}
-	rcv, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(componentType), cfg, next)
+	rcv, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,3 +174,6 @@ func bodyOf(lr plog.LogRecord) []string {
 }
 
 func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// componentType is the component's type (from metadata.yaml) for the tests.
+var componentType = metadata.Type

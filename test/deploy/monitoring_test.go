@@ -155,7 +155,7 @@ func TestAlertRules(t *testing.T) {
 		"otelcol_exporter_enqueue_failed_log_records", // queue full
 		"otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity",
 		"otelcol_modeldatablob_rows_dropped", "otelcol_modeldatablob_rows_quarantined",
-		"otelcol_modeldatablob_write_failures", "featureflattener_dropped_values",
+		"otelcol_modeldatablob_write_failures", "otelcol_featureflattener_dropped_values",
 		"otelcol_receiver_refused_log_records",
 	} {
 		if !used[want] {
