@@ -52,7 +52,7 @@ type flattener struct {
 	cfg          *Config
 	mediaNames   *regexp.Regexp
 	ctKeys       []string
-	ctKeyLenMask    uint64 // bit n set when some content type key is n bytes long
+	ctKeyLenMask uint64 // bit n set when some content type key is n bytes long
 	nameCache    sync.Map
 	nameCacheLen atomic.Int64
 	pool         sync.Pool
