@@ -5,8 +5,7 @@ SHELL := /bin/bash
 GO            ?= go
 OCB_VERSION   := v0.165.0
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# mdatagen is built from tools/mdatagen (go.mod pins v0.159.0): the module proxy serves that version but not
-# its @latest query, which `go install pkg@version` needs.
+# mdatagen v0.159.0 (the newest whose output builds with core v0.165), pinned by tools/mdatagen/go.mod.
 MDATAGEN      := $(CURDIR)/.tools/bin/mdatagen
 TOOLS_BIN     := $(CURDIR)/.tools/bin
 OCB           := $(TOOLS_BIN)/builder

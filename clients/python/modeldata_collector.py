@@ -103,6 +103,9 @@ DEFAULT_FLUSH_TIMEOUT = 5.0
 # max_values_per_request 200,000 values: at least 2 bytes each). A collector
 # with smaller limits answers 413 and the client halves its batches.
 MAX_BATCH_GROUPS = 5000
+# Statuses that pass, as OTLP/HTTP defines them (0: no answer); the collector
+# answers 500 for rows its pipeline refused for good, which a retry can't fix.
+RETRYABLE_STATUSES = frozenset((0, 429, 502, 503, 504))
 MAX_BATCH_BYTES = 256 << 10
 # Backoff between retries of a batch the collector did not take.
 BACKOFF_FIRST = 0.1
@@ -682,10 +685,11 @@ class _Sender:
     is bounded in rows and bytes; what does not fit is dropped and counted.
     The thread takes everything buffered (up to MAX_BATCH_GROUPS and
     MAX_BATCH_BYTES) and posts it as one batch. A batch the collector does not
-    take for a reason that passes (no answer, 5xx, 429) is retried with
+    take for a reason that passes (no answer, 429, 502, 503, 504) is retried with
     backoff until it is taken: rows are lost only when the buffer overflows,
     or at exit when MODELDATA_FLUSH_TIMEOUT runs out. A group the collector
-    refuses (4xx) is dropped at once and its message logged once.
+    refuses (any other status: 4xx, or 500 for rows the pipeline refused for
+    good) is dropped at once and its message logged once.
     """
 
     def __init__(self, url, max_rows, max_bytes, timeout):
@@ -828,7 +832,7 @@ class _Sender:
             if status == 413 and len(lines) > 1:
                 self.max_batch_bytes = max(1024, len(body) // 2)
                 return False
-            if status != 0 and status != 429 and status < 500:
+            if status not in RETRYABLE_STATUSES:
                 self._refused(lines, rows, status, text, caught_up)
                 return True
             with self._cond:

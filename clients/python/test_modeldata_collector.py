@@ -330,8 +330,20 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(mdc.stats()["dropped_rows"] - before, 1)
         self.assertIn("HTTP 400: model_name is missing", logs.output[0])
 
+    def test_refused_for_good_by_the_pipeline_is_dropped_not_retried(self):
+        self.server.answers = [(500, '{"error":"Permanent error: bad record"}', {})]
+        dc = self.collector()
+        before = mdc.stats()["dropped_rows"]
+        with self.assertLogs("modeldata_collector", "WARNING"):
+            dc.collect([[1, 2]])
+            self.assertTrue(mdc.flush(timeout=10))
+        dc.collect([[3]])
+        self.assertEqual([r["data"] for r in self.server.wait_for(1)], [[[3]]])
+        self.assertEqual(mdc.stats()["dropped_rows"] - before, 1)
+
     def test_backpressure_is_retried_after_retry_after(self):
-        self.server.answers = [(503, "busy", {"Retry-After": "0"}), (429, "slow down", {"Retry-After": "0"})]
+        self.server.answers = [(503, "busy", {"Retry-After": "0"}), (429, "slow down", {"Retry-After": "0"}),
+                               (502, "bad gateway", {"Retry-After": "0"}), (504, "timeout", {"Retry-After": "0"})]
         dc = self.collector()
         dc.collect([[1]])
         (req,) = self.server.wait_for(1)

@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
 // ProbeDesignation is the designation of latency probe rows: they land in a
@@ -58,7 +59,6 @@ type ProbeConfig struct {
 	Model       string
 	Version     string
 	CollectURL  string // base URL of the collect API
-	PathPrefix  string // "<subscription>/<resource group>/<workspace>/<webservice>" as the exporter writes them
 	Size        SizeFunc
 	Interval    time.Duration // between probes (default 500 ms)
 	PollEvery   time.Duration // default 20 ms
@@ -83,8 +83,9 @@ func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, tim
 	client := NewClient(1)
 	for n := 0; ctx.Err() == nil; n++ {
 		now := time.Now().UTC()
-		path := fmt.Sprintf("%s%s/%s/%s/%s/%04d/%02d/%02d/data.csv", cfg.ContainerIn, cfg.PathPrefix, cfg.Model, cfg.Version,
-			ProbeDesignation, now.Year(), now.Month(), now.Day())
+		parts := contract.PathParts{SubscriptionID: Subscription, ResourceGroup: ResourceGroup, Workspace: Workspace,
+			Webservice: Webservice, ModelName: cfg.Model, ModelVersion: cfg.Version, Designation: ProbeDesignation}
+		path := cfg.ContainerIn + parts.Dir(now, false) + "/data.csv"
 		before, err := cfg.Size(ctx, path)
 		if err != nil {
 			before = -1 // unknown; any size counts

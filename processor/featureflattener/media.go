@@ -248,7 +248,7 @@ func (f *flattener) declaresMedia(m pcommon.Map) bool {
 }
 
 func (f *flattener) isContentTypeKey(k string) bool {
-	if len(k) >= 64 || f.ctKeyLens&(1<<len(k)) == 0 {
+	if len(k) >= 64 || f.ctKeyLenMask&(1<<len(k)) == 0 {
 		return false
 	}
 	return slices.Contains(f.ctKeys, k)

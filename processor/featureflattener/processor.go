@@ -52,7 +52,7 @@ type flattener struct {
 	cfg          *Config
 	mediaNames   *regexp.Regexp
 	ctKeys       []string
-	ctKeyLens    uint64 // bit n set when some content type key is n bytes long
+	ctKeyLenMask uint64 // bit n set when some content type key is n bytes long
 	nameCache    sync.Map
 	nameCacheLen atomic.Int64
 	pool         sync.Pool
@@ -73,7 +73,7 @@ func newFlattener(cfg *Config, dropped metric.Int64Counter) (*flattener, error) 
 	}
 	for _, k := range f.ctKeys {
 		if len(k) < 64 {
-			f.ctKeyLens |= 1 << len(k)
+			f.ctKeyLenMask |= 1 << len(k)
 		}
 	}
 	for _, r := range allReasons {

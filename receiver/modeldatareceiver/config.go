@@ -19,12 +19,12 @@ const (
 	defaultEndpoint = "localhost:4320"
 	// defaultV2Endpoint is where azureml-ai-monitoring posts by default
 	// (AZUREML_MDC_HOST 127.0.0.1, AZUREML_MDC_PORT 50011).
-	defaultV2Endpoint        = "localhost:50011"
-	defaultMaxRows           = 10000
-	defaultMaxColumns        = 1000
-	defaultMaxValues         = 200000
-	defaultModelNameHeader   = "ce-model-name"
-	defaultCollectDesignator = contract.DesignationInputs
+	defaultV2Endpoint         = "localhost:50011"
+	defaultMaxRows            = 10000
+	defaultMaxColumns         = 1000
+	defaultMaxValues          = 200000
+	defaultModelNameHeader    = "ce-model-name"
+	defaultCollectDesignation = contract.DesignationInputs
 )
 
 // Config is the modeldata receiver's configuration.
@@ -122,7 +122,7 @@ func createDefaultConfig() *Config {
 		MaxRowsPerRequest:     defaultMaxRows,
 		MaxColumns:            defaultMaxColumns,
 		MaxValuesPerRequest:   defaultMaxValues,
-		DefaultDesignation:    defaultCollectDesignator,
+		DefaultDesignation:    defaultCollectDesignation,
 		SamplingRate:          1,
 		CollectUnlistedModels: true,
 		AzureMLV2: configoptional.Default(AzureMLV2Config{

@@ -212,7 +212,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, PathPrefix: harness.PathPrefix, Size: harness.BlobSize(c),
+		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
 			Interval: 250 * time.Millisecond}
 	} else {
 		bin = os.Getenv(stockEnv)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,11 +88,9 @@ lines:
 
 // aiMetricValues are the values of every MetricData envelope named name whose
 // properties hold feature as modeldata.feature.name.
-func (s *ingestionStub) aiMetricValues(name, feature string) []float64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func aiMetricValues(envelopes []map[string]any, name, feature string) []float64 {
 	var values []float64
-	for _, e := range s.envelopes {
+	for _, e := range envelopes {
 		data, _ := e["data"].(map[string]any)
 		if data == nil || data["baseType"] != "MetricData" {
 			continue
@@ -147,9 +144,7 @@ func TestModelDataStatsDriftToPrometheusAndAppInsights(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stub := &ingestionStub{}
-	ingestion := httptest.NewServer(stub)
-	t.Cleanup(ingestion.Close)
+	stub := testutil.StartIngestionStub(t)
 	collect := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	prom := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	testutil.StartCollector(t, fmt.Sprintf(`
@@ -185,7 +180,7 @@ service:
   telemetry:
     metrics:
       level: none
-`, collect, filepath.Join(wineDir(t), "baseline.csv"), t.TempDir(), prom, ingestion.URL), collect, prom)
+`, collect, filepath.Join(wineDir(t), "baseline.csv"), t.TempDir(), prom, stub.URL()), collect, prom)
 
 	alcohol := `modeldata_feature_name="alcohol"`
 	for _, w := range []struct {
@@ -225,10 +220,10 @@ service:
 		t.Errorf("Prometheus modeldata_feature_rows_total{alcohol} = %g, want 178 (two windows of 89)", got)
 	}
 	if !testutil.Poll(30*time.Second, func() bool {
-		values := stub.aiMetricValues("modeldata.feature.drift.psi", "alcohol")
+		values := aiMetricValues(stub.Envelopes(), "modeldata.feature.drift.psi", "alcohol")
 		return containsNear(values, ref.Current["alcohol"].PSI) && containsNear(values, ref.Shifted["alcohol"].PSI)
 	}) {
-		t.Fatalf("Application Insights PSI values for alcohol %v, want %g then %g", stub.aiMetricValues("modeldata.feature.drift.psi", "alcohol"),
+		t.Fatalf("Application Insights PSI values for alcohol %v, want %g then %g", aiMetricValues(stub.Envelopes(), "modeldata.feature.drift.psi", "alcohol"),
 			ref.Current["alcohol"].PSI, ref.Shifted["alcohol"].PSI)
 	}
 }

@@ -1,66 +1,22 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
-// ingestionStub stands in for Application Insights' ingestion endpoint: it
-// keeps every envelope of the gzip'd newline-delimited JSON posted to /v2.1/track.
-type ingestionStub struct {
-	mu        sync.Mutex
-	envelopes []map[string]any
-}
-
-func (s *ingestionStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v2.1/track" {
-		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
-		return
-	}
-	lines, err := testutil.TrackLines(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var batch []map[string]any
-	for _, line := range lines {
-		var envelope map[string]any
-		if err := json.Unmarshal(line, &envelope); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		batch = append(batch, envelope)
-	}
-	s.mu.Lock()
-	s.envelopes = append(s.envelopes, batch...)
-	s.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(map[string]any{"itemsReceived": len(batch), "itemsAccepted": len(batch), "errors": []any{}})
-}
-
-// count is the number of envelopes received.
-func (s *ingestionStub) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.envelopes)
-}
-
-// requestEnvelope is the first Request envelope received, if any.
-func (s *ingestionStub) requestEnvelope() map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range s.envelopes {
+// requestEnvelope is the first Request envelope of envelopes, if any.
+func requestEnvelope(envelopes []map[string]any) map[string]any {
+	for _, e := range envelopes {
 		if data, _ := e["data"].(map[string]any); data != nil && data["baseType"] == "RequestData" {
 			return e
 		}
@@ -77,17 +33,17 @@ func TestScoringServiceRowsToCSVAndSpansToAppInsights(t *testing.T) {
 	root := testutil.RepoRoot(t)
 	testutil.CollectorBinary(t) // skips before building anything when there is no binary
 
-	stub := &ingestionStub{}
-	ingestion := httptest.NewServer(stub)
-	t.Cleanup(ingestion.Close)
+	stub := testutil.StartIngestionStub(t)
 
 	dataDir := t.TempDir()
-	grpcPort, httpPort, healthPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
+	grpcPort, httpPort, healthPort, metricsPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	config := string(testutil.ReadFile(t, filepath.Join(root, "examples", "scoring-service", "otel-config.yaml")))
 	config = strings.NewReplacer(":4317", fmt.Sprintf(":%d", grpcPort), ":4318", fmt.Sprintf(":%d", httpPort),
 		":13133", fmt.Sprintf(":%d", healthPort)).Replace(config)
+	// The collector's own metrics on a free port, not the default 8888 another run may hold.
+	config += fmt.Sprintf("  telemetry:\n    metrics:\n      readers: [{pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}}]\n", metricsPort)
 	const iKey = "11111111-2222-3333-4444-555555555555"
-	t.Setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey="+iKey+";IngestionEndpoint="+ingestion.URL+"/")
+	t.Setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey="+iKey+";IngestionEndpoint="+stub.URL()+"/")
 	t.Setenv("OTELCOL_DATA_DIR", dataDir)
 	t.Setenv("OTELCOL_LISTEN_HOST", "127.0.0.1")
 	testutil.StartCollector(t, config, fmt.Sprintf("127.0.0.1:%d", httpPort))
@@ -169,8 +125,8 @@ func TestScoringServiceRowsToCSVAndSpansToAppInsights(t *testing.T) {
 
 	// The server span reaches Application Insights as a Request.
 	var request map[string]any
-	if !testutil.Poll(30*time.Second, func() bool { request = stub.requestEnvelope(); return request != nil }) {
-		t.Fatalf("no Request envelope reached the ingestion stub; got %d envelopes", stub.count())
+	if !testutil.Poll(30*time.Second, func() bool { request = requestEnvelope(stub.Envelopes()); return request != nil }) {
+		t.Fatalf("no Request envelope reached the ingestion stub; got %d envelopes", len(stub.Envelopes()))
 	}
 	if request["iKey"] != iKey {
 		t.Errorf("iKey %v, want %s", request["iKey"], iKey)
