@@ -100,15 +100,15 @@ func TestAzuritePersistentQueueSurvivesRestart(t *testing.T) {
 
 	az.Restart()
 	stop, _ = start()
-	defer stop()
 	const file = "00000000-0000-0000-0000-000000000000/local/local/local/m/1/general/2018/12/31/data.csv"
 	var data string
 	if !testutil.Poll(20*time.Second, func() bool {
 		data = readBlobs(t, az, "modeldata")[file]
 		return len(parseCSV(t, data)) >= rows+1
 	}) {
+		stop()
 		t.Fatalf("rows did not land after the restart: %q", data)
 	}
-	time.Sleep(300 * time.Millisecond) // a doubled row would show up now
+	stop() // shutdown drains the queue: a doubled row would have landed by now
 	assertRowsOnce(t, readBlobs(t, az, "modeldata")[file], rows)
 }

@@ -165,7 +165,7 @@ func TestHarnessBadInput(t *testing.T) {
 	}
 	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
 		FlushTimeout: "100ms", NeutralizeFormulas: true}
-	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
+	c := testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
 	client := &http.Client{Timeout: 60 * time.Second}
 	for _, h := range hostileCorpus() {
 		t.Run(h.name, func(t *testing.T) {
@@ -215,7 +215,7 @@ func TestHarnessBadInput(t *testing.T) {
 		got = harnessListFiles(t, base)
 		return slices.Equal(got, want)
 	})
-	time.Sleep(time.Second) // late writes would show now
+	c.Stop() // a graceful stop drains the queue: late writes have landed now
 	if got = harnessListFiles(t, base); !slices.Equal(got, want) {
 		t.Fatalf("files below the test folder:\n got %q\nwant %q", got, want)
 	}
