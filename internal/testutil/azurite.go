@@ -29,7 +29,7 @@ type Azurite struct {
 	bin      string
 	port     int
 	location string
-	log      *syncBuffer
+	log      *SyncBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -53,7 +53,7 @@ func StartAzurite(t testing.TB) *Azurite {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("azurite: %v (run `make azurite`)", err)
 	}
-	a := &Azurite{t: t, bin: bin, port: FreePort(t), location: t.TempDir(), log: &syncBuffer{}}
+	a := &Azurite{t: t, bin: bin, port: FreePort(t), location: t.TempDir(), log: &SyncBuffer{}}
 	a.start()
 	t.Cleanup(func() {
 		a.Stop()

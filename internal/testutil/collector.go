@@ -97,7 +97,7 @@ type Collector struct {
 	configPath string
 	cmd        *exec.Cmd
 	done       chan struct{}
-	output     *syncBuffer
+	output     *SyncBuffer
 }
 
 // StartCollector writes configYAML to a file, starts the binary on it, and
@@ -109,7 +109,7 @@ func StartCollector(t testing.TB, configYAML string, waitAddrs ...string) *Colle
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{t: t, bin: CollectorBinary(t), configPath: path, output: &syncBuffer{}}
+	c := &Collector{t: t, bin: CollectorBinary(t), configPath: path, output: &SyncBuffer{}}
 	c.start(waitAddrs)
 	t.Cleanup(func() {
 		c.Stop()
@@ -177,18 +177,19 @@ func (c *Collector) Kill() {
 // Output is what the collector printed so far.
 func (c *Collector) Output() string { return c.output.String() }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer (a process's output) and concurrent readers.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -44,7 +43,7 @@ type scoringLoop struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *lockedWriter
+	stderr *testutil.SyncBuffer
 	done   chan error
 }
 
@@ -54,7 +53,7 @@ func startScoringLoop(t *testing.T, endpoint string, env []string, args ...strin
 	cmd := exec.Command(python3(t), append([]string{filepath.Join(root, "clients", "python", "bench_collect.py"), "--endpoint", endpoint}, args...)...)
 	cmd.Env = append(os.Environ(), "MODELDATA_MODEL_CONFIG_MAP="+os.DevNull)
 	cmd.Env = append(cmd.Env, env...)
-	l := &scoringLoop{t: t, cmd: cmd, lines: make(chan string, 16), stderr: &lockedWriter{w: &strings.Builder{}}, done: make(chan error, 1)}
+	l := &scoringLoop{t: t, cmd: cmd, lines: make(chan string, 16), stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = l.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -109,23 +108,6 @@ func (l *scoringLoop) wait(timeout time.Duration) error {
 		l.t.Fatalf("the scoring process did not exit within %s\nstderr:\n%s", timeout, l.stderr)
 	}
 	return nil
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return fmt.Sprint(w.w)
 }
 
 // csvRows counts the data rows of every CSV file under dir (each file's
