@@ -212,21 +212,21 @@ func histogramPoint(p histogram) point {
 func (c *deltaConverter) delta(key string, p point) bool {
 	el, known := c.series[key]
 	if !known {
-		st := &seriesState{key: key}
-		c.remember(st)
-		st.update(p)
+		state := &seriesState{key: key}
+		c.remember(state)
+		state.update(p)
 		// Sent whole only when the whole series is known to have been seen.
 		return p.start != 0 && p.start >= c.started && p.nonZero()
 	}
 	c.lru.MoveToFront(el)
-	st := el.Value.(*seriesState)
-	if p.ts <= st.last {
+	state := el.Value.(*seriesState)
+	if p.ts <= state.last {
 		return false
 	}
-	restart := p.start != 0 && p.start != st.start ||
-		p.isSum && p.value < st.value || !p.isSum && p.count < st.count
-	prev := *st
-	st.update(p)
+	restart := p.start != 0 && p.start != state.start ||
+		p.isSum && p.value < state.value || !p.isSum && p.count < state.count
+	prev := *state
+	state.update(p)
 	if restart {
 		return p.nonZero()
 	}
@@ -256,25 +256,25 @@ func (p point) nonZero() bool {
 	return p.count != 0
 }
 
-func (st *seriesState) update(p point) {
-	st.start, st.last = p.start, p.ts
+func (s *seriesState) update(p point) {
+	s.start, s.last = p.start, p.ts
 	if p.isSum {
-		st.value = p.value
+		s.value = p.value
 		return
 	}
-	st.value, st.count = p.sum, p.count
-	st.min, st.max, st.hasMinMax = p.min, p.max, p.hasMin && p.hasMax
+	s.value, s.count = p.sum, p.count
+	s.min, s.max, s.hasMinMax = p.min, p.max, p.hasMin && p.hasMax
 }
 
 // remember adds a series, forgetting the least recently seen one when full.
-func (c *deltaConverter) remember(st *seriesState) {
+func (c *deltaConverter) remember(state *seriesState) {
 	if len(c.series) >= c.maxSeries {
 		if oldest := c.lru.Back(); oldest != nil {
 			delete(c.series, oldest.Value.(*seriesState).key)
 			c.lru.Remove(oldest)
 		}
 	}
-	c.series[st.key] = c.lru.PushFront(st)
+	c.series[state.key] = c.lru.PushFront(state)
 }
 
 // attrsKey is a canonical text of a map: its pairs sorted by key.

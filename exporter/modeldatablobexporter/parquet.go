@@ -56,13 +56,13 @@ type pqRow struct {
 // every row until the file holding it is complete.
 type pqWriter struct {
 	cfg      *Config
-	st       blockStore
+	store    blockStore
 	instance string
 	codec    compress.Compression
 	boundary string
 }
 
-func newPQWriter(cfg *Config, st blockStore) *pqWriter {
+func newPQWriter(cfg *Config, store blockStore) *pqWriter {
 	codec := compress.Codecs.Snappy
 	if cfg.Parquet.Compression == CompressionZstd {
 		codec = compress.Codecs.Zstd
@@ -74,7 +74,7 @@ func newPQWriter(cfg *Config, st blockStore) *pqWriter {
 	if cfg.Parquet.Layout == LayoutV2 {
 		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
 	}
-	return &pqWriter{cfg: cfg, st: st, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
+	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
 }
 
 // pqPlace is what decides a row's folder.
@@ -389,7 +389,7 @@ func (w *pqWriter) write(ctx context.Context, f *pqFile) (int, error) {
 	if err != nil {
 		return 0, consumererror.NewPermanent(err)
 	}
-	return len(data), w.st.putFile(ctx, f.dir+"/"+w.fileName(data), data)
+	return len(data), w.store.putFile(ctx, f.dir+"/"+w.fileName(data), data)
 }
 
 // validUTF8 replaces each run of invalid UTF-8 with U+FFFD: Parquet strings

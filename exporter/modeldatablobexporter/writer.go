@@ -70,13 +70,13 @@ type fileState struct {
 	refs    int // writes holding the state; guarded by writer.mu
 }
 
-// pinned reports whether forgetting fs would lose what a retry or a replay
-// needs. Called with fs.mu held.
-func (fs *fileState) pinned() bool {
-	if len(fs.unsure) > 0 || len(fs.replay) > 0 {
+// pinned reports whether forgetting file would lose what a retry or a replay
+// needs. Called with file.mu held.
+func (file *fileState) pinned() bool {
+	if len(file.unsure) > 0 || len(file.replay) > 0 {
 		return true
 	}
-	for _, c := range fs.credits {
+	for _, c := range file.credits {
 		if len(c.avail) > 0 {
 			return true
 		}
@@ -124,22 +124,22 @@ func schemaHash(header []byte) string {
 func (w *writer) state(key fileKey) *fileState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var fs *fileState
+	var file *fileState
 	if el := w.files[key]; el != nil {
 		w.lru.MoveToFront(el)
-		fs = el.Value.(*fileState)
+		file = el.Value.(*fileState)
 	} else {
-		fs = &fileState{key: key}
-		w.files[key] = w.lru.PushFront(fs)
+		file = &fileState{key: key}
+		w.files[key] = w.lru.PushFront(file)
 		w.evict()
 	}
-	fs.refs++
-	return fs
+	file.refs++
+	return file
 }
 
-func (w *writer) release(fs *fileState) {
+func (w *writer) release(file *fileState) {
 	w.mu.Lock()
-	fs.refs--
+	file.refs--
 	w.mu.Unlock()
 }
 
@@ -149,13 +149,13 @@ func (w *writer) release(fs *fileState) {
 func (w *writer) evict() {
 	for tries := 0; w.lru.Len() > w.maxOpenFiles && tries < 8; tries++ {
 		el := w.lru.Back()
-		fs := el.Value.(*fileState)
-		if fs.refs == 0 && fs.mu.TryLock() {
-			pinned := fs.pinned()
-			fs.mu.Unlock()
+		file := el.Value.(*fileState)
+		if file.refs == 0 && file.mu.TryLock() {
+			pinned := file.pinned()
+			file.mu.Unlock()
 			if !pinned {
 				w.lru.Remove(el)
-				delete(w.files, fs.key)
+				delete(w.files, file.key)
 				continue
 			}
 		}
@@ -167,17 +167,17 @@ func (w *writer) evict() {
 // the next write to their file, credits spent by the replayed lines.
 func (w *writer) adopt(intents []*intent, credits []*credit) {
 	with := func(key fileKey, f func(*fileState)) {
-		fs := w.state(key)
-		fs.mu.Lock()
-		f(fs)
-		fs.mu.Unlock()
-		w.release(fs)
+		file := w.state(key)
+		file.mu.Lock()
+		f(file)
+		file.mu.Unlock()
+		w.release(file)
 	}
 	for _, in := range intents {
-		with(in.file, func(fs *fileState) { fs.replay = append(fs.replay, in) })
+		with(in.file, func(file *fileState) { file.replay = append(file.replay, in) })
 	}
 	for _, c := range credits {
-		with(c.file, func(fs *fileState) { fs.credits = append(fs.credits, c) })
+		with(c.file, func(file *fileState) { file.credits = append(file.credits, c) })
 	}
 }
 
@@ -186,23 +186,23 @@ func (w *writer) adopt(intents []*intent, credits []*credit) {
 // the file (written now, or found written before a restart); on error the
 // rest are not. pl collects what the batch did to the journal.
 func (w *writer) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, error) {
-	fs := w.state(keyOf(b))
-	defer w.release(fs)
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.dir == "" {
-		fs.dir, fs.stem, fs.ext = b.dir, b.stem, cmp.Or(b.ext, ".csv")
+	file := w.state(keyOf(b))
+	defer w.release(file)
+	file.mu.Lock()
+	defer file.mu.Unlock()
+	if file.dir == "" {
+		file.dir, file.stem, file.ext = b.dir, b.stem, cmp.Or(b.ext, ".csv")
 	}
-	if err := w.resolve(ctx, fs); err != nil {
+	if err := w.resolve(ctx, file); err != nil {
 		return 0, err
 	}
-	w.expireCredits(ctx, fs)
-	skipped, spent := w.spendCredits(fs, b)
+	w.expireCredits(ctx, file)
+	skipped, spent := w.spendCredits(file, b)
 	if skipped == nil {
-		return w.appendLines(ctx, fs, b, pl)
+		return w.appendLines(ctx, file, b, pl)
 	}
 	rest, orig := b.without(skipped)
-	n, err := w.appendLines(ctx, fs, rest, pl)
+	n, err := w.appendLines(ctx, file, rest, pl)
 	done := len(b.lineEnds)
 	if n < len(orig) {
 		done = orig[n]
@@ -227,10 +227,10 @@ type lineUse struct {
 }
 
 // expireCredits drops credits no replay spent within creditTTL.
-func (w *writer) expireCredits(ctx context.Context, fs *fileState) {
+func (w *writer) expireCredits(ctx context.Context, file *fileState) {
 	now := time.Now()
-	kept := fs.credits[:0]
-	for _, c := range fs.credits {
+	kept := file.credits[:0]
+	for _, c := range file.credits {
 		if now.Before(c.expires) {
 			kept = append(kept, c)
 			continue
@@ -242,13 +242,13 @@ func (w *writer) expireCredits(ctx context.Context, fs *fileState) {
 			}
 		}
 	}
-	fs.credits = kept
+	file.credits = kept
 }
 
 // spendCredits marks the batch's lines that a credit of the file covers
 // (nil when none does).
-func (w *writer) spendCredits(fs *fileState, b *fileBatch) ([]bool, []lineUse) {
-	if len(fs.credits) == 0 {
+func (w *writer) spendCredits(file *fileState, b *fileBatch) ([]bool, []lineUse) {
+	if len(file.credits) == 0 {
 		return nil, nil
 	}
 	var skipped []bool
@@ -258,7 +258,7 @@ func (w *writer) spendCredits(fs *fileState, b *fileBatch) ([]bool, []lineUse) {
 	for i, end := range b.lineEnds {
 		h := hashLine(body[start:end])
 		start = end
-		for _, c := range fs.credits {
+		for _, c := range file.credits {
 			if c.avail[h] > 0 {
 				if c.avail[h]--; c.avail[h] == 0 {
 					delete(c.avail, h)
@@ -277,9 +277,9 @@ func (w *writer) spendCredits(fs *fileState, b *fileBatch) ([]bool, []lineUse) {
 
 // resolve settles the intents a previous run left for this file: one whose
 // bytes are at its position landed, and its lines become a credit.
-func (w *writer) resolve(ctx context.Context, fs *fileState) error {
-	for len(fs.replay) > 0 {
-		in := fs.replay[0]
+func (w *writer) resolve(ctx context.Context, file *fileState) error {
+	for len(file.replay) > 0 {
+		in := file.replay[0]
 		n := in.size()
 		p, err := w.st.props(ctx, in.blob)
 		if err != nil {
@@ -299,18 +299,18 @@ func (w *writer) resolve(ctx context.Context, fs *fileState) error {
 			return err
 		}
 		if c != nil {
-			fs.credits = append(fs.credits, c)
+			file.credits = append(file.credits, c)
 			w.logger.Warn("An append made before the restart landed, but its batch was not acknowledged: the queue replays it, and its rows are not written again",
 				zap.String("blob", in.blob), zap.Int64("position", in.pos), zap.Int("lines", len(in.lines)))
 		}
-		fs.replay = fs.replay[1:]
+		file.replay = file.replay[1:]
 	}
 	return nil
 }
 
 // appendLines appends b's lines in chunks of at most maxAppendSize and
 // returns how many landed.
-func (w *writer) appendLines(ctx context.Context, fs *fileState, b *fileBatch, pl *pushLog) (int, error) {
+func (w *writer) appendLines(ctx context.Context, file *fileState, b *fileBatch, pl *pushLog) (int, error) {
 	body := b.body.Bytes()
 	done, start := 0, 0
 	for done < len(b.lineEnds) {
@@ -330,7 +330,7 @@ func (w *writer) appendLines(ctx context.Context, fs *fileState, b *fileBatch, p
 				prev = b.lineEnds[i]
 			}
 		}
-		if err := w.appendChunk(ctx, fs, b.header, chunk, lines, pl); err != nil {
+		if err := w.appendChunk(ctx, file, b.header, chunk, lines, pl); err != nil {
 			return done, err
 		}
 		w.tel.appended(ctx, b.rowsIn(end)-b.rowsIn(done), len(chunk))
@@ -340,34 +340,34 @@ func (w *writer) appendLines(ctx context.Context, fs *fileState, b *fileBatch, p
 }
 
 // appendChunk appends whole lines (of the given lengths, when journaled).
-func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
+func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
 	sum := sha256.Sum256(chunk)
-	if landed, err := w.landedEarlier(ctx, fs, sum, n); landed || err != nil {
+	if landed, err := w.landedEarlier(ctx, file, sum, n); landed || err != nil {
 		return err
 	}
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
-		if !fs.known {
-			if err := w.open(ctx, fs, header); err != nil {
+		if !file.known {
+			if err := w.open(ctx, file, header); err != nil {
 				return err
 			}
 		}
-		hasRows := fs.size > int64(len(header))
-		if hasRows && (fs.size+n > w.maxFileSize || fs.blocks+1 > w.maxBlocks) {
-			w.roll(fs)
+		hasRows := file.size > int64(len(header))
+		if hasRows && (file.size+n > w.maxFileSize || file.blocks+1 > w.maxBlocks) {
+			w.roll(file)
 			continue
 		}
 		if w.j.enabled() {
-			if err := w.j.record(ctx, &intent{file: fs.key, blob: fs.dir + "/" + fs.name, pos: fs.size, sum: sum, lines: lines}, pl); err != nil {
+			if err := w.j.record(ctx, &intent{file: file.key, blob: file.dir + "/" + file.name, pos: file.size, sum: sum, lines: lines}, pl); err != nil {
 				return err
 			}
 		}
-		err := w.st.appendAt(ctx, fs.dir+"/"+fs.name, fs.size, chunk)
+		err := w.st.appendAt(ctx, file.dir+"/"+file.name, file.size, chunk)
 		switch {
 		case err == nil:
-			fs.size += n
-			fs.blocks++
+			file.size += n
+			file.blocks++
 			return nil
 		case errors.Is(err, errPosition):
 			// Another writer appended, or an earlier attempt of ours landed
@@ -379,7 +379,7 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 			if err := raceBackoff(ctx, attempt); err != nil {
 				return err
 			}
-			landed, err := w.landedAt(ctx, fs, chunk, mayBeOurs)
+			landed, err := w.landedAt(ctx, file, chunk, mayBeOurs)
 			if err != nil {
 				return err
 			}
@@ -388,35 +388,35 @@ func (w *writer) appendChunk(ctx context.Context, fs *fileState, header, chunk [
 				return nil
 			}
 		case errors.Is(err, errGone):
-			fs.known = false
+			file.known = false
 		case errors.Is(err, errFull):
 			if !hasRows {
 				return consumererror.NewPermanent(fmt.Errorf("append of %d bytes does not fit in an empty file (max_file_size %d)", n, w.maxFileSize))
 			}
-			w.roll(fs)
+			w.roll(file)
 		default:
 			// The append may have landed without our seeing the answer:
 			// its retry checks this position first (landedEarlier).
-			if len(fs.unsure) == maxUnsure {
-				fs.unsure = fs.unsure[1:]
+			if len(file.unsure) == maxUnsure {
+				file.unsure = file.unsure[1:]
 			}
-			fs.unsure = append(fs.unsure, unsureAppend{name: fs.name, pos: fs.size, sum: sum})
+			file.unsure = append(file.unsure, unsureAppend{name: file.name, pos: file.size, sum: sum})
 			return err
 		}
 	}
 	w.tel.racesGaveUp(ctx)
-	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", fs.dir, fs.name, maxAppendAttempts)
+	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", file.dir, file.name, maxAppendAttempts)
 }
 
 // landedEarlier reports whether a chunk with this checksum was appended
 // earlier without an answer and is in fact in the file. An unsure append
 // is looked at once: found or not, its entry is dropped.
-func (w *writer) landedEarlier(ctx context.Context, fs *fileState, sum [sha256.Size]byte, n int64) (bool, error) {
-	for i, u := range fs.unsure {
+func (w *writer) landedEarlier(ctx context.Context, file *fileState, sum [sha256.Size]byte, n int64) (bool, error) {
+	for i, u := range file.unsure {
 		if u.sum != sum {
 			continue
 		}
-		name := fs.dir + "/" + u.name
+		name := file.dir + "/" + u.name
 		p, err := w.st.props(ctx, name)
 		if err != nil {
 			return false, err
@@ -429,10 +429,10 @@ func (w *writer) landedEarlier(ctx context.Context, fs *fileState, sum [sha256.S
 			}
 			landed = sha256.Sum256(got) == sum
 		}
-		fs.unsure = append(fs.unsure[:i], fs.unsure[i+1:]...)
+		file.unsure = append(file.unsure[:i], file.unsure[i+1:]...)
 		if landed {
-			if u.name == fs.name && p.size > fs.size {
-				fs.size, fs.blocks = p.size, p.blocks
+			if u.name == file.name && p.size > file.size {
+				file.size, file.blocks = p.size, p.blocks
 			}
 			w.tel.duplicateAvoided(ctx)
 		}
@@ -441,17 +441,17 @@ func (w *writer) landedEarlier(ctx context.Context, fs *fileState, sum [sha256.S
 	return false, nil
 }
 
-// landedAt refreshes fs after a failed position condition and reports
+// landedAt refreshes file after a failed position condition and reports
 // whether chunk is already at the position we tried; with mayBeOurs false
 // (no attempt of ours can be there) it only refreshes.
-func (w *writer) landedAt(ctx context.Context, fs *fileState, chunk []byte, mayBeOurs bool) (bool, error) {
-	name := fs.dir + "/" + fs.name
+func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte, mayBeOurs bool) (bool, error) {
+	name := file.dir + "/" + file.name
 	p, err := w.st.props(ctx, name)
 	if err != nil {
 		return false, err
 	}
-	pos := fs.size
-	fs.size, fs.blocks = p.size, p.blocks
+	pos := file.size
+	file.size, file.blocks = p.size, p.blocks
 	if !mayBeOurs || p.size < pos+int64(len(chunk)) {
 		return false, nil
 	}
@@ -482,20 +482,20 @@ func raceBackoff(ctx context.Context, attempt int) error {
 	}
 }
 
-func (w *writer) roll(fs *fileState) {
-	fs.roll++
-	fs.known = false
+func (w *writer) roll(file *fileState) {
+	file.roll++
+	file.known = false
 	w.tel.rolled(context.Background())
 }
 
-// open finds where fs writes: the file named by its roll index, created
+// open finds where file writes: the file named by its roll index, created
 // with the header when missing. A file whose header differs from ours is
 // left alone; we switch to the schema-suffixed name.
-func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
+func (w *writer) open(ctx context.Context, file *fileState, header []byte) error {
 	hlen := int64(len(header))
 	for probes := 0; probes < maxRolls; probes++ {
-		fs.name = fileName(fs.stem, fs.schema, fs.roll, fs.ext)
-		name := fs.dir + "/" + fs.name
+		file.name = fileName(file.stem, file.schema, file.roll, file.ext)
+		name := file.dir + "/" + file.name
 		p, err := w.st.props(ctx, name)
 		if err != nil {
 			return err
@@ -509,7 +509,7 @@ func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 			}
 		}
 		if hlen == 0 { // no header (JSON Lines): any file of ours is ours
-			fs.size, fs.blocks, fs.known = p.size, p.blocks, true
+			file.size, file.blocks, file.known = p.size, p.blocks, true
 			return nil
 		}
 		if p.size == 0 {
@@ -518,7 +518,7 @@ func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 			err := w.st.appendAt(ctx, name, 0, header)
 			switch {
 			case err == nil:
-				fs.size, fs.blocks, fs.known = hlen, 1, true
+				file.size, file.blocks, file.known = hlen, 1, true
 				return nil
 			case errors.Is(err, errPosition):
 				w.tel.raceLost(ctx)
@@ -538,14 +538,14 @@ func (w *writer) open(ctx context.Context, fs *fileState, header []byte) error {
 			match = bytes.Equal(got, header)
 		}
 		if !match {
-			if fs.schema != "" {
+			if file.schema != "" {
 				return consumererror.NewPermanent(fmt.Errorf("%s has a different header than its schema suffix says", name))
 			}
-			fs.schema, fs.roll = schemaHash(header), 0
+			file.schema, file.roll = schemaHash(header), 0
 			continue
 		}
-		fs.size, fs.blocks, fs.known = p.size, p.blocks, true
+		file.size, file.blocks, file.known = p.size, p.blocks, true
 		return nil
 	}
-	return fmt.Errorf("%s/%s: no writable file after %d rolls", fs.dir, fs.stem, maxRolls)
+	return fmt.Errorf("%s/%s: no writable file after %d rolls", file.dir, file.stem, maxRolls)
 }
