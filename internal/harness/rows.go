@@ -116,14 +116,7 @@ func (r *Rows) Value(req, i, k int) any {
 
 // Cell is the CSV cell of feature k as the exporter writes it.
 func (r *Rows) Cell(req, i, k int) string {
-	switch v := r.Value(req, i, k).(type) {
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case float64:
-		return contract.FormatFloat(v)
-	default:
-		return v.(string)
-	}
+	return formatCell(r.Value(req, i, k))
 }
 
 // appendJSONValue appends feature k as a JSON value.
