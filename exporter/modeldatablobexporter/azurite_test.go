@@ -1,11 +1,11 @@
 package modeldatablobexporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -265,11 +265,8 @@ type dropResponseProxy struct {
 }
 
 func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	out := r.Clone(r.Context())
-	out.URL.Scheme, out.URL.Host, out.RequestURI = p.target.Scheme, p.target.Host, ""
-	resp, err := http.DefaultTransport.RoundTrip(out)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
+	resp := forwardTo(w, r, p.target)
+	if resp == nil {
 		return
 	}
 	defer resp.Body.Close()
@@ -283,11 +280,7 @@ func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(body)
+	writeResponse(w, resp, bytes.NewReader(body))
 }
 
 // TestAzuriteRetriedAppendThatLanded: an append lands but its response is
@@ -297,17 +290,11 @@ func TestAzuriteRetriedAppendThatLanded(t *testing.T) {
 	az := testutil.StartAzurite(t)
 	target, _ := url.Parse(az.Endpoint())
 	proxy := &dropResponseProxy{target: target}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	proxyURL := startProxy(t, proxy)
 
 	cfg := createDefaultConfig()
 	cfg.Backend, cfg.AzBlob.Auth = BackendAzBlob, AuthAccountKey
-	cfg.AzBlob.Endpoint = "http://" + l.Addr().String() + "/" + az.AccountName()
+	cfg.AzBlob.Endpoint = proxyURL + "/" + az.AccountName()
 	cfg.AzBlob.AccountName, cfg.AzBlob.AccountKey = az.AccountName(), configopaque.String(az.AccountKey())
 	e, tt := newTestExporterTel(t, cfg)
 	rows := []testRow{

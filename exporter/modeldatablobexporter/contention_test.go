@@ -30,11 +30,8 @@ type countingProxy struct {
 }
 
 func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	out := r.Clone(r.Context())
-	out.URL.Scheme, out.URL.Host, out.RequestURI = p.target.Scheme, p.target.Host, ""
-	resp, err := http.DefaultTransport.RoundTrip(out)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
+	resp := forwardTo(w, r, p.target)
+	if resp == nil {
 		return
 	}
 	defer resp.Body.Close()
@@ -48,25 +45,50 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.created.Add(1)
 		}
 	}
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
+	writeResponse(w, resp, resp.Body)
 }
 
 func startCountingProxy(t testing.TB, az *testutil.Azurite) (*countingProxy, string) {
 	t.Helper()
 	target, _ := url.Parse(az.Endpoint())
 	p := &countingProxy{target: target}
+	return p, startProxy(t, p) + "/" + az.AccountName()
+}
+
+// forwardTo sends r on to target; on a transport error it answers 502 and
+// returns nil.
+func forwardTo(w http.ResponseWriter, r *http.Request, target *url.URL) *http.Response {
+	out := r.Clone(r.Context())
+	out.URL.Scheme, out.URL.Host, out.RequestURI = target.Scheme, target.Host, ""
+	resp, err := http.DefaultTransport.RoundTrip(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return nil
+	}
+	return resp
+}
+
+// writeResponse answers with resp's status and headers, and body.
+func writeResponse(w http.ResponseWriter, resp *http.Response, body io.Reader) {
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, body)
+}
+
+// startProxy serves h on a free loopback port until the test ends and
+// returns its base URL.
+func startProxy(t testing.TB, h http.Handler) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return p, "http://" + l.Addr().String() + "/" + az.AccountName()
+	return "http://" + l.Addr().String()
 }
 
 // contentionRun is one run: writers exporters (as collectors on as many
