@@ -41,11 +41,16 @@ type LoadConfig struct {
 	NoRetry  bool
 	// Header is added to every request (e.g. Authorization).
 	Header http.Header
+	// IdempotencyKeys sends each request with an Idempotency-Key header (its
+	// request id), the same on every resend, as clients/python does: the
+	// modeldata receiver answers a resend of an accepted request without
+	// writing it again.
+	IdempotencyKeys bool
 	// Client is the HTTP client (default: a pooled client with a 30 s timeout).
 	Client *http.Client
-	// Progress, when set, is called after each acknowledged request with the
-	// number of acknowledged rows so far.
-	Progress func(ackedRows int64)
+	// Progress, when set, is called after each acknowledged request with
+	// the request and the number of acknowledged rows so far.
+	Progress func(req int, ackedRows int64)
 }
 
 // Manifest is what a load run leaves for the verifier: the rows' description
@@ -58,7 +63,7 @@ type Manifest struct {
 	NotAcked []int `json:"not_acked,omitempty"`
 	// CutOff lists the requests sent again after a connection carrying them
 	// broke (not refused): the collector may have taken them before it died,
-	// so the resend may legitimately write their rows twice.
+	// so without an Idempotency-Key the resend may write their rows twice.
 	CutOff []int `json:"cut_off,omitempty"`
 	// Stats of the run.
 	Stats LoadStats `json:"stats"`
@@ -200,7 +205,7 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 				if ok {
 					n := acked.Add(int64(cfg.RowsPerRequest))
 					if cfg.Progress != nil {
-						cfg.Progress(n)
+						cfg.Progress(req, n)
 					}
 				}
 			}
@@ -255,6 +260,13 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 	default:
 		record("door")
 		return false, false
+	}
+	if cfg.IdempotencyKeys {
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Idempotency-Key", cfg.RequestID(req))
 	}
 	deadline := time.Now().Add(cfg.RetryFor)
 	backoff := 50 * time.Millisecond

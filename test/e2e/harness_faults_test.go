@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,10 +35,34 @@ func faultRun(smoke, full faultSize) faultSize {
 // time a share in `at` of the rows is acknowledged: fault() starts it, heal()
 // ends it after the outage. It returns the manifest and the verifier's report,
 // and logs how long after the last heal every acknowledged row was found.
+// Every request carries an Idempotency-Key, the same on every resend.
 func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
 	verify func(*harness.Manifest) (*harness.Report, error)) (*harness.Manifest, *harness.Report) {
 	t.Helper()
-	var acked atomic.Int64
+	m, rep, _ := faultLoadDrain(t, size, collectURL, at, fault, heal, verify, false)
+	return m, rep
+}
+
+// drain is how long after the last heal the rows were found.
+type drain struct {
+	// queued: every row acknowledged before the heal (what the collector
+	// held while storage was away); 0 when not measured.
+	queued time.Duration
+	// all: every acknowledged row, including those the client sent again
+	// after its 503s and the rest of the paced load.
+	all time.Duration
+}
+
+// faultLoadDrain is faultLoad that, with measureQueued, also polls from the
+// last heal until every row acknowledged before it is found.
+func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
+	verify func(*harness.Manifest) (*harness.Report, error), measureQueued bool) (*harness.Manifest, *harness.Report, drain) {
+	t.Helper()
+	var (
+		acked   atomic.Int64
+		ackMu   sync.Mutex
+		ackedAt = make([]bool, size.requests)
+	)
 	total := int64(size.requests * 100)
 	loadTime := time.Duration(float64(total) / size.rate * float64(time.Second))
 	cfg := harness.LoadConfig{
@@ -48,8 +73,17 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		// (same ids) until storage is back and the queue drains.
 		MaxDuration: 2*loadTime + time.Duration(len(at))*size.outage + 10*time.Minute,
 		RetryFor:    size.outage + 3*time.Minute,
-		Progress:    func(n int64) { acked.Store(n) },
+		// A request whose answer a kill cut off is sent again with the
+		// same key: the receiver answers it without writing it twice.
+		IdempotencyKeys: true,
+		Progress: func(req int, n int64) {
+			ackMu.Lock()
+			ackedAt[req] = true
+			ackMu.Unlock()
+			acked.Store(n)
+		},
 	}
+	cfg.Rows.Defaults()
 	type result struct {
 		m   *harness.Manifest
 		err error
@@ -60,7 +94,8 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		done <- result{m, err}
 	}()
 	var healed time.Time
-	for _, share := range at {
+	queuedDrained := make(chan time.Duration, 1)
+	for i, share := range at {
 		if !testutil.Poll(loadTime+2*time.Minute, func() bool { return acked.Load() >= int64(share*float64(total)) }) {
 			t.Fatalf("load stalled at %d rows before the fault", acked.Load())
 		}
@@ -70,6 +105,27 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		heal()
 		healed = time.Now()
 		t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
+		if measureQueued && i == len(at)-1 {
+			queued := harness.Manifest{Rows: cfg.Rows, Requests: size.requests}
+			ackMu.Lock()
+			for req, ok := range ackedAt {
+				if !ok {
+					queued.NotAcked = append(queued.NotAcked, req)
+				}
+			}
+			ackMu.Unlock()
+			go func() {
+				found := testutil.Poll(3*time.Minute, func() bool {
+					rep, err := verify(&queued)
+					return err == nil && rep.Found+rep.Malformed >= rep.Expected
+				})
+				if !found {
+					queuedDrained <- -1
+					return
+				}
+				queuedDrained <- time.Since(healed)
+			}()
+		}
 	}
 	r := <-done
 	if r.err != nil {
@@ -80,13 +136,18 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 	t.Logf("load: %d requests, not acked %d, %.0f rows/s, attempts %d, retries %d, transport errors %d, status %v",
 		m.Requests, len(m.NotAcked), m.Stats.RowsPerSecond, m.Stats.Attempts, m.Stats.Retries, m.Stats.TransportErrors, m.Stats.Status)
 	rep := waitVerified(t, m, verify, 3*time.Minute)
+	var d drain
 	if rep.Found+rep.Malformed >= rep.Expected {
 		// waitVerified ends with a 500 ms settle read; the drain is the first complete read.
-		drained := time.Since(healed) - 500*time.Millisecond
+		d.all = time.Since(healed) - 500*time.Millisecond
 		t.Logf("DRAIN: every acknowledged row found %.1f s after the last heal (load ended %.1f s after it)",
-			drained.Seconds(), loadEnded.Sub(healed).Seconds())
+			d.all.Seconds(), loadEnded.Sub(healed).Seconds())
 	}
-	return m, rep
+	if measureQueued {
+		d.queued = <-queuedDrained
+		t.Logf("DRAIN-QUEUED: every row acknowledged before the heal found %.1f s after it", d.queued.Seconds())
+	}
+	return m, rep, d
 }
 
 // TestHarnessFaultKill9 kills the collector with SIGKILL at random moments
@@ -98,10 +159,17 @@ func TestHarnessFaultKill9(t *testing.T) {
 	testutil.CollectorBinary(t)
 	size := faultRun(faultSize{requests: 100, rate: 3000, outage: 500 * time.Millisecond}, faultSize{requests: 2000, rate: 3000, outage: time.Second})
 	az := testutil.StartAzurite(t)
-	collect, health := harnessAddr(t), harnessAddr(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000}
+		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	// Resends the restarted receiver answered from its idempotency window,
+	// summed over the collector's lives (read just before each kill).
+	var repeats float64
+	countRepeats := func() {
+		v, _ := harness.MetricSum(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "otelcol_modeldata_idempotent_repeats")
+		repeats += v
+	}
 	kills := 3
 	if harnessFull() {
 		kills = 20
@@ -115,31 +183,30 @@ func TestHarnessFaultKill9(t *testing.T) {
 	sort.Float64s(at)
 	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
 	m, rep := faultLoad(t, size, "http://"+collect, at,
-		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
-		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
+		func() { countRepeats(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
+	countRepeats()
+	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f",
+		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
-// assertExactlyOnceAcrossKills: no row missing or damaged, and no row
-// doubled by the collector. A request whose connection the kill cut and
-// the client sent again may be in storage twice: the collector had taken
-// it before it died (outside what the collector can know); it is reported.
+// assertExactlyOnceAcrossKills: no row missing, damaged or doubled. A
+// request whose connection the kill cut was sent again with the same
+// Idempotency-Key: when the collector had taken it before it died, the
+// restarted receiver answers the resend without writing it again.
 func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harness.Report) {
 	t.Helper()
-	var resent, doubled []int
+	var resent []int
 	for _, req := range rep.DuplicateRequests {
 		if slices.Contains(m.CutOff, req) {
 			resent = append(resent, req)
-		} else {
-			doubled = append(doubled, req)
 		}
 	}
-	t.Logf("requests cut off by a kill and sent again: %d; of them written twice: %d %v; other requests with a duplicated row: %d %v",
-		len(m.CutOff), len(resent), resent, len(doubled), doubled)
-	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || len(doubled) > 0 {
-		t.Errorf("not exactly once across kill -9: %s (not acked %d); missing %v; malformed %v; doubled by the collector: requests %v",
-			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample, doubled)
+	t.Logf("requests cut off by a kill and sent again: %d; requests with a duplicated row: %d %v, of them cut off and sent again: %d %v",
+		len(m.CutOff), len(rep.DuplicateRequests), rep.DuplicateRequests, len(resent), resent)
+	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || rep.Duplicated > 0 {
+		t.Errorf("not exactly once across kill -9: %s (not acked %d); missing %v; malformed %v; duplicated: requests %v",
+			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample, rep.DuplicateRequests)
 	}
 }
 
@@ -152,13 +219,39 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	size := faultRun(faultSize{requests: 60, rate: 2000, outage: time.Minute}, faultSize{requests: 1000, rate: 200, outage: 15 * time.Minute})
 	az := testutil.StartAzurite(t)
 	collect, health := harnessAddr(t), harnessAddr(t)
+	// Storage is reached through the fault proxy, which passes every
+	// request (502 while Azurite is down) and counts them.
+	p, err := faultproxy.Start(fmt.Sprintf("http://127.0.0.1:%d", az.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
 	// A small queue, so it fills during the outage and the receiver refuses (503) instead.
-	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
+	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20}
 	testutil.StartCollector(t, cfg.YAML(), collect, health)
-	m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az))
+	var before, during int64 // requests that reached the proxy
+	stop := func() { before = p.Passed(); az.Stop() }
+	restart := func() { during = p.Passed() - before; az.Restart() }
+	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.3}, stop, restart, azuriteVerifier(t, az), true)
 	assertZeroLoss(t, m, rep)
+	perSecond := float64(during) / size.outage.Seconds()
+	t.Logf("STORAGE-DOWN: %d requests reached storage in %s of outage (%.1f/s); queued rows drained %.1f s after it returned, every row %.1f s",
+		during, size.outage, perSecond, d.queued.Seconds(), d.all.Seconds())
+	// The exporter backs off (1 s initial, 2 s at most, 10 consumers, each
+	// try at most 3 requests): storage is never hammered while it is away.
+	if perSecond > maxRequestsPerSecondDown {
+		t.Errorf("%.1f requests/s reached storage while it was down, over %d/s", perSecond, maxRequestsPerSecondDown)
+	}
+	// The last row the collector held lands within 5 s of storage's return.
+	if d.queued < 0 || d.queued > 5*time.Second {
+		t.Errorf("the queued rows were all found %.1f s after storage returned, want at most 5 s", d.queued.Seconds())
+	}
 }
+
+// maxRequestsPerSecondDown bounds the requests the exporter sends to a storage
+// that is down: its 10 queue consumers retrying every second with 3 tries each.
+const maxRequestsPerSecondDown = 30
 
 // proxiedConnectionString points the exporter at the fault proxy in front of Azurite.
 func proxiedConnectionString(p *faultproxy.Proxy) string {
