@@ -307,6 +307,10 @@ func post(ctx context.Context, client *http.Client, url, contentType string, bod
 	if err != nil {
 		return 0, err
 	}
+	// With an Idempotency-Key header net/http would resend a request whose
+	// kept-alive connection broke, unseen: every send is the harness's own, so
+	// the run counts it (attempts, cut off).
+	httpReq.GetBody = nil
 	for k, vs := range header {
 		httpReq.Header[k] = vs
 	}

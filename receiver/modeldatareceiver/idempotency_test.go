@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
@@ -275,4 +277,33 @@ func TestKeyEntryRoundTrip(t *testing.T) {
 	if _, err := decodeKeyEntry([]byte("k123")); err == nil {
 		t.Error("a short entry decoded")
 	}
+}
+
+// BenchmarkIdempotencyRecord times recording one accepted key in file_storage:
+// the window between the persistent queue's commit of a request and its key's
+// commit, in which a kill -9 makes a resend of the request look new.
+func BenchmarkIdempotencyRecord(b *testing.B) {
+	host, stop := testutil.StartFileStorage(b, b.TempDir())
+	defer stop()
+	storageID := testutil.FileStorageID
+	_, set := telemetrySettings(b)
+	w := newIdempotencyWindow(IdempotencyConfig{Storage: &storageID, TTL: time.Hour, MaxKeys: defaultIdempotencyMaxKeys}, set.Logger, mustTelemetry(b, set))
+	if err := w.open(context.Background(), host, component.NewID(metadata.Type)); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = w.close(context.Background()) }()
+	held := &heldAnswer{header: http.Header{"Content-Type": {"application/json"}}, status: 200}
+	held.body.WriteString(`{"accepted":100,"correlation_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","scoring_timestamp":"2020-08-13T15:54:16.691697","request_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}`)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.record(context.Background(), "1b4e28ba-2fa1-11d2-883f-"+strconv.Itoa(i), fingerprint{}, held)
+	}
+}
+
+func mustTelemetry(tb testing.TB, set *receiver.Settings) *metadata.TelemetryBuilder {
+	t, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t
 }
