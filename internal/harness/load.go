@@ -35,7 +35,7 @@ type LoadConfig struct {
 	// MaxDuration bounds the run; requests not started by then are not sent (default 10 min).
 	MaxDuration time.Duration
 	// RetryFor bounds how long one request is retried on a transport error,
-	// 429 or 503 (same body, same ids) before it counts as not acknowledged
+	// 429, 502, 503 or 504 (same body, same ids) before it counts as not acknowledged
 	// (default 2 min; 0 with NoRetry).
 	RetryFor time.Duration
 	NoRetry  bool
@@ -224,8 +224,8 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 	return m, nil
 }
 
-// send delivers one request, retrying transport errors, 429 and 503 with the
-// same body (same ids) for up to RetryFor. It reports whether it got 200,
+// send delivers one request, retrying transport errors, 429, 502, 503 and 504
+// with the same body (same ids) for up to RetryFor. It reports whether it got 200,
 // and whether a connection broke while carrying it (cut).
 func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, transport *atomic.Int64, record func(string)) (ok, cut bool) {
 	door := cfg.Doors[req%len(cfg.Doors)]
@@ -286,7 +286,7 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 			return true, cut
 		default:
 			record(strconv.Itoa(code))
-			if code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
+			if !retryable(code) {
 				return false, cut
 			}
 		}
@@ -300,6 +300,16 @@ func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, tra
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// retryable is what OTLP/HTTP (and clients/python) send again: 429, 502,
+// 503, 504 (a proxy in front of a collector that is down answers 502).
+func retryable(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 func post(ctx context.Context, client *http.Client, url, contentType string, body []byte, header http.Header) (int, error) {

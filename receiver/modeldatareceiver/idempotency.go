@@ -25,16 +25,17 @@ import (
 )
 
 // A client that sends a request again because it got no answer (the
-// collector died, the connection broke, the client timed out) names both
-// sends with the same Idempotency-Key header (IETF draft
+// connection broke, a proxy or its own timeout gave up, the collector
+// restarted) names both sends with the same Idempotency-Key header (IETF draft
 // draft-ietf-httpapi-idempotency-key-header). The receiver remembers the keys
-// of the requests its pipeline accepted, for ttl and at most max_keys of
-// them, in a storage extension when one is configured so they survive a
-// restart, and answers a repeat with the first answer instead of passing its
-// rows on again. A key is recorded only after the pipeline accepted the
-// request and before the answer is sent: a kill between the pipeline's
-// acceptance (the persistent queue's commit) and the key's commit is the one
-// window left, in which a resend is taken as new.
+// of the requests its pipeline accepted, for ttl and at most max_keys of them,
+// in a storage extension when one is configured so they survive a restart,
+// and answers a repeat with the first answer instead of passing its rows on
+// again. A key is recorded once the pipeline accepted the request, right
+// after its answer is written: an answer written has left the process, so a
+// kill after it loses nothing; a kill between the pipeline's acceptance (the
+// persistent queue's commit) and the answer is the one window left, in which
+// the client's resend is taken as new.
 const (
 	idempotencyKeyHeader = "Idempotency-Key"
 	// replayedHeader marks an answer repeated from the window (as Stripe's API does).
@@ -267,25 +268,21 @@ func (w *idempotencyWindow) release(key string) {
 	w.mu.Unlock()
 }
 
-// serveFirst passes the request on, holding its answer until the key is
-// recorded when the answer says the pipeline accepted it.
+// serveFirst passes the request on and records its key when the answer says
+// the pipeline accepted it.
 func (w *idempotencyWindow) serveFirst(rw http.ResponseWriter, req *http.Request, key string, next http.Handler) {
 	defer w.release(key)
 	h := newRequestHash(req)
 	req.Body = readCloser{io.TeeReader(req.Body, h), req.Body}
-	held := &heldAnswer{header: rw.Header()}
-	next.ServeHTTP(held, req)
-	if held.status == 0 {
-		held.status = http.StatusOK
+	answer := &answerWriter{ResponseWriter: rw}
+	next.ServeHTTP(answer, req)
+	if answer.status < 200 || answer.status > 299 {
+		return
 	}
-	if held.status >= 200 && held.status < 300 {
-		// What the handler left unread still names the request.
-		if _, err := io.Copy(io.Discard, req.Body); err == nil {
-			w.record(context.WithoutCancel(req.Context()), key, h.sum(), held)
-		}
+	// What the handler left unread still names the request.
+	if _, err := io.Copy(io.Discard, req.Body); err == nil {
+		w.record(context.WithoutCancel(req.Context()), key, h.sum(), answer)
 	}
-	rw.WriteHeader(held.status)
-	_, _ = rw.Write(held.body.Bytes())
 }
 
 func (w *idempotencyWindow) serveRepeat(rw http.ResponseWriter, req *http.Request, key string, seen keyEntry) {
@@ -325,16 +322,16 @@ func bodyError(err error) error {
 
 // record remembers an accepted key, and forgets the expired ones and the
 // oldest beyond max_keys, in memory and in storage.
-func (w *idempotencyWindow) record(ctx context.Context, key string, fp fingerprint, held *heldAnswer) {
+func (w *idempotencyWindow) record(ctx context.Context, key string, fp fingerprint, answer *answerWriter) {
 	now := w.now()
-	e := keyEntry{at: now.UnixNano(), fp: fp, status: uint16(held.status)}
+	e := keyEntry{at: now.UnixNano(), fp: fp, status: uint16(answer.status)}
 	w.mu.Lock()
 	forgotten := w.forget(now, 1)
 	w.keys[key] = e
 	w.order = append(w.order, orderedKey{key, e.at})
 	w.writeMu.Lock()
 	w.mu.Unlock()
-	ops := append(deleteKeys(forgotten), storage.SetOperation(keyPrefix+key, encodeKeyEntry(e, held)))
+	ops := append(deleteKeys(forgotten), storage.SetOperation(keyPrefix+key, encodeKeyEntry(e, answer)))
 	err := w.client.Batch(ctx, ops...)
 	w.writeMu.Unlock()
 	if err != nil {
@@ -397,24 +394,35 @@ type readCloser struct {
 	io.Closer
 }
 
-// heldAnswer keeps a handler's answer until the key is recorded.
-type heldAnswer struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+// answerWriter passes a handler's answer on and keeps its status and body
+// (up to maxKeptAnswer; over it, the body is not kept).
+type answerWriter struct {
+	http.ResponseWriter
+	status  int
+	body    bytes.Buffer
+	tooLong bool
 }
 
-func (a *heldAnswer) Header() http.Header { return a.header }
-
-func (a *heldAnswer) WriteHeader(status int) {
+func (a *answerWriter) WriteHeader(status int) {
 	if a.status == 0 {
 		a.status = status
 	}
+	a.ResponseWriter.WriteHeader(status)
 }
 
-func (a *heldAnswer) Write(b []byte) (int, error) {
-	a.WriteHeader(http.StatusOK)
-	return a.body.Write(b)
+func (a *answerWriter) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	if !a.tooLong {
+		if a.body.Len()+len(b) > maxKeptAnswer {
+			a.tooLong = true
+			a.body = bytes.Buffer{}
+		} else {
+			a.body.Write(b)
+		}
+	}
+	return a.ResponseWriter.Write(b)
 }
 
 // A stored key: 'k', accepted (unix ns, 8 bytes), fingerprint (16 bytes),
@@ -422,15 +430,15 @@ func (a *heldAnswer) Write(b []byte) (int, error) {
 // length-prefixed (uvarint); no answer when the body was over maxKeptAnswer.
 const entryHeaderLen = 1 + 8 + 16 + 2
 
-func encodeKeyEntry(e keyEntry, held *heldAnswer) []byte {
-	contentType := held.header.Get("Content-Type")
-	body := held.body.Bytes()
+func encodeKeyEntry(e keyEntry, answer *answerWriter) []byte {
+	contentType := answer.Header().Get("Content-Type")
+	body := answer.body.Bytes()
 	b := make([]byte, 0, entryHeaderLen+4+len(contentType)+len(body))
 	b = append(b, 'k')
 	b = binary.BigEndian.AppendUint64(b, uint64(e.at))
 	b = append(b, e.fp[:]...)
 	b = binary.BigEndian.AppendUint16(b, e.status)
-	if len(body) <= maxKeptAnswer {
+	if !answer.tooLong {
 		b = binary.AppendUvarint(b, uint64(len(contentType)))
 		b = append(b, contentType...)
 		b = binary.AppendUvarint(b, uint64(len(body)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,10 +262,13 @@ func TestIdempotencyStorageMissing(t *testing.T) {
 
 func TestKeyEntryRoundTrip(t *testing.T) {
 	for _, body := range []string{"", `{"accepted":3}`, strings.Repeat("x", maxKeptAnswer), strings.Repeat("x", maxKeptAnswer+1)} {
-		held := &heldAnswer{header: http.Header{"Content-Type": {"application/json"}}, status: 200}
-		held.body.WriteString(body)
+		answer := &answerWriter{ResponseWriter: httptest.NewRecorder()}
+		answer.Header().Set("Content-Type", "application/json")
+		answer.WriteHeader(http.StatusOK)
+		_, _ = answer.Write([]byte(body[:len(body)/2]))
+		_, _ = answer.Write([]byte(body[len(body)/2:]))
 		e := keyEntry{at: 1234567890123, fp: fingerprint{1, 2, 3}, status: 200}
-		b := encodeKeyEntry(e, held)
+		b := encodeKeyEntry(e, answer)
 		got, err := decodeKeyEntry(b)
 		if err != nil || got != e {
 			t.Errorf("entry %+v %v, want %+v", got, err, e)
@@ -292,11 +296,12 @@ func BenchmarkIdempotencyRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = w.close(context.Background()) }()
-	held := &heldAnswer{header: http.Header{"Content-Type": {"application/json"}}, status: 200}
-	held.body.WriteString(`{"accepted":100,"correlation_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","scoring_timestamp":"2020-08-13T15:54:16.691697","request_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}`)
+	answer := &answerWriter{ResponseWriter: httptest.NewRecorder(), status: http.StatusOK}
+	answer.Header().Set("Content-Type", "application/json")
+	answer.body.WriteString(`{"accepted":100,"correlation_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","scoring_timestamp":"2020-08-13T15:54:16.691697","request_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}`)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		w.record(context.Background(), "1b4e28ba-2fa1-11d2-883f-"+strconv.Itoa(i), fingerprint{}, held)
+		w.record(context.Background(), "1b4e28ba-2fa1-11d2-883f-"+strconv.Itoa(i), fingerprint{}, answer)
 	}
 }
 
