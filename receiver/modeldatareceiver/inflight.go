@@ -50,7 +50,9 @@ func (b *bodyBudget) wrap(next http.Handler, writeError func(http.ResponseWriter
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body := &budgetedBody{ReadCloser: req.Body, budget: b, header: w.Header()}
-		if req.ContentLength > 0 {
+		// A Content-Length over the whole budget is over max_request_body_size
+		// too (Validate): the handler refuses it from the header with 413.
+		if req.ContentLength > 0 && req.ContentLength <= b.limit {
 			if !b.take(req.ContentLength) {
 				w.Header().Set("Retry-After", defaultRetryAfter)
 				err := b.refusal()
