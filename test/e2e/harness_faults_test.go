@@ -196,15 +196,7 @@ func logExporterMetrics(t *testing.T, metricsURL string) {
 // TestHarnessFault503 has the blob service answer 503 ServerBusy to every
 // request for a while (20 s in the full run).
 func TestHarnessFault503(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
-	az, p, collect, drain := startProxied(t, 0)
-	m, rep := faultLoad(t, size, collect, []float64{0.3},
-		func() { p.SetMode(faultproxy.Unavailable) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az), drain)
-	t.Logf("proxy: %d requests answered 503, %d passed", p.Injected(), p.Passed())
-	if p.Injected() == 0 {
-		t.Error("no request met the fault: the run proves nothing")
-	}
-	assertZeroLoss(t, m, rep)
+	proxyFaultRun(t, 0, faultproxy.Unavailable, "requests answered 503")
 }
 
 // TestHarnessFaultLostAnswers forwards appends to the blob service and then
@@ -213,23 +205,31 @@ func TestHarnessFault503(t *testing.T) {
 // with one queue consumer and with the default 10, where another push to the
 // same file can append between the lost append and its retry.
 func TestHarnessFaultLostAnswers(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
 	for _, consumers := range []int{0, 1} {
 		name := "default_consumers"
 		if consumers > 0 {
 			name = fmt.Sprintf("%d_consumer", consumers)
 		}
 		t.Run(name, func(t *testing.T) {
-			az, p, collect, drain := startProxied(t, consumers)
-			m, rep := faultLoad(t, size, collect, []float64{0.3},
-				func() { p.SetMode(faultproxy.DropAnswer) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az), drain)
-			t.Logf("proxy: %d appends landed with their answer dropped, %d passed", p.Injected(), p.Passed())
-			if p.Injected() == 0 {
-				t.Error("no append met the fault: the run proves nothing")
-			}
-			assertZeroLoss(t, m, rep)
+			proxyFaultRun(t, consumers, faultproxy.DropAnswer, "appends landed with their answer dropped")
 		})
 	}
+}
+
+// proxyFaultRun puts the fault proxy in mode for a while (3 s, 20 s in the
+// full run) under a paced load, with the given queue consumers (0: the
+// default), and asserts zero loss and that some requests met the fault
+// (injected says what they are, for the log).
+func proxyFaultRun(t *testing.T, consumers int, mode faultproxy.Mode, injected string) {
+	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
+	az, p, collect, drain := startProxied(t, consumers)
+	m, rep := faultLoad(t, size, collect, []float64{0.3},
+		func() { p.SetMode(mode) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az), drain)
+	t.Logf("proxy: %d %s, %d passed", p.Injected(), injected, p.Passed())
+	if p.Injected() == 0 {
+		t.Error("no request met the fault: the run proves nothing")
+	}
+	assertZeroLoss(t, m, rep)
 }
 
 // TestHarnessFaultKill9AfterAppend aims the kill at the window between an
