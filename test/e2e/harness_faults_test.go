@@ -33,18 +33,19 @@ func faultRun(smoke, full faultSize) faultSize {
 
 // faultLoad runs a paced load in the background and injects the fault each
 // time a share in `at` of the rows is acknowledged: fault() starts it, heal()
-// ends it after the outage. It returns the manifest and the verifier's report,
-// and logs how long after the last heal every acknowledged row was found.
-// Every request carries an Idempotency-Key, the same on every resend.
+// ends it after the outage. It returns the manifest and the verifier's report
+// read after drain (see waitVerified), and logs how long after the last heal
+// every acknowledged row was found. Every request carries an Idempotency-Key,
+// the same on every resend.
 func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
-	verify func(*harness.Manifest) (*harness.Report, error)) (*harness.Manifest, *harness.Report) {
+	verify verifier, drain func()) (*harness.Manifest, *harness.Report) {
 	t.Helper()
-	m, rep, _ := faultLoadDrain(t, size, collectURL, at, fault, heal, verify, false)
+	m, rep, _ := faultLoadDrain(t, size, collectURL, at, fault, heal, verify, drain, false)
 	return m, rep
 }
 
-// drain is how long after the last heal the rows were found.
-type drain struct {
+// drainTimes is how long after the last heal the rows were found.
+type drainTimes struct {
 	// queued: every row acknowledged before the heal (what the collector
 	// held while storage was away); 0 when not measured.
 	queued time.Duration
@@ -56,7 +57,7 @@ type drain struct {
 // faultLoadDrain is faultLoad that, with measureQueued, also polls from the
 // last heal until every row acknowledged before it is found.
 func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
-	verify func(*harness.Manifest) (*harness.Report, error), measureQueued bool) (*harness.Manifest, *harness.Report, drain) {
+	verify verifier, drain func(), measureQueued bool) (*harness.Manifest, *harness.Report, drainTimes) {
 	t.Helper()
 	var (
 		acked   atomic.Int64
@@ -101,7 +102,7 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 		}
 		t.Logf("fault at %d/%d acknowledged rows", acked.Load(), total)
 		fault()
-		time.Sleep(size.outage)
+		time.Sleep(size.outage) // the outage itself: the scenario, not a wait for an outcome
 		heal()
 		healed = time.Now()
 		t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
@@ -115,11 +116,10 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 			}
 			ackMu.Unlock()
 			go func() {
-				found := testutil.Poll(3*time.Minute, func() bool {
+				if !testutil.Poll(3*time.Minute, func() bool {
 					rep, err := verify(&queued)
 					return err == nil && rep.Found+rep.Malformed >= rep.Expected
-				})
-				if !found {
+				}) {
 					queuedDrained <- -1
 					return
 				}
@@ -135,11 +135,10 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 	loadEnded := time.Now()
 	t.Logf("load: %d requests, not acked %d, %.0f rows/s, attempts %d, retries %d, transport errors %d, status %v",
 		m.Requests, len(m.NotAcked), m.Stats.RowsPerSecond, m.Stats.Attempts, m.Stats.Retries, m.Stats.TransportErrors, m.Stats.Status)
-	rep := waitVerified(t, m, verify, 3*time.Minute)
-	var d drain
+	rep := waitFound(t, m, verify, 3*time.Minute)
+	var d drainTimes
 	if rep.Found+rep.Malformed >= rep.Expected {
-		// waitVerified ends with a 500 ms settle read; the drain is the first complete read.
-		d.all = time.Since(healed) - 500*time.Millisecond
+		d.all = time.Since(healed)
 		t.Logf("DRAIN: every acknowledged row found %.1f s after the last heal (load ended %.1f s after it)",
 			d.all.Seconds(), loadEnded.Sub(healed).Seconds())
 	}
@@ -147,7 +146,7 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 		d.queued = <-queuedDrained
 		t.Logf("DRAIN-QUEUED: every row acknowledged before the heal found %.1f s after it", d.queued.Seconds())
 	}
-	return m, rep, d
+	return m, settled(t, m, verify, rep, drain), d
 }
 
 // TestHarnessFaultKill9 kills the collector with SIGKILL at random moments
@@ -164,10 +163,11 @@ func TestHarnessFaultKill9(t *testing.T) {
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 	// Resends the restarted receiver answered from its idempotency window,
-	// summed over the collector's lives (read just before each kill).
+	// summed over the collector's lives (read just before each kill and
+	// before the final drain stops it).
 	var repeats float64
 	countRepeats := func() {
-		v, _ := harness.MetricSum(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "otelcol_modeldata_idempotent_repeats")
+		v, _ := harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldata_idempotent_repeats")
 		repeats += v
 	}
 	kills := 3
@@ -183,8 +183,8 @@ func TestHarnessFaultKill9(t *testing.T) {
 	sort.Float64s(at)
 	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
 	m, rep := faultLoad(t, size, "http://"+collect, at,
-		func() { countRepeats(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	countRepeats()
+		func() { countRepeats(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		func() { countRepeats(); drainCollector(t, col, metricsURL(metricsPort))() })
 	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f",
 		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats)
 	assertExactlyOnceAcrossKills(t, m, rep)
@@ -239,6 +239,7 @@ func TestHarnessFaultKill9AnswerLost(t *testing.T) {
 		close(fired)
 		<-killed // the collector is dead before its answer goes on
 	})
+	var repeats float64 // of the restarted collector, read before the drain stops it
 	m, rep := faultLoad(t, size, p.URL(), []float64{0.3},
 		func() {
 			p.SetMode(faultproxy.HookAfterAnswer)
@@ -250,7 +251,11 @@ func TestHarnessFaultKill9AnswerLost(t *testing.T) {
 			col.Kill()
 			close(killed)
 		},
-		func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
+		func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		func() {
+			repeats, _ = harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldata_idempotent_repeats")
+			drainCollector(t, col, metricsURL(metricsPort))()
+		})
 	key := p.HookedHeader().Get("Idempotency-Key")
 	lost := -1
 	for req := range m.Requests {
@@ -258,7 +263,6 @@ func TestHarnessFaultKill9AnswerLost(t *testing.T) {
 			lost = req
 		}
 	}
-	repeats, _ := harness.MetricSum(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "otelcol_modeldata_idempotent_repeats")
 	t.Logf("KILL9-ANSWER-LOST: request %d (key %q) taken, its answer lost, the collector killed; resends answered from the idempotency window: %.0f; expected %d, found %d, missing %d, duplicated %d",
 		lost, key, repeats, rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
 	if lost < 0 || !slices.Contains(m.CutOff, lost) {
@@ -289,11 +293,11 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	// A small queue, so it fills during the outage and the receiver refuses (503) instead.
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20}
-	testutil.StartCollector(t, cfg.YAML(), collect, health)
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 	var before, during int64 // requests that reached the proxy
 	stop := func() { before = p.Passed(); az.Stop() }
 	restart := func() { during = p.Passed() - before; az.Restart() }
-	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.3}, stop, restart, azuriteVerifier(t, az), true)
+	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.3}, stop, restart, azuriteVerifier(t, az), col.Stop, true)
 	assertZeroLoss(t, m, rep)
 	perSecond := float64(during) / size.outage.Seconds()
 	t.Logf("STORAGE-DOWN: %d requests reached storage in %s of outage (%.1f/s); queued rows drained %.1f s after it returned, every row %.1f s",
@@ -319,11 +323,10 @@ func proxiedConnectionString(p *faultproxy.Proxy) string {
 		testutil.AzuriteAccount, testutil.AzuriteKey, p.URL(), testutil.AzuriteAccount)
 }
 
-func startProxied(t *testing.T) (*testutil.Azurite, *faultproxy.Proxy, string, string) {
-	return startProxiedConsumers(t, 0)
-}
-
-func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *faultproxy.Proxy, string, string) {
+// startProxied starts Azurite, the fault proxy in front of it and a collector
+// writing through the proxy with the given queue consumers (0: the default).
+// It returns the collector's collect URL and its drain.
+func startProxied(t *testing.T, consumers int) (*testutil.Azurite, *faultproxy.Proxy, string, func()) {
 	t.Helper()
 	testutil.CollectorBinary(t)
 	az := testutil.StartAzurite(t)
@@ -335,8 +338,8 @@ func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *fau
 	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", MetricsPort: metricsPort, QueueConsumers: consumers}
-	testutil.StartCollector(t, cfg.YAML(), collect, health)
-	return az, p, "http://" + collect, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	return az, p, "http://" + collect, drainCollector(t, col, metricsURL(metricsPort))
 }
 
 // logExporterMetrics logs the blob exporter's own counters of a run.
@@ -351,16 +354,7 @@ func logExporterMetrics(t *testing.T, metricsURL string) {
 // TestHarnessFault503 has the blob service answer 503 ServerBusy to every
 // request for a while (20 s in the full run).
 func TestHarnessFault503(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
-	az, p, collect, metrics := startProxied(t)
-	m, rep := faultLoad(t, size, collect, []float64{0.3},
-		func() { p.SetMode(faultproxy.Unavailable) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
-	t.Logf("proxy: %d requests answered 503, %d passed", p.Injected(), p.Passed())
-	logExporterMetrics(t, metrics)
-	if p.Injected() == 0 {
-		t.Error("no request met the fault: the run proves nothing")
-	}
-	assertZeroLoss(t, m, rep)
+	proxyFaultRun(t, 0, faultproxy.Unavailable, "requests answered 503")
 }
 
 // TestHarnessFaultLostAnswers forwards appends to the blob service and then
@@ -369,24 +363,31 @@ func TestHarnessFault503(t *testing.T) {
 // with one queue consumer and with the default 10, where another push to the
 // same file can append between the lost append and its retry.
 func TestHarnessFaultLostAnswers(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
 	for _, consumers := range []int{0, 1} {
 		name := "default_consumers"
 		if consumers > 0 {
 			name = fmt.Sprintf("%d_consumer", consumers)
 		}
 		t.Run(name, func(t *testing.T) {
-			az, p, collect, metrics := startProxiedConsumers(t, consumers)
-			m, rep := faultLoad(t, size, collect, []float64{0.3},
-				func() { p.SetMode(faultproxy.DropAnswer) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
-			t.Logf("proxy: %d appends landed with their answer dropped, %d passed", p.Injected(), p.Passed())
-			logExporterMetrics(t, metrics)
-			if p.Injected() == 0 {
-				t.Error("no append met the fault: the run proves nothing")
-			}
-			assertZeroLoss(t, m, rep)
+			proxyFaultRun(t, consumers, faultproxy.DropAnswer, "appends landed with their answer dropped")
 		})
 	}
+}
+
+// proxyFaultRun puts the fault proxy in mode for a while (3 s, 20 s in the
+// full run) under a paced load, with the given queue consumers (0: the
+// default), and asserts zero loss and that some requests met the fault
+// (injected says what they are, for the log).
+func proxyFaultRun(t *testing.T, consumers int, mode faultproxy.Mode, injected string) {
+	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
+	az, p, collect, drain := startProxied(t, consumers)
+	m, rep := faultLoad(t, size, collect, []float64{0.3},
+		func() { p.SetMode(mode) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az), drain)
+	t.Logf("proxy: %d %s, %d passed", p.Injected(), injected, p.Passed())
+	if p.Injected() == 0 {
+		t.Error("no request met the fault: the run proves nothing")
+	}
+	assertZeroLoss(t, m, rep)
 }
 
 // TestHarnessFaultKill9AfterAppend aims the kill at the window between an
@@ -424,8 +425,8 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 			col.Kill()
 			close(killed)
 		},
-		func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	logExporterMetrics(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)) // of the restarted collector
+		func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		drainCollector(t, col, metricsURL(metricsPort))) // logs the restarted collector's counters
 	t.Logf("KILL9-AFTER-APPEND: expected %d, found %d, missing %d, duplicated %d", rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }
