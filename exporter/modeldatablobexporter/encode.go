@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,49 @@ type fileBatch struct {
 	lineRows []int
 	// pq, when set, is the Parquet file of these rows (format parquet).
 	pq *pqFile
+	// lines, when set, is the pooled storage of body, lineEnds and refs.
+	lines *lineStorage
+}
+
+// lineStorage is the storage of a CSV batch's lines. A push's CSV is
+// megabytes: allocated anew for every push it was most of the exporter's
+// garbage, so a push that wrote everything hands it to the next one.
+type lineStorage struct {
+	body     []byte
+	lineEnds []int
+	refs     []recordRef
+}
+
+var lineStoragePool sync.Pool // of *lineStorage
+
+// maxPooledBody bounds the body storage kept for reuse (a push's CSV at
+// the default batch size is a few MiB; a rare huge push is not kept).
+const maxPooledBody = 16 << 20
+
+// newLineBatch returns an empty batch on pooled line storage.
+func newLineBatch() *fileBatch {
+	ls, _ := lineStoragePool.Get().(*lineStorage)
+	if ls == nil {
+		ls = &lineStorage{}
+	}
+	b := &fileBatch{lines: ls, lineEnds: ls.lineEnds[:0], refs: ls.refs[:0]}
+	b.body = *bytes.NewBuffer(ls.body[:0])
+	return b
+}
+
+// recycle hands the batches' line storage to later pushes; the batches
+// must not be used after. Only a push whose writes all returned should
+// recycle: a request that failed may still be reading its body.
+func (enc encoded) recycle() {
+	for _, b := range enc.batches {
+		ls := b.lines
+		if ls == nil || b.body.Cap() > maxPooledBody {
+			continue
+		}
+		ls.body, ls.lineEnds, ls.refs = b.body.Bytes()[:0], b.lineEnds[:0], b.refs[:0]
+		b.lines = nil
+		lineStoragePool.Put(ls)
+	}
 }
 
 // rowsIn is how many rows the first n lines hold.
@@ -340,7 +384,8 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 	key := dir + "/" + stem + "\x00" + string(hdr)
 	b := byKey[key]
 	if b == nil {
-		b = &fileBatch{dir: dir, stem: stem, header: hdr, quarantine: reason != "", workspace: p.WorkspaceColumn()}
+		b = newLineBatch()
+		b.dir, b.stem, b.header, b.quarantine, b.workspace = dir, stem, hdr, reason != "", p.WorkspaceColumn()
 		byKey[key] = b
 		out.batches = append(out.batches, b)
 	}
