@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -49,35 +50,55 @@ type lineStorage struct {
 	refs     []recordRef
 }
 
-var lineStoragePool sync.Pool // of *lineStorage
+func (ls *lineStorage) size() int {
+	return cap(ls.body) + cap(ls.lineEnds)*int(unsafe.Sizeof(0)) + cap(ls.refs)*int(unsafe.Sizeof(recordRef{}))
+}
 
-// maxPooledBody bounds the body storage kept for reuse (a push's CSV at
-// the default batch size is a few MiB; a rare huge push is not kept).
-const maxPooledBody = 16 << 20
+// maxKeptLineStorage bounds the line storage kept between pushes, in bytes:
+// the few pushes in flight at the default batch size fit, a rare huge one
+// is left to the garbage collector. (A sync.Pool would not do: it is
+// emptied every other collection, which under load is more often than
+// pushes come.)
+const maxKeptLineStorage = 8 << 20
 
-// newLineBatch returns an empty batch on pooled line storage.
+var keptLines struct {
+	mu    sync.Mutex
+	free  []*lineStorage
+	bytes int
+}
+
+// newLineBatch returns an empty batch on kept line storage, if there is some.
 func newLineBatch() *fileBatch {
-	ls, _ := lineStoragePool.Get().(*lineStorage)
-	if ls == nil {
-		ls = &lineStorage{}
+	ls := &lineStorage{}
+	keptLines.mu.Lock()
+	if n := len(keptLines.free); n > 0 {
+		ls = keptLines.free[n-1]
+		keptLines.free = keptLines.free[:n-1]
+		keptLines.bytes -= ls.size()
 	}
+	keptLines.mu.Unlock()
 	b := &fileBatch{lines: ls, lineEnds: ls.lineEnds[:0], refs: ls.refs[:0]}
 	b.body = *bytes.NewBuffer(ls.body[:0])
 	return b
 }
 
-// recycle hands the batches' line storage to later pushes; the batches
+// recycle keeps the batches' line storage for later pushes; the batches
 // must not be used after. Only a push whose writes all returned should
 // recycle: a request that failed may still be reading its body.
 func (enc encoded) recycle() {
 	for _, b := range enc.batches {
 		ls := b.lines
-		if ls == nil || b.body.Cap() > maxPooledBody {
+		if ls == nil {
 			continue
 		}
-		ls.body, ls.lineEnds, ls.refs = b.body.Bytes()[:0], b.lineEnds[:0], b.refs[:0]
 		b.lines = nil
-		lineStoragePool.Put(ls)
+		ls.body, ls.lineEnds, ls.refs = b.body.Bytes()[:0], b.lineEnds[:0], b.refs[:0]
+		keptLines.mu.Lock()
+		if keptLines.bytes+ls.size() <= maxKeptLineStorage {
+			keptLines.free = append(keptLines.free, ls)
+			keptLines.bytes += ls.size()
+		}
+		keptLines.mu.Unlock()
 	}
 }
 
