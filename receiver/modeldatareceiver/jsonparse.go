@@ -95,31 +95,62 @@ func jsonValueCount(src string) int {
 	n := 1
 	opened := false // the last token opened an array or object
 	for i := 0; i < len(src); i++ {
-		switch src[i] {
-		case '"':
-			for i++; i < len(src) && src[i] != '"'; i++ {
-				if src[i] == '\\' {
-					i++
-				}
-			}
+		switch countClass[src[i]] {
+		case countQuote:
+			i = stringEnd(src, i+1)
 			opened = false
-		case '[', '{':
+		case countOpen:
 			n++
 			opened = true
-		case ']', '}':
+		case countClose:
 			if opened {
 				n--
 			}
 			opened = false
-		case ',':
+		case countComma:
 			n++
 			opened = false
-		case ' ', '\t', '\n', '\r':
+		case countSpace:
 		default:
 			opened = false
 		}
 	}
 	return n
+}
+
+const (
+	countOther = iota
+	countQuote
+	countOpen
+	countClose
+	countComma
+	countSpace
+)
+
+var countClass = [256]uint8{
+	'"': countQuote, '[': countOpen, '{': countOpen, ']': countClose, '}': countClose, ',': countComma,
+	' ': countSpace, '\t': countSpace, '\n': countSpace, '\r': countSpace,
+}
+
+// stringEnd is the index of the quote that closes a string whose text
+// starts at i (len(src) when there is none): the first quote after i not
+// escaped by an odd number of backslashes.
+func stringEnd(src string, i int) int {
+	for {
+		q := strings.IndexByte(src[i:], '"')
+		if q < 0 {
+			return len(src)
+		}
+		q += i
+		backslashes := 0
+		for j := q - 1; j >= i && src[j] == '\\'; j-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
 }
 
 // add appends n, refusing more values than the budget: jsonValueCount
