@@ -309,27 +309,17 @@ func (p *jsonParser) number(key string) error {
 	digits := 0   // significant digits in mant
 	exact := true // mant holds every significant digit
 	exp10 := 0
-	digit := func(d byte, fraction bool) {
-		switch {
-		case digits < 19:
-			mant = mant*10 + uint64(d-'0')
-			if mant != 0 {
-				digits++
-			}
-			if fraction {
-				exp10--
-			}
-		case d != '0' || !fraction:
-			exact = false
-		}
-	}
 	switch {
 	case p.pos < len(p.src) && p.src[p.pos] == '0':
 		p.pos++
 	case p.pos < len(p.src) && isDigit(p.src[p.pos]):
-		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
-			digit(p.src[p.pos], false)
-			p.pos++
+		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+			if digits == 19 {
+				exact = false
+				continue
+			}
+			mant = mant*10 + uint64(p.src[p.pos]-'0')
+			digits++ // the first digit is not 0
 		}
 	default:
 		return p.errorf("unexpected %s in a number", p.describe())
@@ -341,9 +331,18 @@ func (p *jsonParser) number(key string) error {
 		if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
 			return p.errorf("unexpected %s after the decimal point", p.describe())
 		}
-		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
-			digit(p.src[p.pos], true)
-			p.pos++
+		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+			d := p.src[p.pos]
+			if digits == 19 {
+				// A dropped trailing 0 changes nothing; another digit would.
+				exact = exact && d == '0'
+				continue
+			}
+			mant = mant*10 + uint64(d-'0')
+			if mant != 0 {
+				digits++
+			}
+			exp10--
 		}
 	}
 	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
