@@ -275,7 +275,7 @@ func (w *idempotencyWindow) serveFirst(rw http.ResponseWriter, req *http.Request
 	h := newRequestHash(req)
 	req.Body = readCloser{io.TeeReader(req.Body, h), req.Body}
 	answer := &answerWriter{ResponseWriter: rw}
-	next.ServeHTTP(answer, req)
+	next.ServeHTTP(answer, req.WithContext(withStamp(req.Context(), key)))
 	if answer.status < 200 || answer.status > 299 {
 		return
 	}

@@ -384,6 +384,7 @@ func readText(req *http.Request, limit int64) (string, error) {
 
 // consume hands the rows to the pipeline with the receiver's telemetry.
 func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int) error {
+	stampRows(ctx, ld)
 	ctx = r.obsrecv.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(ctx, ld)
 	r.obsrecv.EndLogsOp(ctx, format, n, err)
