@@ -89,6 +89,10 @@ type Config struct {
 	Format  string        `mapstructure:"format"`
 	MDC     MDCConfig     `mapstructure:"mdc"`
 	Parquet ParquetConfig `mapstructure:"parquet"`
+
+	// Idempotency bounds the rows of keyed requests (Idempotency-Key at the
+	// receiver) remembered as written, so that a resend is written once.
+	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
 }
 
 // LocalConfig configures the local folder backend.
@@ -162,6 +166,7 @@ func createDefaultConfig() *Config {
 		Format:         FormatCSV,
 		MDC:            defaultMDCConfig(),
 		Parquet:        defaultParquetConfig(),
+		Idempotency:    IdempotencyConfig{TTL: defaultIdempotencyTTL, MaxKeys: defaultIdempotencyMaxKeys},
 	}
 }
 
@@ -223,6 +228,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_blocks %d must be between 2 and %d", c.MaxBlocks, azureMaxBlocks))
 	}
 	if err := c.validateFormat(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Idempotency.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -35,6 +35,8 @@ type fileBatch struct {
 	// lineRows, when set, is the count of refs in the lines up to each
 	// line (a line may hold several rows); nil means one row per line.
 	lineRows []int
+	// keys, when set, is the rowKey of each row (parallel to refs).
+	keys []rowKey
 	// pq, when set, is the Parquet file of these rows (format parquet).
 	pq *pqFile
 	// lines, when set, is the pooled storage of body, lineEnds and refs.

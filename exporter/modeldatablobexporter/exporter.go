@@ -103,6 +103,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
 	j := newJournal(client)
+	j.win = e.w.keys
 	intents, credits, err := j.load(ctx)
 	if err != nil {
 		_ = client.Close(ctx)
@@ -154,6 +155,13 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	}
 
 	enc := e.encode(ld)
+	if e.w.keys != nil {
+		for _, b := range enc.batches {
+			if b.pq == nil {
+				b.keys = rowKeysOf(ld, b.refs)
+			}
+		}
+	}
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}

@@ -56,6 +56,10 @@ type intent struct {
 	pos   int64
 	sum   [sha256.Size]byte
 	lines []int // line lengths, in order
+	// keyedLines is, per line, how many keyed rows it holds (0: not keyed;
+	// nil: none is); keyRows are those rows, in order.
+	keyedLines []int
+	keyRows    []rowKey
 }
 
 func (in *intent) size() int64 {
@@ -81,6 +85,7 @@ type credit struct {
 type pushLog struct {
 	intents []string
 	spent   []creditUse
+	keyed   []rowKey // rows of keyed requests that landed
 }
 
 type creditUse struct {
@@ -96,8 +101,12 @@ type journal struct {
 	mu       sync.Mutex
 	retiring []retiring // done batches, oldest first
 	// creditMu guards every credit's committed counts (shared by files'
-	// writes and commits).
+	// writes and commits) and the stored key entries.
 	creditMu sync.Mutex
+
+	win         *keyWindow   // nil: rows of keyed requests are not checked
+	stored      []storedKeys // entries of written keys, oldest first
+	storedTotal int          // keys in stored
 }
 
 const journalName = "appends"
@@ -122,11 +131,17 @@ func (j *journal) record(ctx context.Context, in *intent, pl *pushLog) error {
 	return nil
 }
 
-// settle replaces a resolved intent by its credit (nil: it never landed).
-func (j *journal) settle(ctx context.Context, in *intent, c *credit) error {
+// settle replaces a resolved intent by its credit and its written keys
+// (landed false: it never landed).
+func (j *journal) settle(ctx context.Context, in *intent, c *credit, landed bool) error {
 	ops := []*storage.Operation{storage.DeleteOperation(in.key)}
 	if c != nil {
 		ops = append(ops, storage.SetOperation(c.key, c.encode()))
+	}
+	if landed && len(in.keyRows) > 0 {
+		j.creditMu.Lock()
+		ops = append(ops, j.keyOps(in.keyRows, time.Now())...)
+		j.creditMu.Unlock()
 	}
 	return j.client.Batch(ctx, ops...)
 }
@@ -186,7 +201,9 @@ func (j *journal) commit(ctx context.Context, pls []*pushLog) error {
 	defer j.creditMu.Unlock()
 	var ops []*storage.Operation
 	touched := map[*credit]bool{}
+	var keyed []rowKey
 	for _, pl := range pls {
+		keyed = append(keyed, pl.keyed...)
 		for _, k := range pl.intents {
 			ops = append(ops, storage.DeleteOperation(k))
 		}
@@ -204,6 +221,7 @@ func (j *journal) commit(ctx context.Context, pls []*pushLog) error {
 			ops = append(ops, storage.SetOperation(c.key, c.encode()))
 		}
 	}
+	ops = append(ops, j.keyOps(keyed, time.Now())...)
 	return j.client.Batch(ctx, ops...)
 }
 
@@ -215,6 +233,8 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
 	}
 	var intents []*intent
 	var credits []*credit
+	var keyEntries []storedKeys
+	var keyRows [][]rowKey
 	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
 		switch {
 		case strings.HasPrefix(key, "i/"):
@@ -224,6 +244,13 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
 			}
 			in.key = key
 			intents = append(intents, in)
+		case strings.HasPrefix(key, "k/"):
+			at, rows, err := decodeKeyEntry(value)
+			if err != nil || j.win == nil || at <= time.Now().Add(-j.win.ttl).UnixNano() {
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			keyEntries = append(keyEntries, storedKeys{key: key, at: at, keys: distinctKeys(rows)})
+			keyRows = append(keyRows, rows)
 		case strings.HasPrefix(key, "c/"):
 			c, err := decodeCredit(value)
 			if err != nil {
@@ -234,6 +261,7 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
 		}
 		return nil, nil
 	})
+	j.adoptKeys(keyEntries, keyRows)
 	return intents, credits, err
 }
 
@@ -249,7 +277,7 @@ func (in *intent) encode() []byte {
 	for _, l := range in.lines {
 		b = binary.AppendUvarint(b, uint64(l))
 	}
-	return b
+	return appendIntentKeys(b, in.keyedLines, in.keyRows)
 }
 
 var errCorrupt = errors.New("corrupt journal entry")
@@ -307,6 +335,7 @@ func decodeIntent(b []byte) (*intent, error) {
 	for i := range in.lines {
 		in.lines[i] = int(r.uvarint())
 	}
+	in.keyedLines, in.keyRows = r.intentKeys(len(in.lines))
 	return in, r.err
 }
 
@@ -338,15 +367,23 @@ func decodeCredit(b []byte) (*credit, error) {
 	return c, r.err
 }
 
-// newCredit is the credit of an intent that landed: the lines of data.
+// newCredit is the credit of an intent that landed: its unkeyed lines, in
+// data (nil when every line is keyed: the key window covers those).
 func (j *journal) newCredit(in *intent, data []byte) *credit {
 	c := &credit{key: j.newKey('c'), file: in.file, expires: time.Now().Add(creditTTL), committed: map[lineHash]int{}, avail: map[lineHash]int{}}
 	off := 0
-	for _, l := range in.lines {
-		h := hashLine(data[off : off+l])
+	for i, l := range in.lines {
+		line := data[off : off+l]
+		off += l
+		if in.keyedLines != nil && in.keyedLines[i] > 0 {
+			continue
+		}
+		h := hashLine(line)
 		c.committed[h]++
 		c.avail[h]++
-		off += l
+	}
+	if len(c.committed) == 0 {
+		return nil
 	}
 	return c
 }
@@ -362,6 +399,9 @@ func (b *fileBatch) without(skipped []bool) (*fileBatch, []int) {
 			out.body.Write(body[start:end])
 			out.lineEnds = append(out.lineEnds, out.body.Len())
 			orig = append(orig, i)
+			if b.keys != nil {
+				out.keys = append(out.keys, b.keys[b.rowsIn(i):b.rowsIn(i+1)]...)
+			}
 			if b.lineRows != nil {
 				rows += b.rowsIn(i+1) - b.rowsIn(i)
 				out.lineRows = append(out.lineRows, rows)

@@ -12,7 +12,7 @@ import (
 // telemetry is the exporter's own metrics (defined in metadata.yaml, built by
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
-	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed metric.Int64Counter
+	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed, resent metric.Int64Counter
 	racesLost, racesGivenUp, appendRetries                                                       metric.Int64Counter
 }
 
@@ -31,6 +31,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		duplicatesAvoided: b.ModeldatablobDuplicatesAvoided,
 		rolls:             b.ModeldatablobFilesRolled,
 		replayed:          b.ModeldatablobRowsReplayed,
+		resent:            b.ModeldatablobRowsResent,
 		racesLost:         b.ModeldatablobAppendRacesLost,
 		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
 		appendRetries:     b.ModeldatablobAppendRetries,

@@ -39,6 +39,7 @@ type writer struct {
 	tel           *telemetry
 	logger        *zap.Logger
 	j             *journal // nil or disabled: no persistent queue to replay
+	keys          *keyWindow // nil: rows of keyed requests are not checked
 
 	mu    sync.Mutex
 	files map[fileKey]*list.Element // of *fileState, most recently used first in lru
@@ -97,7 +98,8 @@ const maxUnsure = 64
 
 func newWriter(st store, cfg *Config, tel *telemetry) *writer {
 	return &writer{st: st, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
-		maxOpenFiles: cfg.MaxOpenFiles, tel: tel, logger: zap.NewNop(), files: map[fileKey]*list.Element{}}
+		maxOpenFiles: cfg.MaxOpenFiles, tel: tel, logger: zap.NewNop(), files: map[fileKey]*list.Element{},
+		keys: newKeyWindow(cfg.Idempotency)}
 }
 
 // fileName is <stem>[.<schema>][_<roll>]<ext>.
@@ -197,7 +199,7 @@ func (w *writer) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, err
 		return 0, err
 	}
 	w.expireCredits(ctx, file)
-	skipped, spent := w.spendCredits(file, b)
+	skipped, spent := w.spendCredits(file, b, w.skipWritten(ctx, b))
 	if skipped == nil {
 		return w.appendLines(ctx, file, b, pl)
 	}
@@ -245,19 +247,22 @@ func (w *writer) expireCredits(ctx context.Context, file *fileState) {
 	file.credits = kept
 }
 
-// spendCredits marks the batch's lines that a credit of the file covers
-// (nil when none does).
-func (w *writer) spendCredits(file *fileState, b *fileBatch) ([]bool, []lineUse) {
+// spendCredits marks, besides those skipped already, the batch's unkeyed
+// lines that a credit of the file covers (nil when none is skipped).
+func (w *writer) spendCredits(file *fileState, b *fileBatch, skipped []bool) ([]bool, []lineUse) {
 	if len(file.credits) == 0 {
-		return nil, nil
+		return skipped, nil
 	}
-	var skipped []bool
 	var spent []lineUse
 	body := b.body.Bytes()
 	start := 0
 	for i, end := range b.lineEnds {
-		h := hashLine(body[start:end])
+		line := body[start:end]
 		start = end
+		if skipped != nil && skipped[i] || b.lineKeys(i) != nil {
+			continue
+		}
+		h := hashLine(line)
 		for _, c := range file.credits {
 			if c.avail[h] > 0 {
 				if c.avail[h]--; c.avail[h] == 0 {
@@ -286,20 +291,26 @@ func (w *writer) resolve(ctx context.Context, file *fileState) error {
 			return err
 		}
 		var c *credit
+		landed := false
 		if p.exists && p.size >= in.pos+n {
 			got, err := w.st.readAt(ctx, in.blob, in.pos, n)
 			if err != nil {
 				return err
 			}
 			if int64(len(got)) == n && sha256.Sum256(got) == in.sum {
-				c = w.j.newCredit(in, got)
+				c, landed = w.j.newCredit(in, got), true
 			}
 		}
-		if err := w.j.settle(ctx, in, c); err != nil {
+		if err := w.j.settle(ctx, in, c, landed); err != nil {
 			return err
+		}
+		if landed && w.keys != nil {
+			w.keys.add(in.keyRows, time.Now())
 		}
 		if c != nil {
 			file.credits = append(file.credits, c)
+		}
+		if landed {
 			w.logger.Warn("An append made before the restart landed, but its batch was not acknowledged: the queue replays it, and its rows are not written again",
 				zap.String("blob", in.blob), zap.Int64("position", in.pos), zap.Int("lines", len(in.lines)))
 		}
@@ -322,25 +333,28 @@ func (w *writer) appendLines(ctx context.Context, file *fileState, b *fileBatch,
 		if len(chunk) > azureMaxAppendBlock {
 			return done, consumererror.NewPermanent(fmt.Errorf("one CSV line of %d bytes exceeds the 100 MiB append limit", len(chunk)))
 		}
-		var lines []int
+		var in *intent
 		if w.j.enabled() {
-			lines = make([]int, 0, end-done)
+			in = &intent{lines: make([]int, 0, end-done)}
 			for i, prev := done, start; i < end; i++ {
-				lines = append(lines, b.lineEnds[i]-prev)
+				in.lines = append(in.lines, b.lineEnds[i]-prev)
 				prev = b.lineEnds[i]
 			}
+			in.keyedLines, in.keyRows = b.keyedLines(done, end)
 		}
-		if err := w.appendChunk(ctx, file, b.header, chunk, lines, pl); err != nil {
+		if err := w.appendChunk(ctx, file, b.header, chunk, in, pl); err != nil {
 			return done, err
 		}
+		w.landedKeys(b, done, end, pl)
 		w.tel.appended(ctx, b.rowsIn(end)-b.rowsIn(done), len(chunk))
 		done, start = end, b.lineEnds[end-1]
 	}
 	return done, nil
 }
 
-// appendChunk appends whole lines (of the given lengths, when journaled).
-func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
+// appendChunk appends whole lines; in, when journaled, is the intent to
+// record before, its lines and keys filled.
+func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, in *intent, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
 	// The checksum matters only for an unsure earlier append, the journal
@@ -370,7 +384,9 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			continue
 		}
 		if w.j.enabled() {
-			if err := w.j.record(ctx, &intent{file: file.key, blob: file.dir + "/" + file.name, pos: file.size, sum: checksum(), lines: lines}, pl); err != nil {
+			rec := *in
+			rec.file, rec.blob, rec.pos, rec.sum = file.key, file.dir+"/"+file.name, file.size, checksum()
+			if err := w.j.record(ctx, &rec, pl); err != nil {
 				return err
 			}
 		}

@@ -36,6 +36,7 @@ type TelemetryBuilder struct {
 	ModeldatablobRowsDropped        metric.Int64Counter
 	ModeldatablobRowsQuarantined    metric.Int64Counter
 	ModeldatablobRowsReplayed       metric.Int64Counter
+	ModeldatablobRowsResent         metric.Int64Counter
 	ModeldatablobRowsWritten        metric.Int64Counter
 	ModeldatablobWriteFailures      metric.Int64Counter
 }
@@ -126,6 +127,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ModeldatablobRowsReplayed, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_rows_replayed",
 		metric.WithDescription("Rows the queue replayed after a restart that were found written already (appended before a crash, not yet acknowledged), so not written again. [Alpha]"),
+		metric.WithUnit("{row}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobRowsResent, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_rows_resent",
+		metric.WithDescription("Rows not written because the row with the same Idempotency-Key and ordinal was written already (a request sent again, or replayed by the queue, after a kill). [Alpha]"),
 		metric.WithUnit("{row}"),
 	)
 	errs = errors.Join(errs, err)

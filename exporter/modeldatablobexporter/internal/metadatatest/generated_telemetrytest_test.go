@@ -29,6 +29,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ModeldatablobRowsDropped.Add(context.Background(), 1)
 	tb.ModeldatablobRowsQuarantined.Add(context.Background(), 1)
 	tb.ModeldatablobRowsReplayed.Add(context.Background(), 1)
+	tb.ModeldatablobRowsResent.Add(context.Background(), 1)
 	tb.ModeldatablobRowsWritten.Add(context.Background(), 1)
 	tb.ModeldatablobWriteFailures.Add(context.Background(), 1)
 	AssertEqualModeldatablobAppendRacesGivenUp(t, testTel,
@@ -59,6 +60,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsReplayed(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobRowsResent(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsWritten(t, testTel,

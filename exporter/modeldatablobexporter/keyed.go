@@ -1,0 +1,412 @@
+package modeldatablobexporter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// Rows of a request sent with an Idempotency-Key carry the key and their
+// ordinal in the request (contract.AttrIdempotencyKey). The receiver records
+// a key only after the persistent queue committed the request, so a kill in
+// between leaves the rows queued and the key unknown: the client's resend is
+// queued a second time. The exporter closes that window on the write side:
+// it remembers the (key, ordinal) of every row it wrote and skips a line
+// whose rows it wrote already, whichever copy comes first and however the
+// batcher split or merged the requests.
+//
+// What was written survives a kill with the append journal: each intent
+// carries the keys of its lines, so an append and its keys resolve together
+// at start (landed: the keys are written; not landed: they are not). A done
+// batch's keys are stored as one entry when its intents are retired, in the
+// same storage transaction.
+//
+// A line is keyed when every row in it is; only keyed lines are skipped by
+// key, and only the other lines become credits of the journal.
+
+// IdempotencyConfig bounds the rows of keyed requests remembered as written.
+type IdempotencyConfig struct {
+	// TTL is how long a key's rows are remembered after its first row was
+	// written; resends after that are written again.
+	TTL time.Duration `mapstructure:"ttl"`
+	// MaxKeys bounds the keys remembered (the oldest are forgotten first);
+	// 0 turns the check off.
+	MaxKeys int `mapstructure:"max_keys"`
+}
+
+const (
+	defaultIdempotencyTTL     = 10 * time.Minute
+	defaultIdempotencyMaxKeys = 50000
+	maxIdempotencyKeys        = 10_000_000
+)
+
+func (c *IdempotencyConfig) validate() error {
+	var errs []error
+	if c.MaxKeys < 0 || c.MaxKeys > maxIdempotencyKeys {
+		errs = append(errs, fmt.Errorf("idempotency::max_keys must be between 0 (off) and %d, got %d", maxIdempotencyKeys, c.MaxKeys))
+	}
+	if c.MaxKeys > 0 && c.TTL <= 0 {
+		errs = append(errs, fmt.Errorf("idempotency::ttl must be positive, got %s", c.TTL))
+	}
+	return errors.Join(errs...)
+}
+
+// rowKey is a row's place in a keyed request; key "" is a row without one.
+type rowKey struct {
+	key string
+	ord int64
+}
+
+// rowKeysOf is the rowKey of each referenced record; nil when none has one.
+func rowKeysOf(ld plog.Logs, refs []recordRef) []rowKey {
+	var out []rowKey
+	rls := ld.ResourceLogs()
+	for i, r := range refs {
+		key, ord, ok := contract.IdempotencyOf(rls.At(r.rl).ScopeLogs().At(r.sl).LogRecords().At(r.lr))
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make([]rowKey, len(refs))
+		}
+		out[i] = rowKey{key, ord}
+	}
+	return out
+}
+
+// lineKeys is the rowKeys of line i when every row in it has one.
+func (b *fileBatch) lineKeys(i int) []rowKey {
+	if b.keys == nil {
+		return nil
+	}
+	lo, hi := b.rowsIn(i), b.rowsIn(i+1)
+	for _, k := range b.keys[lo:hi] {
+		if k.key == "" {
+			return nil
+		}
+	}
+	return b.keys[lo:hi]
+}
+
+// ordRange is the ordinals [lo, hi).
+type ordRange struct{ lo, hi int64 }
+
+type keyedRows struct {
+	at     int64 // first row written, unix ns
+	ranges []ordRange
+}
+
+func (k *keyedRows) has(ord int64) bool {
+	i := sort.Search(len(k.ranges), func(i int) bool { return k.ranges[i].hi > ord })
+	return i < len(k.ranges) && k.ranges[i].lo <= ord
+}
+
+func (k *keyedRows) add(ord int64) {
+	i := sort.Search(len(k.ranges), func(i int) bool { return k.ranges[i].hi >= ord })
+	switch {
+	case i < len(k.ranges) && k.ranges[i].lo <= ord: // in, or just after
+		if ord == k.ranges[i].hi {
+			k.ranges[i].hi++
+			if i+1 < len(k.ranges) && k.ranges[i+1].lo == k.ranges[i].hi {
+				k.ranges[i].hi = k.ranges[i+1].hi
+				k.ranges = slices.Delete(k.ranges, i+1, i+2)
+			}
+		}
+	case i < len(k.ranges) && k.ranges[i].lo == ord+1:
+		k.ranges[i].lo = ord
+	default:
+		k.ranges = slices.Insert(k.ranges, i, ordRange{ord, ord + 1})
+	}
+}
+
+// keyWindow is the rows of keyed requests written, per key.
+type keyWindow struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu    sync.Mutex
+	keys  map[string]*keyedRows
+	order []string // first written, oldest first from head
+	head  int
+}
+
+// newKeyWindow returns nil when the check is off.
+func newKeyWindow(cfg IdempotencyConfig) *keyWindow {
+	if cfg.MaxKeys == 0 {
+		return nil
+	}
+	return &keyWindow{ttl: cfg.TTL, max: cfg.MaxKeys, now: time.Now, keys: map[string]*keyedRows{}}
+}
+
+// written reports whether every row of keys was written.
+func (w *keyWindow) written(keys []rowKey) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	since := w.now().Add(-w.ttl).UnixNano()
+	for _, k := range keys {
+		e := w.keys[k.key]
+		if e == nil || e.at <= since || !e.has(k.ord) {
+			return false
+		}
+	}
+	return true
+}
+
+// add remembers rows as written at.
+func (w *keyWindow) add(rows []rowKey, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range rows {
+		e := w.keys[r.key]
+		if e == nil {
+			e = &keyedRows{at: at.UnixNano()}
+			w.keys[r.key] = e
+			w.order = append(w.order, r.key)
+		}
+		e.add(r.ord)
+	}
+	w.forget()
+}
+
+// forget drops the keys past the TTL or beyond max_keys, oldest first.
+func (w *keyWindow) forget() {
+	since := w.now().Add(-w.ttl).UnixNano()
+	for w.head < len(w.order) {
+		k := w.order[w.head]
+		e := w.keys[k]
+		if e != nil && len(w.keys) <= w.max && e.at > since {
+			break
+		}
+		delete(w.keys, k)
+		w.order[w.head] = ""
+		w.head++
+	}
+	if w.head > len(w.order)/2 {
+		w.order = append(w.order[:0], w.order[w.head:]...)
+		w.head = 0
+	}
+}
+
+// skipWritten marks the keyed lines of b whose rows were all written (nil
+// when none was), counts their rows and warns once per key.
+func (w *writer) skipWritten(ctx context.Context, b *fileBatch) []bool {
+	if w.keys == nil || b.keys == nil {
+		return nil
+	}
+	var skipped []bool
+	var perKey map[string]int
+	for i := range b.lineEnds {
+		keys := b.lineKeys(i)
+		if keys == nil || !w.keys.written(keys) {
+			continue
+		}
+		if skipped == nil {
+			skipped = make([]bool, len(b.lineEnds))
+			perKey = map[string]int{}
+		}
+		skipped[i] = true
+		for _, k := range keys {
+			perKey[k.key]++
+		}
+	}
+	rows := 0
+	for key, n := range perKey {
+		rows += n
+		w.logger.Warn("Rows of a request sent again (or replayed after a restart) were written already; not writing them again",
+			zap.String("idempotency_key", key), zap.Int("rows", n), zap.String("file", b.dir+"/"+b.stem+b.ext))
+	}
+	if rows > 0 {
+		w.tel.resent.Add(ctx, int64(rows))
+	}
+	return skipped
+}
+
+// keyedLines is the rowKeys of the keyed lines among lines [from, to) of b,
+// and per line how many (0: not keyed).
+func (b *fileBatch) keyedLines(from, to int) (perLine []int, rows []rowKey) {
+	if b.keys == nil {
+		return nil, nil
+	}
+	for i := from; i < to; i++ {
+		keys := b.lineKeys(i)
+		if keys != nil && perLine == nil {
+			perLine = make([]int, to-from)
+		}
+		if keys != nil {
+			perLine[i-from] = len(keys)
+			rows = append(rows, keys...)
+		}
+	}
+	return perLine, rows
+}
+
+// landedKeys remembers the keyed rows of lines [from, to) of b, which landed.
+func (w *writer) landedKeys(b *fileBatch, from, to int, pl *pushLog) {
+	if w.keys == nil {
+		return
+	}
+	_, rows := b.keyedLines(from, to)
+	if len(rows) == 0 {
+		return
+	}
+	w.keys.add(rows, time.Now())
+	if pl != nil {
+		pl.keyed = append(pl.keyed, rows...)
+	}
+}
+
+// storedKeys is an entry of written keys in the storage extension.
+type storedKeys struct {
+	key  string
+	at   int64
+	keys int
+}
+
+// keyOps stores rows written at `at` as a new entry and deletes the entries
+// past the window's TTL or beyond its max_keys. Called with j.creditMu held.
+func (j *journal) keyOps(rows []rowKey, at time.Time) []*storage.Operation {
+	var ops []*storage.Operation
+	if len(rows) > 0 {
+		e := storedKeys{key: j.newKey('k'), at: at.UnixNano(), keys: distinctKeys(rows)}
+		ops = append(ops, storage.SetOperation(e.key, encodeKeyEntry(e.at, rows)))
+		j.stored = append(j.stored, e)
+		j.storedTotal += e.keys
+	}
+	if j.win == nil {
+		return ops
+	}
+	since := j.win.now().Add(-j.win.ttl).UnixNano()
+	for len(j.stored) > 0 && (j.stored[0].at <= since || j.storedTotal > j.win.max) {
+		ops = append(ops, storage.DeleteOperation(j.stored[0].key))
+		j.storedTotal -= j.stored[0].keys
+		j.stored = j.stored[1:]
+	}
+	return ops
+}
+
+func distinctKeys(rows []rowKey) int {
+	n := 0
+	for i, r := range rows {
+		if i == 0 || r.key != rows[i-1].key {
+			n++
+		}
+	}
+	return n
+}
+
+// adoptKeys takes the stored entries of a previous run into the window.
+func (j *journal) adoptKeys(entries []storedKeys, rows [][]rowKey) {
+	order := make([]int, len(entries))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return entries[order[a]].at < entries[order[b]].at })
+	for _, i := range order {
+		j.stored = append(j.stored, entries[i])
+		j.storedTotal += entries[i].keys
+		if j.win != nil {
+			j.win.add(rows[i], time.Unix(0, entries[i].at))
+		}
+	}
+}
+
+// appendKeyRuns encodes rows as runs of consecutive ordinals of one key.
+func appendKeyRuns(b []byte, rows []rowKey) []byte {
+	var runs [][2]int // start index in rows, length
+	for i := 0; i < len(rows); {
+		n := 1
+		for i+n < len(rows) && rows[i+n].key == rows[i].key && rows[i+n].ord == rows[i].ord+int64(n) {
+			n++
+		}
+		runs = append(runs, [2]int{i, n})
+		i += n
+	}
+	b = binary.AppendUvarint(b, uint64(len(runs)))
+	for _, r := range runs {
+		first := rows[r[0]]
+		b = binary.AppendUvarint(b, uint64(len(first.key)))
+		b = append(b, first.key...)
+		b = binary.AppendUvarint(b, uint64(first.ord))
+		b = binary.AppendUvarint(b, uint64(r[1]))
+	}
+	return b
+}
+
+// keyRuns decodes what appendKeyRuns wrote; at most limit rows.
+func (r *reader) keyRuns(limit int) []rowKey {
+	var rows []rowKey
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		key := string(r.bytes(r.count()))
+		first := int64(r.uvarint())
+		length := r.uvarint()
+		if length > uint64(limit-len(rows)) || first < 0 {
+			r.err = errCorrupt
+			return nil
+		}
+		for i := range int64(length) {
+			rows = append(rows, rowKey{key, first + i})
+		}
+	}
+	return rows
+}
+
+// maxEntryRows bounds the rows one stored entry may decode to.
+const maxEntryRows = 10_000_000
+
+func encodeKeyEntry(at int64, rows []rowKey) []byte {
+	b := []byte{'k'}
+	b = binary.AppendUvarint(b, uint64(at))
+	return appendKeyRuns(b, rows)
+}
+
+func decodeKeyEntry(b []byte) (int64, []rowKey, error) {
+	r := &reader{b: b}
+	if string(r.bytes(1)) != "k" {
+		return 0, nil, errCorrupt
+	}
+	at := int64(r.uvarint())
+	rows := r.keyRuns(maxEntryRows)
+	return at, rows, r.err
+}
+
+// appendIntentKeys appends an intent's keys: per line how many rows are
+// keyed, then the rows. Nothing when no line is keyed.
+func appendIntentKeys(b []byte, perLine []int, rows []rowKey) []byte {
+	if perLine == nil {
+		return b
+	}
+	for _, n := range perLine {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	return appendKeyRuns(b, rows)
+}
+
+// intentKeys decodes what appendIntentKeys wrote for lines lines.
+func (r *reader) intentKeys(lines int) (perLine []int, rows []rowKey) {
+	if r.err != nil || len(r.b) == 0 {
+		return nil, nil
+	}
+	perLine = make([]int, lines)
+	total := 0
+	for i := range perLine {
+		perLine[i] = int(r.uvarint())
+		total += perLine[i]
+	}
+	rows = r.keyRuns(total)
+	if r.err == nil && len(rows) != total {
+		r.err = errCorrupt
+	}
+	return perLine, rows
+}
