@@ -154,12 +154,11 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		bs = &batchState{}
 	}
 
+	ld = e.dropWritten(ctx, ld)
 	enc := e.encode(ld)
 	if e.w.keys != nil {
 		for _, b := range enc.batches {
-			if b.pq == nil {
-				b.keys = rowKeysOf(ld, b.refs)
-			}
+			b.keys = rowKeysOf(ld, b.refs)
 		}
 	}
 	if enc.notModelData > 0 {

@@ -336,6 +336,9 @@ func decodeIntent(b []byte) (*intent, error) {
 		in.lines[i] = int(r.uvarint())
 	}
 	in.keyedLines, in.keyRows = r.intentKeys(len(in.lines))
+	if r.err == nil && len(r.b) > 0 {
+		return nil, errCorrupt
+	}
 	return in, r.err
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/logsubset"
 )
 
 // Rows of a request sent with an Idempotency-Key carry the key and their
@@ -221,15 +222,7 @@ func (w *writer) skipWritten(ctx context.Context, b *fileBatch) []bool {
 			perKey[k.key]++
 		}
 	}
-	rows := 0
-	for key, n := range perKey {
-		rows += n
-		w.logger.Warn("Rows of a request sent again (or replayed after a restart) were written already; not writing them again",
-			zap.String("idempotency_key", key), zap.Int("rows", n), zap.String("file", b.dir+"/"+b.stem+b.ext))
-	}
-	if rows > 0 {
-		w.tel.resent.Add(ctx, int64(rows))
-	}
+	w.warnResent(ctx, perKey, b.dir+"/"+b.stem+b.ext)
 	return skipped
 }
 
@@ -258,12 +251,74 @@ func (w *writer) landedKeys(b *fileBatch, from, to int, pl *pushLog) {
 		return
 	}
 	_, rows := b.keyedLines(from, to)
-	if len(rows) == 0 {
+	w.landedRows(rows, pl)
+}
+
+// landedRows remembers the keyed rows among rows, which landed; pl stores
+// them when the batch is retired.
+func (w *writer) landedRows(rows []rowKey, pl *pushLog) {
+	if w.keys == nil || len(rows) == 0 {
 		return
+	}
+	if slices.ContainsFunc(rows, func(r rowKey) bool { return r.key == "" }) {
+		rows = slices.DeleteFunc(slices.Clone(rows), func(r rowKey) bool { return r.key == "" })
 	}
 	w.keys.add(rows, time.Now())
 	if pl != nil {
 		pl.keyed = append(pl.keyed, rows...)
+	}
+}
+
+// dropWritten is ld without the records whose (key, ordinal) was written
+// (ld itself when there is none), and each remaining batch's rowKeys. It
+// keeps a resent request's rows out of lines that also hold new rows (an
+// MDC line is a request's rows); two copies pushed at the same time are
+// caught by skipWritten, under the file's lock.
+func (e *blobExporter) dropWritten(ctx context.Context, ld plog.Logs) plog.Logs {
+	if e.w.keys == nil {
+		return ld
+	}
+	var keep []logsubset.Ref
+	var perKey map[string]int
+	total := 0
+	for ri, rl := range ld.ResourceLogs().All() {
+		for si, sl := range rl.ScopeLogs().All() {
+			for li, lr := range sl.LogRecords().All() {
+				ref := logsubset.Ref{Resource: ri, Scope: si, Record: li}
+				key, ord, ok := contract.IdempotencyOf(lr)
+				if !ok || !e.w.keys.written([]rowKey{{key, ord}}) {
+					keep = append(keep, ref)
+					continue
+				}
+				if perKey == nil {
+					perKey = map[string]int{}
+				}
+				perKey[key]++
+				total++
+			}
+		}
+	}
+	if total == 0 {
+		return ld
+	}
+	e.w.warnResent(ctx, perKey, "")
+	return logsubset.Copy(ld, keep)
+}
+
+// warnResent counts the rows of keyed requests not written again, with a
+// warning per key.
+func (w *writer) warnResent(ctx context.Context, perKey map[string]int, file string) {
+	rows := 0
+	for key, n := range perKey {
+		rows += n
+		fields := []zap.Field{zap.String("idempotency_key", key), zap.Int("rows", n)}
+		if file != "" {
+			fields = append(fields, zap.String("file", file))
+		}
+		w.logger.Warn("Rows of a request sent again (or replayed after a restart) were written already; not writing them again", fields...)
+	}
+	if rows > 0 {
+		w.tel.resent.Add(ctx, int64(rows))
 	}
 }
 

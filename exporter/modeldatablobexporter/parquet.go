@@ -379,6 +379,7 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 	if err != nil {
 		return 0, err
 	}
+	e.w.landedRows(b.keys, pl)
 	e.tel.appended(ctx, len(b.refs), n)
 	return len(b.refs), nil
 }
