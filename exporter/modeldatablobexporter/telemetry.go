@@ -13,7 +13,7 @@ import (
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed, resent metric.Int64Counter
-	racesLost, racesGivenUp, appendRetries                                                       metric.Int64Counter
+	racesLost, racesGivenUp, appendRetries                                                               metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {

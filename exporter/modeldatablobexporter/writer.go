@@ -38,7 +38,7 @@ type writer struct {
 	maxOpenFiles  int
 	tel           *telemetry
 	logger        *zap.Logger
-	j             *journal // nil or disabled: no persistent queue to replay
+	j             *journal   // nil or disabled: no persistent queue to replay
 	keys          *keyWindow // nil: rows of keyed requests are not checked
 
 	mu    sync.Mutex
