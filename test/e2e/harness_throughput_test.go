@@ -81,6 +81,8 @@ type throughputRoute struct {
 	json      bool   // OTLP/HTTP JSON instead of protobuf
 	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
 	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
+	// persistent: ours with the sending queue on disk (file_storage), as examples/otel-config.yaml has it.
+	persistent bool
 }
 
 // throughputRoutes: ours-otlp-sdk* run the featureflattener (as
@@ -97,12 +99,14 @@ var throughputRoutes = []throughputRoute{
 }
 
 // namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
-// adds a second consumer of the logs (e.g. ours-collect+modeldatastats).
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats), and
+// "<name>-pq" puts the sending queue on disk (e.g. ours-collect-pq+modeldatastats).
 func namedRoute(t *testing.T, name string) throughputRoute {
 	base, second, _ := strings.Cut(name, "+")
+	base, persistent := strings.CutSuffix(base, "-pq")
 	for _, r := range throughputRoutes {
-		if r.name == base {
-			r.name, r.second = name, second
+		if r.name == base && (!persistent || !r.stock) {
+			r.name, r.second, r.persistent = name, second, persistent
 			return r
 		}
 	}
@@ -206,6 +210,9 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
 			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
 			SecondConsumer: route.second}
+		if route.persistent {
+			cfg.QueueDir = filepath.Join(t.TempDir(), "queue")
+		}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
