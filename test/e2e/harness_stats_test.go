@@ -12,17 +12,18 @@ import (
 
 // TestHarnessStatsOverhead measures what the modeldatastats connector costs
 // the collect route: the same rows with and without it, alternating, in one
-// run, as rows per CPU-second (docs/benchmarks.md, "Feature statistics").
-// Each queue kind is measured: "-pq", the sending queue on disk as
+// run, as rows per CPU-second (docs/benchmarks.md, "Feature statistics"). Each
+// queue kind is measured: "-pq", the sending queue on disk as
 // examples/otel-config.yaml has it (the exporter then only reads the logs and
 // shares them with the connector), and the in-memory queue (the exporter's
 // batcher merges the logs it is given, so the pipeline copies every request
-// for it once a second consumer is there). It also runs the -pq route at a
-// steady pace for 10 s and 30 s: the peak RSS with the connector should not
-// grow with the row count. CI runs one small round of the -pq route (the
-// verifier must find every row with the connector in the pipeline); `make
-// bench-stats` runs MODELDATA_HARNESS_STATS_ROUNDS rounds (default 3) at 10
-// and 50 features, with a no-op second consumer (debug) beside.
+// for it once a second consumer is there). It also runs both at a steady pace
+// for 10 s and 30 s: the peak RSS (and its anonymous part, without the queue's
+// mapped file) with the connector should not grow with the row count. CI runs
+// one small round of the -pq route (the verifier must find every row with the
+// connector in the pipeline); `make bench-stats` runs
+// MODELDATA_HARNESS_STATS_ROUNDS rounds (default 3) at 10 and 50 features,
+// with a no-op second consumer (debug) beside.
 func TestHarnessStatsOverhead(t *testing.T) {
 	testutil.CollectorBinary(t)
 	rounds, featureSets, queues := 1, []int{10}, []string{"ours-collect-pq"}
@@ -85,12 +86,14 @@ func TestHarnessStatsOverhead(t *testing.T) {
 		if harnessFull() { // paced, so the queue does not grow with a backlog: what remains is the steady state
 			rate := steadyRate(features)
 			for _, seconds := range []int{10, 30} {
-				for _, route := range []string{"ours-collect-pq", "ours-collect-pq+modeldatastats"} {
-					n := int(rate) * seconds
-					t.Run(fmt.Sprintf("f%d/rss-%ds/%s", features, seconds, route), func(t *testing.T) {
-						r := runThroughput(t, route, features, n, rate)
-						t.Logf("| %s | %d | %.0f rows/s | %d | %.0f | %.0f |", route, features, rate, n, r.MaxRSSMiB, r.HWMMiB)
-					})
+				for _, base := range queues {
+					for _, route := range []string{base, base + "+modeldatastats"} {
+						n := int(rate) * seconds
+						t.Run(fmt.Sprintf("f%d/rss-%ds/%s", features, seconds, route), func(t *testing.T) {
+							r := runThroughput(t, route, features, n, rate)
+							t.Logf("| %s | %d | %.0f rows/s | %d | %.0f | %.0f | %.0f |", route, features, rate, n, r.MaxRSSMiB, r.HWMMiB, r.MaxAnonMiB)
+						})
+					}
 				}
 			}
 		}

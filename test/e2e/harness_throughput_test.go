@@ -38,6 +38,7 @@ type throughputResult struct {
 	RowsPerCPUSec   float64 `json:"rows_per_cpu_s"`
 	HWMMiB          float64 `json:"vm_hwm_mib"`     // peak RSS of the collector (start-up and warm-up included)
 	MaxRSSMiB       float64 `json:"max_rss_mib"`    // largest VmRSS sampled during the measured load
+	MaxAnonMiB      float64 `json:"max_anon_mib"`   // largest RssAnon (heap, stacks; no mapped files such as the queue's) sampled
 	StorageCPU      float64 `json:"storage_cpu_s"`  // Azurite's utime+stime over the same span (ours only)
 	LatencyP50      float64 `json:"latency_p50_ms"` // collect call -> row visible in its blob (sampled)
 	LatencyP99      float64 `json:"latency_p99_ms"`
@@ -280,6 +281,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	var (
 		wg           sync.WaitGroup
 		maxRSS       int64
+		maxAnon      int64
 		latencies    []time.Duration
 		probeAcked   int
 		probeTimeout int
@@ -288,8 +290,8 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	go func() { // RSS sampler
 		defer wg.Done()
 		for ctx.Err() == nil {
-			if s, err := harness.ReadProc(pid); err == nil && s.RSSBytes > maxRSS {
-				maxRSS = s.RSSBytes
+			if s, err := harness.ReadProc(pid); err == nil {
+				maxRSS, maxAnon = max(maxRSS, s.RSSBytes), max(maxAnon, s.AnonBytes)
 			}
 			select {
 			case <-ctx.Done():
@@ -338,6 +340,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		RowsPerSecond: float64(n) / wall.Seconds(), IngestPerSecond: float64(n) / loadTime.Seconds(),
 		CPUSeconds: cpu, CPUPerMillion: cpu / float64(n) * 1e6, RowsPerCPUSec: float64(n) / cpu,
 		HWMMiB: float64(after.HWMBytes) / (1 << 20), MaxRSSMiB: float64(maxRSS) / (1 << 20),
+		MaxAnonMiB:     float64(maxAnon) / (1 << 20),
 		LatencySamples: len(latencies), Verify: fmt.Sprintf("%d/%d found, %d missing, %d dup, %d malformed", rep.Found, rep.Expected, rep.Missing, rep.Duplicated, rep.Malformed)}
 	if azPID != 0 {
 		r.StorageCPU = azAfter.CPUSeconds - azBefore.CPUSeconds
