@@ -36,12 +36,12 @@ func newExpHist(maxBuckets int) *expHist {
 // ceil(log_base(v)) - 1. Up to tableMaxScale it comes from v's binary
 // exponent and a table of the bucket boundaries within one octave (exact
 // against those boundaries, and several times cheaper than a logarithm);
-// above, from ceil(ln(v) * 2^scale / ln 2) - 1.
+// above, from logBucketIndex.
 func bucketIndex(v float64, scale int32) int32 {
 	bits := math.Float64bits(v)
 	exp := int32(bits>>52) & 0x7ff
 	if scale > tableMaxScale || exp == 0 { // exp 0: subnormal
-		return int32(math.Ceil(math.Log(v)*scaleFactors[scale-minScale])) - 1
+		return logBucketIndex(v, scale)
 	}
 	// v = m * 2^e with m in [1, 2).
 	e, mantissa := exp-1023, bits&(1<<52-1)
@@ -60,6 +60,11 @@ func bucketIndex(v float64, scale int32) int32 {
 		k++
 	}
 	return e<<scale + k
+}
+
+// logBucketIndex is bucketIndex by logarithm: ceil(ln(v) * 2^scale / ln 2) - 1.
+func logBucketIndex(v float64, scale int32) int32 {
+	return int32(math.Ceil(math.Log(v)*scaleFactors[scale-minScale])) - 1
 }
 
 // tableMaxScale is the largest scale bucketIndex maps by table (the table

@@ -6,27 +6,18 @@ import (
 	"testing"
 )
 
-// logBucketIndex is the bucket index by logarithm, the definition bucketIndex
-// implements by table.
-func logBucketIndex(v float64, scale int32) int32 {
-	return int32(math.Ceil(math.Log(v)*scaleFactors[scale-minScale])) - 1
-}
-
 // TestBucketIndex: each bucket holds (lower, upper] of bucketBounds, at every
-// boundary of every scale the table maps, over many octaves; elsewhere the
-// table and the logarithm agree.
+// boundary of every scale the table maps (and the scales at or below 0), over
+// many octaves; elsewhere the table and the logarithm agree.
 func TestBucketIndex(t *testing.T) {
-	for scale := int32(minScale); scale <= maxScale; scale++ {
+	for scale := int32(minScale); scale <= tableMaxScale; scale++ {
 		for _, e := range []int32{-1000, -40, -3, 0, 1, 7, 60, 1000} {
-			for k := int32(0); k < 1<<max(scale, 0) && k < 2048; k++ {
+			for k := int32(0); k < 1<<max(scale, 0); k++ {
 				i := e<<max(scale, 0) + k
 				if scale < 0 {
 					i = e >> -scale
 				}
 				lo, hi := bucketBounds(i, scale)
-				if scale > tableMaxScale { // the logarithm may be off by one at a boundary
-					continue
-				}
 				if got := bucketIndex(hi, scale); got != i {
 					t.Fatalf("scale %d: upper bound %g of bucket %d maps to %d", scale, hi, i, got)
 				}
