@@ -52,9 +52,9 @@ func TestFactoryPersistentQueueReadsOnly(t *testing.T) {
 
 	cfg := localConfig(t)
 	q := cfg.QueueConfig.Get()
-	q.StorageID = &fileStorageID
+	q.StorageID = &testutil.FileStorageID
 	q.Batch.Get().FlushTimeout = 50 * time.Millisecond
-	host, stopStorage := startFileStorage(t, t.TempDir())
+	host, stopStorage := testutil.StartFileStorage(t, t.TempDir())
 	defer stopStorage()
 	set := exportertest.NewNopSettings(metadata.Type)
 	set.ID = component.NewID(metadata.Type)
