@@ -50,20 +50,26 @@ func hashLine(line []byte) lineHash {
 
 // intent is an append of rows about to be made.
 type intent struct {
-	key   string // storage key
-	file  fileKey
-	blob  string // dir/name in the container
-	pos   int64
-	sum   [sha256.Size]byte
-	lines []int // line lengths, in order
+	key  string // storage key
+	file fileKey
+	blob string // dir/name in the container
+	pos  int64
+	// anywhere: sent without a position condition, so at some line start
+	// from pos on.
+	anywhere bool
+	sum      [sha256.Size]byte
+	lines    []int // line lengths, in order
 }
 
-func (in *intent) size() int64 {
-	var n int64
-	for _, l := range in.lines {
-		n += int64(l)
+// spot is where the intent's append may be.
+func (in *intent) spot() spot {
+	ends := make([]int, len(in.lines))
+	end := 0
+	for i, l := range in.lines {
+		end += l
+		ends[i] = end
 	}
-	return n
+	return spot{pos: in.pos, anywhere: in.anywhere, ends: ends, sum: in.sum}
 }
 
 // credit is the lines of an append that landed before a restart, which the
@@ -112,13 +118,20 @@ func (j *journal) newKey(kind byte) string {
 	return string(kind) + "/" + j.prefix + "/" + strconv.FormatUint(j.seq.Add(1), 36)
 }
 
-// record persists an intent before its append.
+// record persists an intent before its append. Recorded again (before
+// another attempt of the same append, the previous one known not to have
+// landed), it replaces what it said: only the last attempt may be found.
 func (j *journal) record(ctx context.Context, in *intent, pl *pushLog) error {
-	in.key = j.newKey('i')
+	first := in.key == ""
+	if first {
+		in.key = j.newKey('i')
+	}
 	if err := j.client.Set(ctx, in.key, in.encode()); err != nil {
 		return fmt.Errorf("record the append in the storage extension: %w", err)
 	}
-	pl.intents = append(pl.intents, in.key)
+	if first {
+		pl.intents = append(pl.intents, in.key)
+	}
 	return nil
 }
 
@@ -249,6 +262,9 @@ func (in *intent) encode() []byte {
 	for _, l := range in.lines {
 		b = binary.AppendUvarint(b, uint64(l))
 	}
+	if in.anywhere {
+		b = append(b, 'a')
+	}
 	return b
 }
 
@@ -307,6 +323,7 @@ func decodeIntent(b []byte) (*intent, error) {
 	for i := range in.lines {
 		in.lines[i] = int(r.uvarint())
 	}
+	in.anywhere = r.err == nil && string(r.b) == "a"
 	return in, r.err
 }
 
