@@ -398,23 +398,22 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 		}
 		switch {
 		case errors.Is(err, errPosition):
-			// Another writer appended: from now on the file is shared. The
-			// next attempt needs no position, so none is read, unless an
-			// earlier attempt of ours may be the append we met (the
-			// request was sent more than once).
+			// Another writer appended, unless an earlier attempt of ours is
+			// what is there (the request was sent more than once). From
+			// then on the file is shared: the next attempt needs no
+			// position, so none is read.
 			w.tel.raceLost(ctx)
+			if !errors.Is(err, errRaceLost) {
+				landed, err := w.landedAt(ctx, file, chunk)
+				if err != nil {
+					return err
+				}
+				if landed {
+					w.tel.duplicateAvoided(ctx)
+					return nil
+				}
+			}
 			file.sharedUntil = time.Now().Add(sharedFor)
-			if errors.Is(err, errRaceLost) {
-				continue
-			}
-			landed, err := w.landedAt(ctx, file, chunk)
-			if err != nil {
-				return err
-			}
-			if landed {
-				w.tel.duplicateAvoided(ctx)
-				return nil
-			}
 		case errors.Is(err, errGone):
 			file.known = false
 		case errors.Is(err, errFull):
