@@ -152,11 +152,12 @@ func (r contentionRun) pushLogs(p int) plog.Logs {
 	return makeLogs(rows...)
 }
 
-// sendAt waits until push p is due: at p*rowsPerPush/rate.
-func (r contentionRun) sendAt(start time.Time, p int) {
-	if r.rate > 0 {
-		time.Sleep(time.Until(start.Add(time.Duration(float64(p*r.rowsPerPush) / r.rate * float64(time.Second)))))
+// due is when push p is sent: at p*rowsPerPush/rate (at once when rate is 0).
+func (r contentionRun) due(start time.Time, p int) time.Time {
+	if r.rate == 0 {
+		return start
 	}
+	return start.Add(time.Duration(float64(p*r.rowsPerPush) / r.rate * float64(time.Second)))
 }
 
 func (r contentionRun) run(t *testing.T, az *testutil.Azurite, containerName string) contentionResult {
@@ -189,12 +190,12 @@ func (r contentionRun) run(t *testing.T, az *testutil.Azurite, containerName str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if kafka != nil {
+				kafka.agent(t, w, r, start)
+				return
+			}
 			for p := w; p < pushes; p += r.writers {
-				r.sendAt(start, p)
-				if kafka != nil {
-					kafka.produce(t, w, r.pushLogs(p))
-					continue
-				}
+				time.Sleep(time.Until(r.due(start, p)))
 				t0 := time.Now()
 				if !l.deliver(e, r.pushLogs(p)) {
 					return

@@ -2,6 +2,7 @@ package modeldatablobexporter
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,8 +21,9 @@ import (
 // group, each into its own exporter, marking a record's offset once its rows
 // landed (message_marking after: true). The broker is kfake.
 type kafkaLayout struct {
-	agents []*kgo.Client
-	landed atomic.Int64
+	agents   []*kgo.Client
+	landed   atomic.Int64
+	maxValue atomic.Int64 // the largest message, to stay under Event Hubs' 1 MB
 }
 
 const (
@@ -73,9 +75,12 @@ func startKafkaLayout(t *testing.T, writers []*blobExporter, l *landings) *kafka
 						return
 					}
 					if l.deliver(e, ld) {
-						l.add(time.Since(rec.Timestamp))
+						for _, h := range rec.Headers {
+							due, _ := strconv.ParseInt(string(h.Value), 10, 64)
+							l.add(time.Since(time.Unix(0, due)))
+						}
 						cl.MarkCommitRecords(rec)
-						k.landed.Add(1)
+						k.landed.Add(int64(len(rec.Headers)))
 					}
 				})
 			}
@@ -108,23 +113,64 @@ func startKafkaLayout(t *testing.T, writers []*blobExporter, l *landings) *kafka
 	return k
 }
 
-// produce sends one push of agent a, keyed by its blob.
-func (k *kafkaLayout) produce(t *testing.T, a int, ld plog.Logs) {
-	var m plog.ProtoMarshaler
-	value, err := m.MarshalLogs(ld)
-	if err != nil {
-		t.Error(err)
-		return
+// The agents batch as `sending_queue.batch` of deploy/kubernetes/kafka-agent.yaml
+// does: a message when the oldest row waited kafkaFlush, or when it holds
+// kafkaMaxBytes of otlp_proto.
+const (
+	kafkaFlush    = 500 * time.Millisecond
+	kafkaMaxBytes = 900_000
+)
+
+// agent sends agent a's pushes of run r (every writers-th, from the a-th) in
+// messages keyed by their blob; each message carries when its pushes were
+// due, so their landing time counts the batching.
+func (k *kafkaLayout) agent(t *testing.T, a int, r contentionRun, start time.Time) {
+	batch, rec := plog.NewLogs(), &kgo.Record{Key: []byte("hot/1/inputs")}
+	var flushAt time.Time
+	send := func() {
+		var m plog.ProtoMarshaler
+		value, err := m.MarshalLogs(batch)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		rec.Value = value
+		if n := int64(len(value)); n > k.maxValue.Load() {
+			k.maxValue.Store(n)
+		}
+		if err := k.agents[a].ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Error(err)
+		}
+		batch, rec = plog.NewLogs(), &kgo.Record{Key: rec.Key}
 	}
-	rec := &kgo.Record{Key: []byte("hot/1/inputs"), Value: value, Timestamp: time.Now()}
-	if err := k.agents[a].ProduceSync(context.Background(), rec).FirstErr(); err != nil {
-		t.Error(err)
+	for p := a; p < r.rows/r.rowsPerPush; p += r.writers {
+		due := r.due(start, p)
+		if len(rec.Headers) > 0 && due.After(flushAt) {
+			time.Sleep(time.Until(flushAt))
+			send()
+		}
+		time.Sleep(time.Until(due))
+		if len(rec.Headers) == 0 {
+			flushAt = due.Add(kafkaFlush)
+		}
+		r.pushLogs(p).ResourceLogs().MoveAndAppendTo(batch.ResourceLogs())
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "due", Value: []byte(strconv.FormatInt(due.UnixNano(), 10))})
+		if (&plog.ProtoMarshaler{}).LogsSize(batch) >= kafkaMaxBytes {
+			send()
+		}
+	}
+	if len(rec.Headers) > 0 {
+		time.Sleep(time.Until(flushAt))
+		send()
 	}
 }
 
-// waitLanded waits until the writers landed n pushes.
+// waitLanded waits until the writers landed the n pushes of a run.
 func (k *kafkaLayout) waitLanded(t *testing.T, n int) {
 	if !testutil.Poll(5*time.Minute, func() bool { return k.landed.Load() >= int64(n) }) {
 		t.Fatalf("%d of %d pushes landed", k.landed.Load(), n)
+	}
+	if k.maxValue.Load() > 1_000_000 {
+		t.Errorf("a message of %d bytes: Event Hubs takes at most 1 MB", k.maxValue.Load())
 	}
 }
