@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -220,7 +217,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 			t.Skipf("%s is not set: the stock route runs in `make bench-e2e`", stockEnv)
 		}
 		outFile = filepath.Join(t.TempDir(), "stock.json")
-		startStockProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort, route.transform), otlpAddr, pprofAddr)
+		testutil.StartBinary(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort, route.transform), otlpAddr, pprofAddr)
 		verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, outFile) }
 	}
 	pids := harness.ChildPIDs(os.Getpid(), bin)
@@ -345,49 +342,6 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	t.Logf("%+v", r)
 	return r
 }
-
-// startProcess runs a collector binary other than ours (the stock one) on a
-// config, waits for its ports, and stops it when the test ends.
-func startStockProcess(t *testing.T, bin, config string, waitAddrs ...string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	var mu sync.Mutex
-	cmd := exec.Command(bin, "--config", path)
-	w := harnessWriterFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
-			mu.Unlock()
-		}
-	})
-	for _, a := range waitAddrs {
-		if err := testutil.WaitForPort(a, 30*time.Second); err != nil {
-			t.Fatalf("%s not ready: %v", filepath.Base(bin), err)
-		}
-	}
-}
-
-type harnessWriterFunc func([]byte) (int, error)
-
-func (f harnessWriterFunc) Write(p []byte) (int, error) { return f(p) }
 
 func harnessSaveProfile(t *testing.T, url, path string) {
 	time.Sleep(time.Second)
