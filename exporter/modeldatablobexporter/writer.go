@@ -511,49 +511,48 @@ func (w *writer) find(ctx context.Context, name string, s spot) ([]byte, int64, 
 	}
 	n := int64(s.ends[len(s.ends)-1])
 	p, err := w.st.props(ctx, name)
-	if err != nil || !p.exists {
+	if err != nil || !p.exists || p.size < s.pos+n {
 		return nil, 0, false, err
 	}
-	from, lineStart := s.pos, true
+	if !s.anywhere {
+		got, err := w.st.readAt(ctx, name, s.pos, n)
+		return got, s.pos, err == nil && int64(len(got)) == n && sha256.Sum256(got) == s.sum, err
+	}
+	from, inLine := s.pos, false // inLine: from is inside a line, not at its start
 	for from+n <= p.size {
-		want := n
-		if s.anywhere {
-			want = min(p.size-from, max(scanWindow, 2*n))
-		}
+		want := min(p.size-from, max(scanWindow, 2*n))
 		buf, err := w.st.readAt(ctx, name, from, want)
-		if err != nil {
+		if err != nil || len(buf) == 0 {
 			return nil, 0, false, err
 		}
-		if !s.anywhere {
-			found := int64(len(buf)) == n && sha256.Sum256(buf) == s.sum
-			return buf, from, found, nil
-		}
-		i := 0
-		if !lineStart { // the window begins inside a line longer than a window
-			if i = bytes.IndexByte(buf, '\n') + 1; i == 0 {
-				from += int64(len(buf))
-				continue
+		i, next := 0, -1 // next: the first line start the window cannot check whole
+		if inLine {
+			i = bytes.IndexByte(buf, '\n') + 1
+			if i == 0 {
+				i = len(buf)
 			}
 		}
-		for ; int64(i)+n <= int64(len(buf)); i += bytes.IndexByte(buf[i:], '\n') + 1 {
+		for i < len(buf) {
+			if int64(i)+n > int64(len(buf)) {
+				next = i
+				break
+			}
 			if endsMatch(buf[i:], s.ends) && sha256.Sum256(buf[i:i+int(n)]) == s.sum {
 				return buf[i : i+int(n)], from + int64(i), true, nil
 			}
-			if bytes.IndexByte(buf[i:], '\n') < 0 {
-				i = len(buf)
+			nl := bytes.IndexByte(buf[i:], '\n')
+			if nl < 0 {
 				break
 			}
+			i += nl + 1
 		}
-		if int64(len(buf)) < want { // the file ended sooner than its size said
-			break
-		}
-		if i == 0 {
-			break
-		}
-		// Go on from the first line start the window could not check whole.
-		from, lineStart = from+int64(i), true
-		if i == len(buf) {
-			lineStart = buf[len(buf)-1] == '\n'
+		switch {
+		case int64(len(buf)) < want || next == 0: // the file ended sooner than its size said
+			return nil, 0, false, nil
+		case next > 0:
+			from, inLine = from+int64(next), false
+		default:
+			from, inLine = from+int64(len(buf)), buf[len(buf)-1] != '\n'
 		}
 	}
 	return nil, 0, false, nil

@@ -128,6 +128,7 @@ func TestFindAppendSentWithoutPosition(t *testing.T) {
 	ours := []byte("r1,alpha\nr2,beta\n")
 	lookalike := []byte("r1,alphA\nr2,beta\n") // same line ends, other bytes
 	filler := bytes.Repeat([]byte("other writer's row, 32 bytes ..\n"), (scanWindow+scanWindow/2)/32)
+	longLine := append(bytes.Repeat([]byte("x"), scanWindow+100), '\n')
 	tests := []struct {
 		name      string
 		file      [][]byte
@@ -137,6 +138,7 @@ func TestFindAppendSentWithoutPosition(t *testing.T) {
 		{name: "at the position sent", file: [][]byte{ours, filler}, wantFound: true, wantAt: 0},
 		{name: "after other writers' appends", file: [][]byte{lookalike, []byte("x\n"), ours}, wantFound: true, wantAt: len(lookalike) + 2},
 		{name: "across a read window", file: [][]byte{filler, ours}, wantFound: true, wantAt: len(filler)},
+		{name: "after a line longer than a window", file: [][]byte{longLine, ours}, wantFound: true, wantAt: len(longLine)},
 		{name: "only a lookalike", file: [][]byte{filler, lookalike}},
 		{name: "not landed", file: [][]byte{[]byte("x\n")}},
 	}
