@@ -258,7 +258,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	// Warm-up: connections, files, first allocations.
 	warm := load(harness.NewRunID(), 20, 0)
 	waitSent(float64(warm.ExpectedRows()))
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // idle time, so the warm-up's garbage collection falls before the CPU snapshot
 
 	before, err := harness.ReadProc(pid)
 	if err != nil {
@@ -344,7 +344,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 }
 
 func harnessSaveProfile(t *testing.T, url, path string) {
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the profile skips the load's first second (connections, first allocations)
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Logf("pprof: %v", err)
