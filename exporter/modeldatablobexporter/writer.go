@@ -354,9 +354,20 @@ const sharedFor = time.Minute
 func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
-	sum := sha256.Sum256(chunk)
-	if landed, err := w.landedEarlier(ctx, file, sum, n); landed || err != nil {
-		return err
+	// The checksum matters only for an unsure earlier append, the journal
+	// or an append that goes unanswered: most appends never compute it.
+	var sum [sha256.Size]byte
+	summed := false
+	checksum := func() [sha256.Size]byte {
+		if !summed {
+			sum, summed = sha256.Sum256(chunk), true
+		}
+		return sum
+	}
+	if len(file.unsure) > 0 {
+		if landed, err := w.landedEarlier(ctx, file, checksum(), n); landed || err != nil {
+			return err
+		}
 	}
 	var in *intent // the journal's record of this append
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
@@ -374,7 +385,7 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 		shared := time.Now().Before(file.sharedUntil)
 		if w.j.enabled() {
 			if in == nil {
-				in = &intent{file: file.key, sum: sum, lines: lines}
+				in = &intent{file: file.key, sum: checksum(), lines: lines}
 			}
 			in.blob, in.pos, in.anywhere = name, file.size, shared
 			if err := w.j.record(ctx, in, pl); err != nil {
@@ -427,7 +438,7 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			if len(file.unsure) == maxUnsure {
 				file.unsure = file.unsure[1:]
 			}
-			at := spot{pos: file.size, anywhere: shared, sum: sum, ends: []int{len(chunk)}}
+			at := spot{pos: file.size, anywhere: shared, sum: checksum(), ends: []int{len(chunk)}}
 			if shared {
 				at.ends = lineEnds(chunk)
 			}
