@@ -5,17 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -37,7 +38,7 @@ type pqFile struct {
 	dir        string
 	names      []string // feature columns, then the correlation columns
 	features   int      // how many of names are feature columns
-	cols       [][]pcommon.Value
+	cols       []pqColumn
 	rows       []pqRow
 	bytes      int64 // the values' size before compression, for max_bytes
 	quarantine bool
@@ -159,8 +160,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 				case inOrder:
 					c := 0
 					for _, v := range body.Map().All() {
-						f.cols[c] = append(f.cols[c], v)
-						size += valueSize(v)
+						size += f.cols[c].add(v)
 						c++
 					}
 				case body.Type() == pcommon.ValueTypeMap:
@@ -169,12 +169,11 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 						if !ok {
 							v = emptyValue
 						}
-						f.cols[c] = append(f.cols[c], v)
-						size += valueSize(v)
+						size += f.cols[c].add(v)
 					}
 				default:
 					for c := range features {
-						f.cols[c] = append(f.cols[c], emptyValue)
+						f.cols[c].add(emptyValue)
 					}
 				}
 				f.rows = append(f.rows, r)
@@ -191,7 +190,7 @@ func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFi
 	if quarantine {
 		names = append(names, contract.ColQuarantineReason)
 	}
-	return &pqFile{dir: dir, names: names, features: len(features), cols: make([][]pcommon.Value, len(features)), quarantine: quarantine}
+	return &pqFile{dir: dir, names: names, features: len(features), cols: make([]pqColumn, len(features)), quarantine: quarantine}
 }
 
 // dir is a row's folder in the configured layout, or the quarantine
@@ -213,139 +212,268 @@ func (w *pqWriter) dir(pl pqPlace, row contract.Row) (dir, reason string) {
 // emptyValue stands for a missing value (read only).
 var emptyValue = pcommon.NewValueEmpty()
 
-// valueSize is a value's size before compression: a string's length, 8 bytes otherwise.
-func valueSize(v pcommon.Value) int64 {
-	if v.Type() == pcommon.ValueTypeStr {
-		return int64(len(v.Str()))
+// Kinds of feature value (pqColumn.kind).
+const (
+	valNull   = 0 // empty or missing
+	valInt    = 1
+	valDouble = 2
+	valBool   = 4
+	valText   = 8 // a string, or a map, slice or bytes value as text
+)
+
+// pqColumn is one feature column's values, typed as they came: the
+// column's type is known only once every value is in.
+type pqColumn struct {
+	kinds uint8    // every kind seen
+	kind  []uint8  // each row's kind
+	num   []uint64 // each row's integer, double bits or boolean (0 for text and null)
+	text  []string // each row's text, up to the last text row
+}
+
+// add appends a value and returns its size before compression: a text's
+// length, 8 bytes otherwise.
+func (c *pqColumn) add(v pcommon.Value) int64 {
+	var k uint8
+	var n uint64
+	switch v.Type() {
+	case pcommon.ValueTypeEmpty:
+		k = valNull
+	case pcommon.ValueTypeInt:
+		k, n = valInt, uint64(v.Int())
+	case pcommon.ValueTypeDouble:
+		k, n = valDouble, math.Float64bits(v.Double())
+	case pcommon.ValueTypeBool:
+		k = valBool
+		if v.Bool() {
+			n = 1
+		}
+	default:
+		var s string
+		if v.Type() == pcommon.ValueTypeStr {
+			s = v.Str()
+		} else {
+			s = contract.FormatValue(v)
+		}
+		for len(c.text) < len(c.kind) {
+			c.text = append(c.text, "")
+		}
+		c.text = append(c.text, s)
+		c.kinds |= valText
+		c.kind = append(c.kind, valText)
+		c.num = append(c.num, 0)
+		return int64(len(s))
 	}
+	c.kinds |= k
+	c.kind = append(c.kind, k)
+	c.num = append(c.num, n)
 	return 8
 }
 
-// columnType infers a feature column's Parquet type from its values:
-// int64 when every value is an integer, double when every value is a
-// number, boolean when every value is a boolean, else string. Empty and
-// missing values are nulls and do not count.
-func columnType(col []pcommon.Value) arrow.DataType {
-	var ints, doubles, bools, others int
-	for _, v := range col {
-		switch v.Type() {
-		case pcommon.ValueTypeInt:
-			ints++
-		case pcommon.ValueTypeDouble:
-			doubles++
-		case pcommon.ValueTypeBool:
-			bools++
-		case pcommon.ValueTypeEmpty:
-		default:
-			others++
-		}
-	}
+// physical is the column's Parquet type, inferred from its values: int64
+// when every value is an integer, double when every value is a number,
+// boolean when every value is a boolean, else string. Empty and missing
+// values are nulls and do not count.
+func (c *pqColumn) physical() parquet.Type {
 	switch {
-	case others > 0 || bools > 0 && ints+doubles > 0:
-		return arrow.BinaryTypes.String
-	case bools > 0:
-		return arrow.FixedWidthTypes.Boolean
-	case doubles > 0:
-		return arrow.PrimitiveTypes.Float64
-	case ints > 0:
-		return arrow.PrimitiveTypes.Int64
+	case c.kinds&valText != 0 || c.kinds&valBool != 0 && c.kinds&(valInt|valDouble) != 0:
+		return parquet.Types.ByteArray
+	case c.kinds&valBool != 0:
+		return parquet.Types.Boolean
+	case c.kinds&valDouble != 0:
+		return parquet.Types.Double
+	case c.kinds&valInt != 0:
+		return parquet.Types.Int64
 	}
-	return arrow.BinaryTypes.String // no values at all: nulls
+	return parquet.Types.ByteArray // no values at all: nulls
 }
 
-// schema is the file's Arrow schema: inferred feature types, the scoring
-// timestamp as a UTC microsecond timestamp, the other correlation columns strings.
-func (f *pqFile) schema() *arrow.Schema {
-	fields := make([]arrow.Field, len(f.names))
+// appendText appends row r's value as a string cell, as the CSV writes it.
+func (c *pqColumn) appendText(dst []byte, r int) []byte {
+	switch c.kind[r] {
+	case valInt:
+		return strconv.AppendInt(dst, int64(c.num[r]), 10)
+	case valDouble:
+		return contract.AppendFloat(dst, math.Float64frombits(c.num[r]))
+	case valBool:
+		if c.num[r] != 0 {
+			return append(dst, "True"...)
+		}
+		return append(dst, "False"...)
+	}
+	return appendValidUTF8(dst, c.text[r])
+}
+
+// schema is the file's Parquet schema: inferred feature types (optional),
+// the scoring timestamp as a UTC microsecond timestamp, the other
+// correlation columns strings.
+func (f *pqFile) schema() (*schema.GroupNode, error) {
+	fields := make(schema.FieldList, len(f.names))
 	for i, name := range f.names {
-		t := arrow.DataType(arrow.BinaryTypes.String)
-		switch {
-		case i < f.features:
-			t = columnType(f.cols[i])
-		case name == contract.ColScoringTimestamp:
-			t = arrow.FixedWidthTypes.Timestamp_us
+		rep, typ := parquet.Repetitions.Required, parquet.Types.ByteArray
+		if i < f.features {
+			rep, typ = parquet.Repetitions.Optional, f.cols[i].physical()
 		}
-		fields[i] = arrow.Field{Name: name, Type: t, Nullable: i < f.features}
+		var err error
+		switch {
+		case name == contract.ColScoringTimestamp && i >= f.features:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.NewTimestampLogicalType(true, schema.TimeUnitMicros), parquet.Types.Int64, -1, -1)
+		case typ == parquet.Types.ByteArray:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.StringLogicalType{}, typ, -1, -1)
+		case typ == parquet.Types.Int64:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.NewIntLogicalType(64, true), typ, -1, -1)
+		default:
+			fields[i], err = schema.NewPrimitiveNode(name, rep, typ, -1, -1)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return arrow.NewSchema(fields, nil)
+	return schema.NewGroupNode("schema", parquet.Repetitions.Required, fields, -1)
 }
 
-// fileBytes encodes the file's rows as one Parquet file (one row group).
+// pqScratch is the column buffers of one file being written, reused.
+type pqScratch struct {
+	def    []int16
+	ints   []int64
+	floats []float64
+	bools  []bool
+	bytes  []parquet.ByteArray
+	text   []byte
+	ends   []int
+	out    bytes.Buffer
+}
+
+var pqScratches = sync.Pool{New: func() any { return new(pqScratch) }}
+
+// fileBytes encodes the file's rows as one Parquet file (one row group),
+// column by column from the typed values.
 func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
-	schema := f.schema()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	b.Reserve(len(f.rows))
-	for i, field := range schema.Fields() {
-		fb := b.Field(i)
-		switch {
-		case i < f.features:
-			appendFeatures(fb, f.cols[i])
-		case field.Name == contract.ColScoringTimestamp:
-			tb := fb.(*array.TimestampBuilder)
-			for _, r := range f.rows {
-				tb.Append(arrow.Timestamp(r.ts.UnixMicro()))
-			}
-		case field.Name == contract.ColQuarantineReason:
-			sb := fb.(*array.StringBuilder)
-			for _, r := range f.rows {
-				sb.Append(validUTF8(r.reason))
-			}
-		default:
-			col := slices.Index(contract.CorrelationColumns, field.Name)
-			sb := fb.(*array.StringBuilder)
-			for _, r := range f.rows {
-				sb.Append(validUTF8(r.aml[col]))
-			}
-		}
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	// Ids are unique per row: a dictionary would only cost.
-	props := parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(len(f.rows))+1),
-		parquet.WithCreatedBy("otelcol-modeldata"),
-		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
-	pw, err := pqarrow.NewFileWriter(schema, &buf, props, pqarrow.DefaultWriterProps())
+	sc, err := f.schema()
 	if err != nil {
 		return nil, err
 	}
-	if err := pw.Write(rec); err != nil {
-		_ = pw.Close()
+	s := pqScratches.Get().(*pqScratch)
+	defer pqScratches.Put(s)
+	s.out.Reset()
+	pw, err := file.NewParquetWriterWithError(&s.out, sc, file.WithWriterProps(w.props(len(f.rows))))
+	if err != nil {
+		return nil, err
+	}
+	rg, err := pw.AppendRowGroupChecked()
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range f.names {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case i < f.features:
+			err = s.writeFeatures(cw, &f.cols[i])
+		case name == contract.ColScoringTimestamp:
+			s.ints = s.ints[:0]
+			for _, r := range f.rows {
+				s.ints = append(s.ints, r.ts.UnixMicro())
+			}
+			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(s.ints, nil, nil)
+		case name == contract.ColQuarantineReason:
+			s.text, s.ends = s.text[:0], s.ends[:0]
+			for _, r := range f.rows {
+				s.text = appendValidUTF8(s.text, r.reason)
+				s.ends = append(s.ends, len(s.text))
+			}
+			err = s.writeText(cw, nil)
+		default:
+			col := slices.Index(contract.CorrelationColumns, name)
+			s.text, s.ends = s.text[:0], s.ends[:0]
+			for _, r := range f.rows {
+				s.text = appendValidUTF8(s.text, r.aml[col])
+				s.ends = append(s.ends, len(s.text))
+			}
+			err = s.writeText(cw, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := rg.Close(); err != nil {
 		return nil, err
 	}
 	if err := pw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(s.out.Bytes()), nil
 }
 
-// appendFeatures appends one feature column in its inferred type.
-func appendFeatures(fb array.Builder, col []pcommon.Value) {
-	for _, v := range col {
-		if v.Type() == pcommon.ValueTypeEmpty {
-			fb.AppendNull()
-			continue
-		}
-		switch b := fb.(type) {
-		case *array.Int64Builder:
-			b.Append(v.Int())
-		case *array.Float64Builder:
-			if v.Type() == pcommon.ValueTypeInt {
-				b.Append(float64(v.Int()))
-			} else {
-				b.Append(v.Double())
-			}
-		case *array.BooleanBuilder:
-			b.Append(v.Bool())
-		case *array.StringBuilder:
-			if v.Type() == pcommon.ValueTypeStr {
-				b.Append(validUTF8(v.Str()))
-			} else {
-				b.Append(validUTF8(contract.FormatValue(v)))
-			}
-		}
+// props are the writer properties of a file of n rows: one row group,
+// dictionaries for strings but the ids, unique per row, where a
+// dictionary would only cost.
+func (w *pqWriter) props(n int) *parquet.WriterProperties {
+	return parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(n)+1),
+		parquet.WithCreatedBy("otelcol-modeldata"),
+		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
+}
+
+// writeFeatures writes a feature column: definition levels for its nulls,
+// its values in the column's type.
+func (s *pqScratch) writeFeatures(cw file.ColumnChunkWriter, c *pqColumn) error {
+	s.def = s.def[:0]
+	for _, k := range c.kind {
+		s.def = append(s.def, int16(min(k, 1)))
 	}
+	var err error
+	switch w := cw.(type) {
+	case *file.Int64ColumnChunkWriter:
+		s.ints = s.ints[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.ints = append(s.ints, int64(c.num[r]))
+			}
+		}
+		_, err = w.WriteBatch(s.ints, s.def, nil)
+	case *file.Float64ColumnChunkWriter:
+		s.floats = s.floats[:0]
+		for r, k := range c.kind {
+			switch k {
+			case valInt:
+				s.floats = append(s.floats, float64(int64(c.num[r])))
+			case valDouble:
+				s.floats = append(s.floats, math.Float64frombits(c.num[r]))
+			}
+		}
+		_, err = w.WriteBatch(s.floats, s.def, nil)
+	case *file.BooleanColumnChunkWriter:
+		s.bools = s.bools[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.bools = append(s.bools, c.num[r] != 0)
+			}
+		}
+		_, err = w.WriteBatch(s.bools, s.def, nil)
+	default:
+		s.text, s.ends = s.text[:0], s.ends[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.text = c.appendText(s.text, r)
+				s.ends = append(s.ends, len(s.text))
+			}
+		}
+		err = s.writeText(cw, s.def)
+	}
+	return err
+}
+
+// writeText writes the strings of s.text, ending at s.ends, to a string column.
+func (s *pqScratch) writeText(cw file.ColumnChunkWriter, def []int16) error {
+	s.bytes = s.bytes[:0]
+	from := 0
+	for _, end := range s.ends {
+		s.bytes = append(s.bytes, s.text[from:end:end])
+		from = end
+	}
+	_, err := cw.(*file.ByteArrayColumnChunkWriter).WriteBatch(s.bytes, def, nil)
+	return err
 }
 
 // fileName is <instance>-<first 16 hex digits of the file's SHA-256>.parquet:
@@ -392,11 +520,12 @@ func (w *pqWriter) write(ctx context.Context, f *pqFile) (int, error) {
 	return len(data), w.store.putFile(ctx, f.dir+"/"+w.fileName(data), data)
 }
 
-// validUTF8 replaces each run of invalid UTF-8 with U+FFFD: Parquet strings
-// are UTF-8, and readers such as DuckDB refuse files that are not.
-func validUTF8(s string) string {
+// appendValidUTF8 appends s with each run of invalid UTF-8 replaced by
+// U+FFFD: Parquet strings are UTF-8, and readers such as DuckDB refuse
+// files that are not.
+func appendValidUTF8(dst []byte, s string) []byte {
 	if utf8.ValidString(s) {
-		return s
+		return append(dst, s...)
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return append(dst, strings.ToValidUTF8(s, "\uFFFD")...)
 }

@@ -2,11 +2,12 @@ package modeldatablobexporter
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/parquet"
 	pqgo "github.com/parquet-go/parquet-go"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -54,12 +55,12 @@ func writeParquetGo(b *testing.B, f *pqFile) int {
 		var node pqgo.Node
 		switch {
 		case i < f.features:
-			switch columnType(f.cols[i]).ID().String() {
-			case "INT64":
+			switch f.cols[i].physical() {
+			case parquet.Types.Int64:
 				node, kinds[i] = pqgo.Int(64), "int"
-			case "FLOAT64":
+			case parquet.Types.Double:
 				node, kinds[i] = pqgo.Leaf(pqgo.DoubleType), "double"
-			case "BOOL":
+			case parquet.Types.Boolean:
 				node, kinds[i] = pqgo.Leaf(pqgo.BooleanType), "bool"
 			default:
 				node, kinds[i] = pqgo.Encoded(pqgo.String(), &pqgo.RLEDictionary), "string"
@@ -100,20 +101,22 @@ func writeParquetGo(b *testing.B, f *pqFile) int {
 				s := f.rows[r].aml[indexOf(name)]
 				v = pqgo.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
 			default:
-				pv := f.cols[i][r]
+				col := &f.cols[i]
+				k, n := col.kind[r], col.num[r]
 				switch {
-				case pv.Type() == pcommon.ValueTypeEmpty:
+				case k == valNull:
 					row[c] = pqgo.NullValue().Level(0, 0, c)
 					continue
 				case kinds[i] == "int":
-					v = pqgo.Int64Value(pv.Int())
+					v = pqgo.Int64Value(int64(n))
+				case kinds[i] == "double" && k == valInt:
+					v = pqgo.DoubleValue(float64(int64(n)))
 				case kinds[i] == "double":
-					v = pqgo.DoubleValue(pv.Double())
+					v = pqgo.DoubleValue(math.Float64frombits(n))
 				case kinds[i] == "bool":
-					v = pqgo.BooleanValue(pv.Bool())
+					v = pqgo.BooleanValue(n != 0)
 				default:
-					s := contract.FormatValue(pv)
-					v = pqgo.ByteArrayValue([]byte(s))
+					v = pqgo.ByteArrayValue(col.appendText(nil, r))
 				}
 				row[c] = v.Level(0, 1, c)
 				continue
