@@ -40,16 +40,29 @@ type pqFile struct {
 	features   int      // how many of names are feature columns
 	cols       []pqColumn
 	rows       []pqRow
+	shared     []pqShared
 	bytes      int64 // the values' size before compression, for max_bytes
 	quarantine bool
 }
 
-// pqRow is one row: its record, and its correlation column values.
+// pqRow is one row: its record and its correlation column values.
 type pqRow struct {
-	ref    recordRef
-	ts     time.Time
-	aml    [8]string // correlation columns, the timestamp's slot unused
-	reason string    // why a quarantined row could not be placed
+	ref                      recordRef
+	ts                       int64 // the scoring time, microseconds since the epoch
+	correlationID, requestID string
+	shared                   int32 // its pqFile.shared
+}
+
+// pqShared is the correlation columns that rows of a file usually share.
+type pqShared struct {
+	workspace, webservice, model, version string
+	reason                                string // why a quarantined row could not be placed
+}
+
+// correlation is row r's value of correlation column col.
+func (f *pqFile) correlation(r *pqRow, col int, boundary string) string {
+	sh := &f.shared[r.shared]
+	return [...]string{r.correlationID, "", boundary, sh.workspace, sh.webservice, sh.model, sh.version, r.requestID}[col]
 }
 
 // pqWriter turns pushes into Parquet files, one or more per folder and
@@ -102,6 +115,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 		lastParts contract.PathParts
 		workspace string
 	)
+	left := ld.LogRecordCount() // records not yet placed
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		attrs := rls.At(i).Resource().Attributes()
@@ -116,6 +130,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
+				left--
 				row, ok := contract.ReadRowReuse(lr, names)
 				if !ok {
 					notModelData++
@@ -144,18 +159,24 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 						files = append(files, f)
 					}
 				}
-				requestID := contract.RequestIDOrNil(row.RequestID)
-				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp, reason: reason,
-					aml: [8]string{row.CorrelationID, "", w.boundary, workspace, p.Webservice, row.ModelName, row.ModelVersion, requestID}}
-				size := int64(8 + len(reason))
-				for _, a := range r.aml {
-					size += int64(len(a))
-				}
+				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp.UnixMicro(),
+					correlationID: row.CorrelationID, requestID: contract.RequestIDOrNil(row.RequestID)}
+				sh := pqShared{workspace, p.Webservice, row.ModelName, row.ModelVersion, reason}
+				size := int64(8 + len(r.correlationID) + len(r.requestID) + len(w.boundary) +
+					len(sh.workspace) + len(sh.webservice) + len(sh.model) + len(sh.version) + len(sh.reason))
 				if len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+size > w.cfg.Parquet.MaxBytes) {
 					f = w.newFile(dir, features, reason != "")
 					byKey[dir+"\x00"+strings.Join(features, "\x00")] = f
 					files = append(files, f)
 				}
+				if len(f.rows) == 0 && len(files) == 1 {
+					// The first file of a push usually takes all its rows.
+					f.grow(min(left+1, w.cfg.Parquet.MaxRows))
+				}
+				if n := len(f.shared); n == 0 || f.shared[n-1] != sh {
+					f.shared = append(f.shared, sh)
+				}
+				r.shared = int32(len(f.shared) - 1)
 				switch {
 				case inOrder:
 					c := 0
@@ -191,6 +212,15 @@ func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFi
 		names = append(names, contract.ColQuarantineReason)
 	}
 	return &pqFile{dir: dir, names: names, features: len(features), cols: make([]pqColumn, len(features)), quarantine: quarantine}
+}
+
+// grow makes room for n more rows.
+func (f *pqFile) grow(n int) {
+	f.rows = slices.Grow(f.rows, n)
+	for c := range f.cols {
+		f.cols[c].kind = slices.Grow(f.cols[c].kind, n)
+		f.cols[c].num = slices.Grow(f.cols[c].num, n)
+	}
 }
 
 // dir is a row's folder in the configured layout, or the quarantine
@@ -374,21 +404,21 @@ func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
 		case name == contract.ColScoringTimestamp:
 			s.ints = s.ints[:0]
 			for _, r := range f.rows {
-				s.ints = append(s.ints, r.ts.UnixMicro())
+				s.ints = append(s.ints, r.ts)
 			}
 			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(s.ints, nil, nil)
 		case name == contract.ColQuarantineReason:
 			s.text, s.ends = s.text[:0], s.ends[:0]
-			for _, r := range f.rows {
-				s.text = appendValidUTF8(s.text, r.reason)
+			for i := range f.rows {
+				s.text = appendValidUTF8(s.text, f.shared[f.rows[i].shared].reason)
 				s.ends = append(s.ends, len(s.text))
 			}
 			err = s.writeText(cw, nil)
 		default:
 			col := slices.Index(contract.CorrelationColumns, name)
 			s.text, s.ends = s.text[:0], s.ends[:0]
-			for _, r := range f.rows {
-				s.text = appendValidUTF8(s.text, r.aml[col])
+			for i := range f.rows {
+				s.text = appendValidUTF8(s.text, f.correlation(&f.rows[i], col, w.boundary))
 				s.ends = append(s.ends, len(s.text))
 			}
 			err = s.writeText(cw, nil)

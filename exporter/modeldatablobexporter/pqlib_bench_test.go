@@ -39,7 +39,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 		b.ReportAllocs()
 		var size int
 		for i := 0; i < b.N; i++ {
-			size = writeParquetGo(b, f)
+			size = writeParquetGo(b, w, f)
 		}
 		b.ReportMetric(float64(b.N*len(f.rows))/b.Elapsed().Seconds(), "rows/s")
 		b.ReportMetric(float64(size)/float64(len(f.rows)), "bytes/row")
@@ -48,7 +48,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 
 // writeParquetGo writes f with parquet-go's row API and the same inferred
 // types; parquet-go orders a group's columns by name.
-func writeParquetGo(b *testing.B, f *pqFile) int {
+func writeParquetGo(b *testing.B, w *pqWriter, f *pqFile) int {
 	group := pqgo.Group{}
 	kinds := make([]string, len(f.names))
 	for i, name := range f.names {
@@ -96,9 +96,9 @@ func writeParquetGo(b *testing.B, f *pqFile) int {
 			var v pqgo.Value
 			switch kinds[i] {
 			case "ts":
-				v = pqgo.Int64Value(f.rows[r].ts.UnixMicro())
+				v = pqgo.Int64Value(f.rows[r].ts)
 			case "aml":
-				s := f.rows[r].aml[indexOf(name)]
+				s := f.correlation(&f.rows[r], indexOf(name), w.boundary)
 				v = pqgo.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
 			default:
 				col := &f.cols[i]
