@@ -154,6 +154,9 @@ type encoded struct {
 	batches []*fileBatch
 	// notModelData counts records without a model name (ignored).
 	notModelData int
+	// spent is the credits of rows skipped as already written (Parquet
+	// rows replayed after a restart).
+	spent []creditUse
 }
 
 // encode groups the model data records of ld by destination file, in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"math"
 	"slices"
@@ -13,6 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -20,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -31,6 +36,8 @@ type blockStore interface {
 	// putFile writes name with data unless it already exists. Names are
 	// derived from content, so an existing file holds the same bytes.
 	putFile(ctx context.Context, name string, data []byte) error
+	// props tells whether a file exists.
+	props(ctx context.Context, name string) (fileProps, error)
 }
 
 // pqFile is the rows of one push that go to one Parquet file.
@@ -40,6 +47,7 @@ type pqFile struct {
 	features   int      // how many of names are feature columns
 	cols       []pqColumn
 	rows       []pqRow
+	hashes     []lineHash // each row's, when journaled
 	shared     []pqShared
 	bytes      int64 // the values' size before compression, for max_bytes
 	quarantine bool
@@ -74,6 +82,15 @@ type pqWriter struct {
 	instance string
 	codec    compress.Compression
 	boundary string
+	logger   *zap.Logger
+
+	// j journals each file before its commit (with a persistent queue).
+	// pending is the files of the previous run not yet checked; credits
+	// the rows of those that exist, which the queue's replay skips.
+	j       *journal
+	mu      sync.Mutex
+	pending []*fileIntent
+	credits []*credit
 }
 
 func newPQWriter(cfg *Config, store blockStore) *pqWriter {
@@ -88,7 +105,7 @@ func newPQWriter(cfg *Config, store blockStore) *pqWriter {
 	if cfg.Parquet.Layout == LayoutV2 {
 		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
 	}
-	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
+	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary, logger: zap.NewNop()}
 }
 
 // pqPlace is what decides a row's folder.
@@ -98,8 +115,16 @@ type pqPlace struct {
 	period               time.Time // the scoring time truncated to the finest folder
 }
 
-// group places every model data row of ld in a file, split at max_rows and max_bytes.
-func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
+// group places every model data row of ld in a file, split at max_rows
+// and max_bytes. With a journal each row's hash is kept; a row that a
+// credit of the previous run covers is skipped (spent).
+func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent []creditUse) {
+	journaled := w.j.enabled()
+	if journaled {
+		w.mu.Lock() // a replay spends credits in order
+		defer w.mu.Unlock()
+	}
+	var hashBuf []byte
 	byKey := map[string]*pqFile{}
 	enc := &encoder{cfg: w.cfg}
 	period := time.Hour
@@ -200,10 +225,113 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 				f.rows = append(f.rows, r)
 				f.bytes += size
 				last = f
+				if journaled {
+					var h lineHash
+					hashBuf, h = f.lastRowHash(hashBuf[:0])
+					if c := spendCredit(w.credits, h); c != nil {
+						spent = append(spent, creditUse{c, h})
+						f.dropLast(size)
+						continue
+					}
+					f.hashes = append(f.hashes, h)
+				}
 			}
 		}
 	}
-	return files, notModelData
+	return files, notModelData, spent
+}
+
+// spendCredit takes h from the first credit that has it; nil when none does.
+func spendCredit(credits []*credit, h lineHash) *credit {
+	for _, c := range credits {
+		if c.avail[h] > 0 {
+			if c.avail[h]--; c.avail[h] == 0 {
+				delete(c.avail, h)
+			}
+			return c
+		}
+	}
+	return nil
+}
+
+// lastRowHash identifies the last row by its content: the file's folder
+// and feature columns, the row's correlation values and feature values.
+// buf is scratch space, returned for reuse.
+func (f *pqFile) lastRowHash(buf []byte) ([]byte, lineHash) {
+	n := len(f.rows) - 1
+	r := &f.rows[n]
+	sh := &f.shared[r.shared]
+	buf = append(buf, f.dir...)
+	for _, s := range f.names[:f.features] {
+		buf = append(append(buf, 0), s...)
+	}
+	for _, s := range [...]string{r.correlationID, r.requestID, sh.workspace, sh.webservice, sh.model, sh.version, sh.reason} {
+		buf = append(append(buf, 0), s...)
+	}
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(r.ts))
+	for c := range f.cols {
+		col := &f.cols[c]
+		buf = binary.LittleEndian.AppendUint64(append(buf, col.kind[n]), col.num[n])
+		if col.kind[n] == valText {
+			buf = append(append(buf, col.text[n]...), 0)
+		}
+	}
+	sum := sha256.Sum256(buf)
+	return buf, lineHash(sum[:16])
+}
+
+// dropLast removes the last row (of the given size). The column types
+// still count its values' kinds.
+func (f *pqFile) dropLast(size int64) {
+	n := len(f.rows) - 1
+	f.rows = f.rows[:n]
+	for c := range f.cols {
+		col := &f.cols[c]
+		col.kind, col.num = col.kind[:n], col.num[:n]
+		col.text = col.text[:min(n, len(col.text))]
+	}
+	f.bytes -= size
+}
+
+// adopt takes what the previous run journaled: files to check, credits to spend.
+func (w *pqWriter) adopt(j *journal, files []*fileIntent, credits []*credit) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.j, w.pending, w.credits = j, files, credits
+}
+
+// resolve checks the files the previous run journaled: the rows of one
+// that exists become a credit, skipped when the queue replays them.
+func (w *pqWriter) resolve(ctx context.Context) error {
+	if !w.j.enabled() {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.pending) > 0 {
+		in := w.pending[0]
+		p, err := w.store.props(ctx, in.blob)
+		if err != nil {
+			return err
+		}
+		var c *credit
+		if p.exists {
+			c = w.j.fileCredit(in)
+		}
+		if err := w.j.settle(ctx, &intent{key: in.key}, c); err != nil {
+			return err
+		}
+		if c != nil {
+			w.credits = append(w.credits, c)
+			w.logger.Warn("A file committed before the restart holds rows whose batch was not acknowledged: the queue replays them, and they are not written again",
+				zap.String("blob", in.blob), zap.Int("rows", len(in.rows)))
+		}
+		w.pending = w.pending[1:]
+	}
+	if len(w.credits) > 0 {
+		w.credits = w.j.expire(ctx, w.credits)
+	}
+	return nil
 }
 
 func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFile {
@@ -371,6 +499,13 @@ type pqScratch struct {
 	text   []byte
 	ends   []int
 	out    bytes.Buffer
+
+	dict        map[string]int32 // a column's distinct values
+	dictText    []byte
+	dictOffsets []int32
+	indices     []int32
+	spaced      []int32
+	valid       []byte
 }
 
 var pqScratches = sync.Pool{New: func() any { return new(pqScratch) }}
@@ -494,35 +629,129 @@ func (s *pqScratch) writeFeatures(cw file.ColumnChunkWriter, c *pqColumn) error 
 	return err
 }
 
-// writeText writes the strings of s.text, ending at s.ends, to a string column.
+// writeText writes the strings of s.text, ending at s.ends, to a string
+// column: through a dictionary of the distinct values when the column
+// writer encodes with one and they repeat, else plainly.
 func (s *pqScratch) writeText(cw file.ColumnChunkWriter, def []int16) error {
+	bw := cw.(*file.ByteArrayColumnChunkWriter)
+	if dict, ok := bw.CurrentEncoder().(dictEncoder); ok {
+		if done, err := s.writeDictionary(bw, dict, def); done || err != nil {
+			return err
+		}
+		bw.FallbackToPlain()
+	}
 	s.bytes = s.bytes[:0]
 	from := 0
 	for _, end := range s.ends {
 		s.bytes = append(s.bytes, s.text[from:end:end])
 		from = end
 	}
-	_, err := cw.(*file.ByteArrayColumnChunkWriter).WriteBatch(s.bytes, def, nil)
+	_, err := bw.WriteBatch(s.bytes, def, nil)
 	return err
 }
 
-// fileName is <instance>-<first 16 hex digits of the file's SHA-256>.parquet:
-// unique per writer, and the same for a retried batch, whose bytes are the same.
-func (w *pqWriter) fileName(data []byte) string {
-	sum := sha256.Sum256(data)
-	return w.instance + "-" + hex.EncodeToString(sum[:8]) + ".parquet"
+// dictEncoder is arrow-go's dictionary encoder, as far as it is seeded
+// with a whole dictionary.
+type dictEncoder interface {
+	PutDictionary(arrow.Array) error
+	NumEntries() int
+}
+
+// writeDictionary writes the column as indices into a dictionary of its
+// distinct values, built here without an allocation per value (arrow-go's
+// own memo table allocates per lookup). done is false when the values
+// hardly repeat (at least one distinct value in two), which a dictionary
+// would only grow: the caller writes them plainly.
+func (s *pqScratch) writeDictionary(bw *file.ByteArrayColumnChunkWriter, dict dictEncoder, def []int16) (done bool, err error) {
+	if s.dict == nil {
+		s.dict = map[string]int32{}
+	}
+	clear(s.dict)
+	s.dictText, s.dictOffsets = s.dictText[:0], append(s.dictOffsets[:0], 0)
+	s.indices = s.indices[:0]
+	from := 0
+	for _, end := range s.ends {
+		v := s.text[from:end]
+		from = end
+		i, ok := s.dict[string(v)]
+		if !ok {
+			if len(s.dict) >= len(s.ends)/2+1 {
+				return false, nil
+			}
+			i = int32(len(s.dict))
+			s.dict[string(v)] = i
+			s.dictText = append(s.dictText, v...)
+			s.dictOffsets = append(s.dictOffsets, int32(len(s.dictText)))
+		}
+		s.indices = append(s.indices, i)
+	}
+	values := array.NewStringData(array.NewData(arrow.BinaryTypes.String, len(s.dict),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(s.dictOffsets)), memory.NewBufferBytes(s.dictText)}, nil, 0, 0))
+	defer values.Release()
+	if err := dict.PutDictionary(values); err != nil || dict.NumEntries() != len(s.dict) {
+		return false, err
+	}
+	if st := bw.PageStatistics(); st != nil {
+		st.IncNulls(int64(len(def) - len(s.ends)))
+		st.IncNumValues(int64(len(s.ends)))
+		if err := st.UpdateFromArrow(values, false); err != nil {
+			return false, err
+		}
+	}
+	// The indices are spaced: one per row, nulls marked invalid.
+	var valid []byte
+	nulls := 0
+	if def != nil {
+		s.spaced, s.valid = s.spaced[:0], slices.Grow(s.valid[:0], (len(def)+7)/8)[:(len(def)+7)/8]
+		clear(s.valid)
+		next := 0
+		for r, d := range def {
+			if d == 0 {
+				s.spaced = append(s.spaced, 0)
+				nulls++
+				continue
+			}
+			s.valid[r/8] |= 1 << (r % 8)
+			s.spaced = append(s.spaced, s.indices[next])
+			next++
+		}
+		s.indices, s.spaced = s.spaced, s.indices
+		valid = s.valid
+	}
+	var validBuf *memory.Buffer
+	if nulls > 0 {
+		validBuf = memory.NewBufferBytes(valid)
+	}
+	indices := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(s.indices),
+		[]*memory.Buffer{validBuf, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(s.indices))}, nil, nulls, 0))
+	defer indices.Release()
+	return true, bw.WriteDictIndices(indices, def, nil)
+}
+
+// fileName is <instance>-<first 16 hex digits of a SHA-256>.parquet, of
+// the batch's id and the file's bytes: unique per writer and batch (two
+// batches of identical rows are two files), and the same for a retry of
+// the batch, whose bytes are the same.
+func (w *pqWriter) fileName(batch uint64, data []byte) string {
+	h := sha256.New()
+	h.Write(binary.LittleEndian.AppendUint64(nil, batch))
+	h.Write(data)
+	return w.instance + "-" + hex.EncodeToString(h.Sum(nil)[:8]) + ".parquet"
 }
 
 // encode groups a push into one batch per Parquet file, for blobExporter.push.
 func (w *pqWriter) encode(ld plog.Logs) encoded {
-	files, notModelData := w.group(ld)
-	out := encoded{notModelData: notModelData, batches: make([]*fileBatch, len(files))}
-	for i, f := range files {
+	files, notModelData, spent := w.group(ld)
+	out := encoded{notModelData: notModelData, spent: spent}
+	for _, f := range files {
+		if len(f.rows) == 0 { // every row skipped as written before a restart
+			continue
+		}
 		refs := make([]recordRef, len(f.rows))
 		for j, r := range f.rows {
 			refs[j] = r.ref
 		}
-		out.batches[i] = &fileBatch{dir: f.dir, stem: w.instance + "-*", ext: ".parquet", refs: refs, quarantine: f.quarantine, pq: f}
+		out.batches = append(out.batches, &fileBatch{dir: f.dir, stem: w.instance + "-*", ext: ".parquet", refs: refs, quarantine: f.quarantine, pq: f})
 	}
 	return out
 }
@@ -533,7 +762,7 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 	if b.pq == nil {
 		return e.w.write(ctx, b, pl)
 	}
-	n, err := e.pq.write(ctx, b.pq)
+	n, err := e.pq.write(ctx, b.pq, pl)
 	if err != nil {
 		return 0, err
 	}
@@ -542,12 +771,19 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 }
 
 // write encodes f and puts it under its content-derived name; it returns the file's size.
-func (w *pqWriter) write(ctx context.Context, f *pqFile) (int, error) {
+// With a journal, the file and its rows are recorded before the commit.
+func (w *pqWriter) write(ctx context.Context, f *pqFile, pl *pushLog) (int, error) {
 	data, err := w.fileBytes(f)
 	if err != nil {
 		return 0, consumererror.NewPermanent(err)
 	}
-	return len(data), w.store.putFile(ctx, f.dir+"/"+w.fileName(data), data)
+	name := f.dir + "/" + w.fileName(pl.batch, data)
+	if w.j.enabled() {
+		if err := w.j.recordFile(ctx, &fileIntent{blob: name, rows: f.hashes}, pl); err != nil {
+			return 0, err
+		}
+	}
+	return len(data), w.store.putFile(ctx, name, data)
 }
 
 // appendValidUTF8 appends s with each run of invalid UTF-8 replaced by

@@ -20,7 +20,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.Format = FormatParquet
 	w := newPQWriter(cfg, nil)
-	files, _ := w.group(makeLogs(benchRows(5000, 10)...))
+	files, _, _ := w.group(makeLogs(benchRows(5000, 10)...))
 	f := files[0]
 	b.Run("lib=arrow-go", func(b *testing.B) {
 		b.ReportAllocs()
