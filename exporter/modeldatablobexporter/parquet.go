@@ -412,6 +412,9 @@ func (c *pqColumn) add(v pcommon.Value) int64 {
 		} else {
 			s = contract.FormatValue(v)
 		}
+		if c.text == nil {
+			c.text = make([]string, 0, cap(c.kind)) // a column of text is usually all text
+		}
 		for len(c.text) < len(c.kind) {
 			c.text = append(c.text, "")
 		}
