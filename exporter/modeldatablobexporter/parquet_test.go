@@ -158,8 +158,13 @@ func pqPushes(rng *rand.Rand) [][]testRow {
 			if r%4 == 0 {
 				note = nil
 			}
+			// repeated strings with nulls: a dictionary column with nulls
+			var city any = []string{"Oslo", "Lima", "Pune"}[rng.IntN(3)]
+			if r%5 == 0 {
+				city = nil
+			}
 			rows = append(rows, testRow{model: "m", version: "1", designation: "inputs", correlationID: "c-" + id, requestID: "r-" + id, ts: ts,
-				features: [][2]any{{"age", rng.Int64N(100)}, {"income", income}, {"ok", rng.IntN(2) == 0}, {"note", note}}})
+				features: [][2]any{{"age", rng.Int64N(100)}, {"income", income}, {"ok", rng.IntN(2) == 0}, {"note", note}, {"city", city}}})
 			// mixed types in one column become strings
 			var mixed any = rng.IntN(10)
 			if r%3 == 0 {
