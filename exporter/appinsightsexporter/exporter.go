@@ -148,18 +148,54 @@ func (e *aiExporter) send(ctx context.Context, enc *encoder, partial func(error,
 	if n == 0 {
 		return nil
 	}
-	body := enc.buf.Bytes()
+	a, err := e.post(ctx, enc.buf.Bytes(), n)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.status == http.StatusOK:
+		return nil
+	case a.status == http.StatusPartialContent && a.parsed:
+		return e.partlyAccepted(a, enc.origins, partial)
+	case a.status == http.StatusPartialContent:
+		return fmt.Errorf("ingestion answered 206 with an unreadable body; sending all %d envelopes again", n)
+	}
+	return e.refused(a, n)
+}
+
+// trackAnswer is the track endpoint's reply to one post.
+type trackAnswer struct {
+	status   int
+	text     string // the status line, for messages
+	raw      []byte // the start of the body
+	tr       trackResponse
+	parsed   bool // raw is a trackResponse
+	delay    time.Duration
+	hasDelay bool // Retry-After was given
+}
+
+// throttle makes err wait for the answer's Retry-After, when it has one.
+func (a trackAnswer) throttle(err error) error {
+	if a.hasDelay {
+		return exporterhelper.NewThrottleRetry(err, a.delay)
+	}
+	return err
+}
+
+// post sends body (n envelopes, gzipped when so configured) and reads the
+// answer.
+func (e *aiExporter) post(ctx context.Context, body []byte, n int) (trackAnswer, error) {
 	var compressed bytes.Buffer
 	if e.gzip {
 		compressed.Grow(len(body) / 4)
 		if err := gzipTo(&compressed, body); err != nil {
-			return fmt.Errorf("gzip %d envelopes: %w", n, err)
+			return trackAnswer{}, fmt.Errorf("gzip %d envelopes: %w", n, err)
 		}
 		body = compressed.Bytes()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.tgt.url, bytes.NewReader(body))
 	if err != nil {
-		return consumererror.NewPermanent(fmt.Errorf("build request: %w", err))
+		return trackAnswer{}, consumererror.NewPermanent(fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/x-json-stream")
 	req.Header.Set("Accept", "application/json")
@@ -169,59 +205,58 @@ func (e *aiExporter) send(ctx context.Context, enc *encoder, partial func(error,
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %d envelopes to Application Insights at %s: %w", n, e.host, redactURLError(err))
+		return trackAnswer{}, fmt.Errorf("post %d envelopes to Application Insights at %s: %w", n, e.host, redactURLError(err))
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var tr trackResponse
-	parsed := json.Unmarshal(raw, &tr) == nil
-	delay, hasDelay := retryAfter(resp.Header.Get("Retry-After"))
-	throttle := func(err error) error {
-		if hasDelay {
-			return exporterhelper.NewThrottleRetry(err, delay)
-		}
-		return err
-	}
+	a := trackAnswer{status: resp.StatusCode, text: resp.Status}
+	a.raw, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	a.parsed = json.Unmarshal(a.raw, &a.tr) == nil
+	a.delay, a.hasDelay = retryAfter(resp.Header.Get("Retry-After"))
+	return a, nil
+}
 
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		return nil
-	case resp.StatusCode == http.StatusPartialContent && parsed:
-		var again []origin
-		var dropped []itemError
-		for _, ie := range tr.Errors {
-			if ie.Index < 0 || ie.Index >= n {
+// partlyAccepted handles a 206: the items refused with a retryable status
+// go back, through partial, to be sent again; those refused for good are
+// logged and dropped.
+func (e *aiExporter) partlyAccepted(a trackAnswer, origins []origin, partial func(error, []origin) error) error {
+	n := len(origins)
+	var again []origin
+	var dropped []itemError
+	for _, ie := range a.tr.Errors {
+		if ie.Index < 0 || ie.Index >= n {
+			continue
+		}
+		if retryable(ie.StatusCode) {
+			if origins[ie.Index].s < 0 { // _OTELRESOURCE_: sent again with the next batch anyway
 				continue
 			}
-			if retryable(ie.StatusCode) {
-				if enc.origins[ie.Index].s < 0 { // _OTELRESOURCE_: sent again with the next batch anyway
-					continue
-				}
-				again = append(again, enc.origins[ie.Index])
-			} else {
-				dropped = append(dropped, ie)
-			}
+			again = append(again, origins[ie.Index])
+		} else {
+			dropped = append(dropped, ie)
 		}
-		if len(dropped) > 0 {
-			e.set.Logger.Error("Application Insights refused items for good; they are dropped",
-				zap.Int("dropped", len(dropped)), zap.Int("sent", n),
-				zap.Int("first_status", dropped[0].StatusCode), zap.String("first_message", dropped[0].Message))
-		}
-		if len(again) == 0 {
-			return nil
-		}
-		err := fmt.Errorf("ingestion accepted %d of %d envelopes; %d will be sent again (first: %d %s)",
-			tr.ItemsAccepted, n, len(again), firstRetryable(tr.Errors).StatusCode, firstRetryable(tr.Errors).Message)
-		return throttle(partial(err, again))
-	case resp.StatusCode == http.StatusPartialContent:
-		return fmt.Errorf("ingestion answered 206 with an unreadable body; sending all %d envelopes again", n)
 	}
+	if len(dropped) > 0 {
+		e.set.Logger.Error("Application Insights refused items for good; they are dropped",
+			zap.Int("dropped", len(dropped)), zap.Int("sent", n),
+			zap.Int("first_status", dropped[0].StatusCode), zap.String("first_message", dropped[0].Message))
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	first := firstRetryable(a.tr.Errors)
+	err := fmt.Errorf("ingestion accepted %d of %d envelopes; %d will be sent again (first: %d %s)",
+		a.tr.ItemsAccepted, n, len(again), first.StatusCode, first.Message)
+	return a.throttle(partial(err, again))
+}
 
-	err = fmt.Errorf("ingestion at %s answered %s to %d envelopes%s", e.host, resp.Status, n, describe(tr, parsed, raw))
+// refused turns an answer that accepted nothing into a retryable or a
+// permanent error.
+func (e *aiExporter) refused(a trackAnswer, n int) error {
+	err := fmt.Errorf("ingestion at %s answered %s to %d envelopes%s", e.host, a.text, n, describe(a.tr, a.parsed, a.raw))
 	switch {
-	case retryable(resp.StatusCode) || resp.StatusCode >= 500:
-		return throttle(err)
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case retryable(a.status) || a.status >= 500:
+		return a.throttle(err)
+	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
 		return consumererror.NewPermanent(fmt.Errorf("%w (the resource may require Microsoft Entra ID authentication, which this exporter does not do)", err))
 	default:
 		return consumererror.NewPermanent(err)

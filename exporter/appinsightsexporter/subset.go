@@ -4,6 +4,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/logsubset"
 )
 
 // The retry copies hold exactly the items whose envelopes are to be sent
@@ -69,28 +71,11 @@ func tracesSubset(td ptrace.Traces, failed []origin) ptrace.Traces {
 
 // logsSubset copies the log records of ld named by failed.
 func logsSubset(ld plog.Logs, failed []origin) plog.Logs {
-	want := map[itemKey]bool{}
-	for _, o := range failed {
-		want[itemKey{o.r, o.s, o.i}] = true
+	refs := make([]logsubset.Ref, len(failed))
+	for k, o := range failed {
+		refs[k] = logsubset.Ref{Resource: o.r, Scope: o.s, Record: o.i}
 	}
-	out := plog.NewLogs()
-	ld.CopyTo(out)
-	r := -1
-	out.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
-		r++
-		s := -1
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			s++
-			i := -1
-			sl.LogRecords().RemoveIf(func(plog.LogRecord) bool {
-				i++
-				return !want[itemKey{r, s, i}]
-			})
-			return sl.LogRecords().Len() == 0
-		})
-		return rl.ScopeLogs().Len() == 0
-	})
-	return out
+	return logsubset.Copy(ld, refs)
 }
 
 // metricsSubset copies the data points of md named by failed.

@@ -269,50 +269,12 @@ func newDependencyData(span ptrace.Span) *dependencyData {
 	database := false
 	switch {
 	case httpMethod(attrs) != "":
-		if u := parseURL(str(attrs, "url.full", "http.url")); u != nil {
-			d.Name = httpMethod(attrs) + " " + urlPath(u)
-		}
-		d.Type = "Http"
-		d.Data = httpURL(attrs)
-		if c := code(attrs, "http.response.status_code", "http.status_code"); c != "" {
-			d.ResultCode = c
-		}
-		target := dependencyTarget(attrs)
-		if m := defaultPort.FindStringSubmatch(target); m != nil && (m[1] == "https" && m[3] == ":443" || m[1] == "http" && m[3] == ":80") {
-			target = m[1] + m[2] + m[4]
-		}
-		d.Target = target
+		d.setHTTP(attrs)
 	case dbSystem != "":
 		database = true
-		d.Type = dbSystem
-		if sqlSystems[dbSystem] {
-			d.Type = "SQL"
-		}
-		d.Data = str(attrs, "db.query.text", "db.statement", "db.operation.name", "db.operation")
-		target, db := dependencyTarget(attrs), str(attrs, "db.namespace", "db.name")
-		switch {
-		case target != "" && db != "":
-			d.Target = target + "|" + db
-		case target != "":
-			d.Target = target
-		case db != "":
-			d.Target = db
-		default:
-			d.Target = dbSystem
-		}
+		d.setDatabase(attrs, dbSystem)
 	case str(attrs, "rpc.system") != "":
-		system := str(attrs, "rpc.system")
-		d.Type = "GRPC"
-		if system == "WCF Service" {
-			d.Type = system
-		}
-		if c := code(attrs, "rpc.grpc.status_code"); c != "" {
-			d.ResultCode = c
-		}
-		d.Target = dependencyTarget(attrs)
-		if d.Target == "" {
-			d.Target = system
-		}
+		d.setRPC(attrs)
 	}
 	if ns := str(attrs, "az.namespace"); ns != "" && span.Kind() == ptrace.SpanKindInternal {
 		d.Type = "InProc | " + ns
@@ -325,6 +287,62 @@ func newDependencyData(span ptrace.Span) *dependencyData {
 	d.Target = truncate(d.Target, maxNameLength)
 	d.Properties = withLinks(spanProperties(attrs, database, true), span.Links())
 	return d
+}
+
+// setHTTP fills an HTTP client call: "<method> <path>", the URL, the status
+// code, and the target without its scheme's default port.
+func (d *dependencyData) setHTTP(attrs pcommon.Map) {
+	if u := parseURL(str(attrs, "url.full", "http.url")); u != nil {
+		d.Name = httpMethod(attrs) + " " + urlPath(u)
+	}
+	d.Type = "Http"
+	d.Data = httpURL(attrs)
+	if c := code(attrs, "http.response.status_code", "http.status_code"); c != "" {
+		d.ResultCode = c
+	}
+	target := dependencyTarget(attrs)
+	if m := defaultPort.FindStringSubmatch(target); m != nil && (m[1] == "https" && m[3] == ":443" || m[1] == "http" && m[3] == ":80") {
+		target = m[1] + m[2] + m[4]
+	}
+	d.Target = target
+}
+
+// setDatabase fills a database call: its system (SQL for the SQL ones), the
+// query, and "<server>|<database>" as the target.
+func (d *dependencyData) setDatabase(attrs pcommon.Map, dbSystem string) {
+	d.Type = dbSystem
+	if sqlSystems[dbSystem] {
+		d.Type = "SQL"
+	}
+	d.Data = str(attrs, "db.query.text", "db.statement", "db.operation.name", "db.operation")
+	target, db := dependencyTarget(attrs), str(attrs, "db.namespace", "db.name")
+	switch {
+	case target != "" && db != "":
+		d.Target = target + "|" + db
+	case target != "":
+		d.Target = target
+	case db != "":
+		d.Target = db
+	default:
+		d.Target = dbSystem
+	}
+}
+
+// setRPC fills an RPC call: GRPC (or WCF Service), the gRPC status code, and
+// the target, else the RPC system.
+func (d *dependencyData) setRPC(attrs pcommon.Map) {
+	system := str(attrs, "rpc.system")
+	d.Type = "GRPC"
+	if system == "WCF Service" {
+		d.Type = system
+	}
+	if c := code(attrs, "rpc.grpc.status_code"); c != "" {
+		d.ResultCode = c
+	}
+	d.Target = dependencyTarget(attrs)
+	if d.Target == "" {
+		d.Target = system
+	}
 }
 
 // withLinks adds the span's links as the _MS.links property

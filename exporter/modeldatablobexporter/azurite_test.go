@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,46 +135,6 @@ func TestAzuriteAuthModes(t *testing.T) {
 	}
 	if err := e.start(context.Background(), nil); err == nil || strings.Contains(err.Error(), "sig=") {
 		t.Fatalf("SAS for another container at start: %v", err)
-	}
-}
-
-// TestAzuriteConcurrentWriters has two exporters (as two collector
-// replicas) append to the same blob at once: one header, every row once,
-// no torn line.
-func TestAzuriteConcurrentWriters(t *testing.T) {
-	az := testutil.StartAzurite(t)
-	const writers, pushes, rowsPerPush = 2, 20, 50
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := 0; w < writers; w++ {
-		e := newTestExporter(t, azuriteConfig(az))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := 0; p < pushes; p++ {
-				rows := make([]testRow, rowsPerPush)
-				for i := range rows {
-					rows[i] = testRow{model: "m", version: "1", ts: day, requestID: fmt.Sprintf("w%d-p%d-r%d", w, p, i),
-						features: [][2]any{{"text", strings.Repeat("x", 100*i) + "\nend"}}}
-				}
-				if err := e.push(context.Background(), makeLogs(rows...)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	blobs := readBlobs(t, az, "modeldata")
-	if len(blobs) != 1 {
-		t.Fatalf("want one blob, got %d", len(blobs))
-	}
-	for _, data := range blobs {
-		assertRowsOnce(t, data, writers*pushes*rowsPerPush)
 	}
 }
 

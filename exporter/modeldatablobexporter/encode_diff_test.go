@@ -95,8 +95,8 @@ func randomValue(rng *rand.Rand) any {
 	}
 }
 
-// referenceLine is a row's line as the encoder wrote it with encoding/csv
-// and string cells (before the append-style writer): every cell formatted by
+// referenceLine is a row's line written the plain way, the reference the
+// encoder's append-style writer is compared with: every cell formatted by
 // contract.FormatValue, neutralized when configured, written by csv.Writer.
 func referenceLine(t testing.TB, cfg *Config, ld plog.Logs, b *fileBatch, ref recordRef) string {
 	e := newEncoder(cfg)

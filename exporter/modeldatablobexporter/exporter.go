@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/logsubset"
 )
 
 // blobExporter writes model data rows synchronously inside the push
@@ -179,7 +181,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}
-	var retry []recordRef
+	var retry []logsubset.Ref
 	var retryErrs, permErrs []error
 	dropped := 0
 	for _, b := range enc.batches {
@@ -200,7 +202,9 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		}
 		e.logAccessError(err)
 		retryErrs = append(retryErrs, err)
-		retry = append(retry, b.refs[done:]...)
+		for _, r := range b.refs[done:] {
+			retry = append(retry, logsubset.Ref{Resource: r.rl, Scope: r.sl, Record: r.lr})
+		}
 	}
 	if len(retryErrs) > 0 {
 		now := time.Now()
@@ -209,7 +213,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		}
 		r := e.cfg.RetryConfig
 		if r.Enabled && (r.MaxElapsedTime == 0 || now.Sub(bs.firstFailure) < r.MaxElapsedTime) {
-			next := subset(ld, retry)
+			next := logsubset.Copy(ld, retry)
 			e.mu.Lock()
 			e.failing[next] = bs
 			e.mu.Unlock()
@@ -262,43 +266,4 @@ func (e *blobExporter) logAccessError(err error) {
 	e.mu.Unlock()
 	e.logger.Error("Storage refuses the writes; rows stay queued and are retried until this is fixed (receivers answer 503 once the queue is full)",
 		zap.String("hint", ae.hint), zap.Error(err))
-}
-
-// subset copies the referenced records of ld, with their resource and scope.
-func subset(ld plog.Logs, refs []recordRef) plog.Logs {
-	out := plog.NewLogs()
-	want := make(map[recordRef]bool, len(refs))
-	for _, r := range refs {
-		want[r] = true
-	}
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		var outRL plog.ResourceLogs
-		rlSet := false
-		sls := rls.At(i).ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			var outSL plog.ScopeLogs
-			slSet := false
-			lrs := sls.At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				if !want[recordRef{i, j, k}] {
-					continue
-				}
-				if !rlSet {
-					outRL = out.ResourceLogs().AppendEmpty()
-					rls.At(i).Resource().CopyTo(outRL.Resource())
-					outRL.SetSchemaUrl(rls.At(i).SchemaUrl())
-					rlSet = true
-				}
-				if !slSet {
-					outSL = outRL.ScopeLogs().AppendEmpty()
-					sls.At(j).Scope().CopyTo(outSL.Scope())
-					outSL.SetSchemaUrl(sls.At(j).SchemaUrl())
-					slSet = true
-				}
-				lrs.At(k).CopyTo(outSL.LogRecords().AppendEmpty())
-			}
-		}
-	}
-	return out
 }

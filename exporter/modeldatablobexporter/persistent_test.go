@@ -63,9 +63,12 @@ func TestAzuritePersistentQueueSurvivesRestart(t *testing.T) {
 	q.StorageID = &fileStorageID
 	q.Batch.Get().FlushTimeout = 50 * time.Millisecond
 
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
 	start := func() (func(), func(context.Context, int) error) {
 		host, stopStorage := startFileStorage(t, queueDir)
 		set := exportertest.NewNopSettings(metadata.Type)
+		set.TelemetrySettings = tt.NewTelemetrySettings()
 		set.ID = component.NewID(metadata.Type) // the queue's storage is named by the exporter ID
 		set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 		exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
@@ -95,7 +98,10 @@ func TestAzuritePersistentQueueSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // a few failed attempts against the stopped service
+	// The queued rows have met the stopped service before the restart.
+	if !testutil.Poll(20*time.Second, func() bool { return counter(t, tt, "otelcol_modeldatablob_write_failures") >= 2 }) {
+		t.Fatal("the exporter never tried the stopped service")
+	}
 	stop()
 
 	az.Restart()

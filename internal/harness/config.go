@@ -48,103 +48,136 @@ type CollectorConfig struct {
 // YAML renders the configuration.
 func (c CollectorConfig) YAML() string {
 	var b strings.Builder
-	var exts []string
-	b.WriteString("extensions:\n")
-	if c.HealthAddr != "" {
-		fmt.Fprintf(&b, "  health_check:\n    endpoint: %s\n", c.HealthAddr)
-		exts = append(exts, "health_check")
-	}
-	if c.PprofAddr != "" {
-		fmt.Fprintf(&b, "  pprof:\n    endpoint: %s\n", c.PprofAddr)
-		exts = append(exts, "pprof")
-	}
-	if c.QueueDir != "" {
-		fmt.Fprintf(&b, "  file_storage:\n    directory: %s\n    create_directory: true\n", c.QueueDir)
-		exts = append(exts, "file_storage")
-	}
-	if c.BearerToken != "" {
-		fmt.Fprintf(&b, "  bearertokenauth:\n    token: %q\n", c.BearerToken)
-		exts = append(exts, "bearertokenauth")
-	}
-	if len(exts) == 0 {
-		b.Reset()
-	}
-	receivers := []string{"modeldata"}
-	fmt.Fprintf(&b, "receivers:\n  modeldata:\n    endpoint: %s\n", c.CollectAddr)
-	if c.BearerToken != "" {
-		b.WriteString("    auth:\n      authenticator: bearertokenauth\n")
-	}
-	if c.OTLPAddr != "" {
-		fmt.Fprintf(&b, "  otlp:\n    protocols:\n      http:\n        endpoint: %s\n", c.OTLPAddr)
-		if c.BearerToken != "" {
-			b.WriteString("        auth:\n          authenticator: bearertokenauth\n")
-		}
-		receivers = append(receivers, "otlp")
-	}
+	exts := c.writeExtensions(&b)
+	receivers := c.writeReceivers(&b)
 	var processors []string
 	if c.FeatureFlattener {
 		b.WriteString("processors:\n  featureflattener: {}\n")
 		processors = append(processors, "featureflattener")
 	}
+	c.writeExporters(&b)
+	if c.SecondConsumer == "modeldatastats" {
+		b.WriteString("connectors:\n  modeldatastats: {}\n")
+	}
+	c.writeService(&b, exts, receivers, processors)
+	return b.String()
+}
+
+// writeExtensions writes the extensions section, when there is one, and
+// returns the extensions' names.
+func (c CollectorConfig) writeExtensions(b *strings.Builder) []string {
+	var section strings.Builder
+	var exts []string
+	if c.HealthAddr != "" {
+		fmt.Fprintf(&section, "  health_check:\n    endpoint: %s\n", c.HealthAddr)
+		exts = append(exts, "health_check")
+	}
+	if c.PprofAddr != "" {
+		fmt.Fprintf(&section, "  pprof:\n    endpoint: %s\n", c.PprofAddr)
+		exts = append(exts, "pprof")
+	}
+	if c.QueueDir != "" {
+		fmt.Fprintf(&section, "  file_storage:\n    directory: %s\n    create_directory: true\n", c.QueueDir)
+		exts = append(exts, "file_storage")
+	}
+	if c.BearerToken != "" {
+		fmt.Fprintf(&section, "  bearertokenauth:\n    token: %q\n", c.BearerToken)
+		exts = append(exts, "bearertokenauth")
+	}
+	if len(exts) > 0 {
+		b.WriteString("extensions:\n")
+		b.WriteString(section.String())
+	}
+	return exts
+}
+
+// writeReceivers writes the receivers section and returns their names.
+func (c CollectorConfig) writeReceivers(b *strings.Builder) []string {
+	receivers := []string{"modeldata"}
+	fmt.Fprintf(b, "receivers:\n  modeldata:\n    endpoint: %s\n", c.CollectAddr)
+	if c.BearerToken != "" {
+		b.WriteString("    auth:\n      authenticator: bearertokenauth\n")
+	}
+	if c.OTLPAddr != "" {
+		fmt.Fprintf(b, "  otlp:\n    protocols:\n      http:\n        endpoint: %s\n", c.OTLPAddr)
+		if c.BearerToken != "" {
+			b.WriteString("        auth:\n          authenticator: bearertokenauth\n")
+		}
+		receivers = append(receivers, "otlp")
+	}
+	return receivers
+}
+
+// writeExporters writes the exporters section: modeldatablob, and debug when
+// a second consumer needs it.
+func (c CollectorConfig) writeExporters(b *strings.Builder) {
 	b.WriteString("exporters:\n  modeldatablob:\n")
 	if c.LocalDir != "" {
-		fmt.Fprintf(&b, "    backend: local\n    local:\n      directory: %s\n", c.LocalDir)
+		fmt.Fprintf(b, "    backend: local\n    local:\n      directory: %s\n", c.LocalDir)
 	} else {
-		fmt.Fprintf(&b, "    backend: azblob\n    azblob:\n      connection_string: %q\n", c.ConnectionString)
+		fmt.Fprintf(b, "    backend: azblob\n    azblob:\n      connection_string: %q\n", c.ConnectionString)
 	}
-	fmt.Fprintf(&b, "    subscription_id: %s\n    resource_group: %s\n    workspace: %s\n    webservice: %s\n",
+	fmt.Fprintf(b, "    subscription_id: %s\n    resource_group: %s\n    workspace: %s\n    webservice: %s\n",
 		Subscription, ResourceGroup, Workspace, Webservice)
 	if c.NeutralizeFormulas {
 		b.WriteString("    neutralize_formulas: true\n")
 	}
 	if c.Format != "" {
-		fmt.Fprintf(&b, "    format: %s\n", c.Format)
+		fmt.Fprintf(b, "    format: %s\n", c.Format)
 	}
 	if c.Timeout != "" {
-		fmt.Fprintf(&b, "    timeout: %s\n", c.Timeout)
+		fmt.Fprintf(b, "    timeout: %s\n", c.Timeout)
 	}
 	if c.MaxElapsedRetry != "" {
-		fmt.Fprintf(&b, "    retry_on_failure:\n      max_elapsed_time: %s\n", c.MaxElapsedRetry)
+		fmt.Fprintf(b, "    retry_on_failure:\n      max_elapsed_time: %s\n", c.MaxElapsedRetry)
 	}
+	c.writeQueue(b)
+	if c.SecondConsumer != "" {
+		b.WriteString("  debug: {}\n")
+	}
+}
+
+// writeQueue writes modeldatablob's sending_queue.
+func (c CollectorConfig) writeQueue(b *strings.Builder) {
 	b.WriteString("    sending_queue:\n")
 	if c.QueueDir != "" {
 		b.WriteString("      storage: file_storage\n")
 	}
 	if c.QueueSize > 0 {
-		fmt.Fprintf(&b, "      queue_size: %d\n", c.QueueSize)
+		fmt.Fprintf(b, "      queue_size: %d\n", c.QueueSize)
 	}
 	if c.QueueConsumers > 0 {
-		fmt.Fprintf(&b, "      num_consumers: %d\n", c.QueueConsumers)
+		fmt.Fprintf(b, "      num_consumers: %d\n", c.QueueConsumers)
 	}
 	b.WriteString("      batch:\n")
 	if c.FlushTimeout != "" {
-		fmt.Fprintf(&b, "        flush_timeout: %s\n", c.FlushTimeout)
+		fmt.Fprintf(b, "        flush_timeout: %s\n", c.FlushTimeout)
 	}
 	if c.MinBatch > 0 {
-		fmt.Fprintf(&b, "        min_size: %d\n", c.MinBatch)
+		fmt.Fprintf(b, "        min_size: %d\n", c.MinBatch)
+	}
+}
+
+// writeService writes the service section: the logs pipeline, the
+// connector's metrics pipeline, and the collector's own telemetry.
+func (c CollectorConfig) writeService(b *strings.Builder, exts, receivers, processors []string) {
+	b.WriteString("service:\n")
+	if len(exts) > 0 {
+		fmt.Fprintf(b, "  extensions: [%s]\n", strings.Join(exts, ", "))
+	}
+	fmt.Fprintf(b, "  pipelines:\n    logs:\n      receivers: [%s]\n", strings.Join(receivers, ", "))
+	if len(processors) > 0 {
+		fmt.Fprintf(b, "      processors: [%s]\n", strings.Join(processors, ", "))
 	}
 	logsExporters := "modeldatablob"
 	if c.SecondConsumer != "" {
-		b.WriteString("  debug: {}\n")
 		logsExporters += ", " + c.SecondConsumer
 	}
-	if c.SecondConsumer == "modeldatastats" {
-		b.WriteString("connectors:\n  modeldatastats: {}\n")
-	}
-	b.WriteString("service:\n")
-	if len(exts) > 0 {
-		fmt.Fprintf(&b, "  extensions: [%s]\n", strings.Join(exts, ", "))
-	}
-	fmt.Fprintf(&b, "  pipelines:\n    logs:\n      receivers: [%s]\n", strings.Join(receivers, ", "))
-	if len(processors) > 0 {
-		fmt.Fprintf(&b, "      processors: [%s]\n", strings.Join(processors, ", "))
-	}
-	fmt.Fprintf(&b, "      exporters: [%s]\n", logsExporters)
+	fmt.Fprintf(b, "      exporters: [%s]\n", logsExporters)
 	if c.SecondConsumer == "modeldatastats" {
 		b.WriteString("    metrics:\n      receivers: [modeldatastats]\n      exporters: [debug]\n")
 	}
 	b.WriteString(telemetryYAML(c.MetricsPort))
-	return b.String()
 }
 
 func telemetryYAML(metricsPort int) string {

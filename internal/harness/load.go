@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -108,9 +109,29 @@ func NewClient(concurrency int) *http.Client {
 // when ctx ends or MaxDuration passes; requests not started then are listed as
 // not acknowledged.
 func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
+	if err := cfg.prepare(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
+	defer cancel()
+	run := &loadRun{cfg: &cfg, start: time.Now(), status: map[string]int{}}
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run.work(ctx)
+		}()
+	}
+	wg.Wait()
+	return run.manifest(time.Since(run.start)), nil
+}
+
+// prepare fills in the defaults and checks that every door has a target.
+func (cfg *LoadConfig) prepare() error {
 	cfg.Defaults()
 	if cfg.Run == "" {
-		return nil, errors.New("harness: Run (the run id) is required")
+		return errors.New("harness: Run (the run id) is required")
 	}
 	if len(cfg.Doors) == 0 {
 		for _, d := range []Door{DoorCollect, DoorOTLP, DoorV2} {
@@ -120,11 +141,11 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 		}
 	}
 	if len(cfg.Doors) == 0 {
-		return nil, errors.New("harness: no target")
+		return errors.New("harness: no target")
 	}
 	for _, d := range cfg.Doors {
 		if cfg.Targets[d] == "" {
-			return nil, fmt.Errorf("harness: no target for door %q", d)
+			return fmt.Errorf("harness: no target for door %q", d)
 		}
 	}
 	if cfg.Concurrency < 1 {
@@ -139,146 +160,168 @@ func Load(ctx context.Context, cfg LoadConfig) (*Manifest, error) {
 	if cfg.Client == nil {
 		cfg.Client = NewClient(cfg.Concurrency)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
-	defer cancel()
-
-	var (
-		next      atomic.Int64
-		acked     atomic.Int64
-		attempts  atomic.Int64
-		retries   atomic.Int64
-		transport atomic.Int64
-		mu        sync.Mutex
-		notAcked  []int
-		cutOff    []int
-		status    = map[string]int{}
-		latencies []time.Duration
-	)
-	record := func(code string) {
-		mu.Lock()
-		status[code]++
-		mu.Unlock()
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < cfg.Concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				req := int(next.Add(1) - 1)
-				if req >= cfg.Requests {
-					return
-				}
-				if cfg.Rate > 0 {
-					at := start.Add(time.Duration(float64(req*cfg.RowsPerRequest) / cfg.Rate * float64(time.Second)))
-					if d := time.Until(at); d > 0 {
-						select {
-						case <-time.After(d):
-						case <-ctx.Done():
-						}
-					}
-				}
-				if ctx.Err() != nil {
-					mu.Lock()
-					notAcked = append(notAcked, req)
-					mu.Unlock()
-					continue
-				}
-				t0 := time.Now()
-				ok, cut := cfg.send(ctx, req, &attempts, &retries, &transport, record)
-				mu.Lock()
-				if cut {
-					cutOff = append(cutOff, req)
-				}
-				if ok {
-					latencies = append(latencies, time.Since(t0))
-				} else {
-					notAcked = append(notAcked, req)
-				}
-				mu.Unlock()
-				if ok {
-					n := acked.Add(int64(cfg.RowsPerRequest))
-					if cfg.Progress != nil {
-						cfg.Progress(n)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	sort.Ints(notAcked)
-	sort.Ints(cutOff)
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	m := &Manifest{Rows: cfg.Rows, Requests: cfg.Requests, NotAcked: notAcked, CutOff: cutOff, Stats: LoadStats{
-		Elapsed: elapsed, AckedRows: acked.Load(), RowsPerSecond: float64(acked.Load()) / elapsed.Seconds(),
-		Attempts: attempts.Load(), Retries: retries.Load(), TransportErrors: transport.Load(), Status: status,
-		CallP50: Percentile(latencies, 0.50), CallP99: Percentile(latencies, 0.99),
-	}}
-	return m, nil
+	return nil
 }
+
+// loadRun is the state the workers of one Load share.
+type loadRun struct {
+	cfg   *LoadConfig
+	start time.Time
+
+	next      atomic.Int64 // the next request to send
+	acked     atomic.Int64 // rows acknowledged
+	attempts  atomic.Int64
+	retries   atomic.Int64
+	transport atomic.Int64
+
+	mu        sync.Mutex
+	notAcked  []int
+	cutOff    []int
+	status    map[string]int
+	latencies []time.Duration
+}
+
+// work sends requests, in turn with the other workers, until none is left.
+func (r *loadRun) work(ctx context.Context) {
+	for {
+		req := int(r.next.Add(1) - 1)
+		if req >= r.cfg.Requests {
+			return
+		}
+		r.pace(ctx, req)
+		if ctx.Err() != nil {
+			r.done(req, false, false, 0)
+			continue
+		}
+		t0 := time.Now()
+		ok, cut := r.send(ctx, req)
+		r.done(req, ok, cut, time.Since(t0))
+	}
+}
+
+// pace waits until request req is due at the configured Rate.
+func (r *loadRun) pace(ctx context.Context, req int) {
+	if r.cfg.Rate <= 0 {
+		return
+	}
+	at := r.start.Add(time.Duration(float64(req*r.cfg.RowsPerRequest) / r.cfg.Rate * float64(time.Second)))
+	if d := time.Until(at); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// done records the outcome of request req.
+func (r *loadRun) done(req int, ok, cut bool, took time.Duration) {
+	r.mu.Lock()
+	if cut {
+		r.cutOff = append(r.cutOff, req)
+	}
+	if ok {
+		r.latencies = append(r.latencies, took)
+	} else {
+		r.notAcked = append(r.notAcked, req)
+	}
+	r.mu.Unlock()
+	if ok {
+		n := r.acked.Add(int64(r.cfg.RowsPerRequest))
+		if r.cfg.Progress != nil {
+			r.cfg.Progress(n)
+		}
+	}
+}
+
+// record counts one answer (an HTTP status or a kind of failure).
+func (r *loadRun) record(code string) {
+	r.mu.Lock()
+	r.status[code]++
+	r.mu.Unlock()
+}
+
+// manifest is the run's account, once every worker has returned.
+func (r *loadRun) manifest(elapsed time.Duration) *Manifest {
+	sort.Ints(r.notAcked)
+	sort.Ints(r.cutOff)
+	slices.Sort(r.latencies)
+	acked := r.acked.Load()
+	return &Manifest{Rows: r.cfg.Rows, Requests: r.cfg.Requests, NotAcked: r.notAcked, CutOff: r.cutOff, Stats: LoadStats{
+		Elapsed: elapsed, AckedRows: acked, RowsPerSecond: float64(acked) / elapsed.Seconds(),
+		Attempts: r.attempts.Load(), Retries: r.retries.Load(), TransportErrors: r.transport.Load(), Status: r.status,
+		CallP50: Percentile(r.latencies, 0.50), CallP99: Percentile(r.latencies, 0.99),
+	}}
+}
+
+// loadRequest is one request as it goes on the wire, every attempt alike.
+type loadRequest struct {
+	url, contentType string
+	body             []byte
+	header           http.Header
+}
+
+// request builds request req for the door its turn gives it.
+func (cfg *LoadConfig) request(req int) (loadRequest, error) {
+	door := cfg.Doors[req%len(cfg.Doors)]
+	base := cfg.Targets[door]
+	switch door {
+	case DoorCollect:
+		return loadRequest{base + "/v1/collect", "application/json", cfg.CollectBody(req), cfg.Header}, nil
+	case DoorOTLP:
+		if cfg.OTLPJSON {
+			body, err := cfg.OTLPJSONBody(req, time.Now())
+			return loadRequest{base + "/v1/logs", "application/json", body, cfg.Header}, err
+		}
+		body, err := cfg.OTLPBody(req, time.Now())
+		return loadRequest{base + "/v1/logs", "application/x-protobuf", body, cfg.Header}, err
+	case DoorV2:
+		header := cfg.V2Header(req)
+		for k, vs := range cfg.Header {
+			header[k] = vs
+		}
+		return loadRequest{base + "/modeldata/log", "application/json", cfg.V2Body(req), header}, nil
+	}
+	return loadRequest{}, fmt.Errorf("%w %q", errUnknownDoor, door)
+}
+
+var errUnknownDoor = errors.New("harness: unknown door")
 
 // send delivers one request, retrying transport errors, 429 and 503 with the
 // same body (same ids) for up to RetryFor. It reports whether it got 200,
 // and whether a connection broke while carrying it (cut).
-func (cfg *LoadConfig) send(ctx context.Context, req int, attempts, retries, transport *atomic.Int64, record func(string)) (ok, cut bool) {
-	door := cfg.Doors[req%len(cfg.Doors)]
-	var (
-		body        []byte
-		contentType string
-		url         string
-		header      = cfg.Header
-	)
-	switch door {
-	case DoorCollect:
-		body, contentType, url = cfg.CollectBody(req), "application/json", cfg.Targets[door]+"/v1/collect"
-	case DoorOTLP:
-		var err error
-		contentType, url = "application/x-protobuf", cfg.Targets[door]+"/v1/logs"
-		if cfg.OTLPJSON {
-			body, err = cfg.OTLPJSONBody(req, time.Now())
-			contentType = "application/json"
+func (r *loadRun) send(ctx context.Context, req int) (ok, cut bool) {
+	lr, err := r.cfg.request(req)
+	if err != nil {
+		if errors.Is(err, errUnknownDoor) {
+			r.record("door")
 		} else {
-			body, err = cfg.OTLPBody(req, time.Now())
+			r.record("marshal")
 		}
-		if err != nil {
-			record("marshal")
-			return false, false
-		}
-	case DoorV2:
-		body, contentType, url = cfg.V2Body(req), "application/json", cfg.Targets[door]+"/modeldata/log"
-		header = cfg.V2Header(req)
-		for k, vs := range cfg.Header {
-			header[k] = vs
-		}
-	default:
-		record("door")
 		return false, false
 	}
-	deadline := time.Now().Add(cfg.RetryFor)
+	deadline := time.Now().Add(r.cfg.RetryFor)
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			retries.Add(1)
+			r.retries.Add(1)
 		}
-		attempts.Add(1)
-		code, err := post(ctx, cfg.Client, url, contentType, body, header)
+		r.attempts.Add(1)
+		code, err := post(ctx, r.cfg.Client, lr.url, lr.contentType, lr.body, lr.header)
 		switch {
 		case err != nil:
-			transport.Add(1)
-			record("transport")
+			r.transport.Add(1)
+			r.record("transport")
 			cut = cut || !errors.Is(err, syscall.ECONNREFUSED)
 		case code == http.StatusOK:
-			record("200")
+			r.record("200")
 			return true, cut
 		default:
-			record(strconv.Itoa(code))
+			r.record(strconv.Itoa(code))
 			if code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
 				return false, cut
 			}
 		}
-		if cfg.NoRetry || time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
+		if r.cfg.NoRetry || time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
 			return false, cut
 		}
 		select {

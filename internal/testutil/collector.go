@@ -100,21 +100,28 @@ type Collector struct {
 	output     *SyncBuffer
 }
 
-// StartCollector writes configYAML to a file, starts the binary on it, and
-// waits until every address in waitAddrs accepts connections. The process is
-// stopped when the test ends.
+// StartCollector writes configYAML to a file, starts the built collector on
+// it, and waits until every address in waitAddrs accepts connections. The
+// process is stopped when the test ends.
 func StartCollector(t testing.TB, configYAML string, waitAddrs ...string) *Collector {
+	t.Helper()
+	return StartBinary(t, CollectorBinary(t), configYAML, waitAddrs...)
+}
+
+// StartBinary is StartCollector with another collector binary (the stock
+// one, for comparisons).
+func StartBinary(t testing.TB, bin, configYAML string, waitAddrs ...string) *Collector {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{t: t, bin: CollectorBinary(t), configPath: path, output: &SyncBuffer{}}
+	c := &Collector{t: t, bin: bin, configPath: path, output: &SyncBuffer{}}
 	c.start(waitAddrs)
 	t.Cleanup(func() {
 		c.Stop()
 		if t.Failed() {
-			t.Logf("collector output:\n%s", c.Output())
+			t.Logf("%s output:\n%s", filepath.Base(bin), c.Output())
 		}
 	})
 	return c

@@ -23,6 +23,7 @@ const (
 	defaultMaxRows            = 10000
 	defaultMaxColumns         = 1000
 	defaultMaxValues          = 200000
+	defaultMaxBytesInFlight   = 64 << 20
 	defaultModelNameHeader    = "ce-model-name"
 	defaultCollectDesignation = contract.DesignationInputs
 )
@@ -41,6 +42,11 @@ type Config struct {
 	// and the elements of nested lists and objects), counted before they
 	// are decoded: a request's memory is proportional to its values.
 	MaxValuesPerRequest int `mapstructure:"max_values_per_request"`
+	// MaxBytesInFlight bounds the bytes of request bodies the receiver
+	// holds at once, on the collect and azureml_v2 routes together, from
+	// the first byte read until the pipeline has the rows; a request over
+	// it gets 503 + Retry-After. 0: no limit.
+	MaxBytesInFlight int64 `mapstructure:"max_bytes_in_flight"`
 	// DefaultDesignation applies to collect requests that name none.
 	DefaultDesignation string `mapstructure:"default_designation"`
 
@@ -122,6 +128,7 @@ func createDefaultConfig() *Config {
 		MaxRowsPerRequest:     defaultMaxRows,
 		MaxColumns:            defaultMaxColumns,
 		MaxValuesPerRequest:   defaultMaxValues,
+		MaxBytesInFlight:      defaultMaxBytesInFlight,
 		DefaultDesignation:    defaultCollectDesignation,
 		SamplingRate:          1,
 		CollectUnlistedModels: true,
@@ -154,6 +161,7 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxValuesPerRequest <= 0 || cfg.MaxValuesPerRequest > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("max_values_per_request must be between 1 and %d, got %d", math.MaxInt32, cfg.MaxValuesPerRequest))
 	}
+	errs = append(errs, cfg.validateBytesInFlight())
 	if err := contract.ValidateSegment("default_designation", cfg.DefaultDesignation); err != nil {
 		errs = append(errs, err)
 	}
@@ -181,6 +189,36 @@ func (cfg *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validateBytesInFlight checks that a body of the largest size each route
+// accepts fits in max_bytes_in_flight.
+func (cfg *Config) validateBytesInFlight() error {
+	if cfg.MaxBytesInFlight < 0 {
+		return fmt.Errorf("max_bytes_in_flight must not be negative (0: no limit), got %d", cfg.MaxBytesInFlight)
+	}
+	if cfg.MaxBytesInFlight == 0 {
+		return nil
+	}
+	sizes := map[string]int64{"max_request_body_size": cfg.MaxRequestBodySize}
+	if v2 := cfg.AzureMLV2.Get(); v2 != nil {
+		sizes["azureml_v2::max_request_body_size"] = v2.MaxRequestBodySize
+	}
+	var errs []error
+	for _, key := range sortedKeys(sizes) {
+		size := sizes[key]
+		if size <= 0 {
+			size = confighttpDefaultMaxBodySize
+		}
+		if size > cfg.MaxBytesInFlight {
+			errs = append(errs, fmt.Errorf("max_bytes_in_flight (%d) is smaller than %s (%d): a body of that size could never be accepted", cfg.MaxBytesInFlight, key, size))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// confighttpDefaultMaxBodySize is what confighttp reads of a body when
+// max_request_body_size is 0.
+const confighttpDefaultMaxBodySize = 20 << 20
 
 func (v2 *AzureMLV2Config) validate(collectEndpoint string) error {
 	var errs []error

@@ -47,6 +47,7 @@ type modeldataReceiver struct {
 	obsrecv  *receiverhelper.ObsReport
 	policy   policy
 	limits   limits
+	budget   bodyBudget
 	pool     sync.Pool
 	now      func() time.Time
 
@@ -72,6 +73,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		limits:   limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
 		now:      time.Now,
 	}
+	r.budget.limit = cfg.MaxBytesInFlight
 	r.pool.New = func() any { return newDecoder(r.limits) }
 	return r, nil
 }
@@ -102,14 +104,14 @@ func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) erro
 	mux := http.NewServeMux()
 	mux.HandleFunc(collectPath, r.handleCollect)
 	mux.HandleFunc(batchPath, r.handleCollectBatch)
-	if err := r.serve(ctx, host, &r.cfg.ServerConfig, mux); err != nil {
+	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.wrap(mux, writeJSONError)); err != nil {
 		return err
 	}
 	if v2 := r.cfg.AzureMLV2.Get(); v2 != nil {
 		h := &v2Handler{r: r, cfg: v2}
 		v2mux := http.NewServeMux()
 		v2mux.Handle(v2Path, h)
-		if err := r.serve(ctx, host, &v2.ServerConfig, v2mux); err != nil {
+		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.wrap(v2mux, writeTextError)); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
 		}
 	}
@@ -336,6 +338,10 @@ func readText(req *http.Request, limit int64) (string, error) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return "", tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
+		}
+		var refused *requestError
+		if errors.As(err, &refused) {
+			return "", refused
 		}
 		return "", badRequest("reading the body: %v", err)
 	}

@@ -263,7 +263,7 @@ func TestHarnessAuthRefusesUnauthenticated(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
 		FlushTimeout: "100ms", BearerToken: token}
-	testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
+	col := testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
 	rows := harness.Rows{Run: harness.NewRunID(), Features: 3, RowsPerRequest: 2}
 	rows.Defaults()
 	otlpReq, err := rows.OTLPBody(0, time.Now())
@@ -320,14 +320,15 @@ func TestHarnessAuthRefusesUnauthenticated(t *testing.T) {
 			t.Errorf("%s, 100 MB unauthenticated: status %d, want 401", d.name, code)
 		}
 	}
-	time.Sleep(time.Second)
+	col.Stop() // a graceful stop drains the queue: anything accepted has been written now
 	if files := harnessListFiles(t, dataDir); len(files) != 0 {
 		t.Fatalf("unauthenticated requests wrote %q", files)
 	}
+	col.Restart(collect, otlp, health)
 	// The right token: both doors accepted and the rows land.
 	m, rep := loadAndVerify(t, harness.LoadConfig{Rows: rows,
 		Targets:  map[harness.Door]string{harness.DoorCollect: "http://" + collect, harness.DoorOTLP: "http://" + otlp},
 		Requests: 4, Concurrency: 1, NoRetry: true, MaxDuration: time.Minute,
-		Header: http.Header{"Authorization": {"Bearer " + token}}}, dirVerifier(dataDir), 30*time.Second)
+		Header: http.Header{"Authorization": {"Bearer " + token}}}, dirVerifier(dataDir), 30*time.Second, col.Stop)
 	assertZeroLoss(t, m, rep)
 }

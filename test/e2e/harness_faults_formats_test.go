@@ -24,9 +24,9 @@ func TestHarnessFaultKill9Formats(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 2000, rate: 3000, outage: time.Second})
 			az := testutil.StartAzurite(t)
-			collect, health := harnessAddr(t), harnessAddr(t)
+			collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 			cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-				QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Format: format}
+				QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Format: format, MetricsPort: metricsPort}
 			col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 			kills := []float64{0.4}
 			if harnessFull() {
@@ -40,7 +40,7 @@ func TestHarnessFaultKill9Formats(t *testing.T) {
 				t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", kills, seed)
 			}
 			m, rep := faultLoad(t, size, "http://"+collect, kills,
-				col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
+				col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az), drainCollector(t, col, metricsURL(metricsPort)))
 			t.Logf("KILL9 %s: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
 				format, len(kills), rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
 			assertExactlyOnceAcrossKills(t, m, rep)
@@ -57,8 +57,8 @@ func TestHarnessFaultAzuriteDownFormats(t *testing.T) {
 			collect, health := harnessAddr(t), harnessAddr(t)
 			cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 				FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20, Format: format}
-			testutil.StartCollector(t, cfg.YAML(), collect, health)
-			m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az))
+			col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+			m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az), col.Stop)
 			assertZeroLoss(t, m, rep)
 		})
 	}

@@ -32,10 +32,11 @@ func faultRun(smoke, full faultSize) faultSize {
 
 // faultLoad runs a paced load in the background and injects the fault each
 // time a share in `at` of the rows is acknowledged: fault() starts it, heal()
-// ends it after the outage. It returns the manifest and the verifier's report,
-// and logs how long after the last heal every acknowledged row was found.
+// ends it after the outage. It returns the manifest and the verifier's report
+// read after drain (see waitVerified), and logs how long after the last heal
+// every acknowledged row was found.
 func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
-	verify func(*harness.Manifest) (*harness.Report, error)) (*harness.Manifest, *harness.Report) {
+	verify verifier, drain func()) (*harness.Manifest, *harness.Report) {
 	t.Helper()
 	var acked atomic.Int64
 	total := int64(size.requests * 100)
@@ -66,7 +67,7 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		}
 		t.Logf("fault at %d/%d acknowledged rows", acked.Load(), total)
 		fault()
-		time.Sleep(size.outage)
+		time.Sleep(size.outage) // the outage itself: the scenario, not a wait for an outcome
 		heal()
 		healed = time.Now()
 		t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
@@ -79,14 +80,12 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 	loadEnded := time.Now()
 	t.Logf("load: %d requests, not acked %d, %.0f rows/s, attempts %d, retries %d, transport errors %d, status %v",
 		m.Requests, len(m.NotAcked), m.Stats.RowsPerSecond, m.Stats.Attempts, m.Stats.Retries, m.Stats.TransportErrors, m.Stats.Status)
-	rep := waitVerified(t, m, verify, 3*time.Minute)
+	rep := waitFound(t, m, verify, 3*time.Minute)
 	if rep.Found+rep.Malformed >= rep.Expected {
-		// waitVerified ends with a 500 ms settle read; the drain is the first complete read.
-		drained := time.Since(healed) - 500*time.Millisecond
 		t.Logf("DRAIN: every acknowledged row found %.1f s after the last heal (load ended %.1f s after it)",
-			drained.Seconds(), loadEnded.Sub(healed).Seconds())
+			time.Since(healed).Seconds(), loadEnded.Sub(healed).Seconds())
 	}
-	return m, rep
+	return m, settled(t, m, verify, rep, drain)
 }
 
 // TestHarnessFaultKill9 kills the collector with SIGKILL at random moments
@@ -98,9 +97,9 @@ func TestHarnessFaultKill9(t *testing.T) {
 	testutil.CollectorBinary(t)
 	size := faultRun(faultSize{requests: 100, rate: 3000, outage: 500 * time.Millisecond}, faultSize{requests: 2000, rate: 3000, outage: time.Second})
 	az := testutil.StartAzurite(t)
-	collect, health := harnessAddr(t), harnessAddr(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000}
+		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 	kills := 3
 	if harnessFull() {
@@ -115,7 +114,7 @@ func TestHarnessFaultKill9(t *testing.T) {
 	sort.Float64s(at)
 	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
 	m, rep := faultLoad(t, size, "http://"+collect, at,
-		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
+		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az), drainCollector(t, col, metricsURL(metricsPort)))
 	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
 		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
 	assertExactlyOnceAcrossKills(t, m, rep)
@@ -155,8 +154,8 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	// A small queue, so it fills during the outage and the receiver refuses (503) instead.
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20}
-	testutil.StartCollector(t, cfg.YAML(), collect, health)
-	m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az))
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az), col.Stop)
 	assertZeroLoss(t, m, rep)
 }
 
@@ -166,11 +165,10 @@ func proxiedConnectionString(p *faultproxy.Proxy) string {
 		testutil.AzuriteAccount, testutil.AzuriteKey, p.URL(), testutil.AzuriteAccount)
 }
 
-func startProxied(t *testing.T) (*testutil.Azurite, *faultproxy.Proxy, string, string) {
-	return startProxiedConsumers(t, 0)
-}
-
-func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *faultproxy.Proxy, string, string) {
+// startProxied starts Azurite, the fault proxy in front of it and a collector
+// writing through the proxy with the given queue consumers (0: the default).
+// It returns the collector's collect URL and its drain.
+func startProxied(t *testing.T, consumers int) (*testutil.Azurite, *faultproxy.Proxy, string, func()) {
 	t.Helper()
 	testutil.CollectorBinary(t)
 	az := testutil.StartAzurite(t)
@@ -182,8 +180,8 @@ func startProxiedConsumers(t *testing.T, consumers int) (*testutil.Azurite, *fau
 	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", MetricsPort: metricsPort, QueueConsumers: consumers}
-	testutil.StartCollector(t, cfg.YAML(), collect, health)
-	return az, p, "http://" + collect, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	return az, p, "http://" + collect, drainCollector(t, col, metricsURL(metricsPort))
 }
 
 // logExporterMetrics logs the blob exporter's own counters of a run.
@@ -198,16 +196,7 @@ func logExporterMetrics(t *testing.T, metricsURL string) {
 // TestHarnessFault503 has the blob service answer 503 ServerBusy to every
 // request for a while (20 s in the full run).
 func TestHarnessFault503(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
-	az, p, collect, metrics := startProxied(t)
-	m, rep := faultLoad(t, size, collect, []float64{0.3},
-		func() { p.SetMode(faultproxy.Unavailable) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
-	t.Logf("proxy: %d requests answered 503, %d passed", p.Injected(), p.Passed())
-	logExporterMetrics(t, metrics)
-	if p.Injected() == 0 {
-		t.Error("no request met the fault: the run proves nothing")
-	}
-	assertZeroLoss(t, m, rep)
+	proxyFaultRun(t, 0, faultproxy.Unavailable, "requests answered 503")
 }
 
 // TestHarnessFaultLostAnswers forwards appends to the blob service and then
@@ -216,24 +205,31 @@ func TestHarnessFault503(t *testing.T) {
 // with one queue consumer and with the default 10, where another push to the
 // same file can append between the lost append and its retry.
 func TestHarnessFaultLostAnswers(t *testing.T) {
-	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
 	for _, consumers := range []int{0, 1} {
 		name := "default_consumers"
 		if consumers > 0 {
 			name = fmt.Sprintf("%d_consumer", consumers)
 		}
 		t.Run(name, func(t *testing.T) {
-			az, p, collect, metrics := startProxiedConsumers(t, consumers)
-			m, rep := faultLoad(t, size, collect, []float64{0.3},
-				func() { p.SetMode(faultproxy.DropAnswer) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az))
-			t.Logf("proxy: %d appends landed with their answer dropped, %d passed", p.Injected(), p.Passed())
-			logExporterMetrics(t, metrics)
-			if p.Injected() == 0 {
-				t.Error("no append met the fault: the run proves nothing")
-			}
-			assertZeroLoss(t, m, rep)
+			proxyFaultRun(t, consumers, faultproxy.DropAnswer, "appends landed with their answer dropped")
 		})
 	}
+}
+
+// proxyFaultRun puts the fault proxy in mode for a while (3 s, 20 s in the
+// full run) under a paced load, with the given queue consumers (0: the
+// default), and asserts zero loss and that some requests met the fault
+// (injected says what they are, for the log).
+func proxyFaultRun(t *testing.T, consumers int, mode faultproxy.Mode, injected string) {
+	size := faultRun(faultSize{requests: 60, rate: 2000, outage: 3 * time.Second}, faultSize{requests: 600, rate: 2000, outage: 20 * time.Second})
+	az, p, collect, drain := startProxied(t, consumers)
+	m, rep := faultLoad(t, size, collect, []float64{0.3},
+		func() { p.SetMode(mode) }, func() { p.SetMode(faultproxy.Pass) }, azuriteVerifier(t, az), drain)
+	t.Logf("proxy: %d %s, %d passed", p.Injected(), injected, p.Passed())
+	if p.Injected() == 0 {
+		t.Error("no request met the fault: the run proves nothing")
+	}
+	assertZeroLoss(t, m, rep)
 }
 
 // TestHarnessFaultKill9AfterAppend aims the kill at the window between an
@@ -271,8 +267,8 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 			col.Kill()
 			close(killed)
 		},
-		func() { col.Restart(collect, health) }, azuriteVerifier(t, az))
-	logExporterMetrics(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)) // of the restarted collector
+		func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		drainCollector(t, col, metricsURL(metricsPort))) // logs the restarted collector's counters
 	t.Logf("KILL9-AFTER-APPEND: expected %d, found %d, missing %d, duplicated %d", rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
 	"sigs.k8s.io/yaml"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
@@ -105,10 +107,12 @@ func parseQuantity(t *testing.T, q string) int64 {
 
 // memoryCollector starts the collector with the DaemonSet's pipeline
 // (memory_limiter, featureflattener, the persistent sending queue) and
-// GOMEMLIMIT, writing to a local folder; it returns the collector's pid.
-func memoryCollector(t *testing.T, ds deploySettings) (collect, v2, metrics string, pid int) {
+// GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
+// DaemonSet's container limit when the machine allows one (the reason it
+// does not is logged); it returns the collector's addresses, pid and cgroup.
+func memoryCollector(t *testing.T, ds deploySettings) (c memoryTarget) {
 	t.Helper()
-	collect, v2, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
+	collect, v2, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	queue := map[string]any{}
@@ -121,8 +125,11 @@ func memoryCollector(t *testing.T, ds deploySettings) (collect, v2, metrics stri
 			"health_check": map[string]any{"endpoint": health},
 			"file_storage": map[string]any{"directory": filepath.Join(dir, "queue"), "create_directory": true},
 		},
-		"receivers": map[string]any{"modeldata": map[string]any{"endpoint": collect,
-			"azureml_v2": map[string]any{"endpoint": v2, "model_name": "v2model"}}},
+		"receivers": map[string]any{
+			"modeldata": map[string]any{"endpoint": collect,
+				"azureml_v2": map[string]any{"endpoint": v2, "model_name": "v2model", "model_version": "1"}},
+			"otlp": map[string]any{"protocols": map[string]any{"http": map[string]any{"endpoint": otlp}}},
+		},
 		"processors": map[string]any{"memory_limiter": ds.memoryLimiter, "featureflattener": map[string]any{}},
 		"exporters": map[string]any{"modeldatablob": map[string]any{
 			"backend": "local", "local": map[string]any{"directory": filepath.Join(dir, "data")},
@@ -130,7 +137,7 @@ func memoryCollector(t *testing.T, ds deploySettings) (collect, v2, metrics stri
 			"workspace": harness.Workspace, "webservice": harness.Webservice, "sending_queue": queue}},
 		"service": map[string]any{
 			"extensions": []string{"health_check", "file_storage"},
-			"pipelines": map[string]any{"logs": map[string]any{"receivers": []string{"modeldata"},
+			"pipelines": map[string]any{"logs": map[string]any{"receivers": []string{"modeldata", "otlp"},
 				"processors": []string{"memory_limiter", "featureflattener"}, "exporters": []string{"modeldatablob"}}},
 		},
 	}
@@ -143,13 +150,48 @@ func memoryCollector(t *testing.T, ds deploySettings) (collect, v2, metrics stri
 	for k, v := range ds.env {
 		t.Setenv(k, v)
 	}
-	testutil.StartCollector(t, conf, collect, v2, health)
+	start := func() { testutil.StartCollector(t, conf, collect, v2, otlp, health) }
+	cg, why := newMemoryCgroup(t, ds.containerLimit)
+	if cg != nil {
+		if err := cg.startIn(start); err != nil {
+			cg, why = nil, err.Error()
+		}
+	}
+	if cg == nil {
+		t.Logf("MEMORY no memory cgroup (%s): the resident set is the only account", why)
+		start()
+	}
 	bin := testutil.CollectorBinary(t)
 	pids := harness.ChildPIDs(os.Getpid(), bin)
 	if len(pids) == 0 {
 		t.Fatal("collector process not found")
 	}
-	return "http://" + collect, "http://" + v2, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), pids[len(pids)-1]
+	return memoryTarget{collect: "http://" + collect, v2: "http://" + v2, otlp: "http://" + otlp,
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), pid: pids[len(pids)-1], cgroup: cg}
+}
+
+// memoryTarget is a collector started by memoryCollector.
+type memoryTarget struct {
+	collect, v2, otlp, metrics string
+	pid                        int
+	cgroup                     *memoryCgroup // nil without one
+}
+
+// cgroupReport is the cgroup's account of a run; it fails the test when
+// the kernel killed the collector for memory.
+func (c memoryTarget) cgroupReport(t *testing.T) string {
+	t.Helper()
+	if c.cgroup == nil {
+		return "no cgroup"
+	}
+	u, err := c.cgroup.usage()
+	if err != nil {
+		t.Fatalf("reading the cgroup: %v", err)
+	}
+	if u.oomKills > 0 {
+		t.Errorf("the kernel killed the collector for memory (%d out-of-memory kills in its cgroup)", u.oomKills)
+	}
+	return fmt.Sprintf("cgroup (v2 %v): peak %.0f MiB charged, limit hit %d times (page cache reclaimed), %d out-of-memory kills", c.cgroup.v2, mib(u.peak), u.hits, u.oomKills)
 }
 
 func telemetryBlock(port int) string {
@@ -160,12 +202,18 @@ func telemetryBlock(port int) string {
 // adversarialBody is one max-size body of the memory test.
 type adversarialBody struct {
 	name        string
-	v2          bool
+	route       string // path on the collect API, or v2Route / otlpRoute
 	contentType string
 	body        []byte
 	want        int // status
 	rows        int // rows written when accepted
 }
+
+const (
+	collectRoute = "/v1/collect"
+	v2Route      = "v2"
+	otlpRoute    = "otlp"
+)
 
 // fill repeats unit after head until the body is about size bytes (at
 // most max times), then closes it with tail; it returns the body and the repeats.
@@ -188,21 +236,79 @@ func adversarialBodies() []adversarialBody {
 	tinyJSON, _ := fill(`{"model_name":"tiny","data":[`, `[0,0,0]`, ",", `]}`, maxBodySize, maxBodySize)
 	tinyCSV, _ := fill("a,b,c\n", "0,0,0", "\n", "\n", maxBodySize, maxBodySize)
 	tinyV2, _ := fill(`[`, `{"a":0}`, ",", `]`, maxBodySize, maxBodySize)
-	// About the largest request the defaults accept: 3,900 rows of 50
-	// features is 198,903 values (cells, rows, the root and its two members)
-	// of max_values_per_request's 200,000, strings padding it to the size limit.
-	const rows, features = 3900, 50
-	cell := `"` + strings.Repeat("s", (maxBodySize/rows-3)/features-3) + `"`
-	row := "[" + strings.TrimSuffix(strings.Repeat(cell+",", features), ",") + "]"
-	fullJSON, fullRows := fill(`{"model_name":"full","data":[`, row, ",", `]}`, maxBodySize, rows)
-	oneCell, _ := fill(`{"model_name":"onecell","data":[["`, "x", "", `"]]}`, maxBodySize, maxBodySize)
-	return []adversarialBody{
-		{name: "JSON of tiny rows [0,0,0],...", contentType: "application/json", body: tinyJSON, want: 413},
-		{name: "CSV of tiny rows 0,0,0", contentType: "text/csv", body: tinyCSV, want: 413},
-		{name: "v2 records {\"a\":0},...", v2: true, contentType: "application/json", body: tinyV2, want: 413},
-		{name: "3,900 rows x 50 string features (accepted)", contentType: "application/json", body: fullJSON, want: 200, rows: fullRows},
-		{name: "one 20 MiB cell (accepted)", contentType: "application/json", body: oneCell, want: 200, rows: 1},
+	oneCell, _ := fill(`{"model_name":"onecell","model_version":"1","data":[["`, "x", "", `"]]}`, maxBodySize, maxBodySize)
+	return append([]adversarialBody{
+		{name: "JSON of tiny rows [0,0,0],...", route: collectRoute, contentType: "application/json", body: tinyJSON, want: 413},
+		{name: "CSV of tiny rows 0,0,0", route: collectRoute, contentType: "text/csv", body: tinyCSV, want: 413},
+		{name: "v2 records {\"a\":0},...", route: v2Route, contentType: "application/json", body: tinyV2, want: 413},
+		{name: "one 20 MiB cell (accepted; the flattener drops values over 64 KiB)", route: collectRoute, contentType: "application/json", body: oneCell, want: 200, rows: 1},
+	}, fullBodies()...)
+}
+
+// The largest requests the defaults accept on each route: 3,900 rows of 50
+// string features are about 199,000 values of max_values_per_request's
+// 200,000, the strings padding the body to max_request_body_size.
+const fullRows, fullFeatures = 3900, 50
+
+// fullCell is a cell string that makes rows × features cells of per bytes
+// each (quotes and separator included) fill about the size limit.
+func fullCell(per int) string { return strings.Repeat("s", maxBodySize/(fullRows*fullFeatures)-per) }
+
+func fullBodies() []adversarialBody {
+	names := make([]string, fullFeatures)
+	for k := range names {
+		names[k] = fmt.Sprintf("f%02d", k)
 	}
+	quoted := `"` + fullCell(4) + `"`
+	jsonRow := "[" + strings.TrimSuffix(strings.Repeat(quoted+",", fullFeatures), ",") + "]"
+	collectJSON, n := fill(`{"model_name":"full","model_version":"1","data":[`, jsonRow, ",", `]}`, maxBodySize, fullRows)
+
+	csvRow := strings.TrimSuffix(strings.Repeat(fullCell(2)+",", fullFeatures), ",")
+	collectCSV, _ := fill(strings.Join(names, ",")+"\n", csvRow, "\n", "\n", maxBodySize, fullRows)
+
+	var rec strings.Builder
+	v2Cell := `"` + fullCell(10) + `"`
+	for k, name := range names {
+		if k > 0 {
+			rec.WriteByte(',')
+		}
+		rec.WriteString(`"` + name + `":` + v2Cell)
+	}
+	v2Records, _ := fill("[", "{"+rec.String()+"}", ",", "]", maxBodySize, fullRows)
+
+	// The batch route: 39 collect requests of 100 rows, one per line.
+	line := `{"model_name":"full","model_version":"1","data":[` + strings.TrimSuffix(strings.Repeat(jsonRow+",", 100), ",") + "]}"
+	batch, _ := fill("", line, "\n", "\n", maxBodySize, fullRows/100)
+
+	return []adversarialBody{
+		{name: "collect JSON, 3,900 rows x 50 string features (accepted)", route: collectRoute, contentType: "application/json", body: collectJSON, want: 200, rows: n},
+		{name: "collect CSV, 3,900 rows x 50 (accepted)", route: collectRoute + "?model_name=full&model_version=1", contentType: "text/csv", body: collectCSV, want: 200, rows: fullRows},
+		{name: "batch, 39 lines of 100 rows x 50 (accepted)", route: collectRoute + "/batch", contentType: "application/x-ndjson", body: batch, want: 200, rows: fullRows},
+		{name: "v2 records, 3,900 x 50 (accepted)", route: v2Route, contentType: "application/json", body: v2Records, want: 200, rows: fullRows},
+		{name: "OTLP/HTTP protobuf, 3,900 records x 50 (accepted)", route: otlpRoute, contentType: "application/x-protobuf", body: otlpFullBody(names), want: 200, rows: fullRows},
+	}
+}
+
+// otlpFullBody is 3,900 contract-form records of 50 string features as an
+// OTLP/HTTP protobuf body of about the size limit.
+func otlpFullBody(names []string) []byte {
+	logs := plog.NewLogs()
+	records := logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	cell := fullCell(26) // protobuf: key, value, their tags and lengths, and the feature_names list
+	now := time.Now()
+	for i := 0; i < fullRows; i++ {
+		lr := records.AppendEmpty()
+		contract.WriteRow(lr, contract.Row{ModelName: "full", ModelVersion: "1", FeatureNames: names, Timestamp: now})
+		body := contract.Features(lr)
+		for _, name := range names {
+			body.PutStr(name, cell)
+		}
+	}
+	b, err := (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func sendBody(client *http.Client, url string, b adversarialBody) (int, string, error) {
@@ -221,14 +327,16 @@ func sendBody(client *http.Client, url string, b adversarialBody) (int, string, 
 	return resp.StatusCode, string(msg), nil
 }
 
-func target(collect, v2 string, b adversarialBody) string {
-	if b.v2 {
-		return v2 + "/modeldata/log"
+func (c memoryTarget) url(b adversarialBody) string {
+	switch {
+	case b.route == v2Route:
+		return c.v2 + "/modeldata/log"
+	case b.route == otlpRoute:
+		return c.otlp + "/v1/logs"
+	case b.contentType == "text/csv" && !strings.Contains(b.route, "?"):
+		return c.collect + b.route + "?model_name=tinycsv"
 	}
-	if b.contentType == "text/csv" {
-		return collect + "/v1/collect?model_name=tinycsv"
-	}
-	return collect + "/v1/collect"
+	return c.collect + b.route
 }
 
 // resetPeak makes the process's VmHWM start again from its current resident set.
@@ -293,26 +401,29 @@ func waitSent(t *testing.T, metrics string, rows int) {
 	}
 }
 
-// TestHarnessAdversarialMemory sends max-size hostile bodies to the built
-// collector under the DaemonSet's memory settings and measures its resident
-// set from /proc: one body at a time (each on a fresh collector, growth of
-// the peak over the resident set before it) must grow it by at most 3× the
-// body, and three at once must stay under the container's memory limit,
-// with the collector still serving afterwards.
+// TestHarnessAdversarialMemory sends max-size bodies to the built collector
+// under the DaemonSet's memory settings, in a memory cgroup with its
+// container limit when the machine allows one, and measures its resident
+// set from /proc. One body at a time, on every route (each on a fresh
+// collector; growth of the peak over the resident set before it): a refused
+// body must grow it by at most 3x the body; an accepted one is measured.
+// Three max-size bodies at once, and sixteen (many writers), must not get
+// the collector killed (no out-of-memory kill in the cgroup, anonymous
+// memory under the limit) and leave it serving.
 func TestHarnessAdversarialMemory(t *testing.T) {
 	ds := loadDeploySettings(t, "daemonset.yaml")
 	client := &http.Client{Timeout: 2 * time.Minute}
 	bodies := adversarialBodies()
 	for _, b := range bodies {
 		t.Run(b.name, func(t *testing.T) {
-			collect, v2, metrics, pid := memoryCollector(t, ds)
-			before, err := harness.ReadProc(pid)
+			c := memoryCollector(t, ds)
+			before, err := harness.ReadProc(c.pid)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resetPeak(t, pid)
-			sampler := samplePeak(pid)
-			code, msg, err := sendBody(client, target(collect, v2, b), b)
+			resetPeak(t, c.pid)
+			sampler := samplePeak(c.pid)
+			code, msg, err := sendBody(client, c.url(b), b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,53 +431,65 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", code, b.want, msg)
 			}
 			if b.rows > 0 {
-				waitSent(t, metrics, b.rows)
+				waitSent(t, c.metrics, b.rows)
 			}
 			anon, file, hwm := sampler.peaks(t)
 			growth, anonGrowth := hwm-before.RSSBytes, anon-before.AnonBytes
 			t.Logf("MEMORY %s: body %.1f MiB, status %d; resident set before %.0f MiB (anon %.0f), peak %.0f MiB (anon %.0f, file %.0f); "+
-				"growth %.0f MiB = %.2fx the body (anon %.0f MiB = %.2fx)",
+				"growth %.0f MiB = %.2fx the body (anon %.0f MiB = %.2fx); %s",
 				b.name, mib(len(b.body)), code, mib(before.RSSBytes), mib(before.AnonBytes), mib(hwm), mib(anon), mib(file),
-				mib(growth), float64(growth)/float64(len(b.body)), mib(anonGrowth), float64(anonGrowth)/float64(len(b.body)))
+				mib(growth), float64(growth)/float64(len(b.body)), mib(anonGrowth), float64(anonGrowth)/float64(len(b.body)), c.cgroupReport(t))
 			if b.rows == 0 && growth > 3*int64(len(b.body)) {
 				t.Errorf("refusing the body grew the peak resident set %.0f MiB, over 3x the %.0f MiB body", mib(growth), mib(len(b.body)))
 			}
 		})
 	}
-	for _, name := range []string{bodies[0].name, bodies[3].name} {
-		var b adversarialBody
-		for _, c := range bodies {
-			if c.name == name {
-				b = c
-			}
-		}
-		t.Run("3 at once: "+b.name, func(t *testing.T) {
-			collect, v2, metrics, pid := memoryCollector(t, ds)
-			sampler := samplePeak(pid)
+	full := fullBodies()[0]
+	for _, tt := range []struct {
+		name string
+		b    adversarialBody
+		n    int
+	}{
+		{"3 at once: " + bodies[0].name, bodies[0], 3},
+		{"3 at once: " + full.name, full, 3},
+		// More than max_bytes_in_flight holds: those over it get 503.
+		{"16 at once: " + full.name, full, 16},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := memoryCollector(t, ds)
+			sampler := samplePeak(c.pid)
 			var wg sync.WaitGroup
-			codes := make([]int, 3)
+			codes := make([]int, tt.n)
 			for i := range codes {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					codes[i], _, _ = sendBody(client, target(collect, v2, b), b)
+					codes[i], _, _ = sendBody(client, c.url(tt.b), tt.b)
 				}()
 			}
 			wg.Wait()
-			for _, c := range codes {
-				if c != b.want {
-					t.Fatalf("statuses %v, want %d", codes, b.want)
+			accepted := 0
+			for _, code := range codes {
+				switch {
+				case code == tt.b.want:
+					accepted++
+				case code == http.StatusServiceUnavailable && tt.n > 3:
+				default:
+					t.Fatalf("statuses %v, want %d (or 503 when more than max_bytes_in_flight come at once)", codes, tt.b.want)
 				}
 			}
-			if b.rows > 0 {
-				waitSent(t, metrics, 3*b.rows)
+			if accepted == 0 {
+				t.Fatalf("statuses %v: none accepted", codes)
+			}
+			if tt.b.rows > 0 {
+				waitSent(t, c.metrics, accepted*tt.b.rows)
 			}
 			// Still serving: a small request is accepted, right away or after
-			// the memory_limiter's 429 + Retry-After while the heap drains.
-			small := adversarialBody{contentType: "application/json", body: []byte(`{"model_name":"after","data":[[1]]}`)}
+			// the memory_limiter's 503 + Retry-After while the heap drains.
+			small := adversarialBody{route: collectRoute, contentType: "application/json", body: []byte(`{"model_name":"after","data":[[1]]}`)}
 			var answers []int
 			testutil.Poll(30*time.Second, func() bool {
-				code, _, err := sendBody(client, target(collect, v2, small), small)
+				code, _, err := sendBody(client, c.url(small), small)
 				answers = append(answers, code)
 				return err == nil && code == http.StatusOK
 			})
@@ -374,8 +497,8 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 				t.Errorf("a request after: answers %v", answers)
 			}
 			anon, file, hwm := sampler.peaks(t)
-			t.Logf("MEMORY 3 at once, %s (GOMEMLIMIT=%s): statuses %v, then %v; peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB",
-				b.name, ds.goMemLimit, codes, answers, mib(hwm), mib(anon), mib(file), mib(ds.containerLimit))
+			t.Logf("MEMORY %d at once, %s (GOMEMLIMIT=%s): statuses %v, then %d answers until a 200; peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
+				tt.n, tt.b.name, ds.goMemLimit, codes, len(answers), mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
 			if anon >= ds.containerLimit {
 				t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
 			}

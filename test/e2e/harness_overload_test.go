@@ -23,8 +23,9 @@ const exampleLimit = 256 << 20
 // overloadConfig is examples/otel-config.yaml on free 127.0.0.1 ports with
 // the azureml_v2 route on, writing below dir; with settings, its
 // memory_limiter, sending_queue and memory variables are the manifest's
-// instead. It starts the collector and returns the doors' base URLs.
-func overloadConfig(t *testing.T, dir string, settings *deploySettings) map[harness.Door]string {
+// instead. It starts the collector and returns the doors' base URLs and the
+// collector.
+func overloadConfig(t *testing.T, dir string, settings *deploySettings) (map[harness.Door]string, *testutil.Collector) {
 	t.Helper()
 	var cfg map[string]any
 	if err := yaml.Unmarshal(testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), "examples", "otel-config.yaml")), &cfg); err != nil {
@@ -65,8 +66,8 @@ func overloadConfig(t *testing.T, dir string, settings *deploySettings) map[harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.StartCollector(t, string(b), collect, v2, otlpHTTP, health)
-	return map[harness.Door]string{harness.DoorCollect: "http://" + collect, harness.DoorV2: "http://" + v2, harness.DoorOTLP: "http://" + otlpHTTP}
+	col := testutil.StartCollector(t, string(b), collect, v2, otlpHTTP, health)
+	return map[harness.Door]string{harness.DoorCollect: "http://" + collect, harness.DoorV2: "http://" + v2, harness.DoorOTLP: "http://" + otlpHTTP}, col
 }
 
 // TestHarnessOverloadMemory sends rows as fast as 8 clients can, one door at
@@ -110,16 +111,19 @@ func TestHarnessOverloadMemory(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/f%d/%s", c.name, features, door), func(t *testing.T) {
 					dir := t.TempDir()
 					var targets map[harness.Door]string
+					var drain func()
 					verify := dirVerifier(filepath.Join(dir, "data"))
 					bin := bin
 					if c.name == "stock" {
 						// Upstream otlp -> batch -> file, as in TestHarnessThroughput.
 						otlpAddr, out := harnessAddr(t), filepath.Join(dir, "stock.json")
-						startStockProcess(t, stockBin, harness.StockConfig(otlpAddr, out, "", 0, false), otlpAddr)
+						drain = testutil.StartBinary(t, stockBin, harness.StockConfig(otlpAddr, out, "", 0, false), otlpAddr).Stop
 						targets, bin = map[harness.Door]string{harness.DoorOTLP: "http://" + otlpAddr}, stockBin
 						verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, out) }
 					} else {
-						targets = overloadConfig(t, dir, c.settings)
+						var col *testutil.Collector
+						targets, col = overloadConfig(t, dir, c.settings)
+						drain = col.Stop
 					}
 					pids := harness.ChildPIDs(os.Getpid(), bin)
 					if len(pids) == 0 {
@@ -135,9 +139,10 @@ func TestHarnessOverloadMemory(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					rep := waitVerified(t, m, verify, 5*time.Minute)
+					rep := waitFound(t, m, verify, 5*time.Minute)
 					wall := time.Since(start)
 					anon, file, hwm := sampler.peaks(t)
+					rep = settled(t, m, verify, rep, drain)
 					t.Logf("OVERLOAD %s features=%d door=%s rows=%d wall=%.1fs rows/s=%.0f VmHWM=%.0f MiB (anon %.0f, file %.0f) answers=%s verify: %s",
 						c.name, features, door, rows.RowsPerRequest*m.Requests, wall.Seconds(), float64(rep.Found)/wall.Seconds(),
 						mib(hwm), mib(anon), mib(file), answers(m.Stats.Status), rep)

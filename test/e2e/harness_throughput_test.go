@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -225,7 +222,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 			t.Skipf("%s is not set: the stock route runs in `make bench-e2e`", stockEnv)
 		}
 		outFile = filepath.Join(t.TempDir(), "stock.json")
-		startStockProcess(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort, route.transform), otlpAddr, pprofAddr)
+		testutil.StartBinary(t, bin, harness.StockConfig(otlpAddr, outFile, pprofAddr, metricsPort, route.transform), otlpAddr, pprofAddr)
 		verify = func(m *harness.Manifest) (*harness.Report, error) { return harness.VerifyOTLPJSONFiles(m, outFile) }
 	}
 	pids := harness.ChildPIDs(os.Getpid(), bin)
@@ -266,7 +263,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	// Warm-up: connections, files, first allocations.
 	warm := load(harness.NewRunID(), 20, 0)
 	waitSent(float64(warm.ExpectedRows()))
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // idle time, so the warm-up's garbage collection falls before the CPU snapshot
 
 	before, err := harness.ReadProc(pid)
 	if err != nil {
@@ -351,51 +348,8 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	return r
 }
 
-// startProcess runs a collector binary other than ours (the stock one) on a
-// config, waits for its ports, and stops it when the test ends.
-func startStockProcess(t *testing.T, bin, config string, waitAddrs ...string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	var mu sync.Mutex
-	cmd := exec.Command(bin, "--config", path)
-	w := harnessWriterFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
-			mu.Unlock()
-		}
-	})
-	for _, a := range waitAddrs {
-		if err := testutil.WaitForPort(a, 30*time.Second); err != nil {
-			t.Fatalf("%s not ready: %v", filepath.Base(bin), err)
-		}
-	}
-}
-
-type harnessWriterFunc func([]byte) (int, error)
-
-func (f harnessWriterFunc) Write(p []byte) (int, error) { return f(p) }
-
 func harnessSaveProfile(t *testing.T, url, path string) {
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the profile skips the load's first second (connections, first allocations)
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Logf("pprof: %v", err)

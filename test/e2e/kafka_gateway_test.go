@@ -92,44 +92,19 @@ service:
 // modeldatablob. With no sending queue the export runs inside the consume, and
 // an offset is marked only after its rows landed: Kafka is the queue.
 func kafkaGatewayConfig(healthAddr, broker, dataDir string) string {
-	return fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: %s
-receivers:
-  kafka:
-    brokers: [%s]
-    group_id: otelcol-modeldata-gateway
-    initial_offset: earliest
-    logs:
-      topics: [%s]
-      encoding: otlp_proto
-    message_marking:
-      after: true
-      on_error: false
-    error_backoff:
-      enabled: true%s
-exporters:
-  modeldatablob:
-    backend: local
-    local:
-      directory: %s
-    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
-    resource_group: MyResourceGrp
-    workspace: MyWorkspace
-    webservice: default-service
-    sending_queue:
-      enabled: false
-service:
-  extensions: [health_check]
-  pipelines:
-    logs:
-      receivers: [kafka]
-      exporters: [modeldatablob]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, broker, kafkaTopic, kafkaAuthYAML, dataDir)
+	return localPipeline{healthAddr: healthAddr, dataDir: dataDir, queue: "enabled: false",
+		receiver: component{"kafka", fmt.Sprintf(`
+brokers: [%s]
+group_id: otelcol-modeldata-gateway
+initial_offset: earliest
+logs:
+  topics: [%s]
+  encoding: otlp_proto
+message_marking:
+  after: true
+  on_error: false
+error_backoff:
+  enabled: true%s`, broker, kafkaTopic, strings.ReplaceAll(kafkaAuthYAML, "\n    ", "\n"))}}.config()
 }
 
 // TestKafkaGatewayOneWriterPerBlob sends rows of several models through an
@@ -189,8 +164,7 @@ func TestKafkaGatewayOneWriterPerBlob(t *testing.T) {
 			id := fmt.Sprintf("c%05d", n)
 			rows = append(rows, contractRow{model: model, version: "3", designation: designation, correlationID: id,
 				requestID: "r1", ts: day, features: [][2]any{{"x", int64(n)}}})
-			want[id] = fmt.Sprintf("modeldata/1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace/"+
-				"svc-%d/%s/3/%s/2026/11/29/data.csv", b%2, model, designation)
+			want[id] = fmt.Sprintf("modeldata/%s/svc-%d/%s/3/%s/2026/11/29/data.csv", localWorkspace, b%2, model, designation)
 		}
 		postOTLPLogs(t, otlpAddr, contractLogs(fmt.Sprintf("svc-%d", b%2), rows))
 	}

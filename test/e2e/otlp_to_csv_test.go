@@ -80,19 +80,18 @@ func TestOTLPLogsLandAsModeldataCSV(t *testing.T) {
 			features: [][2]any{{"score", 0.93}, {"approved", true}}},
 	}))
 
-	const ws = "1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace"
-	base := "modeldata/" + ws + "/aks-w-collv9/best_model/10/"
+	base := "modeldata/" + localWorkspace + "/aks-w-collv9/best_model/10/"
 	inputsHeader := []string{"age", "income", "city", "$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary",
 		"$aml_workspace", "$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"}
 	want := map[string][][]string{
 		base + "inputs/2018/12/31/data.csv": {inputsHeader,
-			{"31", "5000.5", "Redmond, WA", "c1", "2018-12-31T23:59:59.123456", "1440", ws, "aks-w-collv9", "best_model", "10", "r1"}},
+			{"31", "5000.5", "Redmond, WA", "c1", "2018-12-31T23:59:59.123456", "1440", localWorkspace, "aks-w-collv9", "best_model", "10", "r1"}},
 		base + "inputs/2019/01/01/data.csv": {inputsHeader,
-			{"45", "1200", "Zürich", "c2", "2019-01-01T00:00:01.123456", "1440", ws, "aks-w-collv9", "best_model", "10", "r2"}},
+			{"45", "1200", "Zürich", "c2", "2019-01-01T00:00:01.123456", "1440", localWorkspace, "aks-w-collv9", "best_model", "10", "r2"}},
 		base + "predictions/2018/12/31/data.csv": {
 			{"score", "approved", "$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary",
 				"$aml_workspace", "$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"},
-			{"0.93", "True", "c1", "2018-12-31T23:59:59.123456", "1440", ws, "aks-w-collv9", "best_model", "10", "r1"}},
+			{"0.93", "True", "c1", "2018-12-31T23:59:59.123456", "1440", localWorkspace, "aks-w-collv9", "best_model", "10", "r1"}},
 	}
 	var got map[string][][]string
 	if !testutil.Poll(20*time.Second, func() bool {

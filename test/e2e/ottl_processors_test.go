@@ -20,54 +20,27 @@ import (
 // and declared column order), filter drops every row of the model
 // shadow_model, and attributes removes the request id.
 func ottlPipelineConfig(collectAddr, healthAddr, dataDir string) string {
-	return fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: %s
-receivers:
-  modeldata:
-    endpoint: %s
-processors:
-  featureflattener: {}
-  transform/rename_age:
-    error_mode: propagate
-    log_statements:
-      - statements:
-          - set(log.body["age_years"], log.body["age"]) where log.body["age"] != nil
-          - delete_key(log.body, "age")
-          - set(log.attributes["modeldata.feature_names"][Index(log.attributes["modeldata.feature_names"], "age")], "age_years") where Index(log.attributes["modeldata.feature_names"], "age") >= 0
-  filter/drop_shadow:
-    error_mode: propagate
-    logs:
-      log_record:
-        - log.attributes["modeldata.model.name"] == "shadow_model"
-  attributes/no_request_id:
-    actions:
-      - key: modeldata.request_id
-        action: delete
-exporters:
-  modeldatablob:
-    backend: local
-    local:
-      directory: %s
-    subscription_id: 1A2B3C4D-0000-0000-0000-000000000000
-    resource_group: MyResourceGrp
-    workspace: MyWorkspace
-    webservice: svc
-    sending_queue:
-      batch:
-        flush_timeout: 100ms
-service:
-  extensions: [health_check]
-  pipelines:
-    logs:
-      receivers: [modeldata]
-      processors: [featureflattener, transform/rename_age, filter/drop_shadow, attributes/no_request_id]
-      exporters: [modeldatablob]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, collectAddr, dataDir)
+	return localPipeline{healthAddr: healthAddr, dataDir: dataDir,
+		receiver: component{"modeldata", "endpoint: " + collectAddr},
+		processors: []component{
+			{"featureflattener", ""},
+			{"transform/rename_age", `
+error_mode: propagate
+log_statements:
+  - statements:
+      - set(log.body["age_years"], log.body["age"]) where log.body["age"] != nil
+      - delete_key(log.body, "age")
+      - set(log.attributes["modeldata.feature_names"][Index(log.attributes["modeldata.feature_names"], "age")], "age_years") where Index(log.attributes["modeldata.feature_names"], "age") >= 0`},
+			{"filter/drop_shadow", `
+error_mode: propagate
+logs:
+  log_record:
+    - log.attributes["modeldata.model.name"] == "shadow_model"`},
+			{"attributes/no_request_id", `
+actions:
+  - key: modeldata.request_id
+    action: delete`},
+		}}.config()
 }
 
 // TestOTTLProcessorsRenameDropAndRedact proves the transform, filter and
@@ -106,14 +79,13 @@ func TestOTTLProcessorsRenameDropAndRedact(t *testing.T) {
 		`"correlation_id":"c1","scoring_timestamp":"2026-11-20T10:00:00.000002","request_id":"r1"`)
 	post("churn", `"feature_names":["income","age","city"],"data":[[10,52,"Oslo"]],"correlation_id":"c2","scoring_timestamp":"2026-11-20T10:00:00.000003","request_id":"r2"`)
 
-	const ws = "1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace"
 	aml := []string{"$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary", "$aml_workspace",
 		"$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"}
 	ids := func(corr, ts string) []string {
-		return []string{corr, ts, "1440", ws, "svc", "churn", "3", contract.NilRequestID}
+		return []string{corr, ts, "1440", localWorkspace, "default-service", "churn", "3", contract.NilRequestID}
 	}
 	want := map[string][][]string{
-		"modeldata/" + ws + "/svc/churn/3/inputs/2026/11/20/data.csv": {
+		"modeldata/" + localWorkspace + "/default-service/churn/3/inputs/2026/11/20/data.csv": {
 			append([]string{"income", "age_years", "city"}, aml...),
 			append([]string{"5000.5", "31", "Redmond"}, ids("c1", "2026-11-20T10:00:00.000002")...),
 			append([]string{"1200", "45", "Zürich"}, ids("c1", "2026-11-20T10:00:00.000002")...),

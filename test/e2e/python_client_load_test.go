@@ -132,23 +132,16 @@ func equalRows(a, b []string) bool {
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
 }
 
-// waitForRows waits until the CSV files hold want rows, and fails when they
-// hold another number once the collector has gone quiet.
-func waitForRows(t *testing.T, dir string, want int) {
+// assertRowsLanded drains the collector (a graceful stop writes everything
+// it accepted) and requires the CSV files to hold exactly want rows, every
+// file parsing.
+func assertRowsLanded(t *testing.T, c *testutil.Collector, dir string, want int) {
 	t.Helper()
-	got, last, quietSince := 0, -1, time.Now()
-	for time.Since(quietSince) < 10*time.Second {
-		got = csvRows(dir)
-		if got == want {
-			testutil.ReadCSVTree(t, dir) // every file parses once the count is reached
-			return
-		}
-		if got != last {
-			last, quietSince = got, time.Now()
-		}
-		time.Sleep(200 * time.Millisecond)
+	c.Stop()
+	if got := csvRows(dir); got != want {
+		t.Fatalf("the CSV files hold %d rows, the client collected %d (%+d)", got, want, got-want)
 	}
-	t.Fatalf("the CSV files hold %d rows, the client collected %d (%+d)", got, want, got-want)
+	testutil.ReadCSVTree(t, dir)
 }
 
 // startCSVCollector starts the built collector with the local CSV exporter.
@@ -167,7 +160,7 @@ func startCSVCollector(t *testing.T) (c *testutil.Collector, endpoint, dataDir s
 // collector may fall behind for a while, still loses nothing.
 func TestPythonClientScoringLoopLosesNoRow(t *testing.T) {
 	python3(t)
-	_, endpoint, dataDir, _ := startCSVCollector(t)
+	c, endpoint, dataDir, _ := startCSVCollector(t)
 	loop := startScoringLoop(t, endpoint, []string{"MODELDATA_BUFFER_ROWS=1000000", "MODELDATA_BUFFER_BYTES=1000000000"},
 		"--seconds", "10", "--rate", "50000")
 	r := loop.result(5 * time.Minute)
@@ -178,7 +171,7 @@ func TestPythonClientScoringLoopLosesNoRow(t *testing.T) {
 	if r.Flushed == nil || !*r.Flushed || r.Stats.Dropped != 0 {
 		t.Fatalf("the client did not send everything: %+v\nstderr:\n%s", r, loop.stderr)
 	}
-	waitForRows(t, dataDir, r.Rows)
+	assertRowsLanded(t, c, dataDir, r.Rows)
 }
 
 // TestPythonClientKeepsRowsAcrossCollectorRestart stops the collector in the
@@ -209,7 +202,7 @@ func TestPythonClientKeepsRowsAcrossCollectorRestart(t *testing.T) {
 			if err := loop.wait(time.Minute); err != nil {
 				t.Fatalf("scoring loop: %v\nstderr:\n%s", err, loop.stderr)
 			}
-			waitForRows(t, dataDir, r.Rows)
+			assertRowsLanded(t, c, dataDir, r.Rows)
 			stderr := loop.stderr.String()
 			if !strings.Contains(stderr, "not answering") || !strings.Contains(stderr, "answers again") || strings.Count(stderr, "modeldata_collector: ") != 2 {
 				t.Errorf("want one warning when the collector went away and one when it came back, got:\n%s", stderr)
@@ -233,7 +226,7 @@ func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 		{"scoring server handler", []string{"--server-handler"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, endpoint, dataDir, _ := startCSVCollector(t)
+			c, endpoint, dataDir, _ := startCSVCollector(t)
 			loop := startScoringLoop(t, endpoint, []string{"MODELDATA_FLUSH_TIMEOUT=60"},
 				append([]string{"--seconds", "1", "--rate", "50000", "--then", "wait"}, tt.args...)...)
 			r := loop.result(time.Minute)
@@ -255,7 +248,7 @@ func TestPythonClientFlushesOnSIGTERM(t *testing.T) {
 					t.Errorf("the server's SIGTERM handler did not run: %+v", got)
 				}
 			}
-			waitForRows(t, dataDir, r.Rows)
+			assertRowsLanded(t, c, dataDir, r.Rows)
 		})
 	}
 }

@@ -73,10 +73,9 @@ func TestPythonClientRowsLandInCSV(t *testing.T) {
 		t.Fatalf("scoring timestamp %q: %v", ts, err)
 	}
 
-	const ws = "1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace"
 	day := scored.Format("2006/01/02")
-	base := "modeldata/" + ws + "/aks-w-collv9/best_model/10/"
-	tail := []string{correlationID, ts, "1440", ws, "aks-w-collv9", "best_model", "10", requestID}
+	base := "modeldata/" + localWorkspace + "/aks-w-collv9/best_model/10/"
+	tail := []string{correlationID, ts, "1440", localWorkspace, "aks-w-collv9", "best_model", "10", requestID}
 	corrHeader := []string{"$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary",
 		"$aml_workspace", "$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"}
 	row := func(cells ...string) []string { return append(cells, tail...) }

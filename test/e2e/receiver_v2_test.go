@@ -57,11 +57,10 @@ azureml_v2:
 		t.Errorf("compact mode: %+v", got.Compact)
 	}
 
-	const ws = "1a2b3c4d-0000-0000-0000-000000000000/myresourcegrp/myworkspace"
 	id := got.CorrelationID
 	ts := "2020-08-13T15:44:16.000000" // ce-time 1597333456
-	base := "modeldata/" + ws + "/aks-w-collv9/best_model/10/"
-	tail := []string{id, ts, "1440", ws, "aks-w-collv9", "best_model", "10", id}
+	base := "modeldata/" + localWorkspace + "/aks-w-collv9/best_model/10/"
+	tail := []string{id, ts, "1440", localWorkspace, "aks-w-collv9", "best_model", "10", id}
 	corrHeader := []string{"$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary",
 		"$aml_workspace", "$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"}
 	row := func(cells ...string) []string { return append(cells, tail...) }
