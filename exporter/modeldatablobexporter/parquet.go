@@ -120,9 +120,17 @@ type pqPlace struct {
 // credit of the previous run covers is skipped (spent).
 func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent []creditUse) {
 	journaled := w.j.enabled()
+	var credits []*credit
 	if journaled {
-		w.mu.Lock() // a replay spends credits in order
-		defer w.mu.Unlock()
+		// Credits come only from resolve, which every push has run before
+		// it groups: without credits now there are none to spend, and the
+		// push needs no lock.
+		w.mu.Lock()
+		if credits = w.credits; len(credits) > 0 {
+			defer w.mu.Unlock()
+		} else {
+			w.mu.Unlock()
+		}
 	}
 	var hashBuf []byte
 	byKey := map[string]*pqFile{}
@@ -228,7 +236,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent
 				if journaled {
 					var h lineHash
 					hashBuf, h = f.lastRowHash(hashBuf[:0])
-					if c := spendCredit(w.credits, h); c != nil {
+					if c := spendCredit(credits, h); c != nil {
 						spent = append(spent, creditUse{c, h})
 						f.dropLast(size)
 						continue
@@ -329,7 +337,8 @@ func (w *pqWriter) resolve(ctx context.Context) error {
 		w.pending = w.pending[1:]
 	}
 	if len(w.credits) > 0 {
-		w.credits = w.j.expire(ctx, w.credits)
+		// A spent credit is the journal's to forget once its pushes are done.
+		w.credits = slices.DeleteFunc(w.j.expire(ctx, w.credits), func(c *credit) bool { return len(c.avail) == 0 })
 	}
 	return nil
 }
