@@ -686,7 +686,7 @@ class _Sender:
     The thread takes everything buffered (up to MAX_BATCH_GROUPS and
     MAX_BATCH_BYTES) and posts it as one batch. A batch the collector does not
     take for a reason that passes (no answer, 429, 502, 503, 504) is retried with
-    backoff until it is taken: rows are lost only when the buffer overflows,
+    backoff until it is taken, every send with the batch's Idempotency-Key: rows are lost only when the buffer overflows,
     or at exit when MODELDATA_FLUSH_TIMEOUT runs out. A group the collector
     refuses (any other status: 4xx, or 500 for rows the pipeline refused for
     good) is dropped at once and its message logged once.
@@ -815,9 +815,13 @@ class _Sender:
             body, content_type, path = b"\n".join(lines), "application/x-ndjson", self._batch_path
         else:
             body, content_type, path = lines[0], "application/json", self._single_path
+        # Every send of this body carries the same key: when the collector
+        # took a send whose answer was lost, it answers the resend without
+        # writing the rows again.
+        idempotency_key = _uuid4()
         delay = BACKOFF_FIRST
         while not self._closed:
-            status, text, retry_after = self._post(path, body, content_type)
+            status, text, retry_after = self._post(path, body, content_type, idempotency_key)
             if 200 <= status < 300:
                 self._taken(lines, rows, text, caught_up)
                 return True
@@ -907,7 +911,7 @@ class _Sender:
             logger.warning("modeldata_collector: the collector at %s answers again and the buffer is sent; "
                            "%d rows were dropped meanwhile", self.url, dropped)
 
-    def _post(self, path, body, content_type):
+    def _post(self, path, body, content_type, idempotency_key):
         """POST body; returns (status, message, retry_after). Status 0: no answer."""
         timeout = self.timeout
         deadline = self._deadline
@@ -915,7 +919,8 @@ class _Sender:
             timeout = min(timeout, deadline - time.monotonic())
             if timeout <= 0:
                 return 0, "the exit flush timeout (MODELDATA_FLUSH_TIMEOUT) passed", None
-        headers = {"Content-Type": content_type, "User-Agent": "modeldata-collector-python/" + __version__}
+        headers = {"Content-Type": content_type, "User-Agent": "modeldata-collector-python/" + __version__,
+                   "Idempotency-Key": idempotency_key}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
         for reuse in (True, False):

@@ -39,9 +39,10 @@ class CollectServer:
     def __init__(self, port=0, batch_route=True):
         self.requests = []  # accepted collect groups
         self.posts = []  # (path, headers, number of groups) of every HTTP request
-        self.answers = []  # (status, body, headers) served first, one per HTTP request
+        self.answers = []  # (status, body, headers) served first, one per HTTP request; status 0: taken, no answer
         self.refuse = None  # group -> error message, to refuse single groups of a batch
         self.max_body = None  # bytes: larger bodies get 413
+        self.keys = set()  # Idempotency-Keys of accepted requests: a resend is answered, not recorded again
         self.hold = threading.Event()  # cleared: requests wait before they are answered
         self.hold.set()
         self.lock = threading.Lock()
@@ -59,13 +60,18 @@ class CollectServer:
                 if batch and not batch_route:
                     return self.answer(404, '{"error":"404 page not found"}', {})
                 groups = [json.loads(line) for line in body.split(b"\n") if line.strip()] if batch else [json.loads(body)]
+                key = self.headers.get("Idempotency-Key")
                 with outer.lock:
                     outer.posts.append((self.path, dict(self.headers), len(groups)))
+                    if key in outer.keys:
+                        return self.answer(200, '{"repeated":true}', {"Idempotent-Replayed": "true"})
                     answer = outer.answers.pop(0) if outer.answers else None
                     if answer is None and outer.max_body is not None and len(body) > outer.max_body:
                         answer = (413, '{"error":"too large"}', {})
                     rejected = []
-                    if answer is None or 200 <= answer[0] < 300:
+                    if answer is None or 200 <= answer[0] < 300 or answer[0] == 0:
+                        if key:
+                            outer.keys.add(key)
                         for i, group in enumerate(groups):
                             why = outer.refuse(group) if outer.refuse else None
                             if why:
@@ -77,6 +83,9 @@ class CollectServer:
                     accepted = sum(len(g["data"]) for i, g in enumerate(groups) if i not in {r["group"] for r in rejected})
                     status = 400 if rejected and len(rejected) == len(groups) else 200
                     answer = (status, json.dumps({"groups": len(groups), "accepted": accepted, "rejected": rejected}), {})
+                if answer[0] == 0:  # the rows are taken, the answer is lost (the collector died)
+                    self.close_connection = True
+                    return
                 self.answer(*answer)
 
             def answer(self, status, text, headers):
@@ -349,6 +358,31 @@ class ClientTest(unittest.TestCase):
         (req,) = self.server.wait_for(1)
         self.assertEqual(req["data"], [[1]])
         self.assertEqual(self.server.answers, [])
+
+    def test_every_send_of_a_batch_has_its_idempotency_key(self):
+        # Refusals that pass, or the rows taken and the answer lost (the
+        # collector died; the resend goes on a fresh connection, or after
+        # backoff): every send of a batch has one key, so the collector keeps
+        # the rows once; the next batch has a key of its own.
+        for answers in ([(503, "busy", {"Retry-After": "0"}), (429, "slow down", {"Retry-After": "0"})],
+                        [(0, "", {})],
+                        [(503, "busy", {"Retry-After": "0"}), (0, "", {})]):
+            with self.subTest(answers=[a[0] for a in answers]):
+                with self.server.lock:
+                    self.server.answers = list(answers)
+                    self.server.requests.clear()
+                    self.server.posts.clear()
+                dc = self.collector(feature_names=["i"])
+                dc.collect([[1]])
+                self.assertTrue(mdc.flush(timeout=10))
+                dc.collect([[2]])
+                self.assertTrue(mdc.flush(timeout=10))
+                self.assertEqual([r["data"] for r in self.server.wait_for(2)], [[[1]], [[2]]])
+                keys = [p[1].get("Idempotency-Key") for p in self.server.posts]
+                self.assertEqual(len(keys), len(answers) + 2, keys)
+                self.assertEqual(len(set(keys[:-1])), 1, keys)
+                self.assertNotEqual(keys[-1], keys[0])
+                self.assertEqual(len(keys[0]), 36)
 
     def test_many_calls_travel_in_one_request(self):
         dc = self.collector(feature_names=["i"])

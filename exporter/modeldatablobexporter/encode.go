@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -35,6 +37,69 @@ type fileBatch struct {
 	lineRows []int
 	// pq, when set, is the Parquet file of these rows (format parquet).
 	pq *pqFile
+	// lines, when set, is the pooled storage of body, lineEnds and refs.
+	lines *lineStorage
+}
+
+// lineStorage is the storage of a CSV batch's lines. A push's CSV is
+// megabytes: allocated anew for every push it was most of the exporter's
+// garbage, so a push that wrote everything hands it to the next one.
+type lineStorage struct {
+	body     []byte
+	lineEnds []int
+	refs     []recordRef
+}
+
+func (ls *lineStorage) size() int {
+	return cap(ls.body) + cap(ls.lineEnds)*int(unsafe.Sizeof(0)) + cap(ls.refs)*int(unsafe.Sizeof(recordRef{}))
+}
+
+// maxKeptLineStorage bounds the line storage kept between pushes, in bytes:
+// the few pushes in flight at the default batch size fit, a rare huge one
+// is left to the garbage collector. (A sync.Pool would not do: it is
+// emptied every other collection, which under load is more often than
+// pushes come.)
+const maxKeptLineStorage = 8 << 20
+
+var keptLines struct {
+	mu    sync.Mutex
+	free  []*lineStorage
+	bytes int
+}
+
+// newLineBatch returns an empty batch on kept line storage, if there is some.
+func newLineBatch() *fileBatch {
+	ls := &lineStorage{}
+	keptLines.mu.Lock()
+	if n := len(keptLines.free); n > 0 {
+		ls = keptLines.free[n-1]
+		keptLines.free = keptLines.free[:n-1]
+		keptLines.bytes -= ls.size()
+	}
+	keptLines.mu.Unlock()
+	b := &fileBatch{lines: ls, lineEnds: ls.lineEnds[:0], refs: ls.refs[:0]}
+	b.body = *bytes.NewBuffer(ls.body[:0])
+	return b
+}
+
+// recycle keeps the batches' line storage for later pushes; the batches
+// must not be used after. Only a push whose writes all returned should
+// recycle: a request that failed may still be reading its body.
+func (enc encoded) recycle() {
+	for _, b := range enc.batches {
+		ls := b.lines
+		if ls == nil {
+			continue
+		}
+		b.lines = nil
+		ls.body, ls.lineEnds, ls.refs = b.body.Bytes()[:0], b.lineEnds[:0], b.refs[:0]
+		keptLines.mu.Lock()
+		if keptLines.bytes+ls.size() <= maxKeptLineStorage {
+			keptLines.free = append(keptLines.free, ls)
+			keptLines.bytes += ls.size()
+		}
+		keptLines.mu.Unlock()
+	}
 }
 
 // rowsIn is how many rows the first n lines hold.
@@ -159,20 +224,25 @@ type encoded struct {
 	spent []creditUse
 }
 
+// encodeRun is the state of one encode call.
+type encodeRun struct {
+	out   encoded
+	byKey map[string]*fileBatch
+	left  int // records after the one being encoded
+	// The previous row's batch, and what decided it: the next row of the
+	// same request usually goes there too.
+	last      *fileBatch
+	lastParts contract.PathParts
+	lastHour  time.Time
+	lastNames []string
+	// lastSorted: lastNames are a body's sorted keys (no declared order).
+	lastSorted bool
+}
+
 // encode groups the model data records of ld by destination file, in
 // arrival order. Rows that cannot be placed go to quarantine batches.
 func (e *encoder) encode(ld plog.Logs) encoded {
-	var out encoded
-	byKey := map[string]*fileBatch{}
-	var (
-		last      *fileBatch
-		lastParts contract.PathParts
-		lastHour  time.Time
-		lastNames []string
-		// lastSorted: lastNames are a body's sorted keys (no declared order).
-		lastSorted bool
-	)
-	left := ld.LogRecordCount() // records not yet encoded
+	r := encodeRun{byKey: map[string]*fileBatch{}, left: ld.LogRecordCount()}
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -181,105 +251,130 @@ func (e *encoder) encode(ld plog.Logs) encoded {
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				lr := lrs.At(k)
-				left--
-				row, ok := contract.ReadRowReuse(lr, e.names)
-				if !ok {
-					out.notModelData++
-					continue
-				}
-				e.names = row.FeatureNames
-				p := parts
-				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-				body := lr.Body()
-				inOrder := contract.BodyInOrder(row.FeatureNames, body)
-				names := row.FeatureNames
-				sortedKeys := false
-				if !inOrder && len(names) == 0 {
-					// No declared order: sorted body keys (the flattener's
-					// output) are the columns, in the body's order; usually
-					// the previous row's, and then the same strings.
-					if lastSorted && contract.BodyInOrder(lastNames, body) {
-						names, inOrder = lastNames, true
-					} else {
-						names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
-						e.names = names
-					}
-					sortedKeys = inOrder
-				}
-				if !inOrder {
-					names = contract.ColumnOrder(row.FeatureNames, body)
-				}
-				hour := row.Timestamp.Truncate(time.Hour)
-
-				// Consecutive rows of one request usually share the file:
-				// reuse it instead of encoding the header again.
-				var b *fileBatch
-				if last != nil && p == lastParts && hour.Equal(lastHour) && slices.Equal(names, lastNames) {
-					b = last
-				} else {
-					// names may share e.names, overwritten by the next row.
-					names = slices.Clone(names)
-					b = e.batchFor(byKey, &out, p, row, names)
-					last, lastParts, lastHour, lastNames, lastSorted = b, p, hour, names, sortedKeys
-				}
-				reason := ""
-				if b.quarantine {
-					reason = contract.QuarantineReason(p)
-				}
-
-				line := e.line[:0]
-				switch {
-				case inOrder:
-					for _, v := range body.Map().All() {
-						line = e.appendValue(line, v)
-					}
-				case body.Type() == pcommon.ValueTypeMap:
-					for _, name := range names {
-						if v, ok := body.Map().Get(name); ok {
-							line = e.appendValue(line, v)
-						} else {
-							line = append(line, ',')
-						}
-					}
-				default:
-					for range names {
-						line = append(line, ',')
-					}
-				}
-				// Rows of one request share their correlation, timestamp and
-				// trailing cells: each is encoded once for the run of rows.
-				if e.corrCell == nil || row.CorrelationID != e.corrID {
-					e.corrID, e.corrCell = row.CorrelationID, e.appendCell(e.corrCell[:0], row.CorrelationID)
-				}
-				line = append(line, e.corrCell...)
-				if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
-					e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
-				}
-				// The timestamp is digits and -T:. only: never quoted or neutralized.
-				line = append(append(line, e.tsCell...), ',')
-				if e.tail == nil || p != e.tailParts || row.RequestID != e.tailRequestID {
-					e.tailParts, e.tailRequestID = p, row.RequestID
-					e.tail = e.appendTail(e.tail[:0], b, p, row.RequestID, reason)
-				}
-				line = append(line, e.tail...)
-				if b.body.Len() == 0 && len(out.batches) == 1 {
-					// The first file of a push usually takes all its rows:
-					// size it once from this line, with an eighth to spare
-					// for longer lines, instead of doubling as it fills.
-					n := len(line) * (left + 1)
-					b.body.Grow(n + n/8)
-					b.lineEnds = slices.Grow(b.lineEnds, left+1)
-					b.refs = slices.Grow(b.refs, left+1)
-				}
-				b.body.Write(line)
-				e.line = line
-				b.lineEnds = append(b.lineEnds, b.body.Len())
-				b.refs = append(b.refs, recordRef{i, j, k})
+				r.left--
+				e.encodeRecord(&r, parts, lrs.At(k), recordRef{i, j, k})
 			}
 		}
 	}
-	return out
+	return r.out
+}
+
+// encodeRecord appends one record's line to the batch of its file.
+func (e *encoder) encodeRecord(r *encodeRun, parts contract.PathParts, lr plog.LogRecord, ref recordRef) {
+	row, ok := contract.ReadRowReuse(lr, e.names)
+	if !ok {
+		r.out.notModelData++
+		return
+	}
+	e.names = row.FeatureNames
+	p := parts
+	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
+	body := lr.Body()
+	names, inOrder, sortedKeys := e.columns(r, row.FeatureNames, body)
+	b := e.batchOf(r, p, row, names, sortedKeys)
+	line := e.appendFeatures(e.line[:0], body, names, inOrder)
+	line = e.appendRowCells(line, b, p, row)
+	e.line = line
+	r.add(b, line, ref)
+}
+
+// columns returns a row's columns, and whether the body holds exactly
+// those in that order (then its values are written without lookups);
+// sortedKeys tells that they are the body's sorted keys.
+func (e *encoder) columns(r *encodeRun, declared []string, body pcommon.Value) (names []string, inOrder, sortedKeys bool) {
+	if contract.BodyInOrder(declared, body) {
+		return declared, true, false
+	}
+	if len(declared) == 0 {
+		// No declared order: sorted body keys (the flattener's output) are
+		// the columns, in the body's order; usually the previous row's,
+		// and then the same strings.
+		if r.lastSorted && contract.BodyInOrder(r.lastNames, body) {
+			return r.lastNames, true, true
+		}
+		names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
+		e.names = names
+		if inOrder {
+			return names, true, true
+		}
+	}
+	return contract.ColumnOrder(declared, body), false, false
+}
+
+// batchOf returns the batch of a row's file. Consecutive rows of one
+// request usually share it: it is reused without encoding the header again.
+func (e *encoder) batchOf(r *encodeRun, p contract.PathParts, row contract.Row, names []string, sortedKeys bool) *fileBatch {
+	hour := row.Timestamp.Truncate(time.Hour)
+	if r.last != nil && p == r.lastParts && hour.Equal(r.lastHour) && slices.Equal(names, r.lastNames) {
+		return r.last
+	}
+	names = slices.Clone(names) // names may share e.names, overwritten by the next row
+	b := e.batchFor(r.byKey, &r.out, p, row, names)
+	r.last, r.lastParts, r.lastHour, r.lastNames, r.lastSorted = b, p, hour, names, sortedKeys
+	return b
+}
+
+// appendFeatures appends the cells of a row's columns.
+func (e *encoder) appendFeatures(line []byte, body pcommon.Value, names []string, inOrder bool) []byte {
+	switch {
+	case inOrder:
+		for _, v := range body.Map().All() {
+			line = e.appendValue(line, v)
+		}
+	case body.Type() == pcommon.ValueTypeMap:
+		for _, name := range names {
+			if v, ok := body.Map().Get(name); ok {
+				line = e.appendValue(line, v)
+			} else {
+				line = append(line, ',')
+			}
+		}
+	default:
+		for range names {
+			line = append(line, ',')
+		}
+	}
+	return line
+}
+
+// appendRowCells appends the cells after the features and the line end.
+// Rows of one request share their correlation id, timestamp and trailing
+// cells: each is encoded once for the run of rows.
+func (e *encoder) appendRowCells(line []byte, b *fileBatch, p contract.PathParts, row contract.Row) []byte {
+	if e.corrCell == nil || row.CorrelationID != e.corrID {
+		e.corrID, e.corrCell = row.CorrelationID, e.appendCell(e.corrCell[:0], row.CorrelationID)
+	}
+	line = append(line, e.corrCell...)
+	if e.tsCell == nil || !row.Timestamp.Equal(e.ts) {
+		e.ts, e.tsCell = row.Timestamp, contract.AppendTimestamp(e.tsCell[:0], row.Timestamp)
+	}
+	// The timestamp is digits and -T:. only: never quoted or neutralized.
+	line = append(append(line, e.tsCell...), ',')
+	if e.tail == nil || p != e.tailParts || row.RequestID != e.tailRequestID {
+		reason := ""
+		if b.quarantine {
+			reason = contract.QuarantineReason(p)
+		}
+		e.tailParts, e.tailRequestID = p, row.RequestID
+		e.tail = e.appendTail(e.tail[:0], b, p, row.RequestID, reason)
+	}
+	return append(line, e.tail...)
+}
+
+// add appends a row's line to its batch.
+func (r *encodeRun) add(b *fileBatch, line []byte, ref recordRef) {
+	if b.body.Len() == 0 && len(r.out.batches) == 1 {
+		// The first file of a push usually takes all its rows: size it
+		// once from this line, with an eighth to spare for longer lines,
+		// instead of doubling as it fills.
+		n := len(line) * (r.left + 1)
+		b.body.Grow(n + n/8)
+		b.lineEnds = slices.Grow(b.lineEnds, r.left+1)
+		b.refs = slices.Grow(b.refs, r.left+1)
+	}
+	b.body.Write(line)
+	b.lineEnds = append(b.lineEnds, b.body.Len())
+	b.refs = append(b.refs, ref)
 }
 
 // appendTail appends the cells after the scoring timestamp, and the line end.
@@ -313,7 +408,8 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 	key := dir + "/" + stem + "\x00" + string(hdr)
 	b := byKey[key]
 	if b == nil {
-		b = &fileBatch{dir: dir, stem: stem, header: hdr, quarantine: reason != "", workspace: p.WorkspaceColumn()}
+		b = newLineBatch()
+		b.dir, b.stem, b.header, b.quarantine, b.workspace = dir, stem, hdr, reason != "", p.WorkspaceColumn()
 		byKey[key] = b
 		out.batches = append(out.batches, b)
 	}

@@ -184,6 +184,12 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	var retry []logsubset.Ref
 	var retryErrs, permErrs []error
 	dropped := 0
+	allWritten := true
+	defer func() {
+		if allWritten {
+			enc.recycle()
+		}
+	}()
 	for _, b := range enc.batches {
 		lines, err := e.write(ctx, b, &bs.log)
 		done := b.rowsIn(lines)
@@ -193,6 +199,7 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		if err == nil {
 			continue
 		}
+		allWritten = false
 		e.tel.failedWrites.Add(ctx, 1)
 		err = fmt.Errorf("write %d rows to %s/%s%s: %w", len(b.refs)-done, b.dir, b.stem, cmp.Or(b.ext, ".csv"), err)
 		if consumererror.IsPermanent(err) {

@@ -20,8 +20,8 @@ import (
 // persistent (file_storage in queueDir), as after a restart on that folder.
 func journaledExporter(t *testing.T, cfg *Config, queueDir string) (*blobExporter, *componenttest.Telemetry, func()) {
 	t.Helper()
-	host, stopStorage := startFileStorage(t, queueDir)
-	cfg.QueueConfig.Get().StorageID = &fileStorageID
+	host, stopStorage := testutil.StartFileStorage(t, queueDir)
+	cfg.QueueConfig.Get().StorageID = &testutil.FileStorageID
 	tt := componenttest.NewTelemetry()
 	set := exportertest.NewNopSettings(metadata.Type)
 	set.ID = component.NewID(metadata.Type)

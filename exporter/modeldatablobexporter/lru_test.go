@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 // TestFileStatesAreBounded: with max_open_files 2, writing to five files
@@ -102,9 +103,9 @@ func BenchmarkDistinctModels(b *testing.B) {
 // 5,000 rows (the default min_size) with a file_storage queue: the intent
 // written before the append and deleted when the batch retires.
 func BenchmarkAppendJournal(b *testing.B) {
-	host, stop := startFileStorage(b, b.TempDir())
+	host, stop := testutil.StartFileStorage(b, b.TempDir())
 	defer stop()
-	client, err := host.GetExtensions()[fileStorageID].(storage.Extension).GetClient(context.Background(), component.KindExporter, component.NewID(metadata.Type), journalName)
+	client, err := host.GetExtensions()[testutil.FileStorageID].(storage.Extension).GetClient(context.Background(), component.KindExporter, component.NewID(metadata.Type), journalName)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,43 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/extension"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
-
-// storageHost is a host with one file_storage extension.
-type storageHost struct {
-	component.Host
-	exts map[component.ID]component.Component
-}
-
-func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
-
-var fileStorageID = component.MustNewID("file_storage")
-
-func startFileStorage(t testing.TB, dir string) (storageHost, func()) {
-	t.Helper()
-	f := filestorage.NewFactory()
-	cfg := f.CreateDefaultConfig().(*filestorage.Config)
-	cfg.Directory = dir
-	cfg.Compaction.Directory = dir
-	ext, err := f.Create(context.Background(), extension.Settings{ID: fileStorageID,
-		TelemetrySettings: componenttest.NewNopTelemetrySettings(), BuildInfo: component.NewDefaultBuildInfo()}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	host := storageHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{fileStorageID: ext}}
-	return host, func() { _ = ext.Shutdown(context.Background()) }
-}
 
 // TestAzuritePersistentQueueSurvivesRestart: rows accepted while the blob
 // service is down stay in the persistent queue across an exporter restart
@@ -60,13 +30,13 @@ func TestAzuritePersistentQueueSurvivesRestart(t *testing.T) {
 	cfg.RetryConfig.MaxInterval = 300 * time.Millisecond
 	cfg.RetryConfig.MaxElapsedTime = 0 // retry until shutdown
 	q := cfg.QueueConfig.Get()
-	q.StorageID = &fileStorageID
+	q.StorageID = &testutil.FileStorageID
 	q.Batch.Get().FlushTimeout = 50 * time.Millisecond
 
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
 	start := func() (func(), func(context.Context, int) error) {
-		host, stopStorage := startFileStorage(t, queueDir)
+		host, stopStorage := testutil.StartFileStorage(t, queueDir)
 		set := exportertest.NewNopSettings(metadata.Type)
 		set.TelemetrySettings = tt.NewTelemetrySettings()
 		set.ID = component.NewID(metadata.Type) // the queue's storage is named by the exporter ID

@@ -329,9 +329,20 @@ func (w *writer) appendLines(ctx context.Context, file *fileState, b *fileBatch,
 func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
-	sum := sha256.Sum256(chunk)
-	if landed, err := w.landedEarlier(ctx, file, sum, n); landed || err != nil {
-		return err
+	// The checksum matters only for an unsure earlier append, the journal
+	// or an append that goes unanswered: most appends never compute it.
+	var sum [sha256.Size]byte
+	summed := false
+	checksum := func() [sha256.Size]byte {
+		if !summed {
+			sum, summed = sha256.Sum256(chunk), true
+		}
+		return sum
+	}
+	if len(file.unsure) > 0 {
+		if landed, err := w.landedEarlier(ctx, file, checksum(), n); landed || err != nil {
+			return err
+		}
 	}
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
 		if !file.known {
@@ -345,7 +356,7 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			continue
 		}
 		if w.j.enabled() {
-			if err := w.j.record(ctx, &intent{file: file.key, blob: file.dir + "/" + file.name, pos: file.size, sum: sum, lines: lines}, pl); err != nil {
+			if err := w.j.record(ctx, &intent{file: file.key, blob: file.dir + "/" + file.name, pos: file.size, sum: checksum(), lines: lines}, pl); err != nil {
 				return err
 			}
 		}
@@ -386,7 +397,7 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			if len(file.unsure) == maxUnsure {
 				file.unsure = file.unsure[1:]
 			}
-			file.unsure = append(file.unsure, unsureAppend{name: file.name, pos: file.size, sum: sum})
+			file.unsure = append(file.unsure, unsureAppend{name: file.name, pos: file.size, sum: checksum()})
 			return err
 		}
 	}

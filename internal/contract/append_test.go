@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -90,5 +91,39 @@ func TestReadRowReuse(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v, want %+v", got, want)
 		}
+	}
+}
+
+// TestScalarArrayMatchesEncodingJSON checks the direct JSON writing of
+// arrays of numbers, booleans and nulls against encoding/json.
+func TestScalarArrayMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	doubles := []float64{0, math.Copysign(0, -1), 0.5, -1.5, 1e20, 1e21, 1e-6, 9.99e-7, 1.5e-9, 1e-300, math.MaxFloat64}
+	for range 2000 {
+		doubles = append(doubles, math.Float64frombits(rng.Uint64()))
+	}
+	for _, d := range doubles {
+		if math.IsNaN(d) || math.IsInf(d, 0) {
+			continue
+		}
+		v := pcommon.NewValueEmpty()
+		s := v.SetEmptySlice()
+		s.AppendEmpty().SetDouble(d)
+		s.AppendEmpty().SetInt(int64(rng.Uint64()))
+		s.AppendEmpty().SetBool(true)
+		s.AppendEmpty()
+		want, err := json.Marshal(v.AsRaw())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendScalarArray(nil, v)
+		if !ok || string(got) != string(want) {
+			t.Errorf("%v: got %q (%v), want %q", d, got, ok, want)
+		}
+	}
+	v := pcommon.NewValueEmpty()
+	v.SetEmptySlice().AppendEmpty().SetDouble(math.NaN())
+	if _, ok := appendScalarArray(nil, v); ok {
+		t.Error("NaN is not JSON: encoding/json's path decides")
 	}
 }

@@ -180,27 +180,43 @@ func ReadRowReuse(lr plog.LogRecord, names []string) (row Row, ok bool) {
 // WriteRow sets the contract attributes, event name and timestamp of a record.
 // Feature values go in the body, through Features.
 func WriteRow(lr plog.LogRecord, row Row) {
-	attrs := lr.Attributes()
-	attrs.EnsureCapacity(attrs.Len() + 6) // the six attributes below, in one allocation
-	attrs.PutStr(AttrModelName, row.ModelName)
-	if row.ModelVersion != "" {
-		attrs.PutStr(AttrModelVersion, row.ModelVersion)
+	if row.Designation == "" {
+		row.Designation = DefaultDesignation
 	}
-	designation := row.Designation
-	if designation == "" {
-		designation = DefaultDesignation
-	}
-	attrs.PutStr(AttrDesignation, designation)
-	if row.CorrelationID != "" {
-		attrs.PutStr(AttrCorrelationID, row.CorrelationID)
-	}
-	if row.RequestID != "" {
-		attrs.PutStr(AttrRequestID, row.RequestID)
-	}
+	PutRowAttributes(lr.Attributes(), row, 1) // room for the feature names too
 	SetFeatureNames(lr, row.FeatureNames)
 	lr.SetEventName(EventName)
 	if !row.Timestamp.IsZero() {
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(row.Timestamp))
+	}
+}
+
+// PutRowAttributes sets the attributes of row's non-empty model name,
+// model version, designation, correlation id and request id, growing attrs
+// once for all of them and spare more; an attribute that already holds its
+// value as a string is left as it is.
+func PutRowAttributes(attrs pcommon.Map, row Row, spare int) {
+	kvs := [...]struct{ key, value string }{{AttrModelName, row.ModelName}, {AttrModelVersion, row.ModelVersion},
+		{AttrDesignation, row.Designation}, {AttrCorrelationID, row.CorrelationID}, {AttrRequestID, row.RequestID}}
+	missing := 0
+	for i, kv := range kvs {
+		if kv.value == "" {
+			continue
+		}
+		if v, ok := attrs.Get(kv.key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() == kv.value {
+			kvs[i].value = "" // already there
+			continue
+		}
+		missing++
+	}
+	if missing == 0 {
+		return
+	}
+	attrs.EnsureCapacity(attrs.Len() + missing + spare)
+	for _, kv := range kvs {
+		if kv.value != "" {
+			attrs.PutStr(kv.key, kv.value)
+		}
 	}
 }
 

@@ -99,16 +99,74 @@ func FormatValue(v pcommon.Value) string {
 	case pcommon.ValueTypeBytes:
 		return base64.StdEncoding.EncodeToString(v.Bytes().AsRaw())
 	default: // map, slice
-		b, err := json.Marshal(v.AsRaw())
-		if err != nil {
-			return v.AsString()
-		}
-		return string(b)
+		return string(appendJSON(nil, v))
 	}
 }
 
+// appendJSON appends a map or slice as encoding/json writes its raw value
+// (v.AsString when it cannot). An array of numbers, booleans and nulls
+// (scores, embeddings) is written directly, without encoding/json's allocations.
+func appendJSON(dst []byte, v pcommon.Value) []byte {
+	if b, ok := appendScalarArray(dst, v); ok {
+		return b
+	}
+	raw, err := json.Marshal(v.AsRaw())
+	if err != nil {
+		return append(dst, v.AsString()...)
+	}
+	return append(dst, raw...)
+}
+
+// appendScalarArray is appendJSON for a slice of integers, finite doubles,
+// booleans and empty values; ok is false (dst unchanged) for anything else.
+func appendScalarArray(dst []byte, v pcommon.Value) (out []byte, ok bool) {
+	if v.Type() != pcommon.ValueTypeSlice {
+		return dst, false
+	}
+	b := append(dst, '[')
+	for i, e := range v.Slice().All() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch e.Type() {
+		case pcommon.ValueTypeInt:
+			b = strconv.AppendInt(b, e.Int(), 10)
+		case pcommon.ValueTypeDouble:
+			d := e.Double()
+			if math.IsNaN(d) || math.IsInf(d, 0) {
+				return dst, false
+			}
+			b = appendJSONFloat(b, d)
+		case pcommon.ValueTypeBool:
+			b = strconv.AppendBool(b, e.Bool())
+		case pcommon.ValueTypeEmpty:
+			b = append(b, "null"...)
+		default:
+			return dst, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendJSONFloat formats a double as encoding/json does (ES6 number formatting).
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
 // AppendValue appends FormatValue(v) to dst, without an intermediate
-// string for booleans, integers, doubles and empty values.
+// string for booleans, integers, doubles, empty values and arrays of those.
 func AppendValue(dst []byte, v pcommon.Value) []byte {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
@@ -124,6 +182,8 @@ func AppendValue(dst []byte, v pcommon.Value) []byte {
 		return AppendFloat(dst, v.Double())
 	case pcommon.ValueTypeEmpty:
 		return dst
+	case pcommon.ValueTypeMap, pcommon.ValueTypeSlice:
+		return appendJSON(dst, v)
 	default:
 		return append(dst, FormatValue(v)...)
 	}

@@ -26,7 +26,8 @@ type CollectorConfig struct {
 	// Backend: LocalDir for the local backend, else ConnectionString for azblob.
 	LocalDir         string
 	ConnectionString string
-	// QueueDir, when set, makes the sending queue persistent (file_storage there).
+	// QueueDir, when set, makes the sending queue persistent (file_storage
+	// there) and keeps the receiver's idempotency keys there too.
 	QueueDir           string
 	FlushTimeout       string // sending_queue.batch.flush_timeout (default exporter's)
 	MinBatch           int    // sending_queue.batch.min_size (0: exporter default)
@@ -97,6 +98,9 @@ func (c CollectorConfig) writeReceivers(b *strings.Builder) []string {
 	fmt.Fprintf(b, "receivers:\n  modeldata:\n    endpoint: %s\n", c.CollectAddr)
 	if c.BearerToken != "" {
 		b.WriteString("    auth:\n      authenticator: bearertokenauth\n")
+	}
+	if c.QueueDir != "" {
+		b.WriteString("    idempotency:\n      storage: file_storage\n")
 	}
 	if c.OTLPAddr != "" {
 		fmt.Fprintf(b, "  otlp:\n    protocols:\n      http:\n        endpoint: %s\n", c.OTLPAddr)

@@ -2,11 +2,16 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -131,7 +136,7 @@ func TestOTLPJSONVerifier(t *testing.T) {
 func TestConfigYAMLMentionsEverything(t *testing.T) {
 	y := CollectorConfig{CollectAddr: "127.0.0.1:1", OTLPAddr: "127.0.0.1:2", LocalDir: "/d", QueueDir: "/q",
 		BearerToken: "tok", PprofAddr: "127.0.0.1:3", FlushTimeout: "1s"}.YAML()
-	for _, want := range []string{"file_storage", "bearertokenauth", "authenticator: bearertokenauth", "pprof", "storage: file_storage", "flush_timeout: 1s"} {
+	for _, want := range []string{"file_storage", "bearertokenauth", "authenticator: bearertokenauth", "pprof", "storage: file_storage", "idempotency:", "flush_timeout: 1s"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("config lacks %q:\n%s", want, y)
 		}
@@ -162,6 +167,43 @@ func TestSDKShapeColumns(t *testing.T) {
 			if !ok || formatCell(v.AsRaw()) != r.cell(&l, 1, 1, c) {
 				t.Errorf("%d features: column %s = %v, want %s", features, name, v.AsRaw(), r.cell(&l, 1, 1, c))
 			}
+		}
+	}
+}
+
+// TestLoadIdempotencyKeys: with IdempotencyKeys every send of a request
+// carries the same key (here: a 503 and then a 200), and no two requests
+// share one.
+func TestLoadIdempotencyKeys(t *testing.T) {
+	for _, keys := range []bool{false, true} {
+		var mu sync.Mutex
+		sends := map[string]int{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			mu.Lock()
+			key := r.Header.Get("Idempotency-Key")
+			sends[key]++
+			first := sends[key] == 1
+			mu.Unlock()
+			if first && key != "" {
+				w.WriteHeader(http.StatusServiceUnavailable) // the first send of each request
+			}
+		}))
+		m, err := Load(context.Background(), LoadConfig{Rows: Rows{Run: "runK", Features: 3, RowsPerRequest: 2},
+			Targets: map[Door]string{DoorCollect: srv.URL}, Requests: 6, IdempotencyKeys: keys})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"": 6}
+		if keys {
+			want = map[string]int{}
+			for req := range 6 {
+				want[m.RequestID(req)] = 2
+			}
+		}
+		if len(m.NotAcked) != 0 || !reflect.DeepEqual(sends, want) {
+			t.Errorf("keys %v: sends per key %v, want %v (not acked %v)", keys, sends, want, m.NotAcked)
 		}
 	}
 }

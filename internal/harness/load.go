@@ -36,17 +36,22 @@ type LoadConfig struct {
 	// MaxDuration bounds the run; requests not started by then are not sent (default 10 min).
 	MaxDuration time.Duration
 	// RetryFor bounds how long one request is retried on a transport error,
-	// 429 or 503 (same body, same ids) before it counts as not acknowledged
+	// 429, 502, 503 or 504 (same body, same ids) before it counts as not acknowledged
 	// (default 2 min; 0 with NoRetry).
 	RetryFor time.Duration
 	NoRetry  bool
 	// Header is added to every request (e.g. Authorization).
 	Header http.Header
+	// IdempotencyKeys sends each request with an Idempotency-Key header (its
+	// request id), the same on every resend, as clients/python does: the
+	// modeldata receiver answers a resend of an accepted request without
+	// writing it again.
+	IdempotencyKeys bool
 	// Client is the HTTP client (default: a pooled client with a 30 s timeout).
 	Client *http.Client
-	// Progress, when set, is called after each acknowledged request with the
-	// number of acknowledged rows so far.
-	Progress func(ackedRows int64)
+	// Progress, when set, is called after each acknowledged request with
+	// the request and the number of acknowledged rows so far.
+	Progress func(req int, ackedRows int64)
 }
 
 // Manifest is what a load run leaves for the verifier: the rows' description
@@ -59,7 +64,7 @@ type Manifest struct {
 	NotAcked []int `json:"not_acked,omitempty"`
 	// CutOff lists the requests sent again after a connection carrying them
 	// broke (not refused): the collector may have taken them before it died,
-	// so the resend may legitimately write their rows twice.
+	// so without an Idempotency-Key the resend may write their rows twice.
 	CutOff []int `json:"cut_off,omitempty"`
 	// Stats of the run.
 	Stats LoadStats `json:"stats"`
@@ -228,7 +233,7 @@ func (r *loadRun) done(req int, ok, cut bool, took time.Duration) {
 	if ok {
 		n := r.acked.Add(int64(r.cfg.RowsPerRequest))
 		if r.cfg.Progress != nil {
-			r.cfg.Progress(n)
+			r.cfg.Progress(req, n)
 		}
 	}
 }
@@ -284,13 +289,28 @@ func (cfg *LoadConfig) request(req int) (loadRequest, error) {
 	return loadRequest{}, fmt.Errorf("%w %q", errUnknownDoor, door)
 }
 
+// withIdempotencyKey adds request req's Idempotency-Key (its request id, the
+// same on every send) when the run sends keys.
+func (cfg *LoadConfig) withIdempotencyKey(lr loadRequest, req int) loadRequest {
+	if !cfg.IdempotencyKeys {
+		return lr
+	}
+	lr.header = lr.header.Clone()
+	if lr.header == nil {
+		lr.header = http.Header{}
+	}
+	lr.header.Set("Idempotency-Key", cfg.RequestID(req))
+	return lr
+}
+
 var errUnknownDoor = errors.New("harness: unknown door")
 
-// send delivers one request, retrying transport errors, 429 and 503 with the
-// same body (same ids) for up to RetryFor. It reports whether it got 200,
+// send delivers one request, retrying transport errors, 429, 502, 503 and 504
+// with the same body (same ids) for up to RetryFor. It reports whether it got 200,
 // and whether a connection broke while carrying it (cut).
 func (r *loadRun) send(ctx context.Context, req int) (ok, cut bool) {
 	lr, err := r.cfg.request(req)
+	lr = r.cfg.withIdempotencyKey(lr, req)
 	if err != nil {
 		if errors.Is(err, errUnknownDoor) {
 			r.record("door")
@@ -317,7 +337,7 @@ func (r *loadRun) send(ctx context.Context, req int) (ok, cut bool) {
 			return true, cut
 		default:
 			r.record(strconv.Itoa(code))
-			if code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
+			if !retryable(code) {
 				return false, cut
 			}
 		}
@@ -333,11 +353,25 @@ func (r *loadRun) send(ctx context.Context, req int) (ok, cut bool) {
 	}
 }
 
+// retryable is what OTLP/HTTP (and clients/python) send again: 429, 502,
+// 503, 504 (a proxy in front of a collector that is down answers 502).
+func retryable(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 func post(ctx context.Context, client *http.Client, url, contentType string, body []byte, header http.Header) (int, error) {
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
+	// With an Idempotency-Key header net/http would resend a request whose
+	// kept-alive connection broke, unseen: every send is the harness's own, so
+	// the run counts it (attempts, cut off).
+	httpReq.GetBody = nil
 	for k, vs := range header {
 		httpReq.Header[k] = vs
 	}

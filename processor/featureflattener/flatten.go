@@ -2,7 +2,6 @@ package featureflattener
 
 import (
 	"hash/maphash"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -333,63 +332,13 @@ func (f *flattener) addJSON(st *state, n *nameInfo, v pcommon.Value) {
 		f.drop(st, n, r)
 		return
 	}
-	s := formatJSON(st, v)
+	st.jsonBuf = contract.AppendValue(st.jsonBuf[:0], v)
+	s := string(st.jsonBuf)
 	if f.cfg.Media.MaxValueSize > 0 && len(s) > f.cfg.Media.MaxValueSize {
 		f.drop(st, n, reasonSize)
 		return
 	}
 	f.add(st, field{name: n.name, info: n, str: s, hasStr: true})
-}
-
-// formatJSON is contract.FormatValue for a map or slice, with a fast path
-// for the common array of numbers, booleans and nulls (scores, embeddings)
-// that writes the same text as encoding/json without its allocations.
-func formatJSON(st *state, v pcommon.Value) string {
-	if v.Type() != pcommon.ValueTypeSlice {
-		return contract.FormatValue(v)
-	}
-	b := append(st.jsonBuf[:0], '[')
-	for i, e := range v.Slice().All() {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		switch e.Type() {
-		case pcommon.ValueTypeInt:
-			b = strconv.AppendInt(b, e.Int(), 10)
-		case pcommon.ValueTypeDouble:
-			d := e.Double()
-			if math.IsNaN(d) || math.IsInf(d, 0) {
-				return contract.FormatValue(v)
-			}
-			b = appendJSONFloat(b, d)
-		case pcommon.ValueTypeBool:
-			b = strconv.AppendBool(b, e.Bool())
-		case pcommon.ValueTypeEmpty:
-			b = append(b, "null"...)
-		default:
-			return contract.FormatValue(v)
-		}
-	}
-	b = append(b, ']')
-	st.jsonBuf = b
-	return string(b)
-}
-
-// appendJSONFloat formats a double as encoding/json does (ES6 number formatting).
-func appendJSONFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// Clean up e-09 to e-9, as encoding/json does.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 // nestedMediaReason finds media anywhere inside a value written as JSON.

@@ -239,28 +239,16 @@ func (f *flattener) mapResource(res pcommon.Resource) {
 // lookup returns the first non-empty attribute of names, on the record first,
 // then on the resource.
 func lookup(rec, res pcommon.Map, names []string) string {
-	v, _ := lookupContract(rec, res, names, "")
-	return v
-}
-
-// lookupContract is lookup for the contract attribute key; self tells that
-// the value is the record's own string attribute key: already there.
-func lookupContract(rec, res pcommon.Map, names []string, key string) (value string, self bool) {
-	for _, n := range names {
-		if v, ok := rec.Get(n); ok {
-			if s := v.AsString(); s != "" {
-				return s, n == key && v.Type() == pcommon.ValueTypeStr
+	for _, m := range [...]pcommon.Map{rec, res} {
+		for _, n := range names {
+			if v, ok := m.Get(n); ok {
+				if s := v.AsString(); s != "" {
+					return s
+				}
 			}
 		}
 	}
-	for _, n := range names {
-		if v, ok := res.Get(n); ok {
-			if s := v.AsString(); s != "" {
-				return s, false
-			}
-		}
-	}
-	return "", false
+	return ""
 }
 
 // prepare maps a record's attributes to the contract and tells what it is.
@@ -269,38 +257,18 @@ func lookupContract(rec, res pcommon.Map, names []string, key string) (value str
 // timestamp the delivery's arrival time (contract.CorrelationIDs, contract.FillTimestamp).
 func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, arrival pcommon.Timestamp) uint8 {
 	attrs, rattrs := lr.Attributes(), res.Attributes()
-	var found [5]struct {
-		key, value string
-		self       bool
+	row := contract.Row{ModelName: lookup(attrs, rattrs, f.cfg.ModelNameAttributes)}
+	if row.ModelName == "" {
+		return kindOther
 	}
-	found[0].key, found[1].key, found[2].key = contract.AttrModelName, contract.AttrModelVersion, contract.AttrDesignation
-	found[3].key, found[4].key = contract.AttrRequestID, contract.AttrCorrelationID
-	for i, names := range [...][]string{f.cfg.ModelNameAttributes, f.cfg.ModelVersionAttributes, f.cfg.DesignationAttributes,
-		f.cfg.RequestIDAttributes, f.cfg.CorrelationIDAttributes} {
-		found[i].value, found[i].self = lookupContract(attrs, rattrs, names, found[i].key)
-		if i == 0 && found[0].value == "" {
-			return kindOther
-		}
+	row.ModelVersion = lookup(attrs, rattrs, f.cfg.ModelVersionAttributes)
+	row.Designation = lookup(attrs, rattrs, f.cfg.DesignationAttributes)
+	row.RequestID = lookup(attrs, rattrs, f.cfg.RequestIDAttributes)
+	row.CorrelationID = lookup(attrs, rattrs, f.cfg.CorrelationIDAttributes)
+	if row.CorrelationID == "" {
+		row.CorrelationID = st.ids.For(row.RequestID)
 	}
-	if found[4].value == "" {
-		found[4].value = st.ids.For(found[3].value)
-	}
-	// Grow the attributes once for the contract attributes they lack, not
-	// once per attribute.
-	added := 0
-	for _, c := range found {
-		if c.value != "" && !c.self {
-			added++
-		}
-	}
-	if added > 0 {
-		attrs.EnsureCapacity(attrs.Len() + added)
-		for _, c := range found {
-			if c.value != "" && !c.self {
-				attrs.PutStr(c.key, c.value)
-			}
-		}
-	}
+	contract.PutRowAttributes(attrs, row, 0)
 	contract.FillTimestamp(lr, arrival)
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)

@@ -64,6 +64,10 @@ type Config struct {
 	// endpoint. Off unless the key is present.
 	AzureMLV2 configoptional.Optional[AzureMLV2Config] `mapstructure:"azureml_v2"`
 
+	// Idempotency answers a request sent again with the Idempotency-Key of
+	// an accepted request without passing its rows on again.
+	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
+
 	_ struct{}
 }
 
@@ -136,6 +140,7 @@ func createDefaultConfig() *Config {
 			ServerConfig:    v2Server,
 			ModelNameHeader: defaultModelNameHeader,
 		}),
+		Idempotency: IdempotencyConfig{TTL: defaultIdempotencyTTL, MaxKeys: defaultIdempotencyMaxKeys},
 	}
 }
 
@@ -187,6 +192,7 @@ func (cfg *Config) Validate() error {
 	if v2 := cfg.AzureMLV2.Get(); v2 != nil {
 		errs = append(errs, v2.validate(cfg.NetAddr.Endpoint))
 	}
+	errs = append(errs, cfg.Idempotency.validate())
 	return errors.Join(errs...)
 }
 

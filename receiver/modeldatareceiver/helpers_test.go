@@ -19,7 +19,9 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
@@ -57,10 +59,25 @@ type testReceiver struct {
 // edit adjusts the default config; next defaults to a LogsSink.
 func startReceiver(t testing.TB, edit func(*Config), next consumer.Logs, host component.Host) *testReceiver {
 	t.Helper()
+	return startReceiverWith(t, receiverOptions{edit: edit, next: next, host: host})
+}
+
+// receiverOptions are startReceiverWith's: zero values are the defaults.
+type receiverOptions struct {
+	set  *receiver.Settings // default: no-op telemetry
+	edit func(*Config)
+	next consumer.Logs
+	host component.Host
+	// idemNow is the idempotency window's clock, set before the start loads the window.
+	idemNow func() time.Time
+}
+
+func startReceiverWith(t testing.TB, o receiverOptions) *testReceiver {
+	t.Helper()
 	cfg := createDefaultConfig()
 	cfg.NetAddr.Endpoint = freeAddr(t)
-	if edit != nil {
-		edit(cfg)
+	if o.edit != nil {
+		o.edit(cfg)
 	}
 	if v2 := cfg.AzureMLV2.Get(); v2 != nil && v2.NetAddr.Endpoint == defaultV2Endpoint {
 		v2.NetAddr.Endpoint = freeAddr(t)
@@ -69,19 +86,26 @@ func startReceiver(t testing.TB, edit func(*Config), next consumer.Logs, host co
 		t.Fatalf("config: %v", err)
 	}
 	sink := new(consumertest.LogsSink)
-	if next == nil {
-		next = sink
+	if o.next == nil {
+		o.next = sink
 	}
-	if host == nil {
-		host = componenttest.NewNopHost()
+	if o.host == nil {
+		o.host = componenttest.NewNopHost()
 	}
-	rcv, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, next)
+	set := receivertest.NewNopSettings(metadata.Type)
+	if o.set != nil {
+		set = *o.set
+	}
+	rcv, err := NewFactory().CreateLogs(context.Background(), set, cfg, o.next)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rcv.(*modeldataReceiver)
 	r.now = func() time.Time { return fixedNow }
-	if err := r.Start(context.Background(), host); err != nil {
+	if o.idemNow != nil {
+		r.idem.now = o.idemNow
+	}
+	if err := r.Start(context.Background(), o.host); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -94,6 +118,29 @@ func startReceiver(t testing.TB, edit func(*Config), next consumer.Logs, host co
 		tr.v2url = "http://" + v2.NetAddr.Endpoint + v2Path
 	}
 	return tr
+}
+
+// telemetrySettings are receiver settings whose metrics a test can read.
+func telemetrySettings(t testing.TB) (*componenttest.Telemetry, *receiver.Settings) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	return tel, &set
+}
+
+// metricSum is the sum of an int64 counter's data points (0 when never recorded).
+func metricSum(t testing.TB, tel *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		sum += dp.Value
+	}
+	return sum
 }
 
 type response struct {

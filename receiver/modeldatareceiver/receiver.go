@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 const (
@@ -50,6 +51,9 @@ type modeldataReceiver struct {
 	budget   bodyBudget
 	pool     sync.Pool
 	now      func() time.Time
+	// idem answers repeats of accepted requests (nil: off).
+	idem      *idempotencyWindow
+	telemetry *metadata.TelemetryBuilder
 
 	servers  []*http.Server
 	shutdown sync.WaitGroup
@@ -64,14 +68,20 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 	if err != nil {
 		return nil, err
 	}
+	telemetry, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
 	r := &modeldataReceiver{
-		cfg:      cfg,
-		settings: set,
-		next:     next,
-		obsrecv:  obsrecv,
-		policy:   newPolicy(cfg),
-		limits:   limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
-		now:      time.Now,
+		telemetry: telemetry,
+		idem:      newIdempotencyWindow(cfg.Idempotency, set.Logger, telemetry),
+		cfg:       cfg,
+		settings:  set,
+		next:      next,
+		obsrecv:   obsrecv,
+		policy:    newPolicy(cfg),
+		limits:    limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
+		now:       time.Now,
 	}
 	r.budget.limit = cfg.MaxBytesInFlight
 	r.pool.New = func() any { return newDecoder(r.limits) }
@@ -101,16 +111,21 @@ func (r *modeldataReceiver) putDecoder(d *decoder) {
 }
 
 func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) error {
+	if r.idem != nil {
+		if err := r.idem.open(ctx, host, r.settings.ID); err != nil {
+			return err
+		}
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc(collectPath, r.handleCollect)
-	mux.HandleFunc(batchPath, r.handleCollectBatch)
+	mux.Handle(collectPath, r.idem.wrap(http.HandlerFunc(r.handleCollect)))
+	mux.Handle(batchPath, r.idem.wrap(http.HandlerFunc(r.handleCollectBatch)))
 	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.wrap(mux, writeJSONError)); err != nil {
 		return err
 	}
 	if v2 := r.cfg.AzureMLV2.Get(); v2 != nil {
 		h := &v2Handler{r: r, cfg: v2}
 		v2mux := http.NewServeMux()
-		v2mux.Handle(v2Path, h)
+		v2mux.Handle(v2Path, r.idem.wrap(h))
 		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.wrap(v2mux, writeTextError)); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
 		}
@@ -146,6 +161,8 @@ func (r *modeldataReceiver) Shutdown(ctx context.Context) error {
 	}
 	r.shutdown.Wait()
 	r.servers = nil
+	errs = append(errs, r.idem.close(ctx))
+	r.telemetry.Shutdown()
 	return errors.Join(errs...)
 }
 

@@ -1,7 +1,6 @@
 package modeldatareceiver
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -11,20 +10,13 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-
-	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
 // TestTelemetry checks the receiver's standard accepted/refused counters.
 func TestTelemetry(t *testing.T) {
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	set := receivertest.NewNopSettings(metadata.Type)
-	set.TelemetrySettings = tel.NewTelemetrySettings()
+	tel, set := telemetrySettings(t)
 	send := func(next consumer.Logs, body string) int {
-		r, err := newReceiver(createDefaultConfig(), set, next)
+		r, err := newReceiver(createDefaultConfig(), *set, next)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,16 +36,8 @@ func TestTelemetry(t *testing.T) {
 		"otelcol_receiver_accepted_log_records": 2,
 		"otelcol_receiver_refused_log_records":  3,
 	} {
-		m, err := tel.GetMetric(name)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var got int64
-		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-			got += dp.Value
-		}
-		if got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
+		if got := metricSum(t, tel, name); got != want {
+			t.Errorf("%s = %d, want %d", name, metricSum(t, tel, name), want)
 		}
 	}
 }

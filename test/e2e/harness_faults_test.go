@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,11 +35,35 @@ func faultRun(smoke, full faultSize) faultSize {
 // time a share in `at` of the rows is acknowledged: fault() starts it, heal()
 // ends it after the outage. It returns the manifest and the verifier's report
 // read after drain (see waitVerified), and logs how long after the last heal
-// every acknowledged row was found.
+// every acknowledged row was found. Every request carries an Idempotency-Key,
+// the same on every resend.
 func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
 	verify verifier, drain func()) (*harness.Manifest, *harness.Report) {
 	t.Helper()
-	var acked atomic.Int64
+	m, rep, _ := faultLoadDrain(t, size, collectURL, at, fault, heal, verify, drain, false)
+	return m, rep
+}
+
+// drainTimes is how long after the last heal the rows were found.
+type drainTimes struct {
+	// queued: every row acknowledged before the heal (what the collector
+	// held while storage was away); 0 when not measured.
+	queued time.Duration
+	// all: every acknowledged row, including those the client sent again
+	// after its 503s and the rest of the paced load.
+	all time.Duration
+}
+
+// faultLoadDrain is faultLoad that, with measureQueued, also polls from the
+// last heal until every row acknowledged before it is found.
+func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float64, fault, heal func(),
+	verify verifier, drain func(), measureQueued bool) (*harness.Manifest, *harness.Report, drainTimes) {
+	t.Helper()
+	var (
+		acked   atomic.Int64
+		ackMu   sync.Mutex
+		ackedAt = make([]bool, size.requests)
+	)
 	total := int64(size.requests * 100)
 	loadTime := time.Duration(float64(total) / size.rate * float64(time.Second))
 	cfg := harness.LoadConfig{
@@ -49,8 +74,17 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		// (same ids) until storage is back and the queue drains.
 		MaxDuration: 2*loadTime + time.Duration(len(at))*size.outage + 10*time.Minute,
 		RetryFor:    size.outage + 3*time.Minute,
-		Progress:    func(n int64) { acked.Store(n) },
+		// A request whose answer a kill cut off is sent again with the
+		// same key: the receiver answers it without writing it twice.
+		IdempotencyKeys: true,
+		Progress: func(req int, n int64) {
+			ackMu.Lock()
+			ackedAt[req] = true
+			ackMu.Unlock()
+			acked.Store(n)
+		},
 	}
+	cfg.Rows.Defaults()
 	type result struct {
 		m   *harness.Manifest
 		err error
@@ -61,7 +95,8 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		done <- result{m, err}
 	}()
 	var healed time.Time
-	for _, share := range at {
+	queuedDrained := make(chan time.Duration, 1)
+	for i, share := range at {
 		if !testutil.Poll(loadTime+2*time.Minute, func() bool { return acked.Load() >= int64(share*float64(total)) }) {
 			t.Fatalf("load stalled at %d rows before the fault", acked.Load())
 		}
@@ -71,6 +106,26 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 		heal()
 		healed = time.Now()
 		t.Logf("healed after %s at %d acknowledged rows", size.outage, acked.Load())
+		if measureQueued && i == len(at)-1 {
+			queued := harness.Manifest{Rows: cfg.Rows, Requests: size.requests}
+			ackMu.Lock()
+			for req, ok := range ackedAt {
+				if !ok {
+					queued.NotAcked = append(queued.NotAcked, req)
+				}
+			}
+			ackMu.Unlock()
+			go func() {
+				if !testutil.Poll(3*time.Minute, func() bool {
+					rep, err := verify(&queued)
+					return err == nil && rep.Found+rep.Malformed >= rep.Expected
+				}) {
+					queuedDrained <- -1
+					return
+				}
+				queuedDrained <- time.Since(healed)
+			}()
+		}
 	}
 	r := <-done
 	if r.err != nil {
@@ -81,11 +136,17 @@ func faultLoad(t *testing.T, size faultSize, collectURL string, at []float64, fa
 	t.Logf("load: %d requests, not acked %d, %.0f rows/s, attempts %d, retries %d, transport errors %d, status %v",
 		m.Requests, len(m.NotAcked), m.Stats.RowsPerSecond, m.Stats.Attempts, m.Stats.Retries, m.Stats.TransportErrors, m.Stats.Status)
 	rep := waitFound(t, m, verify, 3*time.Minute)
+	var d drainTimes
 	if rep.Found+rep.Malformed >= rep.Expected {
+		d.all = time.Since(healed)
 		t.Logf("DRAIN: every acknowledged row found %.1f s after the last heal (load ended %.1f s after it)",
-			time.Since(healed).Seconds(), loadEnded.Sub(healed).Seconds())
+			d.all.Seconds(), loadEnded.Sub(healed).Seconds())
 	}
-	return m, settled(t, m, verify, rep, drain)
+	if measureQueued {
+		d.queued = <-queuedDrained
+		t.Logf("DRAIN-QUEUED: every row acknowledged before the heal found %.1f s after it", d.queued.Seconds())
+	}
+	return m, settled(t, m, verify, rep, drain), d
 }
 
 // TestHarnessFaultKill9 kills the collector with SIGKILL at random moments
@@ -101,6 +162,14 @@ func TestHarnessFaultKill9(t *testing.T) {
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
 		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	// Resends the restarted receiver answered from its idempotency window,
+	// summed over the collector's lives (read just before each kill and
+	// before the final drain stops it).
+	var repeats float64
+	countRepeats := func() {
+		v, _ := harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldata_idempotent_repeats")
+		repeats += v
+	}
 	kills := 3
 	if harnessFull() {
 		kills = 20
@@ -114,16 +183,18 @@ func TestHarnessFaultKill9(t *testing.T) {
 	sort.Float64s(at)
 	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
 	m, rep := faultLoad(t, size, "http://"+collect, at,
-		col.Kill, func() { col.Restart(collect, health) }, azuriteVerifier(t, az), drainCollector(t, col, metricsURL(metricsPort)))
-	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d",
-		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed)
+		func() { countRepeats(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		func() { countRepeats(); drainCollector(t, col, metricsURL(metricsPort))() })
+	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f",
+		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
 // assertExactlyOnceAcrossKills: no row missing or damaged, and no row
-// doubled by the collector. A request whose connection the kill cut and
-// the client sent again may be in storage twice: the collector had taken
-// it before it died (outside what the collector can know); it is reported.
+// doubled by the collector. A request whose connection the kill cut was sent
+// again with the same Idempotency-Key; it may still be in storage twice when
+// the kill fell between the persistent queue's commit of the request and the
+// answer (or the key's commit): the one window left, reported.
 func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harness.Report) {
 	t.Helper()
 	var resent, doubled []int
@@ -134,12 +205,73 @@ func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harnes
 			doubled = append(doubled, req)
 		}
 	}
-	t.Logf("requests cut off by a kill and sent again: %d; of them written twice: %d %v; other requests with a duplicated row: %d %v",
+	t.Logf("requests cut off by a kill and sent again: %d; of them written twice (killed between the queue's commit and the answer): %d %v; other requests with a duplicated row: %d %v",
 		len(m.CutOff), len(resent), resent, len(doubled), doubled)
 	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || len(doubled) > 0 {
 		t.Errorf("not exactly once across kill -9: %s (not acked %d); missing %v; malformed %v; doubled by the collector: requests %v",
 			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample, doubled)
 	}
+}
+
+// TestHarnessFaultKill9AnswerLost aims at what the Idempotency-Key is for:
+// the collector takes a request (the persistent queue holds it) and writes
+// its answer, the answer never reaches the client, and the collector is
+// killed (-9) before the client sends the request again. The fault proxy
+// between the load client and the receiver forwards one request, SIGKILLs the
+// collector once the answer is back, and drops the answer; the client sends
+// the request again, with the same key, to the restarted collector, which
+// finds the key in file_storage and answers without writing the rows again.
+func TestHarnessFaultKill9AnswerLost(t *testing.T) {
+	testutil.CollectorBinary(t)
+	size := faultRun(faultSize{requests: 60, rate: 3000, outage: time.Second}, faultSize{requests: 600, rate: 3000, outage: time.Second})
+	az := testutil.StartAzurite(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
+	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
+		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	p, err := faultproxy.Start("http://" + collect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	fired, killed := make(chan struct{}), make(chan struct{})
+	p.SetHook(func() {
+		close(fired)
+		<-killed // the collector is dead before its answer goes on
+	})
+	var repeats float64 // of the restarted collector, read before the drain stops it
+	m, rep := faultLoad(t, size, p.URL(), []float64{0.3},
+		func() {
+			p.SetMode(faultproxy.HookAfterAnswer)
+			select {
+			case <-fired:
+			case <-time.After(time.Minute):
+				t.Fatal("no request reached the proxy")
+			}
+			col.Kill()
+			close(killed)
+		},
+		func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		func() {
+			repeats, _ = harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldata_idempotent_repeats")
+			drainCollector(t, col, metricsURL(metricsPort))()
+		})
+	key := p.HookedHeader().Get("Idempotency-Key")
+	lost := -1
+	for req := range m.Requests {
+		if m.RequestID(req) == key {
+			lost = req
+		}
+	}
+	t.Logf("KILL9-ANSWER-LOST: request %d (key %q) taken, its answer lost, the collector killed; resends answered from the idempotency window: %.0f; expected %d, found %d, missing %d, duplicated %d",
+		lost, key, repeats, rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
+	if lost < 0 || !slices.Contains(m.CutOff, lost) {
+		t.Errorf("the request whose answer was lost (%d, key %q) was not cut off and sent again: the run proves nothing", lost, key)
+	}
+	if slices.Contains(rep.DuplicateRequests, lost) || repeats < 1 {
+		t.Errorf("the resend of request %d was written again (duplicated requests %v, resends answered %.0f)", lost, rep.DuplicateRequests, repeats)
+	}
+	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
 // TestHarnessFaultAzuriteDown stops the blob service under load (60 s in CI,
@@ -151,13 +283,39 @@ func TestHarnessFaultAzuriteDown(t *testing.T) {
 	size := faultRun(faultSize{requests: 60, rate: 2000, outage: time.Minute}, faultSize{requests: 1000, rate: 200, outage: 15 * time.Minute})
 	az := testutil.StartAzurite(t)
 	collect, health := harnessAddr(t), harnessAddr(t)
+	// Storage is reached through the fault proxy, which passes every
+	// request (502 while Azurite is down) and counts them.
+	p, err := faultproxy.Start(fmt.Sprintf("http://127.0.0.1:%d", az.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
 	// A small queue, so it fills during the outage and the receiver refuses (503) instead.
-	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
+	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: proxiedConnectionString(p),
 		FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20}
 	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
-	m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az), col.Stop)
+	var before, during int64 // requests that reached the proxy
+	stop := func() { before = p.Passed(); az.Stop() }
+	restart := func() { during = p.Passed() - before; az.Restart() }
+	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.3}, stop, restart, azuriteVerifier(t, az), col.Stop, true)
 	assertZeroLoss(t, m, rep)
+	perSecond := float64(during) / size.outage.Seconds()
+	t.Logf("STORAGE-DOWN: %d requests reached storage in %s of outage (%.1f/s); queued rows drained %.1f s after it returned, every row %.1f s",
+		during, size.outage, perSecond, d.queued.Seconds(), d.all.Seconds())
+	// The exporter backs off (1 s initial, 2 s at most, 10 consumers, each
+	// try at most 3 requests): storage is never hammered while it is away.
+	if perSecond > maxRequestsPerSecondDown {
+		t.Errorf("%.1f requests/s reached storage while it was down, over %d/s", perSecond, maxRequestsPerSecondDown)
+	}
+	// The last row the collector held lands within 5 s of storage's return.
+	if d.queued < 0 || d.queued > 5*time.Second {
+		t.Errorf("the queued rows were all found %.1f s after storage returned, want at most 5 s", d.queued.Seconds())
+	}
 }
+
+// maxRequestsPerSecondDown bounds the requests the exporter sends to a storage
+// that is down: its 10 queue consumers retrying every second with 3 tries each.
+const maxRequestsPerSecondDown = 30
 
 // proxiedConnectionString points the exporter at the fault proxy in front of Azurite.
 func proxiedConnectionString(p *faultproxy.Proxy) string {

@@ -110,7 +110,9 @@ func parseQuantity(t *testing.T, q string) int64 {
 // GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
 // DaemonSet's container limit when the machine allows one (the reason it
 // does not is logged); it returns the collector's addresses, pid and cgroup.
-func memoryCollector(t *testing.T, ds deploySettings) (c memoryTarget) {
+// With storageDown the exporter writes to a blob service that is not there,
+// so every row stays queued and is retried.
+func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memoryTarget) {
 	t.Helper()
 	collect, v2, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	port := testutil.FreePort(t)
@@ -120,6 +122,15 @@ func memoryCollector(t *testing.T, ds deploySettings) (c memoryTarget) {
 		queue[k] = v
 	}
 	queue["storage"] = "file_storage"
+	exporter := map[string]any{
+		"backend": "local", "local": map[string]any{"directory": filepath.Join(dir, "data")},
+		"subscription_id": harness.Subscription, "resource_group": harness.ResourceGroup,
+		"workspace": harness.Workspace, "webservice": harness.Webservice, "sending_queue": queue}
+	if storageDown {
+		exporter["backend"] = "azblob"
+		exporter["azblob"] = map[string]any{"connection_string": fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://%s/%s;",
+			testutil.AzuriteAccount, testutil.AzuriteKey, harnessAddr(t), testutil.AzuriteAccount)}
+	}
 	cfg := map[string]any{
 		"extensions": map[string]any{
 			"health_check": map[string]any{"endpoint": health},
@@ -131,10 +142,7 @@ func memoryCollector(t *testing.T, ds deploySettings) (c memoryTarget) {
 			"otlp": map[string]any{"protocols": map[string]any{"http": map[string]any{"endpoint": otlp}}},
 		},
 		"processors": map[string]any{"memory_limiter": ds.memoryLimiter, "featureflattener": map[string]any{}},
-		"exporters": map[string]any{"modeldatablob": map[string]any{
-			"backend": "local", "local": map[string]any{"directory": filepath.Join(dir, "data")},
-			"subscription_id": harness.Subscription, "resource_group": harness.ResourceGroup,
-			"workspace": harness.Workspace, "webservice": harness.Webservice, "sending_queue": queue}},
+		"exporters":  map[string]any{"modeldatablob": exporter},
 		"service": map[string]any{
 			"extensions": []string{"health_check", "file_storage"},
 			"pipelines": map[string]any{"logs": map[string]any{"receivers": []string{"modeldata", "otlp"},
@@ -416,7 +424,7 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 	bodies := adversarialBodies()
 	for _, b := range bodies {
 		t.Run(b.name, func(t *testing.T) {
-			c := memoryCollector(t, ds)
+			c := memoryCollector(t, ds, false)
 			before, err := harness.ReadProc(c.pid)
 			if err != nil {
 				t.Fatal(err)
@@ -456,7 +464,7 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 		{"16 at once: " + full.name, full, 16},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := memoryCollector(t, ds)
+			c := memoryCollector(t, ds, false)
 			sampler := samplePeak(c.pid)
 			var wg sync.WaitGroup
 			codes := make([]int, tt.n)
@@ -504,6 +512,31 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 			}
 		})
 	}
+	// Storage down: what is accepted stays queued and the queue consumers
+	// keep their batches in memory between retries, out of the
+	// memory_limiter's reach. Max-size bodies one after another must not get
+	// the collector killed; it keeps answering (200, or 503 + Retry-After).
+	t.Run("storage down: 20 max-size bodies one after another", func(t *testing.T) {
+		c := memoryCollector(t, ds, true)
+		sampler := samplePeak(c.pid)
+		var codes []int
+		for i := 0; i < 20; i++ {
+			code, msg, err := sendBody(client, c.url(full), full)
+			if err != nil {
+				t.Fatalf("body %d: %v (statuses so far %v)", i+1, err, codes)
+			}
+			if code != http.StatusOK && code != http.StatusServiceUnavailable {
+				t.Fatalf("body %d: status %d: %s", i+1, code, msg)
+			}
+			codes = append(codes, code)
+		}
+		anon, file, hwm := sampler.peaks(t)
+		t.Logf("MEMORY storage down, %d max-size bodies one after another (queue %v): statuses %v; peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
+			len(codes), ds.sendingQueue, codes, mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
+		if anon >= ds.containerLimit {
+			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
+		}
+	})
 }
 
 func mib[T int | int64](n T) float64 { return float64(n) / (1 << 20) }

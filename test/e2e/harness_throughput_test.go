@@ -320,6 +320,10 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		t.Fatal(err)
 	}
 	azAfter, _ := harness.ReadProc(azPID)
+	if dir := os.Getenv("MODELDATA_HARNESS_PPROF"); dir != "" {
+		// What the collector allocated since it started, warm-up included.
+		harnessSaveProfile(t, "http://"+pprofAddr+"/debug/pprof/allocs", filepath.Join(dir, fmt.Sprintf("%s-f%d-rate%.0f-allocs.pprof", route.name, features, rate)))
+	}
 	rep, err := verify(m)
 	if err != nil {
 		t.Fatal(err)

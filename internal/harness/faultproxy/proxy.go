@@ -28,6 +28,11 @@ const (
 	// kill the collector) once it has landed, drops the answer, and goes
 	// back to Pass.
 	HookAfterAppend
+	// HookAfterAnswer forwards the next request of any kind, calls the hook
+	// once its answer has come back, drops the answer, and goes back to Pass:
+	// in front of a collector, a request it took whose answer never reached
+	// the client.
+	HookAfterAnswer
 )
 
 // Proxy is a running fault-injecting proxy.
@@ -38,6 +43,7 @@ type Proxy struct {
 	injected atomic.Int64
 	passed   atomic.Int64
 	hook     atomic.Pointer[func()]
+	hooked   atomic.Pointer[http.Header]
 }
 
 // Start listens on 127.0.0.1 (a free port) and forwards to target
@@ -71,10 +77,13 @@ func Start(target string) (*Proxy, error) {
 				rp.ServeHTTP(rec, r)        // the append lands...
 				panic(http.ErrAbortHandler) // ...and the answer is lost
 			}
-		case HookAfterAppend:
-			if r.Method == http.MethodPut && strings.Contains(r.URL.RawQuery, "comp=appendblock") &&
-				p.mode.CompareAndSwap(int32(HookAfterAppend), int32(Pass)) {
+		case HookAfterAppend, HookAfterAnswer:
+			isAppend := r.Method == http.MethodPut && strings.Contains(r.URL.RawQuery, "comp=appendblock")
+			mode := Mode(p.mode.Load())
+			if (mode == HookAfterAnswer || isAppend) && p.mode.CompareAndSwap(int32(mode), int32(Pass)) {
 				p.injected.Add(1)
+				header := r.Header.Clone()
+				p.hooked.Store(&header)
 				rp.ServeHTTP(&discardWriter{header: http.Header{}}, r)
 				if h := p.hook.Load(); h != nil {
 					(*h)()
@@ -97,6 +106,14 @@ func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 // SetHook sets the function HookAfterAppend calls.
 func (p *Proxy) SetHook(f func()) { p.hook.Store(&f) }
+
+// HookedHeader is the header of the last request a hook mode forwarded.
+func (p *Proxy) HookedHeader() http.Header {
+	if h := p.hooked.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
 
 // SetMode switches the fault at once.
 func (p *Proxy) SetMode(m Mode) { p.mode.Store(int32(m)) }
