@@ -239,21 +239,7 @@ type lineUse struct {
 
 // expireCredits drops credits no replay spent within creditTTL.
 func (w *writer) expireCredits(ctx context.Context, file *fileState) {
-	now := time.Now()
-	kept := file.credits[:0]
-	for _, c := range file.credits {
-		if now.Before(c.expires) {
-			kept = append(kept, c)
-			continue
-		}
-		if len(c.avail) > 0 {
-			if err := w.j.client.Delete(ctx, c.key); err != nil {
-				kept = append(kept, c) // try again next time
-				continue
-			}
-		}
-	}
-	file.credits = kept
+	file.credits = w.j.expire(ctx, file.credits)
 }
 
 // spendCredits marks the batch's lines that a credit of the file covers
