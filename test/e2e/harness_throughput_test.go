@@ -78,6 +78,7 @@ type throughputRoute struct {
 	json      bool   // OTLP/HTTP JSON instead of protobuf
 	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
 	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
+	format    string // ours: the exporter's format (empty: csv)
 }
 
 // throughputRoutes: ours-otlp-sdk* run the featureflattener (as
@@ -94,12 +95,14 @@ var throughputRoutes = []throughputRoute{
 }
 
 // namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
-// adds a second consumer of the logs (e.g. ours-collect+modeldatastats).
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats),
+// "<name>:<format>" sets the exporter's format (e.g. ours-collect:parquet).
 func namedRoute(t *testing.T, name string) throughputRoute {
-	base, second, _ := strings.Cut(name, "+")
+	base, format, _ := strings.Cut(name, ":")
+	base, second, _ := strings.Cut(base, "+")
 	for _, r := range throughputRoutes {
 		if r.name == base {
-			r.name, r.second = name, second
+			r.name, r.second, r.format = name, second, format
 			return r
 		}
 	}
@@ -202,15 +205,17 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
 			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
-			SecondConsumer: route.second}
+			SecondConsumer: route.second, Format: route.format}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
 		if err != nil {
 			t.Fatal(err)
 		}
-		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
-			Interval: 250 * time.Millisecond}
+		if route.format == "" || route.format == "csv" { // the probe watches a CSV blob grow
+			probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
+				Interval: 250 * time.Millisecond}
+		}
 	} else {
 		bin = os.Getenv(stockEnv)
 		if bin == "" {
