@@ -79,6 +79,7 @@ type throughputRoute struct {
 	json      bool   // OTLP/HTTP JSON instead of protobuf
 	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
 	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
+	format    string // ours: the exporter's format (empty: csv)
 	// persistent: ours with the sending queue on disk (file_storage), as examples/otel-config.yaml has it.
 	persistent bool
 }
@@ -97,14 +98,16 @@ var throughputRoutes = []throughputRoute{
 }
 
 // namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
-// adds a second consumer of the logs (e.g. ours-collect+modeldatastats), and
-// "<name>-pq" puts the sending queue on disk (e.g. ours-collect-pq+modeldatastats).
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats),
+// "<name>:<format>" sets the exporter's format (e.g. ours-collect:parquet)
+// and "<name>-pq" puts the sending queue on disk (e.g. ours-collect-pq+modeldatastats).
 func namedRoute(t *testing.T, name string) throughputRoute {
-	base, second, _ := strings.Cut(name, "+")
+	base, format, _ := strings.Cut(name, ":")
+	base, second, _ := strings.Cut(base, "+")
 	base, persistent := strings.CutSuffix(base, "-pq")
 	for _, r := range throughputRoutes {
 		if r.name == base && (!persistent || !r.stock) {
-			r.name, r.second, r.persistent = name, second, persistent
+			r.name, r.second, r.format, r.persistent = name, second, format, persistent
 			return r
 		}
 	}
@@ -207,7 +210,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
 			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
-			SecondConsumer: route.second}
+			SecondConsumer: route.second, Format: route.format}
 		if route.persistent {
 			cfg.QueueDir = filepath.Join(t.TempDir(), "queue")
 		}
@@ -217,8 +220,10 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
-			Interval: 250 * time.Millisecond}
+		if route.format == "" || route.format == "csv" { // the probe watches a CSV blob grow
+			probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
+				Interval: 250 * time.Millisecond}
+		}
 	} else {
 		bin = os.Getenv(stockEnv)
 		if bin == "" {

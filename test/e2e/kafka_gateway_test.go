@@ -74,7 +74,10 @@ exporters:
       required_acks: -1%s
     sending_queue:
       batch:
-        flush_timeout: 100ms
+        flush_timeout: 500ms
+        sizer: bytes
+        min_size: 900000
+        max_size: 900000
 service:
   extensions: [health_check]
   pipelines:
@@ -289,7 +292,9 @@ func withoutNulls(m map[string]any) map[string]any {
 		switch v := v.(type) {
 		case nil:
 		case map[string]any:
-			out[k] = withoutNulls(v)
+			if sub := withoutNulls(v); len(sub) > 0 || len(v) == 0 { // a map of only nulls is left out whole
+				out[k] = sub
+			}
 		default:
 			out[k] = v
 		}
