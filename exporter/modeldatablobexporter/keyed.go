@@ -270,24 +270,33 @@ func (w *writer) landedRows(rows []rowKey, pl *pushLog) {
 }
 
 // dropWritten is ld without the records whose (key, ordinal) was written
-// (ld itself when there is none), and each remaining batch's rowKeys. It
-// keeps a resent request's rows out of lines that also hold new rows (an
-// MDC line is a request's rows); two copies pushed at the same time are
-// caught by skipWritten, under the file's lock.
+// or came earlier in ld (ld itself when there is none). The batcher may
+// merge the queue's replay of a request and its resend into one push; and
+// a resent request's rows are kept out of lines that also hold new rows (an
+// MDC line is a request's rows). Two copies in pushes running at the same
+// time are caught by skipWritten, under the file's lock.
 func (e *blobExporter) dropWritten(ctx context.Context, ld plog.Logs) plog.Logs {
 	if e.w.keys == nil {
 		return ld
 	}
 	var keep []logsubset.Ref
 	var perKey map[string]int
+	var seen map[rowKey]struct{}
 	total := 0
 	for ri, rl := range ld.ResourceLogs().All() {
 		for si, sl := range rl.ScopeLogs().All() {
 			for li, lr := range sl.LogRecords().All() {
 				ref := logsubset.Ref{Resource: ri, Scope: si, Record: li}
 				key, ord, ok := contract.IdempotencyOf(lr)
-				if !ok || !e.w.keys.written([]rowKey{{key, ord}}) {
+				if ok && seen == nil {
+					seen = map[rowKey]struct{}{}
+				}
+				_, again := seen[rowKey{key, ord}]
+				if !ok || !again && !e.w.keys.written([]rowKey{{key, ord}}) {
 					keep = append(keep, ref)
+					if ok {
+						seen[rowKey{key, ord}] = struct{}{}
+					}
 					continue
 				}
 				if perKey == nil {
