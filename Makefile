@@ -29,7 +29,7 @@ FAULTS_TIMEOUT ?= 120m
 # Static binary, so the image can run from a minimal base.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-stats stats-reference bench-scale faults docker azurite aidiff duckdb tools clean
+.PHONY: all build run test cgo fuzz lint generate bench bench-e2e bench-formats bench-stats stats-reference bench-scale faults docker azurite aidiff duckdb tools clean
 
 all: build
 
@@ -122,6 +122,11 @@ $(STOCK_BINARY): tools/stock/builder-config.yaml | $(STOCK_OCB)
 bench-e2e: build azurite $(STOCK_BINARY)
 	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) OTELCOL_STOCK_BIN=$(STOCK_BINARY) \
 	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessThroughput/$(HARNESS_RUN)' -v ./test/e2e/
+
+## bench-formats: the collect route into Azurite per exporter format (csv, mdc_jsonl, parquet), 3 rounds, ratios to csv (docs/benchmarks.md)
+bench-formats: build azurite
+	MODELDATA_HARNESS_FULL=1 OTELCOL_MODELDATA_BIN=$(BINARY) \
+	  $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestHarnessFormatsThroughput' -v ./test/e2e/
 
 ## bench-stats: the collect route with and without the modeldatastats connector, alternating (docs/benchmarks.md)
 bench-stats: build azurite

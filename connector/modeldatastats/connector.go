@@ -160,7 +160,7 @@ func (c *statsConnector) addRow(lr plog.LogRecord) {
 		i := -1
 		lr.Body().Map().Range(func(name string, v pcommon.Value) bool {
 			i++
-			if fs := ms.featureAt(i, name, &c.limits); fs != nil {
+			if fs := ms.featureAt(&ms.bodyAt, i, name, &c.limits); fs != nil {
 				fs.lastRow = seq
 				fs.add(&v, &c.limits)
 			} else {
@@ -169,8 +169,8 @@ func (c *statsConnector) addRow(lr plog.LogRecord) {
 			return true
 		})
 	}
-	for _, name := range row.FeatureNames {
-		if fs := ms.feature(name, &c.limits); fs != nil && fs.lastRow != seq {
+	for i, name := range row.FeatureNames {
+		if fs := ms.featureAt(&ms.declaredAt, i, name, &c.limits); fs != nil && fs.lastRow != seq {
 			fs.lastRow = seq
 			fs.add(nil, &c.limits)
 		}

@@ -33,10 +33,73 @@ func newExpHist(maxBuckets int) *expHist {
 }
 
 // bucketIndex is the index of the bucket holding |v| > 0 at scale:
-// ceil(log_base(v)) - 1 = ceil(ln(v) * 2^scale / ln 2) - 1.
+// ceil(log_base(v)) - 1. Up to tableMaxScale it comes from v's binary
+// exponent and a table of the bucket boundaries within one octave (exact
+// against those boundaries, and several times cheaper than a logarithm);
+// above, from logBucketIndex.
 func bucketIndex(v float64, scale int32) int32 {
+	bits := math.Float64bits(v)
+	exp := int32(bits>>52) & 0x7ff
+	if scale > tableMaxScale || exp == 0 { // exp 0: subnormal
+		return logBucketIndex(v, scale)
+	}
+	// v = m * 2^e with m in [1, 2).
+	e, mantissa := exp-1023, bits&(1<<52-1)
+	if scale <= 0 { // bucket e at scale 0 is (2^e, 2^(e+1)]; a lower scale merges 2^-scale of them
+		if mantissa == 0 {
+			e--
+		}
+		return e >> -scale
+	}
+	if mantissa == 0 { // m = 1 is the upper bound of the previous octave's last bucket
+		return e<<scale - 1
+	}
+	in := octaveTables[scale][mantissa>>(52-(scale+1))]
+	k := in.below
+	if in.bound < math.Float64frombits(mantissa|1023<<52) {
+		k++
+	}
+	return e<<scale + k
+}
+
+// logBucketIndex is bucketIndex by logarithm: ceil(ln(v) * 2^scale / ln 2) - 1.
+func logBucketIndex(v float64, scale int32) int32 {
 	return int32(math.Ceil(math.Log(v)*scaleFactors[scale-minScale])) - 1
 }
+
+// tableMaxScale is the largest scale bucketIndex maps by table (the table
+// of scale s has 2^(s+1) entries; all of them take 64 KiB).
+const tableMaxScale = 10
+
+// octaveInterval is one of the 2^(s+1) equal intervals that split [1, 2):
+// the bucket boundaries 2^(k/2^s) are more than 2^-(s+1) apart, so each
+// interval holds at most one.
+type octaveInterval struct {
+	below int32   // the boundaries 2^(k/2^s), k >= 1, before the interval
+	bound float64 // the boundary in the interval, or +Inf
+}
+
+var octaveTables = func() (t [tableMaxScale + 1][]octaveInterval) {
+	for s := 1; s <= tableMaxScale; s++ {
+		n := 1 << (s + 1)
+		t[s] = make([]octaveInterval, n)
+		for j := range t[s] {
+			t[s][j].bound = math.Inf(1)
+		}
+		for k := 1; k < 1<<s; k++ {
+			b := math.Exp2(float64(k) / float64(int(1)<<s))
+			t[s][int((b-1)*float64(n))].bound = b
+		}
+		var below int32
+		for j := range t[s] {
+			t[s][j].below = below
+			if !math.IsInf(t[s][j].bound, 1) {
+				below++
+			}
+		}
+	}
+	return t
+}()
 
 // minScale is where every float64 fits in two buckets; scales never go lower.
 const minScale = -10
@@ -60,8 +123,12 @@ func (h *expHist) record(v float64) {
 	}
 	h.count++
 	h.sum += v
-	h.min = math.Min(h.min, v)
-	h.max = math.Max(h.max, v)
+	if v < h.min {
+		h.min = v
+	}
+	if v > h.max {
+		h.max = v
+	}
 	if v == 0 {
 		h.zero++
 		return
@@ -71,6 +138,10 @@ func (h *expHist) record(v float64) {
 		r, v = &h.neg, -v
 	}
 	idx := bucketIndex(v, h.scale)
+	if i := idx - r.offset; i >= 0 && int(i) < len(r.counts) { // the usual case: within the range
+		r.counts[i]++
+		return
+	}
 	if d := r.downscaleNeeded(idx, h.maxBuckets, h.scale); d > 0 {
 		h.scale -= d
 		h.pos.downscale(d)

@@ -1,7 +1,6 @@
 package modeldatastats
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"math"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 // wineReference is testdata/wine/reference.json, computed by
@@ -59,19 +59,10 @@ func readWineReference(t *testing.T) wineReference {
 // API would: numbers as doubles, other cells as strings, empty cells absent.
 func csvLogs(t testing.TB, path, model string) plog.Logs {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	header := recs[0][:len(recs[0])-len(contract.CorrelationColumns)]
+	header, rows := testutil.ReadModelDataCSV(t, path)
 	logs := plog.NewLogs()
 	lrs := logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	for _, rec := range recs[1:] {
+	for _, rec := range rows {
 		lr := lrs.AppendEmpty()
 		body := contract.Features(lr)
 		for i, name := range header {

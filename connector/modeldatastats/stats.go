@@ -56,11 +56,12 @@ type modelStats struct {
 	model, version, designation string
 	features                    map[string]*featureStats
 	order                       []*featureStats
-	// byPosition remembers which feature the i-th body key was in the last
-	// row: rows of one model repeat their key order, so most lookups are a
-	// string comparison instead of a map access.
-	byPosition []*featureStats
-	baseline   *baseline
+	// bodyAt and declaredAt remember which feature the i-th body key and the
+	// i-th declared feature name were in the last row: rows of one model
+	// repeat their order, so most lookups are a string comparison instead of
+	// a map access.
+	bodyAt, declaredAt []*featureStats
+	baseline           *baseline
 }
 
 // limits are the per-window bounds of the configuration.
@@ -72,17 +73,18 @@ type limits struct {
 	cutModels, cutFeatures, cutValues uint64
 }
 
-// featureAt is feature for the i-th key of a row's body.
-func (m *modelStats) featureAt(i int, name string, l *limits) *featureStats {
-	if i < len(m.byPosition) && m.byPosition[i] != nil && m.byPosition[i].name == name {
-		return m.byPosition[i]
+// featureAt is feature for the i-th name of a row, remembered in cache
+// (bodyAt or declaredAt).
+func (m *modelStats) featureAt(cache *[]*featureStats, i int, name string, l *limits) *featureStats {
+	if i < len(*cache) && (*cache)[i] != nil && (*cache)[i].name == name {
+		return (*cache)[i]
 	}
 	fs := m.feature(name, l)
-	if fs != nil && i < 256 {
-		for len(m.byPosition) <= i {
-			m.byPosition = append(m.byPosition, nil)
+	if fs != nil && i < l.maxFeatures {
+		for len(*cache) <= i {
+			*cache = append(*cache, nil)
 		}
-		m.byPosition[i] = fs
+		(*cache)[i] = fs
 	}
 	return fs
 }
@@ -142,8 +144,10 @@ func (fs *featureStats) add(v *pcommon.Value, l *limits) {
 		}
 		fs.types[valueString]++
 		fs.addCategory(s, l)
-		b, isBool := parseBool(s)
-		fs.compareCategory(s, b, isBool, l)
+		if fs.numBase != nil || fs.catBase != nil {
+			b, isBool := parseBool(s)
+			fs.compareCategory(s, b, isBool, l)
+		}
 	default: // maps, slices, bytes: their CSV text
 		fs.types[valueString]++
 		s := contract.FormatValue(*v)

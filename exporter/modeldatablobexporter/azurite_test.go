@@ -17,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 
@@ -215,12 +216,12 @@ func TestAzuriteQuarantine(t *testing.T) {
 }
 
 // dropResponseProxy forwards requests to Azurite; for the first append of
-// row data it lets the append land and then cuts the connection before the
-// client sees the answer, as a network failure would.
+// rows that drop picks it lets the append land and then cuts the connection
+// before the client sees the answer, as a network failure would.
 type dropResponseProxy struct {
 	target  *url.URL
+	drop    func(r *http.Request) bool
 	dropped atomic.Int32
-	appends atomic.Int32
 }
 
 func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -231,8 +232,8 @@ func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	isAppend := r.Method == http.MethodPut && r.URL.Query().Get("comp") == "appendblock"
-	// The second append of a file is the first with rows (the first writes the header).
-	if isAppend && resp.StatusCode == http.StatusCreated && p.appends.Add(1) == 2 && p.dropped.Add(1) == 1 {
+	if isAppend && resp.StatusCode == http.StatusCreated && r.Header.Get(appendPosHeader) != "0" && p.dropped.Load() == 0 &&
+		p.drop(r) && p.dropped.Add(1) == 1 {
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
@@ -242,55 +243,80 @@ func (p *dropResponseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeResponse(w, resp, bytes.NewReader(body))
 }
 
+// appendPosHeader carries an append's position condition (position 0 is a header).
+const appendPosHeader = "x-ms-blob-condition-appendpos"
+
 // TestAzuriteRetriedAppendThatLanded: an append lands but its response is
 // lost; the retry (the SDK's, and the exporterhelper's when the SDK gives
-// up) must find it at its position and not write the rows again.
+// up) must find it and not write the rows again: at its position, or, on a
+// file shared with another writer (an append sent without a position),
+// after other writers' rows.
 func TestAzuriteRetriedAppendThatLanded(t *testing.T) {
-	az := testutil.StartAzurite(t)
-	target, _ := url.Parse(az.Endpoint())
-	proxy := &dropResponseProxy{target: target}
-	proxyURL := startProxy(t, proxy)
-
-	cfg := createDefaultConfig()
-	cfg.Backend, cfg.AzBlob.Auth = BackendAzBlob, AuthAccountKey
-	cfg.AzBlob.Endpoint = proxyURL + "/" + az.AccountName()
-	cfg.AzBlob.AccountName, cfg.AzBlob.AccountKey = az.AccountName(), configopaque.String(az.AccountKey())
-	e, tt := newTestExporterTel(t, cfg)
-	rows := []testRow{
-		{model: "m", version: "1", ts: day, requestID: "r1", features: [][2]any{{"a", 1}}},
-		{model: "m", version: "1", ts: day, requestID: "r2", features: [][2]any{{"a", 2}}},
-	}
-	ld := makeLogs(rows...)
-	// Retry as the exporterhelper would: only what the push gave back.
-	for attempt := 0; ; attempt++ {
-		err := e.push(context.Background(), ld)
-		if err == nil {
-			break
-		}
-		var failed consumererror.Logs
-		if errors.As(err, &failed) {
-			ld = failed.Data()
-		}
-		if attempt == 3 {
-			t.Fatalf("push kept failing: %v", err)
-		}
-	}
-	push(t, e, testRow{model: "m", version: "1", ts: day, requestID: "r3", features: [][2]any{{"a", 3}}})
-	if proxy.dropped.Load() != 1 {
-		t.Fatalf("the proxy dropped %d responses, want 1", proxy.dropped.Load())
-	}
-	if n := counter(t, tt, "otelcol_modeldatablob_duplicates_avoided"); n != 1 {
-		t.Fatalf("duplicates avoided: %d, want 1", n)
-	}
-	if n := counter(t, tt, "otelcol_modeldatablob_rows_written"); n != 3 {
-		t.Fatalf("rows written: %d, want 3", n)
-	}
-	blobs := readBlobs(t, az, "modeldata")
-	for _, data := range blobs {
-		assertRowsOnce(t, data, 3)
-	}
-	if len(blobs) != 1 {
-		t.Fatalf("blobs: %q", blobs)
+	for _, tc := range []struct {
+		name   string
+		shared bool
+	}{{"one writer", false}, {"shared file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			az := testutil.StartAzurite(t)
+			target, _ := url.Parse(az.Endpoint())
+			proxy := &dropResponseProxy{target: target, drop: func(r *http.Request) bool {
+				return (r.Header.Get(appendPosHeader) == "") == tc.shared
+			}}
+			endpoint := startProxy(t, proxy) + "/" + az.AccountName()
+			newExporter := func() (*blobExporter, *componenttest.Telemetry) {
+				cfg := createDefaultConfig()
+				cfg.Backend, cfg.AzBlob.Auth = BackendAzBlob, AuthAccountKey
+				cfg.AzBlob.Endpoint = endpoint
+				cfg.AzBlob.AccountName, cfg.AzBlob.AccountKey = az.AccountName(), configopaque.String(az.AccountKey())
+				return newTestExporterTel(t, cfg)
+			}
+			row := func(id string) testRow {
+				return testRow{model: "m", version: "1", ts: day, requestID: id, features: [][2]any{{"a", 1}}}
+			}
+			e, tt := newExporter()
+			other, _ := newExporter()
+			want := 3
+			if tc.shared {
+				// e knows the file's end; another writer appends after it, so
+				// e's next append loses a race and e writes the file as shared.
+				push(t, e, row("r0"))
+				push(t, other, row("o1"))
+				want += 2
+			}
+			ld := makeLogs(row("r1"), row("r2"))
+			// Retry as the exporterhelper would: only what the push gave back.
+			for attempt := 0; ; attempt++ {
+				err := e.push(context.Background(), ld)
+				if err == nil {
+					break
+				}
+				var failed consumererror.Logs
+				if errors.As(err, &failed) {
+					ld = failed.Data()
+				}
+				if attempt == 3 {
+					t.Fatalf("push kept failing: %v", err)
+				}
+			}
+			push(t, e, row("r3"))
+			if proxy.dropped.Load() != 1 {
+				t.Fatalf("the proxy dropped %d responses, want 1", proxy.dropped.Load())
+			}
+			if n := counter(t, tt, "otelcol_modeldatablob_duplicates_avoided"); n != 1 {
+				t.Fatalf("duplicates avoided: %d, want 1", n)
+			}
+			if n := counter(t, tt, "otelcol_modeldatablob_append_races_lost"); tc.shared && n == 0 {
+				t.Fatal("no race lost: the file was not written as shared")
+			}
+			push(t, other, row("o2")) // the other writer finds the end past e's appends
+			blobs := readBlobs(t, az, "modeldata")
+			for _, data := range blobs {
+				assertRowsOnce(t, data, want+1)
+			}
+			if len(blobs) != 1 {
+				t.Fatalf("blobs: %q", blobs)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
@@ -92,11 +94,13 @@ func startProxy(t testing.TB, h http.Handler) string {
 }
 
 // contentionRun is one run: writers exporters (as collectors on as many
-// nodes) push rows of one model at a shared total rate.
+// nodes) push rows of one model at a shared total rate; with kafka, as many
+// agents produce the pushes to Kafka keyed by blob and the writers consume
+// them in one consumer group (the three-tier layout of docs/aks.md).
 type contentionRun struct {
 	writers, rows, rowsPerPush int
 	rate                       float64 // rows/s over all writers; 0: as fast as they go
-	perWriterFiles             bool
+	perWriterFiles, kafka      bool
 }
 
 type contentionResult struct {
@@ -104,6 +108,56 @@ type contentionResult struct {
 	p50, p99                                                    time.Duration
 	landed, distinct, files                                     int
 	racesLost, pushRetries                                      int64
+}
+
+// landings gathers what the pushes of a run did.
+type landings struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	failed    atomic.Value
+	retries   atomic.Int64
+}
+
+func (l *landings) add(d time.Duration) {
+	l.mu.Lock()
+	l.latencies = append(l.latencies, d)
+	l.mu.Unlock()
+}
+
+// deliver pushes ld to e, retrying as the exporterhelper would: what the
+// push gave back.
+func (l *landings) deliver(e *blobExporter, ld plog.Logs) bool {
+	for attempt := 0; ; attempt++ {
+		err := e.push(context.Background(), ld)
+		if err == nil {
+			return true
+		}
+		var partial consumererror.Logs
+		if attempt == 20 || !errors.As(err, &partial) {
+			l.failed.Store(err)
+			return false
+		}
+		l.retries.Add(1)
+		ld = partial.Data()
+	}
+}
+
+// pushLogs is push p of a run: rowsPerPush rows of the hot model.
+func (r contentionRun) pushLogs(p int) plog.Logs {
+	rows := make([]testRow, r.rowsPerPush)
+	for i := range rows {
+		rows[i] = testRow{model: "hot", version: "1", ts: day, requestID: fmt.Sprintf("p%06d-r%03d", p, i),
+			features: [][2]any{{"age", 40 + i%30}, {"city", "Redmond"}, {"score", 0.5}}}
+	}
+	return makeLogs(rows...)
+}
+
+// due is when push p is sent: at p*rowsPerPush/rate (at once when rate is 0).
+func (r contentionRun) due(start time.Time, p int) time.Time {
+	if r.rate == 0 {
+		return start
+	}
+	return start.Add(time.Duration(float64(p*r.rowsPerPush) / r.rate * float64(time.Second)))
 }
 
 func (r contentionRun) run(t *testing.T, az *testutil.Azurite, containerName string) contentionResult {
@@ -124,61 +178,46 @@ func (r contentionRun) run(t *testing.T, az *testutil.Azurite, containerName str
 		tels = append(tels, func(name string) int64 { return counter(t, tt, name) })
 	}
 	pushes := r.rows / r.rowsPerPush
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		wg        sync.WaitGroup
-		failed    atomic.Value
-		retries   atomic.Int64
-	)
+	l := &landings{}
+	var wg sync.WaitGroup
+	var kafka *kafkaLayout
+	if r.kafka {
+		kafka = startKafkaLayout(t, exporters, l)
+	}
 	cpu0 := processCPU()
 	start := time.Now()
 	for w, e := range exporters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if kafka != nil {
+				kafka.agent(t, w, r, start)
+				return
+			}
 			for p := w; p < pushes; p += r.writers {
-				if r.rate > 0 { // push p is due at p*rowsPerPush/rate
-					time.Sleep(time.Until(start.Add(time.Duration(float64(p*r.rowsPerPush) / r.rate * float64(time.Second)))))
-				}
-				rows := make([]testRow, r.rowsPerPush)
-				for i := range rows {
-					rows[i] = testRow{model: "hot", version: "1", ts: day, requestID: fmt.Sprintf("p%06d-r%03d", p, i),
-						features: [][2]any{{"age", 40 + i%30}, {"city", "Redmond"}, {"score", 0.5}}}
-				}
+				time.Sleep(time.Until(r.due(start, p)))
 				t0 := time.Now()
-				// Retry as the exporterhelper would: what the push gave back.
-				ld := makeLogs(rows...)
-				for attempt := 0; ; attempt++ {
-					err := e.push(context.Background(), ld)
-					if err == nil {
-						break
-					}
-					var partial consumererror.Logs
-					if attempt == 20 || !errors.As(err, &partial) {
-						failed.Store(err)
-						return
-					}
-					retries.Add(1)
-					ld = partial.Data()
+				if !l.deliver(e, r.pushLogs(p)) {
+					return
 				}
-				mu.Lock()
-				latencies = append(latencies, time.Since(t0))
-				mu.Unlock()
+				l.add(time.Since(t0))
 			}
 		}()
 	}
 	wg.Wait()
+	if kafka != nil {
+		kafka.waitLanded(t, pushes)
+	}
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0
-	if err, _ := failed.Load().(error); err != nil {
+	if err, _ := l.failed.Load().(error); err != nil {
 		t.Fatalf("push: %v", err)
 	}
 
 	res := contentionResult{rowsPerSec: float64(r.rows) / elapsed.Seconds(), cpuPer100k: cpu.Seconds() * 1e5 / float64(r.rows)}
-	slices.Sort(latencies)
-	res.p50, res.p99 = latencies[len(latencies)/2], latencies[len(latencies)*99/100]
-	res.pushRetries = retries.Load()
+	slices.Sort(l.latencies)
+	res.p50, res.p99 = l.latencies[len(l.latencies)/2], l.latencies[len(l.latencies)*99/100]
+	res.pushRetries = l.retries.Load()
 	for _, tel := range tels {
 		res.racesLost += tel("otelcol_modeldatablob_append_races_lost")
 	}
@@ -221,7 +260,8 @@ func processCPU() time.Duration {
 
 // TestAzuriteContention has eight exporters append to one blob at once:
 // every row lands once under one header, each lost race (HTTP 412) is counted
-// in append_races_lost; with per-writer files no race happens at all.
+// in append_races_lost; with per-writer files, or behind Kafka with one
+// writer per blob, no race happens at all.
 func TestAzuriteContention(t *testing.T) {
 	az := testutil.StartAzurite(t)
 	shared := contentionRun{writers: 8, rows: 2000, rowsPerPush: 25}.run(t, az, "shared")
@@ -232,11 +272,16 @@ func TestAzuriteContention(t *testing.T) {
 	if own.files != 8 || own.racesLost != 0 {
 		t.Errorf("per-writer files: %d files, %d races lost; want 8 and 0", own.files, own.racesLost)
 	}
+	kafka := contentionRun{writers: 8, rows: 2000, rowsPerPush: 25, kafka: true}.run(t, az, "kafka")
+	if kafka.files != 1 || kafka.racesLost != 0 {
+		t.Errorf("Kafka layout: %d files, %d races lost; want 1 and 0", kafka.files, kafka.racesLost)
+	}
 }
 
-// TestScaleFigures prints the shared-blob and per-writer-file rows of the
-// scale table in docs/benchmarks.md (`make bench-scale`): 1, 4, 8, 16
-// writers in this process, 10,000 rows/s in total, against Azurite.
+// TestScaleFigures prints the rows of the scale table in docs/benchmarks.md
+// (`make bench-scale`): 1, 4, 8, 16 writers in this process, 10,000 rows/s in
+// total, against Azurite: on one shared blob, each on its own file, and
+// behind Kafka (kfake) with one writer per blob.
 func TestScaleFigures(t *testing.T) {
 	if os.Getenv("MODELDATA_BENCH_SCALE") == "" {
 		t.Skip("MODELDATA_BENCH_SCALE not set: run `make bench-scale`")
@@ -245,14 +290,11 @@ func TestScaleFigures(t *testing.T) {
 	rows := 50_000
 	fmt.Println("| layout | writers | rows/s | storage requests per landed append | 412s per landed append | pushes retried | CPU s per 100k rows | landing p50 / p99 | rows landed / distinct |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
-	for _, perWriter := range []bool{false, true} {
+	for i, layout := range []string{"shared blob", "per-writer files", "Kafka, one writer per blob"} {
 		for _, n := range []int{1, 4, 8, 16} {
-			layout := "shared blob"
-			if perWriter {
-				layout = "per-writer files"
-			}
-			r := contentionRun{writers: n, rows: rows, rowsPerPush: 100, rate: 10_000, perWriterFiles: perWriter}.
-				run(t, az, fmt.Sprintf("scale-%d-%v", n, perWriter))
+			run := contentionRun{writers: n, rows: rows, rowsPerPush: 100, rate: 10_000,
+				perWriterFiles: layout == "per-writer files", kafka: strings.HasPrefix(layout, "Kafka")}
+			r := run.run(t, az, fmt.Sprintf("scale-%d-%d", i, n))
 			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %d | %.2f | %s / %s | %d / %d |\n", layout, n, r.rowsPerSec,
 				r.requestsPerAppend, r.refusedPerAppend, r.pushRetries, r.cpuPer100k, r.p50.Round(time.Millisecond),
 				r.p99.Round(time.Millisecond), r.landed, r.distinct)

@@ -219,6 +219,9 @@ type encoded struct {
 	batches []*fileBatch
 	// notModelData counts records without a model name (ignored).
 	notModelData int
+	// spent is the credits of rows skipped as already written (Parquet
+	// rows replayed after a restart).
+	spent []creditUse
 }
 
 // encodeRun is the state of one encode call.

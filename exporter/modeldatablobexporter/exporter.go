@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,6 +73,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	switch cfg.Format {
 	case FormatParquet:
 		e.pq = newPQWriter(cfg, e.st.(blockStore))
+		e.pq.logger = set.Logger
 		e.encode = e.pq.encode
 	case FormatMDCJSONL:
 		agent, instance := "otelcol-modeldata/"+set.BuildInfo.Version, cfg.MDC.instanceID()
@@ -103,17 +106,27 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
 	j := newJournal(client)
-	intents, credits, err := j.load(ctx)
+	intents, credits, files, err := j.load(ctx)
 	if err != nil {
 		_ = client.Close(ctx)
 		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
 	}
-	if len(intents)+len(credits) > 0 {
-		e.logger.Warn("Appends of the previous run were not acknowledged by the queue; they are checked before the queue replays them",
-			zap.Int("appends", len(intents)), zap.Int("credits", len(credits)))
+	if len(intents)+len(credits)+len(files) > 0 {
+		e.logger.Warn("Writes of the previous run were not acknowledged by the queue; they are checked before the queue replays them",
+			zap.Int("appends", len(intents)), zap.Int("files", len(files)), zap.Int("credits", len(credits)))
 	}
 	e.w.j = j
+	var fileCredits []*credit
+	credits = slices.DeleteFunc(credits, func(c *credit) bool {
+		if c.file == pqCredits {
+			fileCredits = append(fileCredits, c)
+		}
+		return c.file == pqCredits
+	})
 	e.w.adopt(intents, credits)
+	if e.pq != nil {
+		e.pq.adopt(j, files, fileCredits)
+	}
 	return nil
 }
 
@@ -150,10 +163,21 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	delete(e.failing, ld)
 	e.mu.Unlock()
 	if bs == nil {
-		bs = &batchState{}
+		bs = &batchState{log: pushLog{batch: rand.Uint64()}}
 	}
 
+	if e.pq != nil {
+		// Files of the previous run are checked before their rows are replayed.
+		if err := e.pq.resolve(ctx); err != nil {
+			e.tel.failedWrites.Add(ctx, 1)
+			return err
+		}
+	}
 	enc := e.encode(ld)
+	if len(enc.spent) > 0 {
+		bs.log.spent = append(bs.log.spent, enc.spent...)
+		e.tel.replayed.Add(ctx, int64(len(enc.spent)))
+	}
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}

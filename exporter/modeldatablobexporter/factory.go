@@ -29,7 +29,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewLogs(ctx, set, cfg, e.push,
+	exp, err := exporterhelper.NewLogs(ctx, set, cfg, e.push,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithShutdown(e.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
@@ -37,4 +37,29 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		exporterhelper.WithRetry(helperRetryConfig(cfg.RetryConfig)),
 		exporterhelper.WithQueue(cfg.QueueConfig),
 	)
+	if err != nil {
+		return nil, err
+	}
+	if q := cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
+		return readOnlyLogs{exp}, nil
+	}
+	return exp, nil
+}
+
+// readOnlyLogs is the exporter with a persistent sending queue, which only
+// reads the logs it is given: the queue encodes each request before
+// ConsumeLogs returns and the batcher merges the decoded copies.
+// exporterhelper declares MutatesData whenever batching is on, which would
+// make a pipeline with a second consumer (e.g. the modeldatastats connector)
+// deep-copy every request for this exporter. With the in-memory queue the
+// batcher does merge the given logs, so that declaration stays.
+type readOnlyLogs struct{ exporter.Logs }
+
+func (readOnlyLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// ExporterHelperBatchingEnabled passes on exporterhelper's answer: the
+// collector asks it to warn of a batch processor before a batching exporter.
+func (e readOnlyLogs) ExporterHelperBatchingEnabled() bool {
+	b, ok := e.Logs.(interface{ ExporterHelperBatchingEnabled() bool })
+	return ok && b.ExporterHelperBatchingEnabled()
 }

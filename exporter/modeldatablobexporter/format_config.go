@@ -174,6 +174,17 @@ func (m *MDCConfig) timePath(dst []byte, t time.Time) []byte {
 	return t.AppendFormat(dst, "2006/01/02/15")
 }
 
+// period is the time span of the finest folder level.
+func (m *MDCConfig) period() time.Duration {
+	switch m.RollingRate {
+	case RollingDay:
+		return 24 * time.Hour
+	case RollingMinute:
+		return time.Minute
+	}
+	return time.Hour
+}
+
 // collection is the v2 collection name of a designation.
 func (m *MDCConfig) collection(designation string) string {
 	if c, ok := m.Collections[designation]; ok {

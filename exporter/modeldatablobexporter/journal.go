@@ -50,20 +50,26 @@ func hashLine(line []byte) lineHash {
 
 // intent is an append of rows about to be made.
 type intent struct {
-	key   string // storage key
-	file  fileKey
-	blob  string // dir/name in the container
-	pos   int64
-	sum   [sha256.Size]byte
-	lines []int // line lengths, in order
+	key  string // storage key
+	file fileKey
+	blob string // dir/name in the container
+	pos  int64
+	// anywhere: sent without a position condition, so at some line start
+	// from pos on.
+	anywhere bool
+	sum      [sha256.Size]byte
+	lines    []int // line lengths, in order
 }
 
-func (in *intent) size() int64 {
-	var n int64
-	for _, l := range in.lines {
-		n += int64(l)
+// spot is where the intent's append may be.
+func (in *intent) spot() spot {
+	ends := make([]int, len(in.lines))
+	end := 0
+	for i, l := range in.lines {
+		end += l
+		ends[i] = end
 	}
-	return n
+	return spot{pos: in.pos, anywhere: in.anywhere, ends: ends, sum: in.sum}
 }
 
 // credit is the lines of an append that landed before a restart, which the
@@ -79,6 +85,7 @@ type credit struct {
 
 // pushLog is what one batch, across its retries, did to the journal.
 type pushLog struct {
+	batch   uint64 // identifies the batch (random)
 	intents []string
 	spent   []creditUse
 }
@@ -112,13 +119,20 @@ func (j *journal) newKey(kind byte) string {
 	return string(kind) + "/" + j.prefix + "/" + strconv.FormatUint(j.seq.Add(1), 36)
 }
 
-// record persists an intent before its append.
+// record persists an intent before its append. Recorded again (before
+// another attempt of the same append, the previous one known not to have
+// landed), it replaces what it said: only the last attempt may be found.
 func (j *journal) record(ctx context.Context, in *intent, pl *pushLog) error {
-	in.key = j.newKey('i')
+	first := in.key == ""
+	if first {
+		in.key = j.newKey('i')
+	}
 	if err := j.client.Set(ctx, in.key, in.encode()); err != nil {
 		return fmt.Errorf("record the append in the storage extension: %w", err)
 	}
-	pl.intents = append(pl.intents, in.key)
+	if first {
+		pl.intents = append(pl.intents, in.key)
+	}
 	return nil
 }
 
@@ -207,14 +221,16 @@ func (j *journal) commit(ctx context.Context, pls []*pushLog) error {
 	return j.client.Batch(ctx, ops...)
 }
 
-// load reads what a previous run left: intents not yet resolved, credits not yet spent.
-func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
+// load reads what a previous run left: intents not yet resolved (appends,
+// and whole files), credits not yet spent.
+func (j *journal) load(ctx context.Context) ([]*intent, []*credit, []*fileIntent, error) {
 	w, ok := j.client.(storage.Walker)
 	if !ok {
-		return nil, nil, errors.New("the storage extension cannot list its keys")
+		return nil, nil, nil, errors.New("the storage extension cannot list its keys")
 	}
 	var intents []*intent
 	var credits []*credit
+	var files []*fileIntent
 	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
 		switch {
 		case strings.HasPrefix(key, "i/"):
@@ -231,10 +247,17 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, error) {
 			}
 			c.key = key
 			credits = append(credits, c)
+		case strings.HasPrefix(key, "p/"):
+			in, err := decodeFileIntent(value)
+			if err != nil {
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			in.key = key
+			files = append(files, in)
 		}
 		return nil, nil
 	})
-	return intents, credits, err
+	return intents, credits, files, err
 }
 
 func (in *intent) encode() []byte {
@@ -248,6 +271,9 @@ func (in *intent) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(len(in.lines)))
 	for _, l := range in.lines {
 		b = binary.AppendUvarint(b, uint64(l))
+	}
+	if in.anywhere {
+		b = append(b, 'a')
 	}
 	return b
 }
@@ -307,6 +333,7 @@ func decodeIntent(b []byte) (*intent, error) {
 	for i := range in.lines {
 		in.lines[i] = int(r.uvarint())
 	}
+	in.anywhere = r.err == nil && string(r.b) == "a"
 	return in, r.err
 }
 
@@ -336,6 +363,83 @@ func decodeCredit(b []byte) (*credit, error) {
 		c.committed[h], c.avail[h] = v, v
 	}
 	return c, r.err
+}
+
+// fileIntent is a whole file (Parquet) about to be committed: its name and
+// the hash of each of its rows (pqFile.rowHash). Its rows are credited if
+// the file exists after a restart.
+type fileIntent struct {
+	key  string
+	blob string
+	rows []lineHash
+}
+
+// pqCredits is the file key of the credits of whole files: a replayed row
+// may land in any file, so they form one pool.
+var pqCredits = fileKey{'p', 'a', 'r', 'q', 'u', 'e', 't'}
+
+// recordFile persists a file intent before the file's commit.
+func (j *journal) recordFile(ctx context.Context, in *fileIntent, pl *pushLog) error {
+	in.key = j.newKey('p')
+	if err := j.client.Set(ctx, in.key, in.encode()); err != nil {
+		return fmt.Errorf("record the file in the storage extension: %w", err)
+	}
+	pl.intents = append(pl.intents, in.key)
+	return nil
+}
+
+// fileCredit is the credit of a file intent whose file exists.
+func (j *journal) fileCredit(in *fileIntent) *credit {
+	c := &credit{key: j.newKey('c'), file: pqCredits, expires: time.Now().Add(creditTTL), committed: map[lineHash]int{}, avail: map[lineHash]int{}}
+	for _, h := range in.rows {
+		c.committed[h]++
+		c.avail[h]++
+	}
+	return c
+}
+
+func (in *fileIntent) encode() []byte {
+	b := make([]byte, 0, 16+len(in.blob)+len(in.rows)*len(lineHash{}))
+	b = append(b, 'p')
+	b = binary.AppendUvarint(b, uint64(len(in.blob)))
+	b = append(b, in.blob...)
+	b = binary.AppendUvarint(b, uint64(len(in.rows)))
+	for _, h := range in.rows {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func decodeFileIntent(b []byte) (*fileIntent, error) {
+	r := &reader{b: b}
+	if string(r.bytes(1)) != "p" {
+		return nil, errCorrupt
+	}
+	in := &fileIntent{blob: string(r.bytes(r.count()))}
+	in.rows = make([]lineHash, r.count())
+	for i := range in.rows {
+		copy(in.rows[i][:], r.bytes(len(lineHash{})))
+	}
+	return in, r.err
+}
+
+// expire drops credits no replay spent within creditTTL.
+func (j *journal) expire(ctx context.Context, credits []*credit) []*credit {
+	now := time.Now()
+	kept := credits[:0]
+	for _, c := range credits {
+		if now.Before(c.expires) {
+			kept = append(kept, c)
+			continue
+		}
+		if len(c.avail) > 0 {
+			if err := j.client.Delete(ctx, c.key); err != nil {
+				kept = append(kept, c) // try again next time
+				continue
+			}
+		}
+	}
+	return kept
 }
 
 // newCredit is the credit of an intent that landed: the lines of data.

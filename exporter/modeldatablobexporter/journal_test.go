@@ -78,6 +78,7 @@ func TestReplayAfterKillWritesRowsOnce(t *testing.T) {
 	tests := []struct {
 		name         string
 		landed       bool       // the first append reached the file
+		shared       bool       // another writer appends to the file too
 		replay       [][]string // the pushes after the restart
 		want         []string
 		wantReplayed int64
@@ -91,13 +92,17 @@ func TestReplayAfterKillWritesRowsOnce(t *testing.T) {
 			replay: [][]string{{"r1", "r1", "r2", "r3"}}, want: []string{"r1", "r1", "r2", "r3"}, wantReplayed: 3},
 		{name: "landed, the identical row comes before the replay", landed: true,
 			replay: [][]string{{"r2"}, {"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r2", "r3"}, wantReplayed: 3},
+		{name: "shared file, landed, replayed as it was", landed: true, shared: true,
+			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}, wantReplayed: 3},
+		{name: "shared file, not landed, replayed", shared: true,
+			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := localConfig(t)
 			queueDir := t.TempDir()
 			e, _, stop := journaledExporter(t, cfg, queueDir)
-			e.st = &answerLostStore{localStore: e.st.(*localStore), landed: tc.landed}
+			e.st = &answerLostStore{localStore: e.st.(*localStore), landed: tc.landed, shared: tc.shared}
 			e.w.st = e.st
 			err := e.push(context.Background(), makeLogs(rowsWithIDs("r1", "r2", "r3")...))
 			if err == nil {
@@ -208,11 +213,15 @@ func (downStore) props(context.Context, string) (fileProps, error) {
 }
 
 func TestJournalEntriesRoundTrip(t *testing.T) {
-	in := &intent{file: fileKey{1, 2}, blob: "a/b/data.csv", pos: 1 << 40, sum: [32]byte{9}, lines: []int{10, 200000, 3}}
-	got, err := decodeIntent(in.encode())
-	if err != nil || got.blob != in.blob || got.pos != in.pos || got.sum != in.sum || got.file != in.file || len(got.lines) != 3 || got.lines[1] != 200000 {
-		t.Fatalf("intent: %+v, %v", got, err)
+	for _, anywhere := range []bool{false, true} {
+		in := &intent{file: fileKey{1, 2}, blob: "a/b/data.csv", pos: 1 << 40, anywhere: anywhere, sum: [32]byte{9}, lines: []int{10, 200000, 3}}
+		got, err := decodeIntent(in.encode())
+		if err != nil || got.blob != in.blob || got.pos != in.pos || got.anywhere != anywhere || got.sum != in.sum || got.file != in.file ||
+			len(got.lines) != 3 || got.lines[1] != 200000 {
+			t.Fatalf("intent: %+v, %v", got, err)
+		}
 	}
+	in := &intent{file: fileKey{1, 2}, blob: "a/b/data.csv", pos: 1 << 40, sum: [32]byte{9}, lines: []int{10, 200000, 3}}
 	c := &credit{file: fileKey{3}, committed: map[lineHash]int{{1}: 2, {2}: 1}}
 	gc, err := decodeCredit(c.encode())
 	if err != nil || gc.file != c.file || gc.committed[lineHash{1}] != 2 || gc.avail[lineHash{2}] != 1 {

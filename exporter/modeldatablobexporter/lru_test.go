@@ -56,6 +56,9 @@ func (nullStore) start(context.Context) error                           { return
 func (nullStore) props(context.Context, string) (fileProps, error)      { return fileProps{}, nil }
 func (nullStore) create(context.Context, string) error                  { return nil }
 func (nullStore) appendAt(context.Context, string, int64, []byte) error { return nil }
+func (nullStore) appendAny(context.Context, string, []byte) (appended, error) {
+	return appended{}, nil
+}
 func (nullStore) readAt(context.Context, string, int64, int64) ([]byte, error) {
 	return nil, nil
 }

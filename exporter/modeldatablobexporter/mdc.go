@@ -43,8 +43,15 @@ type mdcEncoder struct {
 	reason  string
 	idHash  hash.Hash
 	idSum   []byte
-	tail    []byte // a record after its id, reused
-	idText  [36]byte
+
+	// keys holds the JSON keys ("name":) of keyNames, the declared columns
+	// last seen; keyEnds[i] is where key i ends.
+	keyNames []string
+	keys     []byte
+	keyEnds  []int
+	// timeText is recordTime formatted, for records of one request.
+	recordTime time.Time
+	timeText   []byte
 
 	// rows holds each row's JSON object, preceded by a comma; rowEnd[i] is
 	// where row i ends and rowRef[i] the record it came from.
@@ -105,7 +112,12 @@ func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 		last    *mdcBatch
 		lastRec = -1
 		place   mdcPlace
+		// dirSrc and dirPeriod are what e.dir was built for.
+		dirSrc    mdcSource
+		dirPeriod time.Time
+		dirReason string
 	)
+	period := e.cfg.MDC.period()
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -114,7 +126,6 @@ func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 			endpoint:   resourceAttr(attrs, contract.AttrEndpoint, e.cfg.MDC.Endpoint),
 			deployment: resourceAttr(attrs, contract.AttrDeployment, e.cfg.MDC.Deployment)}
 		place.designation = "\x00" // placement is checked again per resource
-		last = nil
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
@@ -134,22 +145,26 @@ func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 						e.checked, e.reason = src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
 					}
 					place.reason = e.reason
-					last = nil
 				}
 				src.collection = place.collection
 
-				e.dir = e.dir[:0]
-				if place.reason == "" {
-					for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, place.collection} {
-						e.dir = append(append(e.dir, s...), '/')
-					}
-				} else {
-					e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
-				}
-				e.dir = e.cfg.MDC.timePath(e.dir, row.Timestamp)
-
+				// Rows of one source and period share the folder and,
+				// usually, the batch of the row before.
 				mb := last
-				if mb == nil || mb.b.dir != string(e.dir) {
+				if rowPeriod := row.Timestamp.UTC().Truncate(period); mb == nil || src != dirSrc || !rowPeriod.Equal(dirPeriod) || place.reason != dirReason {
+					dirSrc, dirPeriod, dirReason = src, rowPeriod, place.reason
+					e.dir = e.dir[:0]
+					if place.reason == "" {
+						for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, place.collection} {
+							e.dir = append(append(e.dir, s...), '/')
+						}
+					} else {
+						e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
+					}
+					e.dir = e.cfg.MDC.timePath(e.dir, row.Timestamp)
+					mb = nil
+				}
+				if mb == nil {
 					// Batches differ by folder and by source (one file may take both).
 					e.key = src.appendPrefix(append(e.key[:0], e.dir...))
 					if mb = byDir[string(e.key)]; mb == nil {
@@ -164,7 +179,7 @@ func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 				}
 
 				e.rowRef = append(e.rowRef, recordRef{i, j, k})
-				e.rows = appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
+				e.rows = e.appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
 				e.rowEnd = append(e.rowEnd, len(e.rows))
 				n := len(e.rowEnd)
 
@@ -249,11 +264,24 @@ func (e *mdcEncoder) writeBatch(mb *mdcBatch) {
 	b.body.Grow(size)
 	b.lineEnds = slices.Grow(b.lineEnds, len(mb.records))
 	b.lineRows = slices.Grow(b.lineRows, len(mb.records))
+	if e.idHash == nil {
+		e.idHash = sha1.New() //nolint:gosec // a name-based UUID, not a security use
+	}
+	// Each line is written in place: its id, a name-based UUID (version 5)
+	// of the record's own fields after the batch's prefix, is filled in
+	// once they are written. A retried push writes the same bytes, which
+	// the position check recognizes.
+	t := b.body.AvailableBuffer()
 	for _, r := range mb.records {
-		// The record after its id, hashed for a deterministic id: a
-		// retried push writes the same bytes, which the position check recognizes.
-		t := append(e.tail[:0], mb.prefix...)
-		t = r.time.UTC().AppendFormat(t, time.RFC3339Nano)
+		t = append(t, `{"specversion":"`+mdcSpecVersion+`","id":"`...)
+		id := len(t)
+		t = append(t, `00000000-0000-0000-0000-000000000000"`...)
+		t = append(t, mb.prefix...)
+		own := len(t)
+		if !r.time.Equal(e.recordTime) || e.timeText == nil {
+			e.recordTime, e.timeText = r.time, r.time.UTC().AppendFormat(e.timeText[:0], time.RFC3339Nano)
+		}
+		t = append(t, e.timeText...)
 		t = append(t, `","data":`...)
 		dataStart := len(t)
 		t = append(t, '[')
@@ -281,28 +309,20 @@ func (e *mdcEncoder) writeBatch(mb *mdcBatch) {
 			t = appendJSONString(t, r.reason)
 		}
 		t = append(t, "}\n"...)
-		e.tail = t
 
-		// The id is a name-based UUID (version 5) of the record's own
-		// fields: the prefix is the same for the batch.
-		if e.idHash == nil {
-			e.idHash = sha1.New() //nolint:gosec // a name-based UUID, not a security use
-		}
 		e.idHash.Reset()
 		e.idHash.Write(uuid.NameSpaceURL[:])
-		e.idHash.Write(t[len(mb.prefix):])
+		e.idHash.Write(t[own:])
 		e.idSum = e.idHash.Sum(e.idSum[:0])
-		var id uuid.UUID
-		copy(id[:], e.idSum)
-		id[6] = id[6]&0x0f | 0x50 // version 5
-		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-		b.body.WriteString(`{"specversion":"` + mdcSpecVersion + `","id":"`)
-		b.body.Write(appendUUID(e.idText[:0], id))
-		b.body.WriteByte('"')
-		b.body.Write(t)
-		b.lineEnds = append(b.lineEnds, b.body.Len())
+		var u uuid.UUID
+		copy(u[:], e.idSum)
+		u[6] = u[6]&0x0f | 0x50 // version 5
+		u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+		appendUUID(t[id:id], u)
+		b.lineEnds = append(b.lineEnds, b.body.Len()+len(t))
 		b.lineRows = append(b.lineRows, len(b.refs))
 	}
+	b.body.Write(t)
 }
 
 // spanBytes is the size of the rows of s in e.rows.
@@ -328,9 +348,9 @@ func (e *mdcEncoder) appendSpan(t []byte, b *fileBatch, s rowSpan, first bool) [
 	return append(t, e.rows[from:e.rowEnd[s.to-1]]...)
 }
 
-// appendRow appends a row's JSON object: the declared columns in order,
+// appendJSONRow appends a row's JSON object: the declared columns in order,
 // then body keys not declared, sorted (as the CSV columns).
-func appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
+func (e *mdcEncoder) appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
 	dst = append(dst, '{')
 	body := lr.Body()
 	if body.Type() != pcommon.ValueTypeMap {
@@ -344,13 +364,23 @@ func appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
 	}
 	m := body.Map()
 	if contract.BodyInOrder(declared, body) {
-		i := 0
-		for k, v := range m.All() {
+		// The body's keys are the declared names: their JSON keys are
+		// those of the row before, usually.
+		if !slices.Equal(e.keyNames, declared) {
+			e.keyNames, e.keys, e.keyEnds = append(e.keyNames[:0], declared...), e.keys[:0], e.keyEnds[:0]
+			for _, name := range declared {
+				e.keys = append(appendJSONString(e.keys, name), ':')
+				e.keyEnds = append(e.keyEnds, len(e.keys))
+			}
+		}
+		i, from := 0, 0
+		for _, v := range m.All() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
+			dst = appendJSONValue(append(dst, e.keys[from:e.keyEnds[i]]...), v)
+			from = e.keyEnds[i]
 			i++
-			dst = appendJSONValue(append(appendJSONString(dst, k), ':'), v)
 		}
 		return append(dst, '}')
 	}
@@ -413,7 +443,7 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 		return append(dst, "null"...)
 	}
 	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, 'g', -1, 64)
+	dst = contract.AppendFloat(dst, f)
 	for _, c := range dst[start:] {
 		if c == '.' || c == 'e' {
 			return dst

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,10 +19,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -30,6 +36,8 @@ type blockStore interface {
 	// putFile writes name with data unless it already exists. Names are
 	// derived from content, so an existing file holds the same bytes.
 	putFile(ctx context.Context, name string, data []byte) error
+	// props tells whether a file exists.
+	props(ctx context.Context, name string) (fileProps, error)
 }
 
 // pqFile is the rows of one push that go to one Parquet file.
@@ -37,18 +45,32 @@ type pqFile struct {
 	dir        string
 	names      []string // feature columns, then the correlation columns
 	features   int      // how many of names are feature columns
-	cols       [][]pcommon.Value
+	cols       []pqColumn
 	rows       []pqRow
+	hashes     []lineHash // each row's, when journaled
+	shared     []pqShared
 	bytes      int64 // the values' size before compression, for max_bytes
 	quarantine bool
 }
 
-// pqRow is one row: its record, and its correlation column values.
+// pqRow is one row: its record and its correlation column values.
 type pqRow struct {
-	ref    recordRef
-	ts     time.Time
-	aml    [8]string // correlation columns, the timestamp's slot unused
-	reason string    // why a quarantined row could not be placed
+	ref                      recordRef
+	ts                       int64 // the scoring time, microseconds since the epoch
+	correlationID, requestID string
+	shared                   int32 // its pqFile.shared
+}
+
+// pqShared is the correlation columns that rows of a file usually share.
+type pqShared struct {
+	workspace, webservice, model, version string
+	reason                                string // why a quarantined row could not be placed
+}
+
+// correlation is row r's value of correlation column col.
+func (f *pqFile) correlation(r *pqRow, col int, boundary string) string {
+	sh := &f.shared[r.shared]
+	return [...]string{r.correlationID, "", boundary, sh.workspace, sh.webservice, sh.model, sh.version, r.requestID}[col]
 }
 
 // pqWriter turns pushes into Parquet files, one or more per folder and
@@ -60,6 +82,15 @@ type pqWriter struct {
 	instance string
 	codec    compress.Compression
 	boundary string
+	logger   *zap.Logger
+
+	// j journals each file before its commit (with a persistent queue).
+	// pending is the files of the previous run not yet checked; credits
+	// the rows of those that exist, which the queue's replay skips.
+	j       *journal
+	mu      sync.Mutex
+	pending []*fileIntent
+	credits []*credit
 }
 
 func newPQWriter(cfg *Config, store blockStore) *pqWriter {
@@ -74,7 +105,7 @@ func newPQWriter(cfg *Config, store blockStore) *pqWriter {
 	if cfg.Parquet.Layout == LayoutV2 {
 		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
 	}
-	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary}
+	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary, logger: zap.NewNop()}
 }
 
 // pqPlace is what decides a row's folder.
@@ -84,8 +115,24 @@ type pqPlace struct {
 	period               time.Time // the scoring time truncated to the finest folder
 }
 
-// group places every model data row of ld in a file, split at max_rows and max_bytes.
-func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
+// group places every model data row of ld in a file, split at max_rows
+// and max_bytes. With a journal each row's hash is kept; a row that a
+// credit of the previous run covers is skipped (spent).
+func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent []creditUse) {
+	journaled := w.j.enabled()
+	var credits []*credit
+	if journaled {
+		// Credits come only from resolve, which every push has run before
+		// it groups: without credits now there are none to spend, and the
+		// push needs no lock.
+		w.mu.Lock()
+		if credits = w.credits; len(credits) > 0 {
+			defer w.mu.Unlock()
+		} else {
+			w.mu.Unlock()
+		}
+	}
+	var hashBuf []byte
 	byKey := map[string]*pqFile{}
 	enc := &encoder{cfg: w.cfg}
 	period := time.Hour
@@ -101,6 +148,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 		lastParts contract.PathParts
 		workspace string
 	)
+	left := ld.LogRecordCount() // records not yet placed
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		attrs := rls.At(i).Resource().Attributes()
@@ -115,6 +163,7 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
+				left--
 				row, ok := contract.ReadRowReuse(lr, names)
 				if !ok {
 					notModelData++
@@ -143,24 +192,29 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 						files = append(files, f)
 					}
 				}
-				requestID := contract.RequestIDOrNil(row.RequestID)
-				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp, reason: reason,
-					aml: [8]string{row.CorrelationID, "", w.boundary, workspace, p.Webservice, row.ModelName, row.ModelVersion, requestID}}
-				size := int64(8 + len(reason))
-				for _, a := range r.aml {
-					size += int64(len(a))
-				}
+				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp.UnixMicro(),
+					correlationID: row.CorrelationID, requestID: contract.RequestIDOrNil(row.RequestID)}
+				sh := pqShared{workspace, p.Webservice, row.ModelName, row.ModelVersion, reason}
+				size := int64(8 + len(r.correlationID) + len(r.requestID) + len(w.boundary) +
+					len(sh.workspace) + len(sh.webservice) + len(sh.model) + len(sh.version) + len(sh.reason))
 				if len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+size > w.cfg.Parquet.MaxBytes) {
 					f = w.newFile(dir, features, reason != "")
 					byKey[dir+"\x00"+strings.Join(features, "\x00")] = f
 					files = append(files, f)
 				}
+				if len(f.rows) == 0 && len(files) == 1 {
+					// The first file of a push usually takes all its rows.
+					f.grow(min(left+1, w.cfg.Parquet.MaxRows))
+				}
+				if n := len(f.shared); n == 0 || f.shared[n-1] != sh {
+					f.shared = append(f.shared, sh)
+				}
+				r.shared = int32(len(f.shared) - 1)
 				switch {
 				case inOrder:
 					c := 0
 					for _, v := range body.Map().All() {
-						f.cols[c] = append(f.cols[c], v)
-						size += valueSize(v)
+						size += f.cols[c].add(v)
 						c++
 					}
 				case body.Type() == pcommon.ValueTypeMap:
@@ -169,21 +223,124 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int) {
 						if !ok {
 							v = emptyValue
 						}
-						f.cols[c] = append(f.cols[c], v)
-						size += valueSize(v)
+						size += f.cols[c].add(v)
 					}
 				default:
 					for c := range features {
-						f.cols[c] = append(f.cols[c], emptyValue)
+						f.cols[c].add(emptyValue)
 					}
 				}
 				f.rows = append(f.rows, r)
 				f.bytes += size
 				last = f
+				if journaled {
+					var h lineHash
+					hashBuf, h = f.lastRowHash(hashBuf[:0])
+					if c := spendCredit(credits, h); c != nil {
+						spent = append(spent, creditUse{c, h})
+						f.dropLast(size)
+						continue
+					}
+					f.hashes = append(f.hashes, h)
+				}
 			}
 		}
 	}
-	return files, notModelData
+	return files, notModelData, spent
+}
+
+// spendCredit takes h from the first credit that has it; nil when none does.
+func spendCredit(credits []*credit, h lineHash) *credit {
+	for _, c := range credits {
+		if c.avail[h] > 0 {
+			if c.avail[h]--; c.avail[h] == 0 {
+				delete(c.avail, h)
+			}
+			return c
+		}
+	}
+	return nil
+}
+
+// lastRowHash identifies the last row by its content: the file's folder
+// and feature columns, the row's correlation values and feature values.
+// buf is scratch space, returned for reuse.
+func (f *pqFile) lastRowHash(buf []byte) ([]byte, lineHash) {
+	n := len(f.rows) - 1
+	r := &f.rows[n]
+	sh := &f.shared[r.shared]
+	buf = append(buf, f.dir...)
+	for _, s := range f.names[:f.features] {
+		buf = append(append(buf, 0), s...)
+	}
+	for _, s := range [...]string{r.correlationID, r.requestID, sh.workspace, sh.webservice, sh.model, sh.version, sh.reason} {
+		buf = append(append(buf, 0), s...)
+	}
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(r.ts))
+	for c := range f.cols {
+		col := &f.cols[c]
+		buf = binary.LittleEndian.AppendUint64(append(buf, col.kind[n]), col.num[n])
+		if col.kind[n] == valText {
+			buf = append(append(buf, col.text[n]...), 0)
+		}
+	}
+	sum := sha256.Sum256(buf)
+	return buf, lineHash(sum[:16])
+}
+
+// dropLast removes the last row (of the given size). The column types
+// still count its values' kinds.
+func (f *pqFile) dropLast(size int64) {
+	n := len(f.rows) - 1
+	f.rows = f.rows[:n]
+	for c := range f.cols {
+		col := &f.cols[c]
+		col.kind, col.num = col.kind[:n], col.num[:n]
+		col.text = col.text[:min(n, len(col.text))]
+	}
+	f.bytes -= size
+}
+
+// adopt takes what the previous run journaled: files to check, credits to spend.
+func (w *pqWriter) adopt(j *journal, files []*fileIntent, credits []*credit) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.j, w.pending, w.credits = j, files, credits
+}
+
+// resolve checks the files the previous run journaled: the rows of one
+// that exists become a credit, skipped when the queue replays them.
+func (w *pqWriter) resolve(ctx context.Context) error {
+	if !w.j.enabled() {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.pending) > 0 {
+		in := w.pending[0]
+		p, err := w.store.props(ctx, in.blob)
+		if err != nil {
+			return err
+		}
+		var c *credit
+		if p.exists {
+			c = w.j.fileCredit(in)
+		}
+		if err := w.j.settle(ctx, &intent{key: in.key}, c); err != nil {
+			return err
+		}
+		if c != nil {
+			w.credits = append(w.credits, c)
+			w.logger.Warn("A file committed before the restart holds rows whose batch was not acknowledged: the queue replays them, and they are not written again",
+				zap.String("blob", in.blob), zap.Int("rows", len(in.rows)))
+		}
+		w.pending = w.pending[1:]
+	}
+	if len(w.credits) > 0 {
+		// A spent credit is the journal's to forget once its pushes are done.
+		w.credits = slices.DeleteFunc(w.j.expire(ctx, w.credits), func(c *credit) bool { return len(c.avail) == 0 })
+	}
+	return nil
 }
 
 func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFile {
@@ -191,7 +348,16 @@ func (w *pqWriter) newFile(dir string, features []string, quarantine bool) *pqFi
 	if quarantine {
 		names = append(names, contract.ColQuarantineReason)
 	}
-	return &pqFile{dir: dir, names: names, features: len(features), cols: make([][]pcommon.Value, len(features)), quarantine: quarantine}
+	return &pqFile{dir: dir, names: names, features: len(features), cols: make([]pqColumn, len(features)), quarantine: quarantine}
+}
+
+// grow makes room for n more rows.
+func (f *pqFile) grow(n int) {
+	f.rows = slices.Grow(f.rows, n)
+	for c := range f.cols {
+		f.cols[c].kind = slices.Grow(f.cols[c].kind, n)
+		f.cols[c].num = slices.Grow(f.cols[c].num, n)
+	}
 }
 
 // dir is a row's folder in the configured layout, or the quarantine
@@ -213,158 +379,391 @@ func (w *pqWriter) dir(pl pqPlace, row contract.Row) (dir, reason string) {
 // emptyValue stands for a missing value (read only).
 var emptyValue = pcommon.NewValueEmpty()
 
-// valueSize is a value's size before compression: a string's length, 8 bytes otherwise.
-func valueSize(v pcommon.Value) int64 {
-	if v.Type() == pcommon.ValueTypeStr {
-		return int64(len(v.Str()))
+// Kinds of feature value (pqColumn.kind).
+const (
+	valNull   = 0 // empty or missing
+	valInt    = 1
+	valDouble = 2
+	valBool   = 4
+	valText   = 8 // a string, or a map, slice or bytes value as text
+)
+
+// pqColumn is one feature column's values, typed as they came: the
+// column's type is known only once every value is in.
+type pqColumn struct {
+	kinds uint8    // every kind seen
+	kind  []uint8  // each row's kind
+	num   []uint64 // each row's integer, double bits or boolean (0 for text and null)
+	text  []string // each row's text, up to the last text row
+}
+
+// add appends a value and returns its size before compression: a text's
+// length, 8 bytes otherwise.
+func (c *pqColumn) add(v pcommon.Value) int64 {
+	var k uint8
+	var n uint64
+	switch v.Type() {
+	case pcommon.ValueTypeEmpty:
+		k = valNull
+	case pcommon.ValueTypeInt:
+		k, n = valInt, uint64(v.Int())
+	case pcommon.ValueTypeDouble:
+		k, n = valDouble, math.Float64bits(v.Double())
+	case pcommon.ValueTypeBool:
+		k = valBool
+		if v.Bool() {
+			n = 1
+		}
+	default:
+		var s string
+		if v.Type() == pcommon.ValueTypeStr {
+			s = v.Str()
+		} else {
+			s = contract.FormatValue(v)
+		}
+		if c.text == nil {
+			c.text = make([]string, 0, cap(c.kind)) // a column of text is usually all text
+		}
+		for len(c.text) < len(c.kind) {
+			c.text = append(c.text, "")
+		}
+		c.text = append(c.text, s)
+		c.kinds |= valText
+		c.kind = append(c.kind, valText)
+		c.num = append(c.num, 0)
+		return int64(len(s))
 	}
+	c.kinds |= k
+	c.kind = append(c.kind, k)
+	c.num = append(c.num, n)
 	return 8
 }
 
-// columnType infers a feature column's Parquet type from its values:
-// int64 when every value is an integer, double when every value is a
-// number, boolean when every value is a boolean, else string. Empty and
-// missing values are nulls and do not count.
-func columnType(col []pcommon.Value) arrow.DataType {
-	var ints, doubles, bools, others int
-	for _, v := range col {
-		switch v.Type() {
-		case pcommon.ValueTypeInt:
-			ints++
-		case pcommon.ValueTypeDouble:
-			doubles++
-		case pcommon.ValueTypeBool:
-			bools++
-		case pcommon.ValueTypeEmpty:
-		default:
-			others++
-		}
-	}
+// physical is the column's Parquet type, inferred from its values: int64
+// when every value is an integer, double when every value is a number,
+// boolean when every value is a boolean, else string. Empty and missing
+// values are nulls and do not count.
+func (c *pqColumn) physical() parquet.Type {
 	switch {
-	case others > 0 || bools > 0 && ints+doubles > 0:
-		return arrow.BinaryTypes.String
-	case bools > 0:
-		return arrow.FixedWidthTypes.Boolean
-	case doubles > 0:
-		return arrow.PrimitiveTypes.Float64
-	case ints > 0:
-		return arrow.PrimitiveTypes.Int64
+	case c.kinds&valText != 0 || c.kinds&valBool != 0 && c.kinds&(valInt|valDouble) != 0:
+		return parquet.Types.ByteArray
+	case c.kinds&valBool != 0:
+		return parquet.Types.Boolean
+	case c.kinds&valDouble != 0:
+		return parquet.Types.Double
+	case c.kinds&valInt != 0:
+		return parquet.Types.Int64
 	}
-	return arrow.BinaryTypes.String // no values at all: nulls
+	return parquet.Types.ByteArray // no values at all: nulls
 }
 
-// schema is the file's Arrow schema: inferred feature types, the scoring
-// timestamp as a UTC microsecond timestamp, the other correlation columns strings.
-func (f *pqFile) schema() *arrow.Schema {
-	fields := make([]arrow.Field, len(f.names))
+// appendText appends row r's value as a string cell, as the CSV writes it.
+func (c *pqColumn) appendText(dst []byte, r int) []byte {
+	switch c.kind[r] {
+	case valInt:
+		return strconv.AppendInt(dst, int64(c.num[r]), 10)
+	case valDouble:
+		return contract.AppendFloat(dst, math.Float64frombits(c.num[r]))
+	case valBool:
+		if c.num[r] != 0 {
+			return append(dst, "True"...)
+		}
+		return append(dst, "False"...)
+	}
+	return appendValidUTF8(dst, c.text[r])
+}
+
+// schema is the file's Parquet schema: inferred feature types (optional),
+// the scoring timestamp as a UTC microsecond timestamp, the other
+// correlation columns strings.
+func (f *pqFile) schema() (*schema.GroupNode, error) {
+	fields := make(schema.FieldList, len(f.names))
 	for i, name := range f.names {
-		t := arrow.DataType(arrow.BinaryTypes.String)
-		switch {
-		case i < f.features:
-			t = columnType(f.cols[i])
-		case name == contract.ColScoringTimestamp:
-			t = arrow.FixedWidthTypes.Timestamp_us
+		rep, typ := parquet.Repetitions.Required, parquet.Types.ByteArray
+		if i < f.features {
+			rep, typ = parquet.Repetitions.Optional, f.cols[i].physical()
 		}
-		fields[i] = arrow.Field{Name: name, Type: t, Nullable: i < f.features}
+		var err error
+		switch {
+		case name == contract.ColScoringTimestamp && i >= f.features:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.NewTimestampLogicalType(true, schema.TimeUnitMicros), parquet.Types.Int64, -1, -1)
+		case typ == parquet.Types.ByteArray:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.StringLogicalType{}, typ, -1, -1)
+		case typ == parquet.Types.Int64:
+			fields[i], err = schema.NewPrimitiveNodeLogical(name, rep, schema.NewIntLogicalType(64, true), typ, -1, -1)
+		default:
+			fields[i], err = schema.NewPrimitiveNode(name, rep, typ, -1, -1)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return arrow.NewSchema(fields, nil)
+	return schema.NewGroupNode("schema", parquet.Repetitions.Required, fields, -1)
 }
 
-// fileBytes encodes the file's rows as one Parquet file (one row group).
+// pqScratch is the column buffers of one file being written, reused.
+type pqScratch struct {
+	def    []int16
+	ints   []int64
+	floats []float64
+	bools  []bool
+	bytes  []parquet.ByteArray
+	text   []byte
+	ends   []int
+	out    bytes.Buffer
+
+	dict        map[string]int32 // a column's distinct values
+	dictText    []byte
+	dictOffsets []int32
+	indices     []int32
+	spaced      []int32
+	valid       []byte
+}
+
+var pqScratches = sync.Pool{New: func() any { return new(pqScratch) }}
+
+// fileBytes encodes the file's rows as one Parquet file (one row group),
+// column by column from the typed values.
 func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
-	schema := f.schema()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	b.Reserve(len(f.rows))
-	for i, field := range schema.Fields() {
-		fb := b.Field(i)
-		switch {
-		case i < f.features:
-			appendFeatures(fb, f.cols[i])
-		case field.Name == contract.ColScoringTimestamp:
-			tb := fb.(*array.TimestampBuilder)
-			for _, r := range f.rows {
-				tb.Append(arrow.Timestamp(r.ts.UnixMicro()))
-			}
-		case field.Name == contract.ColQuarantineReason:
-			sb := fb.(*array.StringBuilder)
-			for _, r := range f.rows {
-				sb.Append(validUTF8(r.reason))
-			}
-		default:
-			col := slices.Index(contract.CorrelationColumns, field.Name)
-			sb := fb.(*array.StringBuilder)
-			for _, r := range f.rows {
-				sb.Append(validUTF8(r.aml[col]))
-			}
-		}
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	// Ids are unique per row: a dictionary would only cost.
-	props := parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(len(f.rows))+1),
-		parquet.WithCreatedBy("otelcol-modeldata"),
-		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
-	pw, err := pqarrow.NewFileWriter(schema, &buf, props, pqarrow.DefaultWriterProps())
+	sc, err := f.schema()
 	if err != nil {
 		return nil, err
 	}
-	if err := pw.Write(rec); err != nil {
-		_ = pw.Close()
+	s := pqScratches.Get().(*pqScratch)
+	defer pqScratches.Put(s)
+	s.out.Reset()
+	pw, err := file.NewParquetWriterWithError(&s.out, sc, file.WithWriterProps(w.props(len(f.rows))))
+	if err != nil {
+		return nil, err
+	}
+	rg, err := pw.AppendRowGroupChecked()
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range f.names {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case i < f.features:
+			err = s.writeFeatures(cw, &f.cols[i])
+		case name == contract.ColScoringTimestamp:
+			s.ints = s.ints[:0]
+			for _, r := range f.rows {
+				s.ints = append(s.ints, r.ts)
+			}
+			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(s.ints, nil, nil)
+		case name == contract.ColQuarantineReason:
+			s.text, s.ends = s.text[:0], s.ends[:0]
+			for i := range f.rows {
+				s.text = appendValidUTF8(s.text, f.shared[f.rows[i].shared].reason)
+				s.ends = append(s.ends, len(s.text))
+			}
+			err = s.writeText(cw, nil)
+		default:
+			col := slices.Index(contract.CorrelationColumns, name)
+			s.text, s.ends = s.text[:0], s.ends[:0]
+			for i := range f.rows {
+				s.text = appendValidUTF8(s.text, f.correlation(&f.rows[i], col, w.boundary))
+				s.ends = append(s.ends, len(s.text))
+			}
+			err = s.writeText(cw, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := rg.Close(); err != nil {
 		return nil, err
 	}
 	if err := pw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(s.out.Bytes()), nil
 }
 
-// appendFeatures appends one feature column in its inferred type.
-func appendFeatures(fb array.Builder, col []pcommon.Value) {
-	for _, v := range col {
-		if v.Type() == pcommon.ValueTypeEmpty {
-			fb.AppendNull()
-			continue
+// props are the writer properties of a file of n rows: one row group,
+// dictionaries for strings but the ids, unique per row, where a
+// dictionary would only cost.
+func (w *pqWriter) props(n int) *parquet.WriterProperties {
+	return parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(n)+1),
+		parquet.WithCreatedBy("otelcol-modeldata"),
+		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
+}
+
+// writeFeatures writes a feature column: definition levels for its nulls,
+// its values in the column's type.
+func (s *pqScratch) writeFeatures(cw file.ColumnChunkWriter, c *pqColumn) error {
+	s.def = s.def[:0]
+	for _, k := range c.kind {
+		s.def = append(s.def, int16(min(k, 1)))
+	}
+	var err error
+	switch w := cw.(type) {
+	case *file.Int64ColumnChunkWriter:
+		s.ints = s.ints[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.ints = append(s.ints, int64(c.num[r]))
+			}
 		}
-		switch b := fb.(type) {
-		case *array.Int64Builder:
-			b.Append(v.Int())
-		case *array.Float64Builder:
-			if v.Type() == pcommon.ValueTypeInt {
-				b.Append(float64(v.Int()))
-			} else {
-				b.Append(v.Double())
+		_, err = w.WriteBatch(s.ints, s.def, nil)
+	case *file.Float64ColumnChunkWriter:
+		s.floats = s.floats[:0]
+		for r, k := range c.kind {
+			switch k {
+			case valInt:
+				s.floats = append(s.floats, float64(int64(c.num[r])))
+			case valDouble:
+				s.floats = append(s.floats, math.Float64frombits(c.num[r]))
 			}
-		case *array.BooleanBuilder:
-			b.Append(v.Bool())
-		case *array.StringBuilder:
-			if v.Type() == pcommon.ValueTypeStr {
-				b.Append(validUTF8(v.Str()))
-			} else {
-				b.Append(validUTF8(contract.FormatValue(v)))
+		}
+		_, err = w.WriteBatch(s.floats, s.def, nil)
+	case *file.BooleanColumnChunkWriter:
+		s.bools = s.bools[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.bools = append(s.bools, c.num[r] != 0)
 			}
+		}
+		_, err = w.WriteBatch(s.bools, s.def, nil)
+	default:
+		s.text, s.ends = s.text[:0], s.ends[:0]
+		for r, k := range c.kind {
+			if k != valNull {
+				s.text = c.appendText(s.text, r)
+				s.ends = append(s.ends, len(s.text))
+			}
+		}
+		err = s.writeText(cw, s.def)
+	}
+	return err
+}
+
+// writeText writes the strings of s.text, ending at s.ends, to a string
+// column: through a dictionary of the distinct values when the column
+// writer encodes with one and they repeat, else plainly.
+func (s *pqScratch) writeText(cw file.ColumnChunkWriter, def []int16) error {
+	bw := cw.(*file.ByteArrayColumnChunkWriter)
+	if dict, ok := bw.CurrentEncoder().(dictEncoder); ok {
+		if done, err := s.writeDictionary(bw, dict, def); done || err != nil {
+			return err
+		}
+		bw.FallbackToPlain()
+	}
+	s.bytes = s.bytes[:0]
+	from := 0
+	for _, end := range s.ends {
+		s.bytes = append(s.bytes, s.text[from:end:end])
+		from = end
+	}
+	_, err := bw.WriteBatch(s.bytes, def, nil)
+	return err
+}
+
+// dictEncoder is arrow-go's dictionary encoder, as far as it is seeded
+// with a whole dictionary.
+type dictEncoder interface {
+	PutDictionary(arrow.Array) error
+	NumEntries() int
+}
+
+// writeDictionary writes the column as indices into a dictionary of its
+// distinct values, built here without an allocation per value (arrow-go's
+// own memo table allocates per lookup). done is false when the values
+// hardly repeat (at least one distinct value in two), which a dictionary
+// would only grow: the caller writes them plainly.
+func (s *pqScratch) writeDictionary(bw *file.ByteArrayColumnChunkWriter, dict dictEncoder, def []int16) (done bool, err error) {
+	if s.dict == nil {
+		s.dict = map[string]int32{}
+	}
+	clear(s.dict)
+	s.dictText, s.dictOffsets = s.dictText[:0], append(s.dictOffsets[:0], 0)
+	s.indices = s.indices[:0]
+	from := 0
+	for _, end := range s.ends {
+		v := s.text[from:end]
+		from = end
+		i, ok := s.dict[string(v)]
+		if !ok {
+			if len(s.dict) >= len(s.ends)/2+1 {
+				return false, nil
+			}
+			i = int32(len(s.dict))
+			s.dict[string(v)] = i
+			s.dictText = append(s.dictText, v...)
+			s.dictOffsets = append(s.dictOffsets, int32(len(s.dictText)))
+		}
+		s.indices = append(s.indices, i)
+	}
+	values := array.NewStringData(array.NewData(arrow.BinaryTypes.String, len(s.dict),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(s.dictOffsets)), memory.NewBufferBytes(s.dictText)}, nil, 0, 0))
+	defer values.Release()
+	if err := dict.PutDictionary(values); err != nil || dict.NumEntries() != len(s.dict) {
+		return false, err
+	}
+	if st := bw.PageStatistics(); st != nil {
+		st.IncNulls(int64(len(def) - len(s.ends)))
+		st.IncNumValues(int64(len(s.ends)))
+		if err := st.UpdateFromArrow(values, false); err != nil {
+			return false, err
 		}
 	}
+	// The indices are spaced: one per row, nulls marked invalid.
+	var valid []byte
+	nulls := 0
+	if def != nil {
+		s.spaced, s.valid = s.spaced[:0], slices.Grow(s.valid[:0], (len(def)+7)/8)[:(len(def)+7)/8]
+		clear(s.valid)
+		next := 0
+		for r, d := range def {
+			if d == 0 {
+				s.spaced = append(s.spaced, 0)
+				nulls++
+				continue
+			}
+			s.valid[r/8] |= 1 << (r % 8)
+			s.spaced = append(s.spaced, s.indices[next])
+			next++
+		}
+		s.indices, s.spaced = s.spaced, s.indices
+		valid = s.valid
+	}
+	var validBuf *memory.Buffer
+	if nulls > 0 {
+		validBuf = memory.NewBufferBytes(valid)
+	}
+	indices := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(s.indices),
+		[]*memory.Buffer{validBuf, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(s.indices))}, nil, nulls, 0))
+	defer indices.Release()
+	return true, bw.WriteDictIndices(indices, def, nil)
 }
 
-// fileName is <instance>-<first 16 hex digits of the file's SHA-256>.parquet:
-// unique per writer, and the same for a retried batch, whose bytes are the same.
-func (w *pqWriter) fileName(data []byte) string {
-	sum := sha256.Sum256(data)
-	return w.instance + "-" + hex.EncodeToString(sum[:8]) + ".parquet"
+// fileName is <instance>-<first 16 hex digits of a SHA-256>.parquet, of
+// the batch's id and the file's bytes: unique per writer and batch (two
+// batches of identical rows are two files), and the same for a retry of
+// the batch, whose bytes are the same.
+func (w *pqWriter) fileName(batch uint64, data []byte) string {
+	h := sha256.New()
+	h.Write(binary.LittleEndian.AppendUint64(nil, batch))
+	h.Write(data)
+	return w.instance + "-" + hex.EncodeToString(h.Sum(nil)[:8]) + ".parquet"
 }
 
 // encode groups a push into one batch per Parquet file, for blobExporter.push.
 func (w *pqWriter) encode(ld plog.Logs) encoded {
-	files, notModelData := w.group(ld)
-	out := encoded{notModelData: notModelData, batches: make([]*fileBatch, len(files))}
-	for i, f := range files {
+	files, notModelData, spent := w.group(ld)
+	out := encoded{notModelData: notModelData, spent: spent}
+	for _, f := range files {
+		if len(f.rows) == 0 { // every row skipped as written before a restart
+			continue
+		}
 		refs := make([]recordRef, len(f.rows))
 		for j, r := range f.rows {
 			refs[j] = r.ref
 		}
-		out.batches[i] = &fileBatch{dir: f.dir, stem: w.instance + "-*", ext: ".parquet", refs: refs, quarantine: f.quarantine, pq: f}
+		out.batches = append(out.batches, &fileBatch{dir: f.dir, stem: w.instance + "-*", ext: ".parquet", refs: refs, quarantine: f.quarantine, pq: f})
 	}
 	return out
 }
@@ -375,7 +774,7 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 	if b.pq == nil {
 		return e.w.write(ctx, b, pl)
 	}
-	n, err := e.pq.write(ctx, b.pq)
+	n, err := e.pq.write(ctx, b.pq, pl)
 	if err != nil {
 		return 0, err
 	}
@@ -384,19 +783,27 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 }
 
 // write encodes f and puts it under its content-derived name; it returns the file's size.
-func (w *pqWriter) write(ctx context.Context, f *pqFile) (int, error) {
+// With a journal, the file and its rows are recorded before the commit.
+func (w *pqWriter) write(ctx context.Context, f *pqFile, pl *pushLog) (int, error) {
 	data, err := w.fileBytes(f)
 	if err != nil {
 		return 0, consumererror.NewPermanent(err)
 	}
-	return len(data), w.store.putFile(ctx, f.dir+"/"+w.fileName(data), data)
+	name := f.dir + "/" + w.fileName(pl.batch, data)
+	if w.j.enabled() {
+		if err := w.j.recordFile(ctx, &fileIntent{blob: name, rows: f.hashes}, pl); err != nil {
+			return 0, err
+		}
+	}
+	return len(data), w.store.putFile(ctx, name, data)
 }
 
-// validUTF8 replaces each run of invalid UTF-8 with U+FFFD: Parquet strings
-// are UTF-8, and readers such as DuckDB refuse files that are not.
-func validUTF8(s string) string {
+// appendValidUTF8 appends s with each run of invalid UTF-8 replaced by
+// U+FFFD: Parquet strings are UTF-8, and readers such as DuckDB refuse
+// files that are not.
+func appendValidUTF8(dst []byte, s string) []byte {
 	if utf8.ValidString(s) {
-		return s
+		return append(dst, s...)
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return append(dst, strings.ToValidUTF8(s, "\uFFFD")...)
 }

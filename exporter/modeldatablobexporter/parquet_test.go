@@ -3,14 +3,17 @@ package modeldatablobexporter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	pqgo "github.com/parquet-go/parquet-go"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
@@ -155,8 +158,13 @@ func pqPushes(rng *rand.Rand) [][]testRow {
 			if r%4 == 0 {
 				note = nil
 			}
+			// repeated strings with nulls: a dictionary column with nulls
+			var city any = []string{"Oslo", "Lima", "Pune"}[rng.IntN(3)]
+			if r%5 == 0 {
+				city = nil
+			}
 			rows = append(rows, testRow{model: "m", version: "1", designation: "inputs", correlationID: "c-" + id, requestID: "r-" + id, ts: ts,
-				features: [][2]any{{"age", rng.Int64N(100)}, {"income", income}, {"ok", rng.IntN(2) == 0}, {"note", note}}})
+				features: [][2]any{{"age", rng.Int64N(100)}, {"income", income}, {"ok", rng.IntN(2) == 0}, {"note", note}, {"city", city}}})
 			// mixed types in one column become strings
 			var mixed any = rng.IntN(10)
 			if r%3 == 0 {
@@ -325,11 +333,17 @@ func TestParquetRetrySchemaChangeAndLimits(t *testing.T) {
 	row := func(v any) testRow {
 		return testRow{model: "m", version: "1", designation: "inputs", correlationID: "c", ts: day, features: [][2]any{{"a", v}}}
 	}
-	ld := makeLogs(row(int64(1)), row(int64(2)), row(int64(3)), row(int64(4)))
-	for i := 0; i < 2; i++ {
-		if err := e.push(context.Background(), ld); err != nil {
-			t.Fatal(err)
-		}
+	// The first attempt commits both files, but its answers are lost.
+	store := e.pq.store
+	e.pq.store = &answerLostFileStore{blockStore: store, landed: true}
+	err := e.push(context.Background(), makeLogs(row(int64(1)), row(int64(2)), row(int64(3)), row(int64(4))))
+	var retry consumererror.Logs
+	if !errors.As(err, &retry) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	e.pq.store = store
+	if err := e.push(context.Background(), retry.Data()); err != nil {
+		t.Fatal(err)
 	}
 	if files := localFiles(t, cfg); len(files) != 2 {
 		t.Fatalf("a retried push of 4 rows at max_rows 3 made %v", files)
@@ -361,5 +375,95 @@ func TestParquetQuarantine(t *testing.T) {
 	tab := readParquetGo(t, []byte(readLocal(t, cfg, files[0])))
 	if tab.names[len(tab.names)-1] != contract.ColQuarantineReason || tab.rows[0][len(tab.names)-1].val != "model version is missing" {
 		t.Fatalf("%v %v", tab.names, tab.rows)
+	}
+}
+
+// answerLostFileStore commits files (or not) and answers with an error, as
+// a collector killed around the commit sees it.
+type answerLostFileStore struct {
+	blockStore
+	landed bool
+}
+
+func (s *answerLostFileStore) putFile(ctx context.Context, name string, data []byte) error {
+	if s.landed {
+		if err := s.blockStore.putFile(ctx, name, data); err != nil {
+			return err
+		}
+	}
+	return errors.New("connection reset before the answer")
+}
+
+// parquetRequestIDs is the request id of every row of every Parquet file, sorted.
+func parquetRequestIDs(t *testing.T, cfg *Config) []string {
+	t.Helper()
+	var ids []string
+	for _, f := range localFiles(t, cfg) {
+		tab := readParquetGo(t, []byte(readLocal(t, cfg, f)))
+		col := slices.Index(tab.names, contract.ColRequestID)
+		for _, r := range tab.rows {
+			ids = append(ids, r[col].val)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestParquetReplayAfterKillWritesRowsOnce: a file committed (or not)
+// before the process died without acknowledging its batch; the persistent
+// queue replays the batch after the restart, as one batch or regrouped
+// with new rows. Every row must be in the files exactly as often as it
+// was sent, identical rows included.
+func TestParquetReplayAfterKillWritesRowsOnce(t *testing.T) {
+	tests := []struct {
+		name         string
+		landed       bool // the first file was committed
+		answered     bool // and its push returned (killed before the queue's acknowledgment)
+		replay       [][]string
+		want         []string
+		wantReplayed int64
+	}{
+		{name: "committed, answer lost, replayed as it was", landed: true,
+			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}, wantReplayed: 3},
+		{name: "committed and answered, killed before the acknowledgment", landed: true, answered: true,
+			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}, wantReplayed: 3},
+		{name: "not committed, replayed", replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}},
+		{name: "committed, replayed in two batches with new rows", landed: true,
+			replay: [][]string{{"r4", "r2"}, {"r1", "r3", "r5"}}, want: []string{"r1", "r2", "r3", "r4", "r5"}, wantReplayed: 3},
+		{name: "committed, a new identical row in the replay is kept", landed: true,
+			replay: [][]string{{"r1", "r1", "r2", "r3"}}, want: []string{"r1", "r1", "r2", "r3"}, wantReplayed: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := localConfig(t)
+			cfg.Format = FormatParquet
+			queueDir := t.TempDir()
+			e, _, stop := journaledExporter(t, cfg, queueDir)
+			if !tc.answered {
+				e.pq.store = &answerLostFileStore{blockStore: e.pq.store, landed: tc.landed}
+			}
+			err := e.push(context.Background(), makeLogs(rowsWithIDs("r1", "r2", "r3")...))
+			if (err == nil) != tc.answered {
+				t.Fatalf("first push: %v", err)
+			}
+			stop() // killed before any retry or acknowledgment
+
+			e, tt, stop := journaledExporter(t, cfg, queueDir)
+			defer stop()
+			for _, ids := range tc.replay {
+				push(t, e, rowsWithIDs(ids...)...)
+			}
+			if got := parquetRequestIDs(t, cfg); !slices.Equal(got, tc.want) {
+				t.Errorf("rows in the files: %v, want %v", got, tc.want)
+			}
+			if got := counter(t, tt, "otelcol_modeldatablob_rows_replayed"); got != tc.wantReplayed {
+				t.Errorf("rows_replayed %d, want %d", got, tc.wantReplayed)
+			}
+			// Spent credits are gone: a later identical row is written.
+			push(t, e, rowsWithIDs("r1")...)
+			if got := parquetRequestIDs(t, cfg); len(got) != len(tc.want)+1 {
+				t.Errorf("after a new r1: %v", got)
+			}
+		})
 	}
 }

@@ -2,11 +2,12 @@ package modeldatablobexporter
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/parquet"
 	pqgo "github.com/parquet-go/parquet-go"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -19,7 +20,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.Format = FormatParquet
 	w := newPQWriter(cfg, nil)
-	files, _ := w.group(makeLogs(benchRows(5000, 10)...))
+	files, _, _ := w.group(makeLogs(benchRows(5000, 10)...))
 	f := files[0]
 	b.Run("lib=arrow-go", func(b *testing.B) {
 		b.ReportAllocs()
@@ -38,7 +39,7 @@ func BenchmarkParquetLibraries(b *testing.B) {
 		b.ReportAllocs()
 		var size int
 		for i := 0; i < b.N; i++ {
-			size = writeParquetGo(b, f)
+			size = writeParquetGo(b, w, f)
 		}
 		b.ReportMetric(float64(b.N*len(f.rows))/b.Elapsed().Seconds(), "rows/s")
 		b.ReportMetric(float64(size)/float64(len(f.rows)), "bytes/row")
@@ -47,19 +48,19 @@ func BenchmarkParquetLibraries(b *testing.B) {
 
 // writeParquetGo writes f with parquet-go's row API and the same inferred
 // types; parquet-go orders a group's columns by name.
-func writeParquetGo(b *testing.B, f *pqFile) int {
+func writeParquetGo(b *testing.B, w *pqWriter, f *pqFile) int {
 	group := pqgo.Group{}
 	kinds := make([]string, len(f.names))
 	for i, name := range f.names {
 		var node pqgo.Node
 		switch {
 		case i < f.features:
-			switch columnType(f.cols[i]).ID().String() {
-			case "INT64":
+			switch f.cols[i].physical() {
+			case parquet.Types.Int64:
 				node, kinds[i] = pqgo.Int(64), "int"
-			case "FLOAT64":
+			case parquet.Types.Double:
 				node, kinds[i] = pqgo.Leaf(pqgo.DoubleType), "double"
-			case "BOOL":
+			case parquet.Types.Boolean:
 				node, kinds[i] = pqgo.Leaf(pqgo.BooleanType), "bool"
 			default:
 				node, kinds[i] = pqgo.Encoded(pqgo.String(), &pqgo.RLEDictionary), "string"
@@ -95,25 +96,27 @@ func writeParquetGo(b *testing.B, f *pqFile) int {
 			var v pqgo.Value
 			switch kinds[i] {
 			case "ts":
-				v = pqgo.Int64Value(f.rows[r].ts.UnixMicro())
+				v = pqgo.Int64Value(f.rows[r].ts)
 			case "aml":
-				s := f.rows[r].aml[indexOf(name)]
+				s := f.correlation(&f.rows[r], indexOf(name), w.boundary)
 				v = pqgo.ByteArrayValue(unsafe.Slice(unsafe.StringData(s), len(s)))
 			default:
-				pv := f.cols[i][r]
+				col := &f.cols[i]
+				k, n := col.kind[r], col.num[r]
 				switch {
-				case pv.Type() == pcommon.ValueTypeEmpty:
+				case k == valNull:
 					row[c] = pqgo.NullValue().Level(0, 0, c)
 					continue
 				case kinds[i] == "int":
-					v = pqgo.Int64Value(pv.Int())
+					v = pqgo.Int64Value(int64(n))
+				case kinds[i] == "double" && k == valInt:
+					v = pqgo.DoubleValue(float64(int64(n)))
 				case kinds[i] == "double":
-					v = pqgo.DoubleValue(pv.Double())
+					v = pqgo.DoubleValue(math.Float64frombits(n))
 				case kinds[i] == "bool":
-					v = pqgo.BooleanValue(pv.Bool())
+					v = pqgo.BooleanValue(n != 0)
 				default:
-					s := contract.FormatValue(pv)
-					v = pqgo.ByteArrayValue([]byte(s))
+					v = pqgo.ByteArrayValue(col.appendText(nil, r))
 				}
 				row[c] = v.Level(0, 1, c)
 				continue

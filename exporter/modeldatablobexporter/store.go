@@ -21,8 +21,19 @@ type store interface {
 	// cannot take the block (block count, size limit, sealed), errGone when
 	// the file (or its container) no longer exists.
 	appendAt(ctx context.Context, name string, pos int64, data []byte) error
+	// appendAny appends data as one block wherever the file ends, sent once
+	// (never retried by the client: a second copy could land after the
+	// first), and returns a lower bound of where it landed (exact on Azure)
+	// and of the block count after it. Errors as appendAt's, bar errPosition.
+	appendAny(ctx context.Context, name string, data []byte) (appended, error)
 	// readAt reads n bytes at off.
 	readAt(ctx context.Context, name string, off, n int64) ([]byte, error)
+}
+
+// appended is where an append landed and the file's block count after it.
+type appended struct {
+	at     int64
+	blocks int
 }
 
 type fileProps struct {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,29 +239,60 @@ func (s *azBlobStore) createBlob(ctx context.Context, name string, retried bool)
 }
 
 func (s *azBlobStore) appendAt(ctx context.Context, name string, pos int64, data []byte) error {
+	_, err := s.appendBlock(ctx, name, &pos, data)
+	return err
+}
+
+// sentOnce retries an unconditional append only when the service refused
+// it unprocessed (503 Server Busy): after a lost answer, a retry could land
+// a second copy.
+var sentOnce = policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second,
+	ShouldRetry: func(resp *http.Response, err error) bool {
+		return err == nil && resp.StatusCode == http.StatusServiceUnavailable
+	}}
+
+func (s *azBlobStore) appendAny(ctx context.Context, name string, data []byte) (appended, error) {
+	r, err := s.appendBlock(policy.WithRetryOptions(ctx, sentOnce), name, nil, data)
+	if err != nil {
+		return appended{}, err
+	}
+	a := appended{at: -1}
+	if r.BlobAppendOffset != nil {
+		if at, perr := strconv.ParseInt(*r.BlobAppendOffset, 10, 64); perr == nil {
+			a.at = at
+		}
+	}
+	if r.BlobCommittedBlockCount != nil {
+		a.blocks = int(*r.BlobCommittedBlockCount)
+	}
+	return a, nil
+}
+
+// appendBlock appends data, at pos unless pos is nil.
+func (s *azBlobStore) appendBlock(ctx context.Context, name string, pos *int64, data []byte) (appendblob.AppendBlockResponse, error) {
 	attempts := &requestAttempts{}
 	attempts.tel, _ = ctx.Value(telemetryKey{}).(*telemetry)
 	ctx = context.WithValue(ctx, attemptsKey{}, attempts)
-	_, err := s.client.NewAppendBlobClient(name).AppendBlock(ctx, nopCloser{bytes.NewReader(data)}, &appendblob.AppendBlockOptions{
-		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: &pos, MaxSize: &s.maxSize},
+	r, err := s.client.NewAppendBlobClient(name).AppendBlock(ctx, nopCloser{bytes.NewReader(data)}, &appendblob.AppendBlockOptions{
+		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: pos, MaxSize: &s.maxSize},
 	})
 	switch {
 	case err == nil:
-		return nil
+		return r, nil
 	case bloberror.HasCode(err, bloberror.AppendPositionConditionNotMet):
 		if attempts.n == 1 {
-			return errRaceLost
+			return r, errRaceLost
 		}
 		// The SDK sent it again: an earlier attempt may be what is there.
-		return errPosition
+		return r, errPosition
 	case bloberror.HasCode(err, bloberror.BlockCountExceedsLimit, bloberror.MaxBlobSizeConditionNotMet, "BlobIsSealed"):
-		return errFull
+		return r, errFull
 	case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
 		// Deleted since we opened it: the writer opens it again, which
 		// creates the container too when create_container is set.
-		return fmt.Errorf("append to %s: %s: %w", name, describe(err), errGone)
+		return r, fmt.Errorf("append to %s: %s: %w", name, describe(err), errGone)
 	}
-	return s.wrap("append to", name, err)
+	return r, s.wrap("append to", name, err)
 }
 
 func (s *azBlobStore) readAt(ctx context.Context, name string, off, n int64) ([]byte, error) {

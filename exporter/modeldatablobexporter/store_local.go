@@ -60,35 +60,46 @@ func (s *localStore) create(_ context.Context, name string) error {
 }
 
 func (s *localStore) appendAt(_ context.Context, name string, pos int64, data []byte) error {
+	_, err := s.appendBlock(name, pos, data)
+	return err
+}
+
+func (s *localStore) appendAny(_ context.Context, name string, data []byte) (appended, error) {
+	return s.appendBlock(name, -1, data)
+}
+
+// appendBlock appends data, at pos unless pos is negative.
+func (s *localStore) appendBlock(name string, pos int64, data []byte) (appended, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_APPEND, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %w", errGone, err)
+		return appended{}, fmt.Errorf("%w: %w", errGone, err)
 	}
 	if err != nil {
-		return err
+		return appended{}, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return err
+		return appended{}, err
 	}
+	size := fi.Size()
 	switch {
-	case fi.Size() != pos:
+	case pos >= 0 && size != pos:
 		f.Close()
-		return errPosition
-	case pos+int64(len(data)) > s.maxSize:
+		return appended{}, errPosition
+	case size+int64(len(data)) > s.maxSize:
 		f.Close()
-		return errFull
+		return appended{}, errFull
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		// Cut a partial write back so the file holds only complete lines.
-		_ = os.Truncate(s.path(name), pos)
-		return err
+		_ = os.Truncate(s.path(name), size)
+		return appended{}, err
 	}
-	return f.Close()
+	return appended{at: size}, f.Close()
 }
 
 func (s *localStore) readAt(_ context.Context, name string, off, n int64) ([]byte, error) {

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -56,9 +55,12 @@ type fileState struct {
 	schema string // "" or the header hash of a schema-suffixed file
 	roll   int
 	name   string
-	known  bool // size and blocks are valid
-	size   int64
+	known  bool  // size and blocks are valid
+	size   int64 // a lower bound while the file is shared
 	blocks int
+	// sharedUntil: until then other writers are taken to append to the
+	// file too, and appends go without a position condition.
+	sharedUntil time.Time
 	// unsure are appends whose answer never came: they may have landed.
 	// Another push may move size past them before their retry, so the
 	// retry must look for its bytes where it first tried, not at size.
@@ -87,8 +89,17 @@ func (file *fileState) pinned() bool {
 // unsureAppend is an append whose outcome is unknown.
 type unsureAppend struct {
 	name string
-	pos  int64
-	sum  [sha256.Size]byte
+	spot
+}
+
+// spot is where an append of ours may be: at pos, or (anywhere) at some
+// line start from pos on; ends are where its lines end (each at a '\n'),
+// the last one its length.
+type spot struct {
+	pos      int64
+	anywhere bool
+	ends     []int
+	sum      [sha256.Size]byte
 }
 
 // maxUnsure bounds the unsure appends kept per file; older ones are
@@ -228,21 +239,7 @@ type lineUse struct {
 
 // expireCredits drops credits no replay spent within creditTTL.
 func (w *writer) expireCredits(ctx context.Context, file *fileState) {
-	now := time.Now()
-	kept := file.credits[:0]
-	for _, c := range file.credits {
-		if now.Before(c.expires) {
-			kept = append(kept, c)
-			continue
-		}
-		if len(c.avail) > 0 {
-			if err := w.j.client.Delete(ctx, c.key); err != nil {
-				kept = append(kept, c) // try again next time
-				continue
-			}
-		}
-	}
-	file.credits = kept
+	file.credits = w.j.expire(ctx, file.credits)
 }
 
 // spendCredits marks the batch's lines that a credit of the file covers
@@ -280,20 +277,14 @@ func (w *writer) spendCredits(file *fileState, b *fileBatch) ([]bool, []lineUse)
 func (w *writer) resolve(ctx context.Context, file *fileState) error {
 	for len(file.replay) > 0 {
 		in := file.replay[0]
-		n := in.size()
-		p, err := w.st.props(ctx, in.blob)
+		got, at, found, err := w.find(ctx, in.blob, in.spot())
 		if err != nil {
 			return err
 		}
 		var c *credit
-		if p.exists && p.size >= in.pos+n {
-			got, err := w.st.readAt(ctx, in.blob, in.pos, n)
-			if err != nil {
-				return err
-			}
-			if int64(len(got)) == n && sha256.Sum256(got) == in.sum {
-				c = w.j.newCredit(in, got)
-			}
+		if found {
+			in.pos = at
+			c = w.j.newCredit(in, got)
 		}
 		if err := w.j.settle(ctx, in, c); err != nil {
 			return err
@@ -339,6 +330,12 @@ func (w *writer) appendLines(ctx context.Context, file *fileState, b *fileBatch,
 	return done, nil
 }
 
+// sharedFor is how long a file stays shared after the last sign of another
+// writer (a lost race, or an append that landed past our end). Meanwhile its
+// appends go without a position condition: writers that meet on it never
+// refuse each other, and no append needs the file's size first.
+const sharedFor = time.Minute
+
 // appendChunk appends whole lines (of the given lengths, when journaled).
 func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines []int, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
@@ -358,6 +355,7 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			return err
 		}
 	}
+	var in *intent // the journal's record of this append
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
 		if !file.known {
 			if err := w.open(ctx, file, header); err != nil {
@@ -369,35 +367,50 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			w.roll(file)
 			continue
 		}
+		name := file.dir + "/" + file.name
+		shared := time.Now().Before(file.sharedUntil)
 		if w.j.enabled() {
-			if err := w.j.record(ctx, &intent{file: file.key, blob: file.dir + "/" + file.name, pos: file.size, sum: checksum(), lines: lines}, pl); err != nil {
+			if in == nil {
+				in = &intent{file: file.key, sum: checksum(), lines: lines}
+			}
+			in.blob, in.pos, in.anywhere = name, file.size, shared
+			if err := w.j.record(ctx, in, pl); err != nil {
 				return err
 			}
 		}
-		err := w.st.appendAt(ctx, file.dir+"/"+file.name, file.size, chunk)
-		switch {
-		case err == nil:
+		var err error
+		if shared {
+			var a appended
+			if a, err = w.st.appendAny(ctx, name, chunk); err == nil {
+				if a.at > file.size { // another writer appended since our last one
+					file.sharedUntil = time.Now().Add(sharedFor)
+				}
+				file.size, file.blocks = max(file.size, a.at+n), max(file.blocks, a.blocks)
+				return nil
+			}
+		} else if err = w.st.appendAt(ctx, name, file.size, chunk); err == nil {
 			file.size += n
 			file.blocks++
 			return nil
+		}
+		switch {
 		case errors.Is(err, errPosition):
-			// Another writer appended, or an earlier attempt of ours landed
-			// although we never saw its response: read what is there (only
-			// the new end when the store knows no attempt of ours can be),
-			// after a pause that lets the writers we met go first.
+			// Another writer appended, unless an earlier attempt of ours is
+			// what is there (the request was sent more than once). From
+			// then on the file is shared: the next attempt needs no
+			// position, so none is read.
 			w.tel.raceLost(ctx)
-			mayBeOurs := !errors.Is(err, errRaceLost)
-			if err := raceBackoff(ctx, attempt); err != nil {
-				return err
+			if !errors.Is(err, errRaceLost) {
+				landed, err := w.landedAt(ctx, file, chunk)
+				if err != nil {
+					return err
+				}
+				if landed {
+					w.tel.duplicateAvoided(ctx)
+					return nil
+				}
 			}
-			landed, err := w.landedAt(ctx, file, chunk, mayBeOurs)
-			if err != nil {
-				return err
-			}
-			if landed {
-				w.tel.duplicateAvoided(ctx)
-				return nil
-			}
+			file.sharedUntil = time.Now().Add(sharedFor)
 		case errors.Is(err, errGone):
 			file.known = false
 		case errors.Is(err, errFull):
@@ -407,11 +420,15 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 			w.roll(file)
 		default:
 			// The append may have landed without our seeing the answer:
-			// its retry checks this position first (landedEarlier).
+			// its retry looks for it first (landedEarlier).
 			if len(file.unsure) == maxUnsure {
 				file.unsure = file.unsure[1:]
 			}
-			file.unsure = append(file.unsure, unsureAppend{name: file.name, pos: file.size, sum: checksum()})
+			at := spot{pos: file.size, anywhere: shared, sum: checksum(), ends: []int{len(chunk)}}
+			if shared {
+				at.ends = lineEnds(chunk)
+			}
+			file.unsure = append(file.unsure, unsureAppend{name: file.name, spot: at})
 			return err
 		}
 	}
@@ -421,29 +438,20 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 
 // landedEarlier reports whether a chunk with this checksum was appended
 // earlier without an answer and is in fact in the file. An unsure append
-// is looked at once: found or not, its entry is dropped.
+// is looked for once: found or not, its entry is dropped.
 func (w *writer) landedEarlier(ctx context.Context, file *fileState, sum [sha256.Size]byte, n int64) (bool, error) {
 	for i, u := range file.unsure {
-		if u.sum != sum {
+		if u.sum != sum || int64(u.ends[len(u.ends)-1]) != n {
 			continue
 		}
-		name := file.dir + "/" + u.name
-		p, err := w.st.props(ctx, name)
+		_, at, landed, err := w.find(ctx, file.dir+"/"+u.name, u.spot)
 		if err != nil {
 			return false, err
 		}
-		landed := false
-		if p.size >= u.pos+n {
-			got, err := w.st.readAt(ctx, name, u.pos, n)
-			if err != nil {
-				return false, err
-			}
-			landed = sha256.Sum256(got) == sum
-		}
 		file.unsure = append(file.unsure[:i], file.unsure[i+1:]...)
 		if landed {
-			if u.name == file.name && p.size > file.size {
-				file.size, file.blocks = p.size, p.blocks
+			if u.name == file.name && at+n > file.size {
+				file.size = at + n
 			}
 			w.tel.duplicateAvoided(ctx)
 		}
@@ -453,9 +461,8 @@ func (w *writer) landedEarlier(ctx context.Context, file *fileState, sum [sha256
 }
 
 // landedAt refreshes file after a failed position condition and reports
-// whether chunk is already at the position we tried; with mayBeOurs false
-// (no attempt of ours can be there) it only refreshes.
-func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte, mayBeOurs bool) (bool, error) {
+// whether chunk is already at the position we tried.
+func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte) (bool, error) {
 	name := file.dir + "/" + file.name
 	p, err := w.st.props(ctx, name)
 	if err != nil {
@@ -463,7 +470,7 @@ func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte, ma
 	}
 	pos := file.size
 	file.size, file.blocks = p.size, p.blocks
-	if !mayBeOurs || p.size < pos+int64(len(chunk)) {
+	if p.size < pos+int64(len(chunk)) {
 		return false, nil
 	}
 	got, err := w.st.readAt(ctx, name, pos, int64(len(chunk)))
@@ -473,24 +480,89 @@ func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte, ma
 	return bytes.Equal(got, chunk), nil
 }
 
-// Pauses between position races, so writers that met on one file spread
-// out instead of colliding again: full jitter, doubling from
-// raceBackoffBase up to raceBackoffMax.
-const (
-	raceBackoffBase = 5 * time.Millisecond
-	raceBackoffMax  = 500 * time.Millisecond
-)
-
-func raceBackoff(ctx context.Context, attempt int) error {
-	ceiling := min(raceBackoffBase<<min(attempt, 16), raceBackoffMax)
-	t := time.NewTimer(rand.N(ceiling) + 1)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// lineEnds are the offsets just past each '\n' of chunk.
+func lineEnds(chunk []byte) []int {
+	var ends []int
+	for i, c := range chunk {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
 	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(chunk) {
+		ends = append(ends, len(chunk))
+	}
+	return ends
+}
+
+// scanWindow is the most one read of a scan takes (or twice the append
+// looked for, when larger).
+const scanWindow = 8 << 20
+
+// find looks in file name for an append of ours at s, and returns its bytes
+// and position when found. An append sent without a position is looked for
+// at every line start from s.pos on whose lines end where its lines end;
+// only those are hashed.
+func (w *writer) find(ctx context.Context, name string, s spot) ([]byte, int64, bool, error) {
+	if len(s.ends) == 0 {
+		return nil, 0, false, nil
+	}
+	n := int64(s.ends[len(s.ends)-1])
+	p, err := w.st.props(ctx, name)
+	if err != nil || !p.exists || p.size < s.pos+n {
+		return nil, 0, false, err
+	}
+	if !s.anywhere {
+		got, err := w.st.readAt(ctx, name, s.pos, n)
+		return got, s.pos, err == nil && int64(len(got)) == n && sha256.Sum256(got) == s.sum, err
+	}
+	from, inLine := s.pos, false // inLine: from is inside a line, not at its start
+	for from+n <= p.size {
+		want := min(p.size-from, max(scanWindow, 2*n))
+		buf, err := w.st.readAt(ctx, name, from, want)
+		if err != nil || len(buf) == 0 {
+			return nil, 0, false, err
+		}
+		i, next := 0, -1 // next: the first line start the window cannot check whole
+		if inLine {
+			i = bytes.IndexByte(buf, '\n') + 1
+			if i == 0 {
+				i = len(buf)
+			}
+		}
+		for i < len(buf) {
+			if int64(i)+n > int64(len(buf)) {
+				next = i
+				break
+			}
+			if endsMatch(buf[i:], s.ends) && sha256.Sum256(buf[i:i+int(n)]) == s.sum {
+				return buf[i : i+int(n)], from + int64(i), true, nil
+			}
+			nl := bytes.IndexByte(buf[i:], '\n')
+			if nl < 0 {
+				break
+			}
+			i += nl + 1
+		}
+		switch {
+		case int64(len(buf)) < want || next == 0: // the file ended sooner than its size said
+			return nil, 0, false, nil
+		case next > 0:
+			from, inLine = from+int64(next), false
+		default:
+			from, inLine = from+int64(len(buf)), buf[len(buf)-1] != '\n'
+		}
+	}
+	return nil, 0, false, nil
+}
+
+// endsMatch reports whether each of ends falls just past a '\n' of b.
+func endsMatch(b []byte, ends []int) bool {
+	for _, e := range ends {
+		if b[e-1] != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *writer) roll(file *fileState) {

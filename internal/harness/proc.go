@@ -136,16 +136,13 @@ func SentRows(ctx context.Context, metricsURL string) (float64, error) {
 // SentRowsBy is SentRows over the exporters whose series mention exporter
 // ("" for all of them).
 func SentRowsBy(ctx context.Context, metricsURL, exporter string) (float64, error) {
-	return metricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records", `"`+exporter)
+	return MetricSum(ctx, metricsURL, "otelcol_exporter_sent_log_records", `"`+exporter)
 }
 
-// MetricSum sums every series of the metrics whose names start with name.
-func MetricSum(ctx context.Context, metricsURL, name string) (float64, error) {
-	return metricSum(ctx, metricsURL, name, "")
-}
-
-// metricSum is MetricSum over the series whose line contains label.
-func metricSum(ctx context.Context, metricsURL, name, label string) (float64, error) {
+// MetricSum sums the series of the metrics whose names start with name
+// (Prometheus text at metricsURL) whose line contains every one of labels
+// (e.g. `feature="alcohol"`).
+func MetricSum(ctx context.Context, metricsURL, name string, labels ...string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, err
@@ -159,10 +156,16 @@ func metricSum(ctx context.Context, metricsURL, name, label string) (float64, er
 	found := false
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+lines:
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) || !strings.Contains(line, label) {
+		if !strings.HasPrefix(line, name) {
 			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
 		}
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)

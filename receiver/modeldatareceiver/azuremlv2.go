@@ -104,7 +104,7 @@ func (h *v2Handler) decode(d *decoder, req *http.Request) (v2Response, plog.Logs
 		return resp, plog.Logs{}, err
 	}
 	ld := plog.NewLogs()
-	resp.Accepted = d.appendLogs(ld, &res, ids, rate, h.r.now())
+	resp.Accepted = d.appendLogs(&logsBuilder{ld: ld}, &res, ids, rate, h.r.now())
 	resp.Skipped = d.table.rows - resp.Accepted
 	return resp, ld, nil
 }

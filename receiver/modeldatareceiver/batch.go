@@ -2,7 +2,6 @@ package modeldatareceiver
 
 import (
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -65,8 +64,11 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
+	// Every line reads the same headers and query: read them once.
+	var shared meta
+	sharedErr := shared.fromHTTP(req.Header, req.URL.Query())
 	d := r.getDecoder()
-	ld := plog.NewLogs()
+	logs := logsBuilder{ld: plog.NewLogs()}
 	var resp batchResponse
 	values := 0
 	for rest := text; rest != ""; {
@@ -83,10 +85,13 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 			return
 		}
 		d.reset()
-		one := req.WithContext(req.Context())
-		one.Body = io.NopCloser(strings.NewReader(line))
-		one.ContentLength = int64(len(line))
-		got, gl, err := r.decodeCollect(d, one, "json")
+		var res resolved
+		var ids []rowIDs
+		err := sharedErr
+		if err == nil {
+			d.meta = shared
+			res, ids, err = r.decodeText(d, line, "json", req.Header)
+		}
 		if values += len(d.table.nodes); values > r.limits.maxValues {
 			r.putDecoder(d)
 			err := tooManyValues(values, r.limits.maxValues)
@@ -97,10 +102,11 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
 			continue
 		}
-		gl.ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
-		resp.Accepted += got.Accepted
-		resp.Skipped += got.Skipped
+		kept := d.appendLogs(&logs, &res, ids, r.policy.rate(res.modelName, res.designation), r.now())
+		resp.Accepted += kept
+		resp.Skipped += d.table.rows - kept
 	}
+	ld := logs.ld
 	r.putDecoder(d)
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")

@@ -31,24 +31,49 @@ func benchBody(rows int) []byte {
 	return []byte(b.String())
 }
 
+// batchBody is a /v1/collect/batch body of groups collect requests of one
+// row × 10 features each, as the Python client sends one line per
+// collect() call: its own correlation id, scoring timestamp and request id.
+func batchBody(groups int) []byte {
+	var b strings.Builder
+	for g := 0; g < groups; g++ {
+		fmt.Fprintf(&b, `{"model_name":"best_model","designation":"inputs","model_version":"10","feature_names":["age","income","city","score","visits","ratio","segment","active","tenure","balance"],`+
+			`"correlation_id":"c-%d","scoring_timestamp":"2026-11-30T01:02:03.%06dZ","request_id":"ae249167-ab81-46d2-9553-%012d","data":[[%d,%d.25,"Redmond, WA",%g,%d,0.%d,"segment-%d",%t,%d,%d.5]]}`+"\n",
+			g, g, g, 20+g%50, 1000+g, 0.5+float64(g)/1000, g%7, g%10, g%4, g%2 == 0, g, g*3)
+	}
+	return []byte(b.String())
+}
+
 // BenchmarkCollectJSON measures a 10-feature JSON request of 100 rows
 // through the collect handler (read, decode, validate, build the log
 // records, hand them to a nop consumer, answer). Run with -cpu 1.
 func BenchmarkCollectJSON(b *testing.B) {
-	const rows = 100
+	benchmarkHandler(b, collectPath, "application/json", benchBody(100), `"accepted":100`, 100)
+}
+
+// BenchmarkCollectBatch measures a /v1/collect/batch body of 100 one-row
+// collect requests through the batch handler.
+func BenchmarkCollectBatch(b *testing.B) {
+	benchmarkHandler(b, batchPath, ndjsonContentType, batchBody(100), `"accepted":100`, 100)
+}
+
+func benchmarkHandler(b *testing.B, path, contentType string, body []byte, accepted string, rows int) {
 	cfg := createDefaultConfig()
 	rcv, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := benchBody(rows)
+	handle := rcv.handleCollect
+	if path == batchPath {
+		handle = rcv.handleCollectBatch
+	}
 	reader := bytes.NewReader(body)
-	req := httptest.NewRequest(http.MethodPost, collectPath, reader)
-	req.Header.Set("Content-Type", "application/json")
+	req := httptest.NewRequest(http.MethodPost, path, reader)
+	req.Header.Set("Content-Type", contentType)
 	req = req.WithContext(context.Background())
 	w := httptest.NewRecorder()
-	rcv.handleCollect(w, req)
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"accepted":100`) {
+	handle(w, req)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), accepted) {
 		b.Fatalf("%d %s", w.Code, w.Body.String())
 	}
 	b.SetBytes(int64(len(body)))
@@ -58,7 +83,7 @@ func BenchmarkCollectJSON(b *testing.B) {
 		reader.Reset(body)
 		req.ContentLength = int64(len(body))
 		w := httptest.NewRecorder()
-		rcv.handleCollect(w, req)
+		handle(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}

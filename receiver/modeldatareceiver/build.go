@@ -1,6 +1,7 @@
 package modeldatareceiver
 
 import (
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -93,25 +94,46 @@ func keep(requestID string, rate float64) bool {
 	return float64(h>>11)/(1<<53) < rate
 }
 
+// logsBuilder appends the rows of requests to one plog.Logs: requests with
+// the same resource attributes share one resource and scope.
+type logsBuilder struct {
+	ld       plog.Logs
+	resource []resourceAttr
+	records  plog.LogRecordSlice
+	started  bool
+}
+
+// recordsFor is the record slice of the scope for a resource.
+func (b *logsBuilder) recordsFor(resource []resourceAttr) plog.LogRecordSlice {
+	if b.started && slices.Equal(b.resource, resource) {
+		return b.records
+	}
+	rl := b.ld.ResourceLogs().AppendEmpty()
+	for _, a := range resource {
+		rl.Resource().Attributes().PutStr(a.key, a.value)
+	}
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	b.resource, b.records, b.started = resource, sl.LogRecords(), true
+	return b.records
+}
+
 // appendLogs adds one log record per kept row under the data contract and
 // returns how many rows were kept.
-func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate float64, observed time.Time) int {
+func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rate float64, observed time.Time) int {
 	t := &d.table
-	if n := keptRows(t.rows, ids, res.requestID, rate); n == 0 {
+	n := keptRows(t.rows, ids, res.requestID, rate)
+	if n == 0 {
 		return 0
 	}
 	names := make([]string, len(t.features))
 	for k, c := range t.features {
 		names[k] = t.columns[c]
 	}
-	rl := ld.ResourceLogs().AppendEmpty()
-	for _, a := range res.resource {
-		rl.Resource().Attributes().PutStr(a.key, a.value)
+	records := logs.recordsFor(res.resource)
+	if records.Len() == 0 {
+		records.EnsureCapacity(n)
 	}
-	sl := rl.ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(metadata.ScopeName)
-	records := sl.LogRecords()
-	records.EnsureCapacity(t.rows)
 	obs := pcommon.NewTimestampFromTime(observed)
 	row := contract.Row{
 		ModelName: res.modelName, ModelVersion: res.modelVersion, Designation: res.designation,
@@ -119,8 +141,16 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 	}
 	// Every row starts as a copy of one record with the request's ids and
 	// a body of the feature names with empty values: a copy allocates its
-	// attributes and body at their final size, without lookups by key.
-	shared := plog.NewLogRecord()
+	// attributes and body at their final size, without lookups by key. A
+	// request of one row (a batch line per collect() call) is built in
+	// place instead.
+	single := n == 1 && ids == nil
+	var shared plog.LogRecord
+	if single {
+		shared = records.AppendEmpty()
+	} else {
+		shared = plog.NewLogRecord()
+	}
 	shared.SetObservedTimestamp(obs)
 	contract.WriteRow(shared, row)
 	body := contract.Features(shared)
@@ -133,10 +163,14 @@ func (d *decoder) appendLogs(ld plog.Logs, res *resolved, ids []rowIDs, rate flo
 		if ids != nil && !keep(ids[r].requestID, rate) {
 			continue
 		}
-		lr := records.AppendEmpty()
-		if ids == nil {
+		lr := shared
+		switch {
+		case single:
+		case ids == nil:
+			lr = records.AppendEmpty()
 			shared.CopyTo(lr)
-		} else {
+		default:
+			lr = records.AppendEmpty()
 			id := ids[r]
 			row.CorrelationID, row.RequestID, row.Timestamp = id.correlationID, id.requestID, id.timestamp
 			lr.SetObservedTimestamp(obs)

@@ -144,6 +144,8 @@ type decoder struct {
 	meta   meta
 	table  table
 	index  map[string]int
+	// names is the storage of meta.featureNames, reused by the next request.
+	names []string
 }
 
 func newDecoder(l limits) *decoder {
@@ -161,8 +163,11 @@ func (d *decoder) reset() {
 func (d *decoder) parseJSON(body string) error {
 	nodes, err := parseJSON(body, d.table.nodes, d.limits.maxValues)
 	d.table.nodes = nodes
+	if err == nil {
+		return nil
+	}
 	var re *requestError
-	if err != nil && !errors.As(err, &re) {
+	if !errors.As(err, &re) {
 		return badRequest("%v", err)
 	}
 	return err
@@ -186,10 +191,11 @@ func (d *decoder) decodeJSON(body string) error {
 		case "data":
 			data = int(i)
 		case "feature_names":
-			names, err := stringArray(nodes, i, "feature_names")
+			names, err := appendStrings(d.names[:0], nodes, i, "feature_names")
 			if err != nil {
 				return err
 			}
+			d.names = names[:0]
 			d.meta.featureNames, d.meta.hasFeatureNames = names, names != nil
 		case "correlation_ids":
 			if d.meta.correlationIDs, err = stringArray(nodes, i, "correlation_ids"); err != nil {
@@ -222,6 +228,11 @@ func (d *decoder) decodeJSON(body string) error {
 
 // stringArray reads an array of strings (null: absent).
 func stringArray(nodes []node, i int32, what string) ([]string, error) {
+	return appendStrings(nil, nodes, i, what)
+}
+
+// appendStrings is stringArray appending to dst[:0]; nil when absent.
+func appendStrings(dst []string, nodes []node, i int32, what string) ([]string, error) {
 	n := nodes[i]
 	if n.kind == kindNull {
 		return nil, nil
@@ -229,7 +240,10 @@ func stringArray(nodes []node, i int32, what string) ([]string, error) {
 	if n.kind != kindArray {
 		return nil, badRequest("%s must be a list of strings, got a JSON %s", what, n.kind)
 	}
-	out := make([]string, 0, n.end-i-1)
+	out := dst[:0]
+	if out == nil {
+		out = make([]string, 0, n.end-i-1)
+	}
 	for j := i + 1; j < n.end; j = nodes[j].end {
 		switch nodes[j].kind {
 		case kindString:

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +159,7 @@ func FuzzDecodeCollect(f *testing.F) {
 				continue
 			}
 			ld := plog.NewLogs()
-			n := d.appendLogs(ld, &res, ids, 1, fixedNow)
+			n := d.appendLogs(&logsBuilder{ld: ld}, &res, ids, 1, fixedNow)
 			if n != tb.rows || ld.LogRecordCount() != n {
 				t.Fatalf("%d rows, %d kept, %d records", tb.rows, n, ld.LogRecordCount())
 			}
@@ -223,4 +225,88 @@ func FuzzCSVReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// numberSeeds are numbers at the edges of the parser's exact paths.
+var numberSeeds = []string{
+	"0", "-0", "-0.0", "1", "-1", "123456789012345678", "1234567890123456789", "9223372036854775807",
+	"-9223372036854775808", "9223372036854775808", "0.1", "0.30000000000000004", "9007199254740993.5",
+	"9007199254740992", "9007199254740993e0", "1e22", "1e23", "1.5e-22", "1e-23", "4.9e-324", "1.7976931348623157e308",
+	"0.000000000000000000000000001", "123.4560000000000000000000", "1e400", "-1e-400", "12345678901234567890.5",
+	"1.00000000000000000001", "3.14159", "2.5E+3", "7e-0",
+}
+
+// parseNumberLit parses s as one JSON value and returns its node.
+func parseNumberLit(s string) (node, bool) {
+	nodes, err := parseJSON(s, nil, 1)
+	if err != nil || len(nodes) != 1 || (nodes[0].kind != kindInt && nodes[0].kind != kindFloat) {
+		return node{}, false
+	}
+	return nodes[0], true
+}
+
+// checkNumber compares the parser with strconv on a JSON number literal:
+// an integer literal that fits int64 is that int64, anything else the
+// float64 strconv.ParseFloat reads, bit for bit.
+func checkNumber(t *testing.T, s string) {
+	t.Helper()
+	if s != strings.TrimSpace(s) {
+		return // strconv reads no spaces around
+	}
+	got, ok := parseNumberLit(s)
+	f, ferr := strconv.ParseFloat(s, 64)
+	if !ok {
+		if ferr == nil && json.Valid([]byte(s)) {
+			t.Fatalf("%q: refused, strconv reads %v", s, f)
+		}
+		return
+	}
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			if got.kind != kindInt || got.integer() != i {
+				t.Fatalf("%q: got %v %v, want int %d", s, got.kind, got.num, i)
+			}
+			return
+		}
+	}
+	if got.kind != kindFloat || math.Float64bits(got.double()) != math.Float64bits(f) {
+		t.Fatalf("%q: got %v %v (%v), want double %v", s, got.kind, got.double(), got.num, f)
+	}
+}
+
+// FuzzParseNumber compares the parser's numbers with strconv.
+func FuzzParseNumber(f *testing.F) {
+	for _, s := range numberSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if utf8.ValidString(s) {
+			checkNumber(t, s)
+		}
+	})
+}
+
+func TestParseNumberMatchesStrconv(t *testing.T) {
+	for _, s := range numberSeeds {
+		checkNumber(t, s)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var b []byte
+		if rnd.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		b = strconv.AppendUint(b, rnd.Uint64N(uint64(math.Pow10(rnd.IntN(20)))), 10)
+		if rnd.IntN(3) > 0 {
+			b = append(b, '.')
+			b = strconv.AppendUint(b, rnd.Uint64N(1e12), 10)
+			b = append(b, strings.Repeat("0", rnd.IntN(4))...)
+		}
+		if rnd.IntN(3) == 0 {
+			b = append(b, 'e')
+			b = strconv.AppendInt(b, int64(rnd.IntN(60)-30), 10)
+		}
+		checkNumber(t, string(b))
+		checkNumber(t, strconv.FormatFloat(rnd.NormFloat64()*math.Pow10(rnd.IntN(30)-15), 'g', -1, 64))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,4 +312,41 @@ func mustTelemetry(tb testing.TB, set *receiver.Settings) *metadata.TelemetryBui
 		tb.Fatal(err)
 	}
 	return t
+}
+
+// BenchmarkIdempotencyWindowMemory reports the heap a full window of
+// max_keys keys holds: in memory only (the answers too) and with file_storage
+// (the keys' fingerprints and times; the answers are on disk).
+func BenchmarkIdempotencyWindowMemory(b *testing.B) {
+	storageID := testutil.FileStorageID
+	for _, tc := range []struct {
+		name    string
+		storage *component.ID
+	}{{"memory", nil}, {"file_storage", &storageID}} {
+		b.Run(tc.name, func(b *testing.B) {
+			host, stop := testutil.StartFileStorage(b, b.TempDir())
+			defer stop()
+			_, set := telemetrySettings(b)
+			for i := 0; i < b.N; i++ {
+				w := newIdempotencyWindow(IdempotencyConfig{Storage: tc.storage, TTL: time.Hour, MaxKeys: defaultIdempotencyMaxKeys}, set.Logger, mustTelemetry(b, set))
+				if err := w.open(context.Background(), host, component.NewIDWithName(metadata.Type, strconv.Itoa(i))); err != nil {
+					b.Fatal(err)
+				}
+				answer := &answerWriter{ResponseWriter: httptest.NewRecorder(), status: http.StatusOK}
+				answer.Header().Set("Content-Type", "application/json")
+				answer.body.WriteString(`{"groups":2,"accepted":7}`)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for k := 0; k < defaultIdempotencyMaxKeys; k++ {
+					w.record(context.Background(), "1b4e28ba-2fa1-11d2-883f-"+strconv.Itoa(100000000+k), fingerprint{}, answer)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/defaultIdempotencyMaxKeys, "heap-B/key")
+				runtime.KeepAlive(w)
+				_ = w.close(context.Background())
+			}
+		})
+	}
 }

@@ -95,31 +95,62 @@ func jsonValueCount(src string) int {
 	n := 1
 	opened := false // the last token opened an array or object
 	for i := 0; i < len(src); i++ {
-		switch src[i] {
-		case '"':
-			for i++; i < len(src) && src[i] != '"'; i++ {
-				if src[i] == '\\' {
-					i++
-				}
-			}
+		switch countClass[src[i]] {
+		case countQuote:
+			i = stringEnd(src, i+1)
 			opened = false
-		case '[', '{':
+		case countOpen:
 			n++
 			opened = true
-		case ']', '}':
+		case countClose:
 			if opened {
 				n--
 			}
 			opened = false
-		case ',':
+		case countComma:
 			n++
 			opened = false
-		case ' ', '\t', '\n', '\r':
+		case countSpace:
 		default:
 			opened = false
 		}
 	}
 	return n
+}
+
+const (
+	countOther = iota
+	countQuote
+	countOpen
+	countClose
+	countComma
+	countSpace
+)
+
+var countClass = [256]uint8{
+	'"': countQuote, '[': countOpen, '{': countOpen, ']': countClose, '}': countClose, ',': countComma,
+	' ': countSpace, '\t': countSpace, '\n': countSpace, '\r': countSpace,
+}
+
+// stringEnd is the index of the quote that closes a string whose text
+// starts at i (len(src) when there is none): the first quote after i not
+// escaped by an odd number of backslashes.
+func stringEnd(src string, i int) int {
+	for {
+		q := strings.IndexByte(src[i:], '"')
+		if q < 0 {
+			return len(src)
+		}
+		q += i
+		backslashes := 0
+		for j := q - 1; j >= i && src[j] == '\\'; j-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
 }
 
 // add appends n, refusing more values than the budget: jsonValueCount
@@ -264,17 +295,31 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // number follows the JSON grammar. A number written without fraction or
 // exponent that fits in int64 is an integer; any other number is a double.
+// The digits are read into a mantissa while scanning: an integer of up to
+// 18 digits, and a double whose mantissa and power of ten are exact in
+// float64, need no second pass (one IEEE multiplication or division rounds
+// correctly, as strconv's own exact path); anything else goes to strconv.
 func (p *jsonParser) number(key string) error {
 	start := p.pos
-	if p.src[p.pos] == '-' {
+	neg := p.src[p.pos] == '-'
+	if neg {
 		p.pos++
 	}
+	var mant uint64
+	digits := 0   // significant digits in mant
+	exact := true // mant holds every significant digit
+	exp10 := 0
 	switch {
 	case p.pos < len(p.src) && p.src[p.pos] == '0':
 		p.pos++
 	case p.pos < len(p.src) && isDigit(p.src[p.pos]):
-		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
-			p.pos++
+		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+			if digits == 19 {
+				exact = false
+				continue
+			}
+			mant = mant*10 + uint64(p.src[p.pos]-'0')
+			digits++ // the first digit is not 0
 		}
 	default:
 		return p.errorf("unexpected %s in a number", p.describe())
@@ -286,22 +331,61 @@ func (p *jsonParser) number(key string) error {
 		if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
 			return p.errorf("unexpected %s after the decimal point", p.describe())
 		}
-		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
-			p.pos++
+		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+			d := p.src[p.pos]
+			if digits == 19 {
+				// A dropped trailing 0 changes nothing; another digit would.
+				exact = exact && d == '0'
+				continue
+			}
+			mant = mant*10 + uint64(d-'0')
+			if mant != 0 {
+				digits++
+			}
+			exp10--
 		}
 	}
 	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
 		integral = false
 		p.pos++
+		expNeg := false
 		if p.pos < len(p.src) && (p.src[p.pos] == '+' || p.src[p.pos] == '-') {
+			expNeg = p.src[p.pos] == '-'
 			p.pos++
 		}
 		if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
 			return p.errorf("unexpected %s in an exponent", p.describe())
 		}
+		e := 0
 		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
+			if e < 10000 {
+				e = e*10 + int(p.src[p.pos]-'0')
+			}
 			p.pos++
 		}
+		if expNeg {
+			e = -e
+		}
+		exp10 += e
+	}
+	if integral && exact && digits <= 18 {
+		i := int64(mant)
+		if neg {
+			i = -i
+		}
+		return p.push(intNode(i), key)
+	}
+	if !integral && exact && mant <= 1<<53 && exp10 >= -22 && exp10 <= 22 {
+		f := float64(mant)
+		if exp10 < 0 {
+			f /= exactPow10[-exp10]
+		} else {
+			f *= exactPow10[exp10]
+		}
+		if neg {
+			f = -f
+		}
+		return p.push(floatNode(f), key)
 	}
 	lit := p.src[start:p.pos]
 	if integral {
@@ -314,6 +398,12 @@ func (p *jsonParser) number(key string) error {
 		return fmt.Errorf("invalid JSON at byte %d: number %s is out of range", start, lit)
 	}
 	return p.push(floatNode(f), key)
+}
+
+// exactPow10 are the powers of ten that float64 holds exactly.
+var exactPow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }
 
 var errControlInString = errors.New("control character in a string")

@@ -106,6 +106,7 @@ func (r *modeldataReceiver) putDecoder(d *decoder) {
 	// pooled decoder does not keep the last body alive.
 	clear(d.table.nodes[:cap(d.table.nodes)])
 	clear(d.table.columns[:cap(d.table.columns)])
+	clear(d.names[:cap(d.names)])
 	d.meta = meta{}
 	r.pool.Put(d)
 }
@@ -235,22 +236,7 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
-	if format == "csv" {
-		err = d.decodeCSV(text)
-	} else {
-		err = d.decodeJSON(text)
-	}
-	if err != nil {
-		return resp, plog.Logs{}, err
-	}
-	if err := d.liftCorrelationColumns(); err != nil {
-		return resp, plog.Logs{}, err
-	}
-	res, err := r.resolveCollect(&d.meta, req.Header)
-	if err != nil {
-		return resp, plog.Logs{}, err
-	}
-	ids, err := d.perRowIDs(&res)
+	res, ids, err := r.decodeText(d, text, format, req.Header)
 	if err != nil {
 		return resp, plog.Logs{}, err
 	}
@@ -267,9 +253,31 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 	}
 	ld := plog.NewLogs()
 	rate := r.policy.rate(res.modelName, res.designation)
-	resp.Accepted = d.appendLogs(ld, &res, ids, rate, r.now())
+	resp.Accepted = d.appendLogs(&logsBuilder{ld: ld}, &res, ids, rate, r.now())
 	resp.Skipped = d.table.rows - resp.Accepted
 	return resp, ld, nil
+}
+
+// decodeText decodes and checks the text of one collect request, d.meta
+// holding what its headers and query said: its rows are then in d.table,
+// their attributes in res and ids.
+func (r *modeldataReceiver) decodeText(d *decoder, text, format string, header http.Header) (res resolved, ids []rowIDs, err error) {
+	if format == "csv" {
+		err = d.decodeCSV(text)
+	} else {
+		err = d.decodeJSON(text)
+	}
+	if err != nil {
+		return res, nil, err
+	}
+	if err := d.liftCorrelationColumns(); err != nil {
+		return res, nil, err
+	}
+	if res, err = r.resolveCollect(&d.meta, header); err != nil {
+		return res, nil, err
+	}
+	ids, err = d.perRowIDs(&res)
+	return res, ids, err
 }
 
 // resolveCollect checks the request's fields and fills in defaults: a new

@@ -69,7 +69,8 @@ type chartValues struct {
 }
 
 // withoutNulls drops keys whose value is null: in a Helm values merge, null
-// removes the chart's default of that key.
+// removes the chart's default of that key (and a map of only nulls is left
+// out whole).
 func withoutNulls(v any) any {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -77,9 +78,14 @@ func withoutNulls(v any) any {
 	}
 	out := map[string]any{}
 	for k, val := range m {
-		if val != nil {
-			out[k] = withoutNulls(val)
+		if val == nil {
+			continue
 		}
+		sub := withoutNulls(val)
+		if sm, ok := sub.(map[string]any); ok && len(sm) == 0 && len(val.(map[string]any)) > 0 {
+			continue
+		}
+		out[k] = sub
 	}
 	return out
 }
@@ -92,8 +98,11 @@ func TestHelmValues(t *testing.T) {
 	}{
 		{"values-daemonset.yaml", "daemonset", "daemonset.yaml"},
 		{"values-gateway.yaml", "deployment", "gateway.yaml"},
+		{"values-kafka-agent.yaml", "daemonset", "kafka-agent.yaml"},
+		{"values-kafka-writer.yaml", "deployment", "kafka-writer.yaml"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
+			l := layouts[tc.manifest]
 			var v chartValues
 			if err := yaml.UnmarshalStrict(testutil.ReadFile(t, filepath.Join(root, "deploy", "helm", tc.file)), &v); err != nil {
 				t.Fatalf("values: %v", err)
@@ -108,11 +117,11 @@ func TestHelmValues(t *testing.T) {
 			if !strings.Contains(dockerfile, `ENTRYPOINT ["/`+v.Command.Name+`"]`) {
 				t.Errorf("command.name %q is not the binary of our Dockerfile", v.Command.Name)
 			}
-			if id := v.ServiceAccount.Annotations[wiClientIDAnnotation]; !v.ServiceAccount.Create || !uuidRE.MatchString(id) {
-				t.Errorf("serviceAccount: create %v, %s %q", v.ServiceAccount.Create, wiClientIDAnnotation, id)
+			if id := v.ServiceAccount.Annotations[wiClientIDAnnotation]; !v.ServiceAccount.Create || l.identity != uuidRE.MatchString(id) {
+				t.Errorf("serviceAccount: create %v, %s %q (workload identity: %v)", v.ServiceAccount.Create, wiClientIDAnnotation, id, l.identity)
 			}
-			if v.PodLabels[wiUseLabel] != "true" {
-				t.Errorf("podLabels lack %s", wiUseLabel)
+			if (v.PodLabels[wiUseLabel] == "true") != l.identity {
+				t.Errorf("podLabels %v: %s must be \"true\" exactly when the pods write blobs", v.PodLabels, wiUseLabel)
 			}
 			volumes := map[string]corev1.Volume{}
 			for _, vol := range v.ExtraVolumes {
@@ -160,10 +169,12 @@ func TestHelmValues(t *testing.T) {
 			}
 			checkPipelines(t, r.config)
 			checkEnvCoversConfig(t, "rendered chart", string(rendered), r.container.Env)
-			validateWithBinary(t, string(rendered), podEnv(t, r.container.Env, true))
-			checkServiceAccount(t, "chart", r.serviceAccount, docs)
-			checkSecretRefs(t, "chart", r.container.Env, docs)
-			checkListeners(t, "chart", r.config, r.container, r.podAnnotations, tc.mode == "daemonset")
+			validateWithBinary(t, string(rendered), podEnv(t, r.container.Env, l.identity))
+			if l.identity {
+				checkServiceAccount(t, "chart", r.serviceAccount, docs)
+			}
+			checkSecretRefs(t, "chart", r.container.Env, r.config, docs)
+			checkListeners(t, "chart", r.config, r.container, r.podAnnotations, l)
 			manifest := loadManifest(t, manifestPath(t, tc.manifest))
 			if got, want := *r.pod.TerminationGracePeriodSeconds, *podSpec(t, manifest).TerminationGracePeriodSeconds; got != want {
 				t.Errorf("terminationGracePeriodSeconds %d, the manifest's is %d", got, want)
@@ -180,12 +191,12 @@ func TestHelmValues(t *testing.T) {
 			if got, want := envValue(r.container.Env, "GOMEMLIMIT"), envValue(podSpec(t, manifest).Containers[0].Env, "GOMEMLIMIT"); got != want {
 				t.Errorf("GOMEMLIMIT %q from the chart, the manifest sets %q", got, want)
 			}
-			if tc.mode == "deployment" {
-				if r.service == nil {
-					t.Fatal("gateway: the chart creates no Service")
-				}
+			switch {
+			case l.gateway && r.service == nil:
+				t.Fatal("gateway: the chart creates no Service")
+			case l.gateway:
 				checkGatewayAddresses(t, "chart", r.service, docs)
-			} else if r.service != nil {
+			case tc.mode == "daemonset" && r.service != nil:
 				t.Errorf("daemonset: the chart creates Service %s, which nothing uses", r.service.Name)
 			}
 		})

@@ -16,9 +16,10 @@ import (
 // docFacts are the names docs/aks.md tells a user to type, which the
 // manifests and the chart's output must match.
 type docFacts struct {
-	subjectNamespace, subjectServiceAccount string // az identity federated-credential create --subject
-	secretName, secretKey                   string // kubectl create secret generic
-	helmRelease, helmNamespace              string // helm install
+	subjectNamespace, subjectServiceAccount string            // az identity federated-credential create --subject
+	secretName, secretKey                   string            // kubectl create secret generic: the App Insights one (the first)
+	secrets                                 map[string]string // every secret created, by name: its key
+	helmRelease, helmNamespace              string            // helm install
 	gatewayAddresses                        []gatewayAddress
 }
 
@@ -47,8 +48,13 @@ func readDocFacts(t *testing.T) docFacts {
 	}
 	m := must("federated credential subject", regexp.MustCompile(`--subject system:serviceaccount:([a-z0-9-]+):([a-z0-9-]+)`))
 	f.subjectNamespace, f.subjectServiceAccount = m[1], m[2]
-	m = must("App Insights secret", regexp.MustCompile(`create secret generic ([a-z0-9-]+)\s+(?:\\\s*)?--from-literal=([A-Za-z0-9._-]+)=`))
+	secretRE := regexp.MustCompile(`create secret generic ([a-z0-9-]+)\s+(?:\\\s*)?--from-literal=([A-Za-z0-9._-]+)=`)
+	m = must("App Insights secret", secretRE)
 	f.secretName, f.secretKey = m[1], m[2]
+	f.secrets = map[string]string{}
+	for _, m := range secretRE.FindAllStringSubmatch(aks, -1) {
+		f.secrets[m[1]] = m[2]
+	}
 	m = must("helm install", regexp.MustCompile(`helm install ([a-z0-9-]+) open-telemetry/opentelemetry-collector -n ([a-z0-9-]+)`))
 	f.helmRelease, f.helmNamespace = m[1], m[2]
 	addrRE := regexp.MustCompile(`([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)`)
@@ -77,25 +83,29 @@ func checkServiceAccount(t *testing.T, what string, sa *corev1.ServiceAccount, d
 	}
 }
 
-// checkSecretRefs: every secret the container reads is the one docs/aks.md
-// creates, under its key, and optional (the docs call App Insights optional).
-func checkSecretRefs(t *testing.T, what string, env []corev1.EnvVar, docs docFacts) {
+// checkSecretRefs: every secret the container reads is one docs/aks.md
+// creates, under its key; the App Insights one is read when the config
+// exports to App Insights, and optional (the docs call App Insights optional).
+func checkSecretRefs(t *testing.T, what string, env []corev1.EnvVar, cfg map[string]any, docs docFacts) {
 	t.Helper()
 	n := 0
 	for _, e := range env {
 		if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			continue
 		}
-		n++
 		ref := e.ValueFrom.SecretKeyRef
-		if ref.Name != docs.secretName || ref.Key != docs.secretKey {
-			t.Errorf("%s: env %s reads secret %s key %s; docs/aks.md creates %s with key %s", what, e.Name, ref.Name, ref.Key, docs.secretName, docs.secretKey)
+		if key, ok := docs.secrets[ref.Name]; !ok || ref.Key != key {
+			t.Errorf("%s: env %s reads secret %s key %s; docs/aks.md creates %v (name: key)", what, e.Name, ref.Name, ref.Key, docs.secrets)
 		}
+		if ref.Name != docs.secretName {
+			continue
+		}
+		n++
 		if ref.Optional == nil || !*ref.Optional {
 			t.Errorf("%s: env %s: secret %s is not optional, though the docs make it optional", what, e.Name, ref.Name)
 		}
 	}
-	if n == 0 {
+	if n == 0 && lookup(cfg, "exporters", "appinsights") != nil {
 		t.Errorf("%s: no env reads the App Insights secret", what)
 	}
 }
@@ -147,19 +157,25 @@ var receiverEndpoints = map[string][]string{
 // host port for the DaemonSet); health_check and the metrics endpoint listen
 // on every interface, so kubectl port-forward reaches them; probes and the
 // Prometheus annotations name their ports.
-func checkListeners(t *testing.T, what string, cfg map[string]any, c corev1.Container, annotations map[string]string, hostPorts bool) {
+func checkListeners(t *testing.T, what string, cfg map[string]any, c corev1.Container, annotations map[string]string, l layout) {
 	t.Helper()
 	byPort := map[int32]corev1.ContainerPort{}
 	for _, p := range c.Ports {
 		byPort[p.ContainerPort] = p
 	}
 	for role, path := range receiverEndpoints {
+		if !l.scoring {
+			if lookup(cfg, path...) != nil {
+				t.Errorf("%s: listens for %s, though scoring pods do not send to it", what, role)
+			}
+			continue
+		}
 		_, port := endpointPort(t, what+" "+role, lookup(cfg, path...))
 		p, ok := byPort[port]
 		switch {
 		case !ok:
 			t.Errorf("%s: %s port %d is not a container port", what, role, port)
-		case hostPorts && p.HostPort != port:
+		case l.hostPorts && p.HostPort != port:
 			t.Errorf("%s: %s port %d is not exposed on the node (hostPort)", what, role, port)
 		}
 	}
@@ -204,6 +220,22 @@ func podSpec(t *testing.T, m manifest) *corev1.PodSpec {
 	return &only[*appsv1.Deployment](t, m).Spec.Template.Spec
 }
 
+// layout is what a manifest's collectors do, so which checks apply to it.
+type layout struct {
+	identity  bool // writes blobs, with workload identity
+	scoring   bool // scoring pods send to it (collect API, OTLP, Azure ML v2)
+	hostPorts bool // on every node, at the node's address
+	gateway   bool // its Service is the gateway address the docs name
+}
+
+// layouts are the manifests of deploy/kubernetes that run a collector.
+var layouts = map[string]layout{
+	"daemonset.yaml":    {identity: true, scoring: true, hostPorts: true},
+	"gateway.yaml":      {identity: true, scoring: true, gateway: true},
+	"kafka-agent.yaml":  {scoring: true, hostPorts: true},
+	"kafka-writer.yaml": {identity: true},
+}
+
 // TestDocsNamesMatchManifests: the names docs/aks.md has the user type are
 // the manifests' names.
 func TestDocsNamesMatchManifests(t *testing.T) {
@@ -211,10 +243,12 @@ func TestDocsNamesMatchManifests(t *testing.T) {
 	if docs.helmNamespace != docs.subjectNamespace {
 		t.Errorf("docs/aks.md installs the chart in %s but federates namespace %s", docs.helmNamespace, docs.subjectNamespace)
 	}
-	for _, name := range []string{"daemonset.yaml", "gateway.yaml"} {
+	for name, l := range layouts {
 		t.Run(name, func(t *testing.T) {
 			m := loadManifest(t, manifestPath(t, name))
-			checkServiceAccount(t, name, only[*corev1.ServiceAccount](t, m), docs)
+			if l.identity {
+				checkServiceAccount(t, name, only[*corev1.ServiceAccount](t, m), docs)
+			}
 			var tmpl corev1.PodTemplateSpec
 			if ds := find[*appsv1.DaemonSet](m); len(ds) == 1 {
 				tmpl = ds[0].Spec.Template
@@ -222,10 +256,10 @@ func TestDocsNamesMatchManifests(t *testing.T) {
 				tmpl = only[*appsv1.Deployment](t, m).Spec.Template
 			}
 			c := tmpl.Spec.Containers[0]
-			checkSecretRefs(t, name, c.Env, docs)
 			cfg := collectorConfig(t, only[*corev1.ConfigMap](t, m).Data[configKey])
-			checkListeners(t, name, cfg, c, tmpl.Annotations, name == "daemonset.yaml")
-			if svc := find[*corev1.Service](m); len(svc) == 1 {
+			checkSecretRefs(t, name, c.Env, cfg, docs)
+			checkListeners(t, name, cfg, c, tmpl.Annotations, l)
+			if svc := find[*corev1.Service](m); len(svc) == 1 && l.gateway {
 				checkGatewayAddresses(t, name, svc[0], docs)
 			}
 		})

@@ -118,8 +118,10 @@ func (cg *memoryCgroup) usage() (cgroupUsage, error) {
 	var u cgroupUsage
 	if cg.v2 {
 		peak, err := readInt(filepath.Join(cg.dir, "memory.peak"))
-		if err != nil {
-			return u, err
+		if err != nil { // memory.peak is new in Linux 5.19: the usage now, then
+			if peak, err = readInt(filepath.Join(cg.dir, "memory.current")); err != nil {
+				return u, err
+			}
 		}
 		events, err := readKeyed(filepath.Join(cg.dir, "memory.events"))
 		u.peak, u.hits, u.oomKills = peak, events["max"], events["oom_kill"]

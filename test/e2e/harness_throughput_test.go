@@ -35,6 +35,7 @@ type throughputResult struct {
 	RowsPerCPUSec   float64 `json:"rows_per_cpu_s"`
 	HWMMiB          float64 `json:"vm_hwm_mib"`     // peak RSS of the collector (start-up and warm-up included)
 	MaxRSSMiB       float64 `json:"max_rss_mib"`    // largest VmRSS sampled during the measured load
+	MaxAnonMiB      float64 `json:"max_anon_mib"`   // largest RssAnon (heap, stacks; no mapped files such as the queue's) sampled
 	StorageCPU      float64 `json:"storage_cpu_s"`  // Azurite's utime+stime over the same span (ours only)
 	LatencyP50      float64 `json:"latency_p50_ms"` // collect call -> row visible in its blob (sampled)
 	LatencyP99      float64 `json:"latency_p99_ms"`
@@ -78,6 +79,9 @@ type throughputRoute struct {
 	json      bool   // OTLP/HTTP JSON instead of protobuf
 	transform bool   // stock: the transform processor (harness.StockTransform) flattens and moves attributes
 	second    string // ours: a second consumer of the logs (harness.CollectorConfig.SecondConsumer)
+	format    string // ours: the exporter's format (empty: csv)
+	// persistent: ours with the sending queue on disk (file_storage), as examples/otel-config.yaml has it.
+	persistent bool
 }
 
 // throughputRoutes: ours-otlp-sdk* run the featureflattener (as
@@ -94,12 +98,16 @@ var throughputRoutes = []throughputRoute{
 }
 
 // namedRoute is the route of throughputRoutes with that name; "<name>+<consumer>"
-// adds a second consumer of the logs (e.g. ours-collect+modeldatastats).
+// adds a second consumer of the logs (e.g. ours-collect+modeldatastats),
+// "<name>:<format>" sets the exporter's format (e.g. ours-collect:parquet)
+// and "<name>-pq" puts the sending queue on disk (e.g. ours-collect-pq+modeldatastats).
 func namedRoute(t *testing.T, name string) throughputRoute {
-	base, second, _ := strings.Cut(name, "+")
+	base, format, _ := strings.Cut(name, ":")
+	base, second, _ := strings.Cut(base, "+")
+	base, persistent := strings.CutSuffix(base, "-pq")
 	for _, r := range throughputRoutes {
-		if r.name == base {
-			r.name, r.second = name, second
+		if r.name == base && (!persistent || !r.stock) {
+			r.name, r.second, r.format, r.persistent = name, second, format, persistent
 			return r
 		}
 	}
@@ -202,15 +210,20 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		azPID = harness.FindPIDByArg("--blobPort", strconv.Itoa(az.Port()))
 		cfg := harness.CollectorConfig{CollectAddr: collectAddr, OTLPAddr: otlpAddr, PprofAddr: pprofAddr,
 			ConnectionString: az.ConnectionString(), MetricsPort: metricsPort, FeatureFlattener: route.shape == harness.ShapeSDK,
-			SecondConsumer: route.second}
+			SecondConsumer: route.second, Format: route.format}
+		if route.persistent {
+			cfg.QueueDir = filepath.Join(t.TempDir(), "queue")
+		}
 		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
 		if err != nil {
 			t.Fatal(err)
 		}
-		probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
-			Interval: 250 * time.Millisecond}
+		if route.format == "" || route.format == "csv" { // the probe watches a CSV blob grow
+			probe = &harness.ProbeConfig{CollectURL: "http://" + collectAddr, Size: harness.BlobSize(c),
+				Interval: 250 * time.Millisecond}
+		}
 	} else {
 		bin = os.Getenv(stockEnv)
 		if bin == "" {
@@ -270,6 +283,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	var (
 		wg           sync.WaitGroup
 		maxRSS       int64
+		maxAnon      int64
 		latencies    []time.Duration
 		probeAcked   int
 		probeTimeout int
@@ -278,8 +292,8 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 	go func() { // RSS sampler
 		defer wg.Done()
 		for ctx.Err() == nil {
-			if s, err := harness.ReadProc(pid); err == nil && s.RSSBytes > maxRSS {
-				maxRSS = s.RSSBytes
+			if s, err := harness.ReadProc(pid); err == nil {
+				maxRSS, maxAnon = max(maxRSS, s.RSSBytes), max(maxAnon, s.AnonBytes)
 			}
 			select {
 			case <-ctx.Done():
@@ -332,6 +346,7 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		RowsPerSecond: float64(n) / wall.Seconds(), IngestPerSecond: float64(n) / loadTime.Seconds(),
 		CPUSeconds: cpu, CPUPerMillion: cpu / float64(n) * 1e6, RowsPerCPUSec: float64(n) / cpu,
 		HWMMiB: float64(after.HWMBytes) / (1 << 20), MaxRSSMiB: float64(maxRSS) / (1 << 20),
+		MaxAnonMiB:     float64(maxAnon) / (1 << 20),
 		LatencySamples: len(latencies), Verify: fmt.Sprintf("%d/%d found, %d missing, %d dup, %d malformed", rep.Found, rep.Expected, rep.Missing, rep.Duplicated, rep.Malformed)}
 	if azPID != 0 {
 		r.StorageCPU = azAfter.CPUSeconds - azBefore.CPUSeconds

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/csv"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -15,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -29,61 +27,24 @@ func wineDir(t *testing.T) string {
 // numbers as JSON numbers, empty cells as null, other cells as strings.
 func wineCollectBody(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := len(recs[0]) - len(contract.CorrelationColumns)
-	var data [][]any
-	for _, rec := range recs[1:] {
-		row := make([]any, n)
-		for i, cell := range rec[:n] {
+	names, rows := testutil.ReadModelDataCSV(t, path)
+	data := make([][]any, len(rows))
+	for r, rec := range rows {
+		data[r] = make([]any, len(rec))
+		for i, cell := range rec {
 			if _, err := strconv.ParseFloat(cell, 64); err == nil {
-				row[i] = json.Number(cell)
+				data[r][i] = json.Number(cell)
 			} else if cell != "" {
-				row[i] = cell
+				data[r][i] = cell
 			}
 		}
-		data = append(data, row)
 	}
 	body, err := json.Marshal(map[string]any{"model_name": "wine", "model_version": "1", "designation": "inputs",
-		"feature_names": recs[0][:n], "data": data})
+		"feature_names": names, "data": data})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(body)
-}
-
-// promGauge reads one sample of a metric family from a Prometheus text
-// endpoint: the line of name whose labels include every one in labels.
-func promGauge(endpoint, name string, labels ...string) (float64, bool) {
-	resp, err := http.Get("http://" + endpoint + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-lines:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		for _, l := range labels {
-			if !strings.Contains(line, l) {
-				continue lines
-			}
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		return v, err == nil
-	}
-	return 0, false
 }
 
 // aiMetricValues are the values of every MetricData envelope named name whose
@@ -183,6 +144,11 @@ service:
 `, collect, filepath.Join(wineDir(t), "baseline.csv"), t.TempDir(), prom, stub.URL()), collect, prom)
 
 	alcohol := `modeldata_feature_name="alcohol"`
+	// promAlcohol reads the alcohol series of a metric from the Prometheus endpoint.
+	promAlcohol := func(name string) (float64, bool) {
+		v, err := harness.MetricSum(context.Background(), "http://"+prom+"/metrics", name+"{", alcohol)
+		return v, err == nil
+	}
 	for _, w := range []struct {
 		file string
 		want float64
@@ -198,7 +164,7 @@ service:
 		var got float64
 		if !testutil.Poll(30*time.Second, func() bool {
 			var ok bool
-			got, ok = promGauge(prom, "modeldata_feature_drift_psi", alcohol)
+			got, ok = promAlcohol("modeldata_feature_drift_psi")
 			return ok && math.Abs(got-w.want) <= 1e-6
 		}) {
 			t.Fatalf("%s: Prometheus modeldata_feature_drift_psi{alcohol} = %g, reference %g", w.file, got, w.want)
@@ -212,11 +178,11 @@ service:
 		if m == "w" {
 			want = ref.Shifted["alcohol"].Wasserstein
 		}
-		if got, ok := promGauge(prom, name, alcohol); !ok || math.Abs(got-want) > 1e-6 {
+		if got, ok := promAlcohol(name); !ok || math.Abs(got-want) > 1e-6 {
 			t.Errorf("Prometheus %s{alcohol} = %g, reference %g", name, got, want)
 		}
 	}
-	if got, _ := promGauge(prom, "modeldata_feature_rows_total", alcohol); got != 178 {
+	if got, _ := promAlcohol("modeldata_feature_rows_total"); got != 178 {
 		t.Errorf("Prometheus modeldata_feature_rows_total{alcohol} = %g, want 178 (two windows of 89)", got)
 	}
 	if !testutil.Poll(30*time.Second, func() bool {

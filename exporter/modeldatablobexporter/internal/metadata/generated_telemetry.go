@@ -71,13 +71,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ModeldatablobAppendRacesGivenUp, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_append_races_given_up",
-		metric.WithDescription("Appends that lost every position race of one attempt; their rows go back to retry_on_failure. [Alpha]"),
+		metric.WithDescription("Appends not made in 32 attempts (races, rolls, files deleted under them); their rows go back to retry_on_failure. [Alpha]"),
 		metric.WithUnit("{append}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobAppendRacesLost, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_append_races_lost",
-		metric.WithDescription("Appends refused because another writer appended to the file first (HTTP 412 AppendPositionConditionNotMet); each is tried again at the new end after a jittered pause. [Alpha]"),
+		metric.WithDescription("Appends refused because another writer appended to the file first (HTTP 412 AppendPositionConditionNotMet); the file is then written as shared, without a position condition. [Alpha]"),
 		metric.WithUnit("{append}"),
 	)
 	errs = errors.Join(errs, err)

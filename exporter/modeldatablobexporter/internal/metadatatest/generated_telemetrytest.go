@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) exporter.Settings {
 func AssertEqualModeldatablobAppendRacesGivenUp(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_append_races_given_up",
-		Description: "Appends that lost every position race of one attempt; their rows go back to retry_on_failure. [Alpha]",
+		Description: "Appends not made in 32 attempts (races, rolls, files deleted under them); their rows go back to retry_on_failure. [Alpha]",
 		Unit:        "{append}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -40,7 +40,7 @@ func AssertEqualModeldatablobAppendRacesGivenUp(t *testing.T, tt *componenttest.
 func AssertEqualModeldatablobAppendRacesLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_append_races_lost",
-		Description: "Appends refused because another writer appended to the file first (HTTP 412 AppendPositionConditionNotMet); each is tried again at the new end after a jittered pause. [Alpha]",
+		Description: "Appends refused because another writer appended to the file first (HTTP 412 AppendPositionConditionNotMet); the file is then written as shared, without a position condition. [Alpha]",
 		Unit:        "{append}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
