@@ -56,3 +56,10 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 type readOnlyLogs struct{ exporter.Logs }
 
 func (readOnlyLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// ExporterHelperBatchingEnabled passes on exporterhelper's answer: the
+// collector asks it to warn of a batch processor before a batching exporter.
+func (e readOnlyLogs) ExporterHelperBatchingEnabled() bool {
+	b, ok := e.Logs.(interface{ ExporterHelperBatchingEnabled() bool })
+	return ok && b.ExporterHelperBatchingEnabled()
+}

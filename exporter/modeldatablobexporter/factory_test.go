@@ -37,7 +37,8 @@ func TestFactoryExporterWritesThroughQueue(t *testing.T) {
 
 // TestFactoryPersistentQueueReadsOnly: with a persistent sending queue the
 // exporter declares that it does not mutate the logs (so a pipeline with a
-// second consumer shares them instead of copying them), and read-only logs
+// second consumer shares them instead of copying them; it still reports that
+// it batches, for the collector's double-batching warning), and read-only logs
 // (which panic on any mutation) pass the queue and the batcher and land; with
 // the in-memory queue the batcher merges the given logs, so it mutates.
 func TestFactoryPersistentQueueReadsOnly(t *testing.T) {
@@ -64,6 +65,9 @@ func TestFactoryPersistentQueueReadsOnly(t *testing.T) {
 	}
 	if exp.Capabilities().MutatesData {
 		t.Fatal("persistent queue: MutatesData must be false")
+	}
+	if b, ok := exp.(interface{ ExporterHelperBatchingEnabled() bool }); !ok || !b.ExporterHelperBatchingEnabled() {
+		t.Fatal("persistent queue: the collector must still see that the exporter batches")
 	}
 	if err := exp.Start(context.Background(), host); err != nil {
 		t.Fatal(err)
