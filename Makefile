@@ -140,7 +140,7 @@ stats-reference:
 	/usr/bin/python3 $(STATS_REFERENCE)
 	git diff --exit-code --stat -- $(dir $(STATS_REFERENCE)) || echo "reference figures changed: review and commit"
 
-## bench-scale: 1, 4, 8, 16 writers on one blob against Azurite, shared blob and per-writer files (docs/benchmarks.md "Scale")
+## bench-scale: 1, 4, 8, 16 writers on one blob against Azurite: shared blob, per-writer files, Kafka layout on kfake (docs/benchmarks.md "Scale")
 bench-scale: azurite
 	MODELDATA_BENCH_SCALE=1 $(GO) test -count=1 -timeout $(HARNESS_TIMEOUT) -run 'TestScaleFigures' -v ./exporter/modeldatablobexporter/
 

@@ -39,13 +39,13 @@ type fileBatch struct {
 	keys []rowKey
 	// pq, when set, is the Parquet file of these rows (format parquet).
 	pq *pqFile
-	// lines, when set, is the pooled storage of body, lineEnds and refs.
+	// lines, when set, is the kept storage of body, lineEnds and refs.
 	lines *lineStorage
 }
 
 // lineStorage is the storage of a CSV batch's lines. A push's CSV is
-// megabytes: allocated anew for every push it was most of the exporter's
-// garbage, so a push that wrote everything hands it to the next one.
+// megabytes, most of the exporter's garbage if allocated for every push:
+// a push that wrote everything hands its storage to the next one.
 type lineStorage struct {
 	body     []byte
 	lineEnds []int

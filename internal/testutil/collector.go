@@ -8,10 +8,12 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,15 +65,59 @@ func CollectorBinary(t testing.TB) string {
 	return bin
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that this process has not handed out before. It is taken below the
+// kernel's ephemeral range: a port from that range can become the source port
+// of any outgoing connection (the load clients make thousands) between this
+// check and the collector's bind, and the collector then fails to start.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	low := ephemeralLow()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		port := minListenPort + rand.IntN(low-minListenPort)
+		if handedOut.ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handedOut.ports[port] = true
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// minListenPort keeps FreePort clear of well-known and registered service
+// ports that a developer machine may be running.
+const minListenPort = 10000
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when the range cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > minListenPort+1000 {
+				low = n
+			}
+		}
+	}
+	return low
 }
 
 // WaitForPort waits until addr accepts TCP connections or the timeout passes.

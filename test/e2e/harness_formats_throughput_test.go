@@ -24,11 +24,20 @@ func formatRounds() int {
 	return 3
 }
 
+// formatRoute is the route the formats are compared on (MODELDATA_HARNESS_FORMAT_ROUTE, default ours-collect).
+func formatRoute() string {
+	if r := os.Getenv("MODELDATA_HARNESS_FORMAT_ROUTE"); r != "" {
+		return r
+	}
+	return "ours-collect"
+}
+
 // TestHarnessFormatsThroughput runs the collect route into Azurite once per
 // format per round, the formats' order rotating each round, and reports each
 // format's rows per collector CPU-second as a ratio to CSV's in the same
 // round: median (min–max) over the rounds (docs/benchmarks.md, "Output
-// formats"). `make bench-formats` runs it full.
+// formats"). `make bench-formats` runs it full; MODELDATA_HARNESS_FORMAT_ROUTE
+// picks another route of ours (e.g. ours-otlp).
 func TestHarnessFormatsThroughput(t *testing.T) {
 	testutil.CollectorBinary(t)
 	const features = 10
@@ -38,7 +47,7 @@ func TestHarnessFormatsThroughput(t *testing.T) {
 		order := append(slices.Clone(throughputFormats[round%len(throughputFormats):]), throughputFormats[:round%len(throughputFormats)]...)
 		for _, format := range order {
 			t.Run(fmt.Sprintf("round%d/%s", round+1, format), func(t *testing.T) {
-				r := runThroughput(t, "ours-collect:"+format, features, throughputRows(features), 0)
+				r := runThroughput(t, formatRoute()+":"+format, features, throughputRows(features), 0)
 				byFormat[format] = append(byFormat[format], r)
 			})
 		}
