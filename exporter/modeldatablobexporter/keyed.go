@@ -465,7 +465,12 @@ func (r *reader) intentKeys(lines int) (perLine []int, rows []rowKey) {
 	perLine = make([]int, lines)
 	total := 0
 	for i := range perLine {
-		perLine[i] = int(r.uvarint())
+		n := r.uvarint()
+		if n > maxEntryRows || total+int(n) > maxEntryRows {
+			r.err = errCorrupt
+			return nil, nil
+		}
+		perLine[i] = int(n)
 		total += perLine[i]
 	}
 	rows = r.keyRuns(total)

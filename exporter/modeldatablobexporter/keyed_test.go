@@ -294,6 +294,10 @@ func TestKeyedJournalEntriesRoundTrip(t *testing.T) {
 	if _, _, err := decodeKeyEntry(bad); err == nil {
 		t.Error("want an error for an oversized run")
 	}
+	huge := &intent{file: fileKey{1}, blob: "a/data.csv", lines: []int{3}, keyedLines: []int{1 << 62}, keyRows: []rowKey{{"k", 0}}}
+	if _, err := decodeIntent(huge.encode()); err == nil {
+		t.Error("want an error for a line count past the bound")
+	}
 	if _, err := decodeIntent(append(in.encode(), 9)); err == nil {
 		t.Error("want an error for trailing garbage in the keys")
 	}
