@@ -27,69 +27,14 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 
 	body := lr.Body()
 	if f.cfg.FromBody {
-		switch body.Type() {
-		case pcommon.ValueTypeMap:
-			st.buf = st.buf[:0]
-			f.flattenMap(st, 0, st.root, body.Map(), 0, true)
-		case pcommon.ValueTypeEmpty:
-		default:
-			// A lone scalar: flatten a copy, as the body becomes a map.
-			src := pcommon.NewValueEmpty()
-			body.CopyTo(src)
-			st.changed = true
-			st.buf = append(st.buf[:0], scalarBodyColumn...)
-			f.flattenValue(st, nil, len(st.buf), src, 0, false)
-		}
+		f.collectBody(st, body)
 	}
-	fromAttrs := false
-	if f.cfg.AttributePrefix != "" || len(f.cfg.Attributes) > 0 {
-		for k, v := range attrs.All() {
-			if name, ok := f.attributeFeature(k); ok {
-				fromAttrs = true
-				st.changed = true
-				st.buf = append(st.buf[:0], name...)
-				f.flattenValue(st, nil, len(st.buf), v, 0, false)
-			}
-		}
-	}
+	fromAttrs := f.collectAttributes(st, attrs)
 
 	f.order(st)
 
 	if st.changed || hasDrops(st) {
-		// Build the new body in the state's scratch map, then move it over
-		// the old entries: the fields point into those, so they must not be
-		// released before every value has moved out.
-		nb := st.body
-		if st.entry != nil {
-			// The names in order, without PutEmpty's search for each.
-			st.entry.keys.CopyTo(nb)
-		} else {
-			nb.Clear()
-			nb.EnsureCapacity(len(st.order))
-			for _, i := range st.order {
-				nb.PutEmpty(st.fields[i].name)
-			}
-		}
-		j := 0
-		for _, v := range nb.All() {
-			fd := &st.fields[st.order[j]]
-			j++
-			if fd.hasVal {
-				// Move, not copy: the old entries are discarded anyway.
-				fd.val.MoveTo(v)
-			}
-			if fd.hasStr {
-				v.SetStr(fd.str) // reuses a moved string value's storage
-			}
-		}
-		if body.Type() != pcommon.ValueTypeMap {
-			body.SetEmptyMap()
-		}
-		// The old entries, all values moved out, become the scratch map of
-		// the next record: their storage is reused instead of allocated.
-		body.Map().MoveTo(st.spare)
-		nb.MoveTo(body.Map())
-		st.body, st.spare = st.spare, st.body
+		rebuildBody(st, body)
 	}
 	if fromAttrs {
 		attrs.RemoveIf(func(k string, _ pcommon.Value) bool {
@@ -97,6 +42,86 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 			return ok
 		})
 	}
+	f.finishAttributes(st, lr)
+}
+
+// collectBody gathers the body's features into st's fields.
+func (f *flattener) collectBody(st *state, body pcommon.Value) {
+	switch body.Type() {
+	case pcommon.ValueTypeMap:
+		st.buf = st.buf[:0]
+		f.flattenMap(st, 0, st.root, body.Map(), 0, true)
+	case pcommon.ValueTypeEmpty:
+	default:
+		// A lone scalar: flatten a copy, as the body becomes a map.
+		src := pcommon.NewValueEmpty()
+		body.CopyTo(src)
+		st.changed = true
+		st.buf = append(st.buf[:0], scalarBodyColumn...)
+		f.flattenValue(st, nil, len(st.buf), src, 0, false)
+	}
+}
+
+// collectAttributes gathers the attributes configured as features into st's
+// fields and reports whether there were any.
+func (f *flattener) collectAttributes(st *state, attrs pcommon.Map) bool {
+	if f.cfg.AttributePrefix == "" && len(f.cfg.Attributes) == 0 {
+		return false
+	}
+	found := false
+	for k, v := range attrs.All() {
+		if name, ok := f.attributeFeature(k); ok {
+			found = true
+			st.changed = true
+			st.buf = append(st.buf[:0], name...)
+			f.flattenValue(st, nil, len(st.buf), v, 0, false)
+		}
+	}
+	return found
+}
+
+// rebuildBody replaces the body with st's fields in st's order. The new body
+// is built in the state's scratch map, then moved over the old entries: the
+// fields point into those, so they must not be released before every value
+// has moved out.
+func rebuildBody(st *state, body pcommon.Value) {
+	nb := st.body
+	if st.entry != nil {
+		// The names in order, without PutEmpty's search for each.
+		st.entry.keys.CopyTo(nb)
+	} else {
+		nb.Clear()
+		nb.EnsureCapacity(len(st.order))
+		for _, i := range st.order {
+			nb.PutEmpty(st.fields[i].name)
+		}
+	}
+	j := 0
+	for _, v := range nb.All() {
+		fd := &st.fields[st.order[j]]
+		j++
+		if fd.hasVal {
+			// Move, not copy: the old entries are discarded anyway.
+			fd.val.MoveTo(v)
+		}
+		if fd.hasStr {
+			v.SetStr(fd.str) // reuses a moved string value's storage
+		}
+	}
+	if body.Type() != pcommon.ValueTypeMap {
+		body.SetEmptyMap()
+	}
+	// The old entries, all values moved out, become the scratch map of the
+	// next record: their storage is reused instead of allocated.
+	body.Map().MoveTo(st.spare)
+	nb.MoveTo(body.Map())
+	st.body, st.spare = st.spare, st.body
+}
+
+// finishAttributes writes the feature names when the contract needs them and
+// the dropped values' marker.
+func (f *flattener) finishAttributes(st *state, lr plog.LogRecord) {
+	attrs := lr.Attributes()
 	if _, declared := attrs.Get(contract.AttrFeatureNames); declared || !strictlySorted(st.names, len(st.order)) {
 		if !sameNames(attrs, st.names) {
 			contract.SetFeatureNames(lr, st.names)

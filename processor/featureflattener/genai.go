@@ -377,20 +377,42 @@ func jsonCell(v any) string {
 
 // writeExchange appends the inputs and predictions rows of an exchange to out.
 func (f *flattener) writeExchange(ex *exchange, res pcommon.Resource, out plog.LogRecordSlice) {
-	attrs, rattrs := ex.src.Attributes(), res.Attributes()
-	str := func(key string) string {
-		if v, ok := attrs.Get(key); ok {
-			return v.AsString()
+	row, provider := f.exchangeRow(ex, res.Attributes())
+	newRow := func(designation string, cols []string) cells {
+		lr := out.AppendEmpty()
+		lr.SetObservedTimestamp(ex.src.ObservedTimestamp())
+		lr.SetTraceID(ex.src.TraceID())
+		lr.SetSpanID(ex.src.SpanID())
+		lr.SetFlags(ex.src.Flags())
+		row.Designation, row.FeatureNames = designation, cols
+		contract.WriteRow(lr, row)
+		body := contract.Features(lr)
+		body.EnsureCapacity(len(cols))
+		for _, c := range cols {
+			body.PutEmpty(c)
 		}
-		return ""
+		return cells{src: ex.src.Attributes(), body: body}
 	}
-	reqModel := str(contract.GenAIRequestModel)
+	if ex.hasInputs {
+		writeInputs(ex, provider, newRow)
+	}
+	if ex.hasOutput {
+		writePredictions(ex, provider, newRow)
+	}
+}
+
+// exchangeRow is the contract row both of an exchange's records share (model,
+// version, request and correlation ids, time), and the exchange's provider.
+func (f *flattener) exchangeRow(ex *exchange, rattrs pcommon.Map) (contract.Row, string) {
+	attrs := ex.src.Attributes()
+	reqModel := attrString(attrs, contract.GenAIRequestModel)
+	provider := lookup(attrs, rattrs, []string{contract.GenAIProviderName, contract.GenAISystem})
 	name, version := "", ""
 	if m, ok := f.cfg.GenAI.Models[reqModel]; ok && reqModel != "" {
 		name, version = m.Name, m.Version
 	}
-	for _, c := range []string{reqModel, lookup(attrs, rattrs, f.cfg.ModelNameAttributes), str(contract.GenAIResponseModel),
-		lookup(attrs, rattrs, []string{contract.GenAIProviderName, contract.GenAISystem}), contract.GenAIDefaultModel} {
+	for _, c := range []string{reqModel, lookup(attrs, rattrs, f.cfg.ModelNameAttributes),
+		attrString(attrs, contract.GenAIResponseModel), provider, contract.GenAIDefaultModel} {
 		if name == "" {
 			name = contract.SanitizeSegment(c)
 		}
@@ -401,8 +423,8 @@ func (f *flattener) writeExchange(ex *exchange, res pcommon.Resource, out plog.L
 	if version == "" {
 		version = f.cfg.GenAI.DefaultModelVersion
 	}
-	requestID := str(contract.GenAIResponseID)
 	tid, sid := ex.src.TraceID(), ex.src.SpanID()
+	requestID := attrString(attrs, contract.GenAIResponseID)
 	if requestID == "" && !tid.IsEmpty() {
 		requestID = hex.EncodeToString(tid[:]) + "-" + hex.EncodeToString(sid[:])
 	}
@@ -416,102 +438,111 @@ func (f *flattener) writeExchange(ex *exchange, res pcommon.Resource, out plog.L
 	if correlationID == "" {
 		correlationID = requestID
 	}
-	provider := lookup(attrs, rattrs, []string{contract.GenAIProviderName, contract.GenAISystem})
-	row := contract.Row{ModelName: name, ModelVersion: version, RequestID: requestID, CorrelationID: correlationID,
-		Timestamp: contract.ScoringTime(ex.src)}
-	newRow := func(designation string, cols []string) pcommon.Map {
-		lr := out.AppendEmpty()
-		lr.SetObservedTimestamp(ex.src.ObservedTimestamp())
-		lr.SetTraceID(tid)
-		lr.SetSpanID(sid)
-		lr.SetFlags(ex.src.Flags())
-		row.Designation, row.FeatureNames = designation, cols
-		contract.WriteRow(lr, row)
-		body := contract.Features(lr)
-		body.EnsureCapacity(len(cols))
-		for _, c := range cols {
-			body.PutEmpty(c)
-		}
-		return body
-	}
-	putStr := func(m pcommon.Map, col, s string) {
-		if s != "" {
-			m.PutStr(col, s)
+	return contract.Row{ModelName: name, ModelVersion: version, RequestID: requestID, CorrelationID: correlationID,
+		Timestamp: contract.ScoringTime(ex.src)}, provider
+}
+
+// writeInputs writes the exchange's inputs row: the request, its messages and
+// its parameters (the known ones, then any other gen_ai.request.* by name).
+func writeInputs(ex *exchange, provider string, newRow func(string, []string) cells) {
+	attrs := ex.src.Attributes()
+	cols := contract.GenAIInputColumns()
+	var extra []string
+	for k := range attrs.All() {
+		if s, ok := strings.CutPrefix(k, contract.GenAIRequestPrefix); ok && k != contract.GenAIRequestModel && !slices.Contains(contract.GenAIRequestParameters, s) {
+			extra = append(extra, s)
 		}
 	}
-	putAttr := func(m pcommon.Map, col, key string) {
-		if v, ok := attrs.Get(key); ok {
-			switch v.Type() {
-			case pcommon.ValueTypeSlice, pcommon.ValueTypeMap:
-				m.PutStr(col, jsonCell(v.AsRaw()))
-			default:
-				v.CopyTo(m.PutEmpty(col))
-			}
+	sort.Strings(extra)
+	for _, s := range extra {
+		cols = append(cols, contract.GenAIRequestColumn(s))
+	}
+	c := newRow(contract.DesignationInputs, cols)
+	c.str(contract.GenAIColOperation, attrString(attrs, contract.GenAIOperationName))
+	c.str(contract.GenAIColProvider, provider)
+	c.str(contract.GenAIColRequestModel, attrString(attrs, contract.GenAIRequestModel))
+	c.str(contract.GenAIColConversationID, attrString(attrs, contract.GenAIConversationID))
+	c.str(contract.GenAIColSystemInstructions, jsonCell(ex.system))
+	if ex.inputs != nil {
+		c.str(contract.GenAIColInputMessages, jsonCell(ex.inputs))
+	}
+	for i := len(ex.inputs) - 1; i >= 0; i-- {
+		if m, _ := ex.inputs[i].(map[string]any); m["role"] == "user" {
+			c.str(contract.GenAIColLastUserMessage, messageText(m))
+			break
 		}
 	}
-	if ex.hasInputs {
-		cols := contract.GenAIInputColumns()
-		var extra []string
-		for k := range attrs.All() {
-			if s, ok := strings.CutPrefix(k, contract.GenAIRequestPrefix); ok && k != contract.GenAIRequestModel && !slices.Contains(contract.GenAIRequestParameters, s) {
-				extra = append(extra, s)
-			}
-		}
-		sort.Strings(extra)
-		for _, s := range extra {
-			cols = append(cols, contract.GenAIRequestColumn(s))
-		}
-		body := newRow(contract.DesignationInputs, cols)
-		putStr(body, contract.GenAIColOperation, str(contract.GenAIOperationName))
-		putStr(body, contract.GenAIColProvider, provider)
-		putStr(body, contract.GenAIColRequestModel, reqModel)
-		putStr(body, contract.GenAIColConversationID, str(contract.GenAIConversationID))
-		putStr(body, contract.GenAIColSystemInstructions, jsonCell(ex.system))
-		if ex.inputs != nil {
-			putStr(body, contract.GenAIColInputMessages, jsonCell(ex.inputs))
-		}
-		for i := len(ex.inputs) - 1; i >= 0; i-- {
-			if m, _ := ex.inputs[i].(map[string]any); m["role"] == "user" {
-				putStr(body, contract.GenAIColLastUserMessage, messageText(m))
-				break
-			}
-		}
-		for _, p := range contract.GenAIRequestParameters {
-			putAttr(body, contract.GenAIRequestColumn(p), contract.GenAIRequestPrefix+p)
-		}
-		for _, s := range extra {
-			putAttr(body, contract.GenAIRequestColumn(s), contract.GenAIRequestPrefix+s)
-		}
-		putStr(body, contract.GenAIColOutputType, str(contract.GenAIOutputType))
+	for _, p := range contract.GenAIRequestParameters {
+		c.attr(contract.GenAIRequestColumn(p), contract.GenAIRequestPrefix+p)
 	}
-	if ex.hasOutput {
-		body := newRow(contract.DesignationPredictions, contract.GenAIPredictionColumns())
-		putStr(body, contract.GenAIColOperation, str(contract.GenAIOperationName))
-		putStr(body, contract.GenAIColProvider, provider)
-		putStr(body, contract.GenAIColResponseModel, str(contract.GenAIResponseModel))
-		putStr(body, contract.GenAIColResponseID, str(contract.GenAIResponseID))
-		putStr(body, contract.GenAIColConversationID, str(contract.GenAIConversationID))
-		if ex.outputs != nil {
-			putStr(body, contract.GenAIColOutputMessages, jsonCell(ex.outputs))
-			if len(ex.outputs) > 0 {
-				putStr(body, contract.GenAIColFirstOutputMessage, messageText(ex.outputs[0]))
-			}
-		}
-		if _, ok := attrs.Get(contract.GenAIFinishReasons); ok {
-			putAttr(body, contract.GenAIColFinishReasons, contract.GenAIFinishReasons)
-		} else if !ex.details {
-			var reasons []any
-			for _, o := range ex.outputs {
-				if r, ok := o.(map[string]any)["finish_reason"]; ok {
-					reasons = append(reasons, r)
-				}
-			}
-			if reasons != nil {
-				putStr(body, contract.GenAIColFinishReasons, jsonCell(reasons))
-			}
-		}
-		putAttr(body, contract.GenAIColInputTokens, contract.GenAIInputTokens)
-		putAttr(body, contract.GenAIColOutputTokens, contract.GenAIOutputTokens)
-		putStr(body, contract.GenAIColErrorType, str(contract.GenAIErrorType))
+	for _, s := range extra {
+		c.attr(contract.GenAIRequestColumn(s), contract.GenAIRequestPrefix+s)
 	}
+	c.str(contract.GenAIColOutputType, attrString(attrs, contract.GenAIOutputType))
+}
+
+// writePredictions writes the exchange's predictions row: the response, its
+// messages, finish reasons and token counts.
+func writePredictions(ex *exchange, provider string, newRow func(string, []string) cells) {
+	attrs := ex.src.Attributes()
+	c := newRow(contract.DesignationPredictions, contract.GenAIPredictionColumns())
+	c.str(contract.GenAIColOperation, attrString(attrs, contract.GenAIOperationName))
+	c.str(contract.GenAIColProvider, provider)
+	c.str(contract.GenAIColResponseModel, attrString(attrs, contract.GenAIResponseModel))
+	c.str(contract.GenAIColResponseID, attrString(attrs, contract.GenAIResponseID))
+	c.str(contract.GenAIColConversationID, attrString(attrs, contract.GenAIConversationID))
+	if ex.outputs != nil {
+		c.str(contract.GenAIColOutputMessages, jsonCell(ex.outputs))
+		if len(ex.outputs) > 0 {
+			c.str(contract.GenAIColFirstOutputMessage, messageText(ex.outputs[0]))
+		}
+	}
+	if _, ok := attrs.Get(contract.GenAIFinishReasons); ok {
+		c.attr(contract.GenAIColFinishReasons, contract.GenAIFinishReasons)
+	} else if !ex.details {
+		var reasons []any
+		for _, o := range ex.outputs {
+			if r, ok := o.(map[string]any)["finish_reason"]; ok {
+				reasons = append(reasons, r)
+			}
+		}
+		if reasons != nil {
+			c.str(contract.GenAIColFinishReasons, jsonCell(reasons))
+		}
+	}
+	c.attr(contract.GenAIColInputTokens, contract.GenAIInputTokens)
+	c.attr(contract.GenAIColOutputTokens, contract.GenAIOutputTokens)
+	c.str(contract.GenAIColErrorType, attrString(attrs, contract.GenAIErrorType))
+}
+
+// cells fills one GenAI row's body from the source record's attributes.
+type cells struct {
+	src, body pcommon.Map
+}
+
+// str sets a text cell; an empty text leaves the cell empty.
+func (c cells) str(col, s string) {
+	if s != "" {
+		c.body.PutStr(col, s)
+	}
+}
+
+// attr copies the source attribute key into a cell, lists and maps as JSON.
+func (c cells) attr(col, key string) {
+	if v, ok := c.src.Get(key); ok {
+		switch v.Type() {
+		case pcommon.ValueTypeSlice, pcommon.ValueTypeMap:
+			c.body.PutStr(col, jsonCell(v.AsRaw()))
+		default:
+			v.CopyTo(c.body.PutEmpty(col))
+		}
+	}
+}
+
+// attrString is an attribute's value as text, "" when it is absent.
+func attrString(attrs pcommon.Map, key string) string {
+	if v, ok := attrs.Get(key); ok {
+		return v.AsString()
+	}
+	return ""
 }
