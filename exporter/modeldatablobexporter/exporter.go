@@ -174,7 +174,14 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 			return err
 		}
 	}
-	ld = e.dropWritten(ctx, ld)
+	release, err := e.holdKeys(ctx, ld)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if e.w.keys != nil {
+		ld = e.dropWritten(ctx, ld)
+	}
 	enc := e.encode(ld)
 	if e.w.keys != nil {
 		for _, b := range enc.batches {

@@ -141,6 +141,9 @@ type keyWindow struct {
 	keys  map[string]*keyedRows
 	order []string // first written, oldest first from head
 	head  int
+	// held are the keys of the pushes writing now, each with a channel
+	// closed when that push is done.
+	held map[string]chan struct{}
 }
 
 // newKeyWindow returns nil when the check is off.
@@ -148,7 +151,45 @@ func newKeyWindow(cfg IdempotencyConfig) *keyWindow {
 	if cfg.MaxKeys == 0 {
 		return nil
 	}
-	return &keyWindow{ttl: cfg.TTL, max: cfg.MaxKeys, now: time.Now, keys: map[string]*keyedRows{}}
+	return &keyWindow{ttl: cfg.TTL, max: cfg.MaxKeys, now: time.Now, keys: map[string]*keyedRows{}, held: map[string]chan struct{}{}}
+}
+
+// hold takes keys for one push once no other push holds any of them, all
+// at once (a push never waits while holding keys), and returns their
+// release. Two copies of a request are then never written at the same time,
+// whatever the format: the second push finds the first one's rows written.
+func (w *keyWindow) hold(ctx context.Context, keys []string) (func(), error) {
+	done := make(chan struct{})
+	for {
+		var busy chan struct{}
+		w.mu.Lock()
+		for _, k := range keys {
+			if ch, ok := w.held[k]; ok {
+				busy = ch
+				break
+			}
+		}
+		if busy == nil {
+			for _, k := range keys {
+				w.held[k] = done
+			}
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				for _, k := range keys {
+					delete(w.held, k)
+				}
+				w.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // written reports whether every row of keys was written.
@@ -276,9 +317,6 @@ func (w *writer) landedRows(rows []rowKey, pl *pushLog) {
 // MDC line is a request's rows). Two copies in pushes running at the same
 // time are caught by skipWritten, under the file's lock.
 func (e *blobExporter) dropWritten(ctx context.Context, ld plog.Logs) plog.Logs {
-	if e.w.keys == nil {
-		return ld
-	}
 	var keep []logsubset.Ref
 	var perKey map[string]int
 	var seen map[rowKey]struct{}
@@ -312,6 +350,30 @@ func (e *blobExporter) dropWritten(ctx context.Context, ld plog.Logs) plog.Logs 
 	}
 	e.w.warnResent(ctx, perKey, "")
 	return logsubset.Copy(ld, keep)
+}
+
+// holdKeys holds the Idempotency-Keys of ld's rows until the returned
+// release (a no-op without keys).
+func (e *blobExporter) holdKeys(ctx context.Context, ld plog.Logs) (func(), error) {
+	var keys []string
+	seen := map[string]struct{}{}
+	if e.w.keys != nil {
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					key, _, ok := contract.IdempotencyOf(lr)
+					if _, dup := seen[key]; ok && !dup {
+						seen[key] = struct{}{}
+						keys = append(keys, key)
+					}
+				}
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return func() {}, nil
+	}
+	return e.w.keys.hold(ctx, keys)
 }
 
 // warnResent counts the rows of keyed requests not written again, with a

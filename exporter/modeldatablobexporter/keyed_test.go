@@ -320,3 +320,40 @@ func TestIdempotencyConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyedCopiesPushedAtOnce: copies of one request in pushes running at
+// the same time (the queue's replay and the resend, on several consumers)
+// are written once, whatever the format.
+func TestKeyedCopiesPushedAtOnce(t *testing.T) {
+	for _, format := range []string{FormatCSV, FormatMDCJSONL, FormatParquet} {
+		t.Run(format, func(t *testing.T) {
+			cfg := localConfig(t)
+			cfg.Format = format
+			e, tt := newTestExporterTel(t, cfg)
+			const copies = 8
+			errs := make(chan error, copies)
+			for range copies {
+				go func() {
+					errs <- e.push(context.Background(), keyedLogs(keyed("k1", 0, "r1", "r2", "r3"), keyed("k2", 0, "r4")))
+				}()
+			}
+			for range copies {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := counter(t, tt, "otelcol_modeldatablob_rows_resent"); got != 4*(copies-1) {
+				t.Errorf("rows_resent %d, want %d", got, 4*(copies-1))
+			}
+			if got := counter(t, tt, "otelcol_modeldatablob_rows_written"); got != 4 {
+				t.Errorf("rows_written %d, want 4", got)
+			}
+			if format == FormatParquet {
+				return
+			}
+			if got := idsInFiles(t, cfg.Local.Directory, []string{"r1", "r2", "r3", "r4"}); got != "r1,r2,r3,r4" {
+				t.Errorf("rows: %s", got)
+			}
+		})
+	}
+}
