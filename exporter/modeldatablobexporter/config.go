@@ -166,7 +166,7 @@ func createDefaultConfig() *Config {
 		Format:         FormatCSV,
 		MDC:            defaultMDCConfig(),
 		Parquet:        defaultParquetConfig(),
-		Idempotency:    IdempotencyConfig{TTL: defaultIdempotencyTTL, MaxKeys: defaultIdempotencyMaxKeys},
+		Idempotency:    IdempotencyConfig{TTL: contract.DefaultKeyTTL, MaxKeys: contract.DefaultMaxKeys},
 	}
 }
 

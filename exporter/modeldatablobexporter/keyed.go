@@ -3,8 +3,6 @@ package modeldatablobexporter
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -46,21 +44,8 @@ type IdempotencyConfig struct {
 	MaxKeys int `mapstructure:"max_keys"`
 }
 
-const (
-	defaultIdempotencyTTL     = 10 * time.Minute
-	defaultIdempotencyMaxKeys = 50000
-	maxIdempotencyKeys        = 10_000_000
-)
-
 func (c *IdempotencyConfig) validate() error {
-	var errs []error
-	if c.MaxKeys < 0 || c.MaxKeys > maxIdempotencyKeys {
-		errs = append(errs, fmt.Errorf("idempotency::max_keys must be between 0 (off) and %d, got %d", maxIdempotencyKeys, c.MaxKeys))
-	}
-	if c.MaxKeys > 0 && c.TTL <= 0 {
-		errs = append(errs, fmt.Errorf("idempotency::ttl must be positive, got %s", c.TTL))
-	}
-	return errors.Join(errs...)
+	return contract.ValidateKeyWindow(c.TTL, c.MaxKeys)
 }
 
 // rowKey is a row's place in a keyed request; key "" is a row without one.

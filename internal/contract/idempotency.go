@@ -1,6 +1,10 @@
 package contract
 
 import (
+	"errors"
+	"fmt"
+	"time"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
@@ -41,4 +45,25 @@ func IdempotencyOf(lr plog.LogRecord) (key string, ordinal int64, ok bool) {
 		return "", 0, false
 	}
 	return k.Str(), o.Int(), true
+}
+
+// The window of Idempotency-Keys a component remembers: the receiver's
+// accepted keys and the exporter's written rows use the same defaults, so a
+// resend the receiver no longer knows is still one the exporter does.
+const (
+	DefaultKeyTTL  = 10 * time.Minute
+	DefaultMaxKeys = 50000
+	maxKeys        = 10_000_000
+)
+
+// ValidateKeyWindow checks a component's idempotency::ttl and max_keys.
+func ValidateKeyWindow(ttl time.Duration, maxKeysSet int) error {
+	var errs []error
+	if maxKeysSet < 0 || maxKeysSet > maxKeys {
+		errs = append(errs, fmt.Errorf("idempotency::max_keys must be between 0 (off) and %d, got %d", maxKeys, maxKeysSet))
+	}
+	if maxKeysSet > 0 && ttl <= 0 {
+		errs = append(errs, fmt.Errorf("idempotency::ttl must be positive, got %s", ttl))
+	}
+	return errors.Join(errs...)
 }

@@ -140,7 +140,7 @@ func createDefaultConfig() *Config {
 			ServerConfig:    v2Server,
 			ModelNameHeader: defaultModelNameHeader,
 		}),
-		Idempotency: IdempotencyConfig{TTL: defaultIdempotencyTTL, MaxKeys: defaultIdempotencyMaxKeys},
+		Idempotency: IdempotencyConfig{TTL: contract.DefaultKeyTTL, MaxKeys: contract.DefaultMaxKeys},
 	}
 }
 

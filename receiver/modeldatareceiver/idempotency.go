@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
@@ -62,20 +63,8 @@ type IdempotencyConfig struct {
 	MaxKeys int `mapstructure:"max_keys"`
 }
 
-const (
-	defaultIdempotencyTTL     = 10 * time.Minute
-	defaultIdempotencyMaxKeys = 50000
-	maxIdempotencyKeys        = 10_000_000
-)
-
 func (c *IdempotencyConfig) validate() error {
-	var errs []error
-	if c.MaxKeys < 0 || c.MaxKeys > maxIdempotencyKeys {
-		errs = append(errs, fmt.Errorf("idempotency::max_keys must be between 0 (off) and %d, got %d", maxIdempotencyKeys, c.MaxKeys))
-	}
-	if c.MaxKeys > 0 && c.TTL <= 0 {
-		errs = append(errs, fmt.Errorf("idempotency::ttl must be positive, got %s", c.TTL))
-	}
+	errs := []error{contract.ValidateKeyWindow(c.TTL, c.MaxKeys)}
 	if c.MaxKeys == 0 && c.Storage != nil {
 		errs = append(errs, errors.New("idempotency::storage is set but max_keys is 0 (off)"))
 	}

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
@@ -161,11 +162,11 @@ func TestIdempotencyKeySurvivesRestart(t *testing.T) {
 		rows     int
 	}{
 		{0, "k1", false, 3},
-		{time.Minute, "k1", true, 3},                 // restarted: still known
-		{2 * time.Minute, "k2", false, 6},            // another key
-		{defaultIdempotencyTTL, "k1", false, 9},      // k1 expired (accepted at 0): taken again
-		{defaultIdempotencyTTL, "k2", true, 9},       // k2 not yet
-		{3 * defaultIdempotencyTTL, "k2", false, 12}, // loaded expired: dropped at start
+		{time.Minute, "k1", true, 3},                  // restarted: still known
+		{2 * time.Minute, "k2", false, 6},             // another key
+		{contract.DefaultKeyTTL, "k1", false, 9},      // k1 expired (accepted at 0): taken again
+		{contract.DefaultKeyTTL, "k2", true, 9},       // k2 not yet
+		{3 * contract.DefaultKeyTTL, "k2", false, 12}, // loaded expired: dropped at start
 	} {
 		resp := run(start.Add(step.at), step.key)
 		if resp.status != 200 || (resp.header.Get(replayedHeader) == "true") != step.replayed {
@@ -233,7 +234,7 @@ func TestIdempotencyConfig(t *testing.T) {
 		{IdempotencyConfig{}, ""},
 		{IdempotencyConfig{TTL: 0, MaxKeys: 10}, "idempotency::ttl must be positive"},
 		{IdempotencyConfig{TTL: time.Minute, MaxKeys: -1}, "idempotency::max_keys must be between 0 (off) and"},
-		{IdempotencyConfig{TTL: time.Minute, MaxKeys: maxIdempotencyKeys + 1}, "idempotency::max_keys must be between 0 (off) and"},
+		{IdempotencyConfig{TTL: time.Minute, MaxKeys: 10_000_001}, "idempotency::max_keys must be between 0 (off) and"},
 		{IdempotencyConfig{Storage: &storageID}, "idempotency::storage is set but max_keys is 0"},
 	} {
 		err := tc.cfg.validate()
@@ -292,7 +293,7 @@ func BenchmarkIdempotencyRecord(b *testing.B) {
 	defer stop()
 	storageID := testutil.FileStorageID
 	_, set := telemetrySettings(b)
-	w := newIdempotencyWindow(IdempotencyConfig{Storage: &storageID, TTL: time.Hour, MaxKeys: defaultIdempotencyMaxKeys}, set.Logger, mustTelemetry(b, set))
+	w := newIdempotencyWindow(IdempotencyConfig{Storage: &storageID, TTL: time.Hour, MaxKeys: contract.DefaultMaxKeys}, set.Logger, mustTelemetry(b, set))
 	if err := w.open(context.Background(), host, component.NewID(metadata.Type)); err != nil {
 		b.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func BenchmarkIdempotencyWindowMemory(b *testing.B) {
 			defer stop()
 			_, set := telemetrySettings(b)
 			for i := 0; i < b.N; i++ {
-				w := newIdempotencyWindow(IdempotencyConfig{Storage: tc.storage, TTL: time.Hour, MaxKeys: defaultIdempotencyMaxKeys}, set.Logger, mustTelemetry(b, set))
+				w := newIdempotencyWindow(IdempotencyConfig{Storage: tc.storage, TTL: time.Hour, MaxKeys: contract.DefaultMaxKeys}, set.Logger, mustTelemetry(b, set))
 				if err := w.open(context.Background(), host, component.NewIDWithName(metadata.Type, strconv.Itoa(i))); err != nil {
 					b.Fatal(err)
 				}
@@ -338,12 +339,12 @@ func BenchmarkIdempotencyWindowMemory(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				for k := 0; k < defaultIdempotencyMaxKeys; k++ {
+				for k := 0; k < contract.DefaultMaxKeys; k++ {
 					w.record(context.Background(), "1b4e28ba-2fa1-11d2-883f-"+strconv.Itoa(100000000+k), fingerprint{}, answer)
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/defaultIdempotencyMaxKeys, "heap-B/key")
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/contract.DefaultMaxKeys, "heap-B/key")
 				runtime.KeepAlive(w)
 				_ = w.close(context.Background())
 			}
