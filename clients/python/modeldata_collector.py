@@ -961,6 +961,22 @@ class _Sender:
                 pass
             self._conn = None
 
+    def _abandon_conn(self):
+        """Drop the connection a forked child inherited without closing its
+        reader: a parent thread waiting for an answer at fork time held the
+        reader's lock, which nothing in the child will ever release, so closing
+        it (or letting the garbage collector close it) would wait forever. The
+        child's copy of the socket is closed by its file descriptor instead."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        _inherited_connections.append(conn)  # never finalized
+        if conn.sock is not None:
+            try:
+                os.close(conn.sock.detach())
+            except OSError:
+                pass
+
     # --- flush and exit ---
 
     def drain(self, deadline, closing):
@@ -999,6 +1015,7 @@ class _Sender:
 
 
 _senders = {}
+_inherited_connections = []  # a forked child's copies of the parent's connections, see _abandon_conn
 _senders_lock = threading.RLock()
 
 
@@ -1017,7 +1034,7 @@ def _after_fork_in_child():
         sender._in_flight = 0
         sender._idle = False
         sender._thread = None
-        sender._close_conn()  # the child's copy of the parent's socket
+        sender._abandon_conn()  # the child's copy of the parent's connection
 
 
 if hasattr(os, "register_at_fork"):

@@ -43,8 +43,11 @@ class CollectServer:
         self.refuse = None  # group -> error message, to refuse single groups of a batch
         self.max_body = None  # bytes: larger bodies get 413
         self.keys = set()  # Idempotency-Keys of accepted requests: a resend is answered, not recorded again
+        self.arrived = 0  # HTTP requests read, answered or not
         self.hold = threading.Event()  # cleared: requests wait before they are answered
         self.hold.set()
+        self.hold_body = threading.Event()  # cleared: answers stop after their headers
+        self.hold_body.set()
         self.lock = threading.Lock()
         self.received = threading.Condition(self.lock)
         outer = self
@@ -55,6 +58,9 @@ class CollectServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    outer.arrived += 1
+                    outer.received.notify_all()
                 outer.hold.wait()
                 batch = self.path.endswith("/batch")
                 if batch and not batch_route:
@@ -96,6 +102,8 @@ class CollectServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                self.wfile.flush()
+                outer.hold_body.wait()
                 self.wfile.write(data)
 
             def log_message(self, *args):
@@ -117,8 +125,18 @@ class CollectServer:
                 self.received.wait(remaining)
             return list(self.requests)
 
+    def wait_arrived(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.arrived < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("%d requests arrived, want %d" % (self.arrived, n))
+                self.received.wait(remaining)
+
     def close(self):
         self.hold.set()
+        self.hold_body.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -519,6 +537,41 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
         reqs = self.server.wait_for(2)
         self.assertEqual([r["data"] for r in reqs], [[["parent"]], [["child"]]])
+
+    @unittest.skipUnless(hasattr(os, "fork"), "no fork here")
+    def test_fork_while_a_send_waits_for_its_answer(self):
+        dc = self.collector()
+        self.server.hold_body.clear()  # the answer's body waits: the parent's sender reads it, holding its reader's lock
+        dc.collect([["parent"]])
+        self.server.wait_for(1)
+        conn = None
+        deadline = time.monotonic() + 10
+        while conn is None or getattr(conn, "_HTTPConnection__response", None) is None:  # the headers were read
+            self.assertLess(time.monotonic(), deadline, "the parent's send never got its answer's headers")
+            time.sleep(0.01)
+            conn = mdc._senders[mdc._collect_url(self.server.url)]._conn
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                dc.collect([["child"]])
+                code = 0 if mdc.flush(timeout=10) else 2
+            finally:
+                os._exit(code)
+        self.server.hold_body.set()
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                self.fail("the forked child hung (an inherited lock)")
+            time.sleep(0.05)  # polling the child's exit: waitpid has no timeout
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        reqs = self.server.wait_for(2)
+        self.assertCountEqual([r["data"] for r in reqs], [[["parent"]], [["child"]]])
 
     def test_rows_are_flushed_at_exit(self):
         script = (
