@@ -100,15 +100,13 @@ func (v *Verifier) AddCSV(name string, r io.Reader) {
 			sample(&v.rep.MalformedSample, fmt.Sprintf("%s:%d: %v", name, line, err))
 			continue
 		}
-		if idCol < 0 || idCol >= len(rec) || !strings.HasPrefix(rec[idCol], v.m.Run+".") {
-			v.rep.Foreign++
-			continue
+		id := ""
+		if idCol >= 0 && idCol < len(rec) {
+			id = rec[idCol]
 		}
-		req, i, ok := v.m.ParseRowID(rec[idCol])
+		req, i, ok := v.rowOf(id, func() string { return fmt.Sprintf("%s:%d", name, line) })
 		switch {
 		case !ok:
-			v.rep.Malformed++
-			sample(&v.rep.MalformedSample, fmt.Sprintf("%s:%d: row id %q", name, line, rec[idCol]))
 			continue
 		case !headerOK:
 			v.rep.Malformed++
@@ -191,13 +189,8 @@ func (v *Verifier) AddOTLPJSON(name string, r io.Reader) error {
 							id = val.AsString()
 						}
 					}
-					if !strings.HasPrefix(id, v.m.Run+".") {
-						v.rep.Foreign++
-						continue
-					}
-					req, i, ok := v.m.ParseRowID(id)
+					req, i, ok := v.rowOf(id, func() string { return fmt.Sprintf("%s:%d", name, line) })
 					if !ok {
-						v.rep.Malformed++
 						continue
 					}
 					bad := false

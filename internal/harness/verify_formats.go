@@ -91,15 +91,23 @@ func (v *Verifier) AddParquet(name string, data []byte) {
 
 // countID counts a row by its row id, or as foreign or malformed.
 func (v *Verifier) countID(where, id string) {
+	if req, i, ok := v.rowOf(id, func() string { return where }); ok {
+		v.count(req, i)
+	}
+}
+
+// rowOf is the request and row a row id names. A row id of no row of this
+// run counts as foreign, one that names this run but no row of it as
+// malformed (sampled with where, built only then); ok is false for both.
+func (v *Verifier) rowOf(id string, where func() string) (req, i int, ok bool) {
 	if !strings.HasPrefix(id, v.m.Run+".") {
 		v.rep.Foreign++
-		return
+		return 0, 0, false
 	}
-	req, i, ok := v.m.ParseRowID(id)
+	req, i, ok = v.m.ParseRowID(id)
 	if !ok {
 		v.rep.Malformed++
-		sample(&v.rep.MalformedSample, fmt.Sprintf("%s: row id %q", where, id))
-		return
+		sample(&v.rep.MalformedSample, fmt.Sprintf("%s: row id %q", where(), id))
 	}
-	v.count(req, i)
+	return req, i, ok
 }
