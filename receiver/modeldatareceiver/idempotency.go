@@ -268,9 +268,9 @@ func (w *idempotencyWindow) serveFirst(rw http.ResponseWriter, req *http.Request
 	if answer.status < 200 || answer.status > 299 {
 		return
 	}
-	// The answer leaves the process before the key's commit: a kill in
-	// between loses nothing, as the client has its answer.
-	_ = http.NewResponseController(rw).Flush()
+	// The key is committed before the answer leaves (the server sends it when
+	// this handler returns): a client whose answer was lost, the process
+	// killed after the commit, gets it again from the window on its resend.
 	// What the handler left unread still names the request.
 	if _, err := io.Copy(io.Discard, req.Body); err == nil {
 		w.record(context.WithoutCancel(req.Context()), key, h.sum(), answer)
