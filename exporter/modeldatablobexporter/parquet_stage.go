@@ -407,15 +407,15 @@ func (w *pqWriter) commitAll(ctx context.Context) error {
 // timerTick is how often the timer looks for files past max_age: a file is
 // committed at most this long after it reached max_age.
 func timerTick(maxAge time.Duration) time.Duration {
+	if maxAge == 0 { // files are committed in the push: only failed commits are retried
+		return 5 * time.Second
+	}
 	return min(max(maxAge/10, 10*time.Millisecond), 5*time.Second)
 }
 
-// startTimer commits files that reach max_age while no push comes, and
-// the files left open by a previous run.
+// startTimer commits files that reach max_age while no push comes, retries
+// failed commits and commits the files left open by a previous run.
 func (w *pqWriter) startTimer() {
-	if w.cfg.Parquet.MaxAge <= 0 {
-		return
-	}
 	w.stop, w.stopped = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(w.stopped)

@@ -3,12 +3,14 @@ package modeldatablobexporter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,4 +371,37 @@ func TestParquetFooterRebuilt(t *testing.T) {
 		t.Fatalf("%d groups, %d rows", n, len(tab.rows))
 	}
 	t.Logf("metadata kept per row group of 18 columns: %d bytes", len(groups[0].meta))
+}
+
+// failCommitsStore refuses the first commits, as storage down would.
+type failCommitsStore struct {
+	blockStore
+	fails atomic.Int32
+}
+
+func (s *failCommitsStore) commit(ctx context.Context, name string, groups []stagedRange, tail []byte) error {
+	if s.fails.Add(-1) >= 0 {
+		return errors.New("storage down")
+	}
+	return s.blockStore.commit(ctx, name, groups, tail)
+}
+
+// TestParquetFailedCommitRetried: a commit that fails (the rows are staged
+// and acknowledged) is retried by the timer until it lands.
+func TestParquetFailedCommitRetried(t *testing.T) {
+	cfg := localConfig(t)
+	cfg.Format = FormatParquet
+	cfg.Parquet.MaxAge = 20 * time.Millisecond
+	e := newTestExporter(t, cfg)
+	store := &failCommitsStore{blockStore: e.pq.store}
+	store.fails.Store(3)
+	e.pq.store = store
+	push(t, e, idRows("r1", "r2")...)
+	if !testutil.Poll(10*time.Second, func() bool { return len(localFiles(t, cfg)) == 1 }) {
+		t.Fatal("the failed commit was not retried")
+	}
+	if got := parquetRequestIDs(t, cfg); !slices.Equal(got, []string{"r1", "r2"}) {
+		t.Fatalf("rows %v", got)
+	}
+	assertNoStaging(t, cfg)
 }

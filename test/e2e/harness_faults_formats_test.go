@@ -19,6 +19,11 @@ import (
 // none doubled, resent requests included.
 var faultFormats = []string{"mdc_jsonl", "parquet"}
 
+// faultParquetMaxAge keeps the runs' Parquet files open across several
+// pushes (batches flush every 500 ms) and the time until every row is
+// visible short: the runs wait for every row in storage.
+const faultParquetMaxAge = "3s"
+
 func TestHarnessFaultKill9Formats(t *testing.T) {
 	testutil.CollectorBinary(t)
 	for _, format := range faultFormats {
@@ -27,7 +32,8 @@ func TestHarnessFaultKill9Formats(t *testing.T) {
 			az := testutil.StartAzurite(t)
 			collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 			cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-				QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Format: format, MetricsPort: metricsPort}
+				QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, Format: format, MetricsPort: metricsPort,
+				ParquetMaxAge: faultParquetMaxAge}
 			col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 			kills := []float64{0.4}
 			if harnessFull() {
@@ -57,7 +63,7 @@ func TestHarnessFaultAzuriteDownFormats(t *testing.T) {
 			az := testutil.StartAzurite(t)
 			collect, health := harnessAddr(t), harnessAddr(t)
 			cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-				FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20, Format: format}
+				FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", QueueSize: 20, Format: format, ParquetMaxAge: faultParquetMaxAge}
 			col := testutil.StartCollector(t, cfg.YAML(), collect, health)
 			m, rep := faultLoad(t, size, "http://"+collect, []float64{0.3}, az.Stop, az.Restart, azuriteVerifier(t, az), col.Stop)
 			assertZeroLoss(t, m, rep)
