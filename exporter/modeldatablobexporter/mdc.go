@@ -36,8 +36,10 @@ type mdcEncoder struct {
 	instance string
 
 	names []string // the feature names being read, reused
-	dir   []byte   // the folder being built, reused
-	key   []byte   // a batch key being built: folder and source fields
+	// batches are the push's batches in order of their first row.
+	batches []*mdcBatch
+	dir     []byte // the folder being built, reused
+	key     []byte // a batch key being built: folder and source fields
 	// checked is the source last checked for placement, reason the outcome.
 	checked mdcSource
 	reason  string
@@ -104,10 +106,8 @@ type mdcPlace struct {
 
 // mdcRun is the state of one encode call.
 type mdcRun struct {
-	out     encoded
-	byKey   map[string]*mdcBatch
-	batches []*mdcBatch // in order of their first row
-	period  time.Duration
+	out    encoded
+	period time.Duration
 	// The previous row's batch and record, and what decided the batch's
 	// folder: the next row of the same request usually goes there too.
 	last      *mdcBatch
@@ -122,7 +122,10 @@ type mdcRun struct {
 // encode groups the model data records of ld by file and request.
 func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 	e.rows, e.rowEnd, e.rowRef = e.rows[:0], e.rowEnd[:0], e.rowRef[:0]
-	r := mdcRun{byKey: map[string]*mdcBatch{}, lastRec: -1, period: e.cfg.MDC.period()}
+	r := mdcRun{lastRec: -1, period: e.cfg.MDC.period()}
+	// The batches by folder and source, apart from r: a map no pointer
+	// leads to stays on the stack while it is small.
+	byKey := map[string]*mdcBatch{}
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -132,13 +135,15 @@ func (e *mdcEncoder) encode(ld plog.Logs) encoded {
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				e.encodeRecord(&r, &src, lrs.At(k), recordRef{i, j, k}, lrs.Len())
+				e.encodeRecord(&r, byKey, &src, lrs.At(k), recordRef{i, j, k}, lrs.Len())
 			}
 		}
 	}
-	for _, mb := range r.batches {
+	for _, mb := range e.batches {
 		e.writeBatch(mb)
 	}
+	clear(e.batches) // a pooled encoder keeps no batch alive
+	e.batches = e.batches[:0]
 	return r.out
 }
 
@@ -153,7 +158,7 @@ func (e *mdcEncoder) resourceSource(attrs pcommon.Map) mdcSource {
 
 // encodeRecord adds one record's row to the record of its request, in the
 // batch of its file; scopeRecords sizes a batch's correlation index.
-func (e *mdcEncoder) encodeRecord(r *mdcRun, src *mdcSource, lr plog.LogRecord, ref recordRef, scopeRecords int) {
+func (e *mdcEncoder) encodeRecord(r *mdcRun, byKey map[string]*mdcBatch, src *mdcSource, lr plog.LogRecord, ref recordRef, scopeRecords int) {
 	row, ok := contract.ReadRowReuse(lr, e.names)
 	if !ok {
 		r.out.notModelData++
@@ -161,7 +166,7 @@ func (e *mdcEncoder) encodeRecord(r *mdcRun, src *mdcSource, lr plog.LogRecord, 
 	}
 	e.names = row.FeatureNames
 	e.placeDesignation(r, src, row.Designation)
-	mb := e.batchOf(r, *src, row.Timestamp)
+	mb := e.batchOf(r, byKey, *src, row.Timestamp)
 
 	e.rowRef = append(e.rowRef, ref)
 	e.rows = e.appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
@@ -193,7 +198,7 @@ func (e *mdcEncoder) placeDesignation(r *mdcRun, src *mdcSource, designation str
 // batchOf returns the batch of a row's file. Rows of one source and period
 // share the folder and, usually, the batch of the row before: the folder
 // is built again only when one of them changes.
-func (e *mdcEncoder) batchOf(r *mdcRun, src mdcSource, ts time.Time) *mdcBatch {
+func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src mdcSource, ts time.Time) *mdcBatch {
 	rowPeriod := ts.UTC().Truncate(r.period)
 	if r.last != nil && src == r.dirSrc && rowPeriod.Equal(r.dirPeriod) && r.place.reason == r.dirReason {
 		return r.last
@@ -212,14 +217,14 @@ func (e *mdcEncoder) batchOf(r *mdcRun, src mdcSource, ts time.Time) *mdcBatch {
 	// Batches differ by folder and by source (one file may take both).
 	e.key = src.appendPrefix(append(e.key[:0], e.dir...))
 	r.lastRec = -1
-	if mb := r.byKey[string(e.key)]; mb != nil {
+	if mb := byKey[string(e.key)]; mb != nil {
 		return mb
 	}
 	mb := &mdcBatch{b: &fileBatch{dir: string(e.dir), stem: e.instance, ext: ".jsonl", quarantine: r.place.reason != ""},
 		prefix: e.key[len(e.dir):len(e.key):len(e.key)]}
-	r.byKey[string(e.key)] = mb
+	byKey[string(e.key)] = mb
 	e.key = nil // the batch's prefix shares its bytes
-	r.batches = append(r.batches, mb)
+	e.batches = append(e.batches, mb)
 	r.out.batches = append(r.out.batches, mb.b)
 	return mb
 }
