@@ -50,7 +50,7 @@ func splitGroup(data []byte) (*pqGroup, error) {
 	}
 	start := n - 8 - int(binary.LittleEndian.Uint32(data[n-8:]))
 	if start < 4 {
-		return nil, errors.New("Parquet footer longer than the file")
+		return nil, errors.New("the Parquet footer is longer than the file")
 	}
 	g := &pqGroup{chunks: data[4:start]}
 	if err := thrift.Unmarshal(new(thrift.CompactProtocol), data[start:n-8], &g.meta); err != nil {
