@@ -180,8 +180,12 @@ func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent
 				body := lr.Body()
 				inOrder := contract.BodyInOrder(row.FeatureNames, body)
 				features := row.FeatureNames
-				if !inOrder {
+				switch {
+				case !inOrder:
 					features = contract.ColumnOrder(row.FeatureNames, body)
+				case len(features) == 0: // the body's keys are the columns
+					names = contract.AppendKeys(names[:0], body)
+					features = names
 				}
 				f := last
 				if f == nil || !slices.Equal(f.names[:f.features], features) {
