@@ -30,7 +30,7 @@ func TestEncodeUndeclaredColumnsFollowTheBody(t *testing.T) {
 	add(nil, "c", "a")                // the same order, nothing declared
 	add(nil, "a", "c")                // another order
 	add(nil, "a", "c")
-	add([]string{"c"}, "a", "c")      // declared first, then the rest sorted
+	add([]string{"c"}, "a", "c") // declared first, then the rest sorted
 	out := newEncoder(createDefaultConfig()).encode(ld)
 	var got []string
 	for _, b := range out.batches {
