@@ -36,8 +36,10 @@ type mdcEncoder struct {
 	instance string
 
 	names []string // the feature names being read, reused
-	dir   []byte   // the folder being built, reused
-	key   []byte   // a batch key being built: folder and source fields
+	// batches are the push's batches in order of their first row.
+	batches []*mdcBatch
+	dir     []byte // the folder being built, reused
+	key     []byte // a batch key being built: folder and source fields
 	// checked is the source last checked for placement, reason the outcome.
 	checked mdcSource
 	reason  string
@@ -102,128 +104,169 @@ type mdcPlace struct {
 	reason      string
 }
 
+// mdcRun is the state of one encode call.
+type mdcRun struct {
+	out    encoded
+	period time.Duration
+	// The previous row's batch and record, and what decided the batch's
+	// folder: the next row of the same request usually goes there too.
+	last      *mdcBatch
+	lastRec   int // -1: no record to extend
+	dirSrc    mdcSource
+	dirPeriod time.Time
+	dirReason string
+	// place is the placement of the resource's current designation.
+	place mdcPlace
+}
+
 // encode groups the model data records of ld by file and request.
 func (e *mdcEncoder) encode(ld plog.Logs) encoded {
-	var out encoded
 	e.rows, e.rowEnd, e.rowRef = e.rows[:0], e.rowEnd[:0], e.rowRef[:0]
-	byDir := map[string]*mdcBatch{}
-	var batches []*mdcBatch
-	var (
-		last    *mdcBatch
-		lastRec = -1
-		place   mdcPlace
-		// dirSrc and dirPeriod are what e.dir was built for.
-		dirSrc    mdcSource
-		dirPeriod time.Time
-		dirReason string
-	)
-	period := e.cfg.MDC.period()
+	r := mdcRun{lastRec: -1, period: e.cfg.MDC.period()}
+	// The batches by folder and source, apart from r: a map no pointer
+	// leads to stays on the stack while it is small.
+	byKey := map[string]*mdcBatch{}
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		attrs := rl.Resource().Attributes()
-		src := mdcSource{parts: (&encoder{cfg: e.cfg}).resourceParts(attrs),
-			endpoint:   resourceAttr(attrs, contract.AttrEndpoint, e.cfg.MDC.Endpoint),
-			deployment: resourceAttr(attrs, contract.AttrDeployment, e.cfg.MDC.Deployment)}
-		place.designation = "\x00" // placement is checked again per resource
+		src := e.resourceSource(rl.Resource().Attributes())
+		r.place.designation = "\x00" // placement is checked again per resource
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				lr := lrs.At(k)
-				row, ok := contract.ReadRowReuse(lr, e.names)
-				if !ok {
-					out.notModelData++
-					continue
-				}
-				e.names = row.FeatureNames
-				if row.Designation != place.designation {
-					place.designation = row.Designation
-					place.collection = e.cfg.MDC.collection(row.Designation)
-					src.collection = place.collection
-					if src != e.checked {
-						e.checked, e.reason = src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
-					}
-					place.reason = e.reason
-				}
-				src.collection = place.collection
-
-				// Rows of one source and period share the folder and,
-				// usually, the batch of the row before.
-				mb := last
-				if rowPeriod := row.Timestamp.UTC().Truncate(period); mb == nil || src != dirSrc || !rowPeriod.Equal(dirPeriod) || place.reason != dirReason {
-					dirSrc, dirPeriod, dirReason = src, rowPeriod, place.reason
-					e.dir = e.dir[:0]
-					if place.reason == "" {
-						for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, place.collection} {
-							e.dir = append(append(e.dir, s...), '/')
-						}
-					} else {
-						e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
-					}
-					e.dir = e.cfg.MDC.timePath(e.dir, row.Timestamp)
-					mb = nil
-				}
-				if mb == nil {
-					// Batches differ by folder and by source (one file may take both).
-					e.key = src.appendPrefix(append(e.key[:0], e.dir...))
-					if mb = byDir[string(e.key)]; mb == nil {
-						mb = &mdcBatch{b: &fileBatch{dir: string(e.dir), stem: e.instance, ext: ".jsonl", quarantine: place.reason != ""},
-							prefix: e.key[len(e.dir):len(e.key):len(e.key)]}
-						byDir[string(e.key)] = mb
-						e.key = nil // now the batch's
-						batches = append(batches, mb)
-						out.batches = append(out.batches, mb.b)
-					}
-					lastRec = -1
-				}
-
-				e.rowRef = append(e.rowRef, recordRef{i, j, k})
-				e.rows = e.appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
-				e.rowEnd = append(e.rowEnd, len(e.rows))
-				n := len(e.rowEnd)
-
-				req := mdcRequest{row.CorrelationID, row.RequestID, row.ModelVersion}
-				if req.version == "" {
-					req.version = mdcDefaultVersion
-				}
-				idx, same := lastRec, lastRec >= 0 && mb.records[lastRec].req == req
-				if !same && req.correlationID != "" {
-					idx, same = mb.byCorr[req.correlationID]
-					same = same && mb.records[idx].req == req
-				}
-				if same && req.correlationID != "" {
-					// A row of a request already seen: into its record.
-					r := &mb.records[idx]
-					switch {
-					case r.more == nil && r.first.to == n-1:
-						r.first.to = n
-					case r.more != nil && r.more[len(r.more)-1].to == n-1:
-						r.more[len(r.more)-1].to = n
-					default:
-						r.more = append(r.more, rowSpan{n - 1, n})
-					}
-					lastRec = idx
-				} else {
-					if req.correlationID != "" {
-						if mb.byCorr == nil {
-							mb.byCorr = make(map[string]int, lrs.Len())
-						}
-						if _, taken := mb.byCorr[req.correlationID]; !taken {
-							mb.byCorr[req.correlationID] = len(mb.records)
-						}
-					}
-					lastRec = len(mb.records)
-					mb.records = append(mb.records, mdcRecord{req: req, time: row.Timestamp, reason: place.reason, first: rowSpan{n - 1, n}})
-				}
-				last = mb
+				e.encodeRecord(&r, byKey, &src, lrs.At(k), recordRef{i, j, k}, lrs.Len())
 			}
 		}
 	}
-	for _, mb := range batches {
+	for _, mb := range e.batches {
 		e.writeBatch(mb)
 	}
-	return out
+	clear(e.batches) // a pooled encoder keeps no batch alive
+	e.batches = e.batches[:0]
+	return r.out
+}
+
+// resourceSource is where a resource's rows come from: the contract's path
+// parts, and the endpoint and deployment its attributes name (else the
+// configured ones).
+func (e *mdcEncoder) resourceSource(attrs pcommon.Map) mdcSource {
+	return mdcSource{parts: (&encoder{cfg: e.cfg}).resourceParts(attrs),
+		endpoint:   resourceAttr(attrs, contract.AttrEndpoint, e.cfg.MDC.Endpoint),
+		deployment: resourceAttr(attrs, contract.AttrDeployment, e.cfg.MDC.Deployment)}
+}
+
+// encodeRecord adds one record's row to the record of its request, in the
+// batch of its file; scopeRecords sizes a batch's correlation index.
+func (e *mdcEncoder) encodeRecord(r *mdcRun, byKey map[string]*mdcBatch, src *mdcSource, lr plog.LogRecord, ref recordRef, scopeRecords int) {
+	row, ok := contract.ReadRowReuse(lr, e.names)
+	if !ok {
+		r.out.notModelData++
+		return
+	}
+	e.names = row.FeatureNames
+	e.placeDesignation(r, src, row.Designation)
+	mb := e.batchOf(r, byKey, *src, row.Timestamp)
+
+	e.rowRef = append(e.rowRef, ref)
+	e.rows = e.appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
+	e.rowEnd = append(e.rowEnd, len(e.rows))
+
+	req := mdcRequest{row.CorrelationID, row.RequestID, row.ModelVersion}
+	if req.version == "" {
+		req.version = mdcDefaultVersion
+	}
+	r.addRow(mb, req, row.Timestamp, len(e.rowEnd), scopeRecords)
+}
+
+// placeDesignation sets src's collection for a row's designation and
+// r.place to where its rows go. Rows of a resource mostly share one
+// designation, so placement is checked only when it changes.
+func (e *mdcEncoder) placeDesignation(r *mdcRun, src *mdcSource, designation string) {
+	if designation != r.place.designation {
+		r.place.designation = designation
+		r.place.collection = e.cfg.MDC.collection(designation)
+		src.collection = r.place.collection
+		if *src != e.checked {
+			e.checked, e.reason = *src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
+		}
+		r.place.reason = e.reason
+	}
+	src.collection = r.place.collection
+}
+
+// batchOf returns the batch of a row's file. Rows of one source and period
+// share the folder and, usually, the batch of the row before: the folder
+// is built again only when one of them changes.
+func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src mdcSource, ts time.Time) *mdcBatch {
+	rowPeriod := ts.UTC().Truncate(r.period)
+	if r.last != nil && src == r.dirSrc && rowPeriod.Equal(r.dirPeriod) && r.place.reason == r.dirReason {
+		return r.last
+	}
+	r.dirSrc, r.dirPeriod, r.dirReason = src, rowPeriod, r.place.reason
+	e.dir = e.dir[:0]
+	if r.place.reason == "" {
+		for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, r.place.collection} {
+			e.dir = append(append(e.dir, s...), '/')
+		}
+	} else {
+		e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
+	}
+	e.dir = e.cfg.MDC.timePath(e.dir, ts)
+
+	// Batches differ by folder and by source (one file may take both).
+	e.key = src.appendPrefix(append(e.key[:0], e.dir...))
+	r.lastRec = -1
+	if mb := byKey[string(e.key)]; mb != nil {
+		return mb
+	}
+	mb := &mdcBatch{b: &fileBatch{dir: string(e.dir), stem: e.instance, ext: ".jsonl", quarantine: r.place.reason != ""},
+		prefix: e.key[len(e.dir):len(e.key):len(e.key)]}
+	byKey[string(e.key)] = mb
+	e.key = nil // the batch's prefix shares its bytes
+	e.batches = append(e.batches, mb)
+	r.out.batches = append(r.out.batches, mb.b)
+	return mb
+}
+
+// addRow adds row n (1-based, the last of e.rows) to mb: to the record of
+// its request when one is open (the row before's, or an earlier one with
+// the same correlation id), else as a new record.
+func (r *mdcRun) addRow(mb *mdcBatch, req mdcRequest, ts time.Time, n, scopeRecords int) {
+	r.last = mb
+	idx, same := r.lastRec, r.lastRec >= 0 && mb.records[r.lastRec].req == req
+	if !same && req.correlationID != "" {
+		idx, same = mb.byCorr[req.correlationID]
+		same = same && mb.records[idx].req == req
+	}
+	if same && req.correlationID != "" {
+		mb.records[idx].extend(n)
+		r.lastRec = idx
+		return
+	}
+	if req.correlationID != "" {
+		if mb.byCorr == nil {
+			mb.byCorr = make(map[string]int, scopeRecords)
+		}
+		if _, taken := mb.byCorr[req.correlationID]; !taken {
+			mb.byCorr[req.correlationID] = len(mb.records)
+		}
+	}
+	r.lastRec = len(mb.records)
+	mb.records = append(mb.records, mdcRecord{req: req, time: ts, reason: r.place.reason, first: rowSpan{n - 1, n}})
+}
+
+// extend adds row n to the record: to its last span when the row follows
+// it, else as a span of its own (rows of requests interleaved).
+func (rec *mdcRecord) extend(n int) {
+	switch {
+	case rec.more == nil && rec.first.to == n-1:
+		rec.first.to = n
+	case rec.more != nil && rec.more[len(rec.more)-1].to == n-1:
+		rec.more[len(rec.more)-1].to = n
+	default:
+		rec.more = append(rec.more, rowSpan{n - 1, n})
+	}
 }
 
 // mdcSource is what a batch's records say about where they come from.

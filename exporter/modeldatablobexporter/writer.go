@@ -349,22 +349,14 @@ func (w *writer) appendLines(ctx context.Context, file *fileState, b *fileBatch,
 const sharedFor = time.Minute
 
 // appendChunk appends whole lines; lines, when journaled, has their
-// lengths and keys.
+// lengths and keys. An attempt that loses the file (rolled, gone, taken
+// by another writer) is made again, up to maxAppendAttempts.
 func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk []byte, lines *intent, pl *pushLog) error {
 	ctx = withAppendTelemetry(ctx, w.tel)
 	n := int64(len(chunk))
-	// The checksum matters only for an unsure earlier append, the journal
-	// or an append that goes unanswered: most appends never compute it.
-	var sum [sha256.Size]byte
-	summed := false
-	checksum := func() [sha256.Size]byte {
-		if !summed {
-			sum, summed = sha256.Sum256(chunk), true
-		}
-		return sum
-	}
+	sum := chunkSum{chunk: chunk}
 	if len(file.unsure) > 0 {
-		if landed, err := w.landedEarlier(ctx, file, checksum(), n); landed || err != nil {
+		if landed, err := w.landedEarlier(ctx, file, sum.get(), n); landed || err != nil {
 			return err
 		}
 	}
@@ -384,69 +376,113 @@ func (w *writer) appendChunk(ctx context.Context, file *fileState, header, chunk
 		shared := time.Now().Before(file.sharedUntil)
 		if w.j.enabled() {
 			if in == nil {
-				in = &intent{file: file.key, sum: checksum(), lines: lines.lines, keyedLines: lines.keyedLines, keyRows: lines.keyRows}
+				in = &intent{file: file.key, sum: sum.get(), lines: lines.lines, keyedLines: lines.keyedLines, keyRows: lines.keyRows}
 			}
 			in.blob, in.pos, in.anywhere = name, file.size, shared
 			if err := w.j.record(ctx, in, pl); err != nil {
 				return err
 			}
 		}
-		var err error
-		if shared {
-			var a appended
-			if a, err = w.st.appendAny(ctx, name, chunk); err == nil {
-				if a.at > file.size { // another writer appended since our last one
-					file.sharedUntil = time.Now().Add(sharedFor)
-				}
-				file.size, file.blocks = max(file.size, a.at+n), max(file.blocks, a.blocks)
-				return nil
-			}
-		} else if err = w.st.appendAt(ctx, name, file.size, chunk); err == nil {
-			file.size += n
-			file.blocks++
+		err := w.appendOnce(ctx, file, name, chunk, shared)
+		if err == nil {
 			return nil
 		}
-		switch {
-		case errors.Is(err, errPosition):
-			// Another writer appended, unless an earlier attempt of ours is
-			// what is there (the request was sent more than once). From
-			// then on the file is shared: the next attempt needs no
-			// position, so none is read.
-			w.tel.raceLost(ctx)
-			if !errors.Is(err, errRaceLost) {
-				landed, err := w.landedAt(ctx, file, chunk)
-				if err != nil {
-					return err
-				}
-				if landed {
-					w.tel.duplicateAvoided(ctx)
-					return nil
-				}
-			}
-			file.sharedUntil = time.Now().Add(sharedFor)
-		case errors.Is(err, errGone):
-			file.known = false
-		case errors.Is(err, errFull):
-			if !hasRows {
-				return consumererror.NewPermanent(fmt.Errorf("append of %d bytes does not fit in an empty file (max_file_size %d)", n, w.maxFileSize))
-			}
-			w.roll(file)
-		default:
-			// The append may have landed without our seeing the answer:
-			// its retry looks for it first (landedEarlier).
-			if len(file.unsure) == maxUnsure {
-				file.unsure = file.unsure[1:]
-			}
-			at := spot{pos: file.size, anywhere: shared, sum: checksum(), ends: []int{len(chunk)}}
-			if shared {
-				at.ends = lineEnds(chunk)
-			}
-			file.unsure = append(file.unsure, unsureAppend{name: file.name, spot: at})
+		if landed, err := w.afterFailedAppend(ctx, file, chunk, err, hasRows, shared, &sum); landed || err != nil {
 			return err
 		}
 	}
 	w.tel.racesGaveUp(ctx)
 	return fmt.Errorf("append to %s/%s: lost %d position races to other writers", file.dir, file.name, maxAppendAttempts)
+}
+
+// chunkSum is a chunk's SHA-256, computed on first use: it matters only for
+// an unsure earlier append, the journal or an append that goes unanswered,
+// so most appends never compute it.
+type chunkSum struct {
+	chunk  []byte
+	sum    [sha256.Size]byte
+	summed bool
+}
+
+func (c *chunkSum) get() [sha256.Size]byte {
+	if !c.summed {
+		c.sum, c.summed = sha256.Sum256(c.chunk), true
+	}
+	return c.sum
+}
+
+// appendOnce appends chunk to the blob name of file: anywhere while the
+// file is shared, else on condition that the blob ends where file does.
+func (w *writer) appendOnce(ctx context.Context, file *fileState, name string, chunk []byte, shared bool) error {
+	n := int64(len(chunk))
+	if shared {
+		a, err := w.st.appendAny(ctx, name, chunk)
+		if err != nil {
+			return err
+		}
+		if a.at > file.size { // another writer appended since our last one
+			file.sharedUntil = time.Now().Add(sharedFor)
+		}
+		file.size, file.blocks = max(file.size, a.at+n), max(file.blocks, a.blocks)
+		return nil
+	}
+	if err := w.st.appendAt(ctx, name, file.size, chunk); err != nil {
+		return err
+	}
+	file.size += n
+	file.blocks++
+	return nil
+}
+
+// afterFailedAppend settles file after an append failed with err: it
+// reports whether the chunk is in fact there (landed), or returns the
+// error that ends the append; neither means the append is tried again.
+func (w *writer) afterFailedAppend(ctx context.Context, file *fileState, chunk []byte, err error, hasRows, shared bool, sum *chunkSum) (landed bool, _ error) {
+	switch {
+	case errors.Is(err, errPosition):
+		// Another writer appended, unless an earlier attempt of ours is
+		// what is there (the request was sent more than once). From then
+		// on the file is shared: the next attempt needs no position, so
+		// none is read.
+		w.tel.raceLost(ctx)
+		if !errors.Is(err, errRaceLost) {
+			landed, err := w.landedAt(ctx, file, chunk)
+			if err != nil {
+				return false, err
+			}
+			if landed {
+				w.tel.duplicateAvoided(ctx)
+				return true, nil
+			}
+		}
+		file.sharedUntil = time.Now().Add(sharedFor)
+	case errors.Is(err, errGone):
+		file.known = false
+	case errors.Is(err, errFull):
+		if !hasRows {
+			return false, consumererror.NewPermanent(fmt.Errorf("append of %d bytes does not fit in an empty file (max_file_size %d)", len(chunk), w.maxFileSize))
+		}
+		w.roll(file)
+	default:
+		// The append may have landed without our seeing the answer: its
+		// retry looks for it first (landedEarlier).
+		file.addUnsure(chunk, shared, sum.get())
+		return false, err
+	}
+	return false, nil
+}
+
+// addUnsure remembers an append that went unanswered at the file's end,
+// forgetting the oldest beyond maxUnsure.
+func (file *fileState) addUnsure(chunk []byte, shared bool, sum [sha256.Size]byte) {
+	if len(file.unsure) == maxUnsure {
+		file.unsure = file.unsure[1:]
+	}
+	at := spot{pos: file.size, anywhere: shared, sum: sum, ends: []int{len(chunk)}}
+	if shared {
+		at.ends = lineEnds(chunk)
+	}
+	file.unsure = append(file.unsure, unsureAppend{name: file.name, spot: at})
 }
 
 // landedEarlier reports whether a chunk with this checksum was appended

@@ -47,67 +47,18 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		writeJSONError(w, http.StatusMethodNotAllowed, req.Method+" is not allowed: POST collect requests, one JSON object per line")
 		return
 	}
-	if err := batchContentType(req.Header.Get("Content-Type")); err != nil {
-		writeJSONError(w, statusOf(err), err.Error())
-		return
-	}
-	text, err := readText(req, r.cfg.MaxRequestBodySize)
+	text, err := r.readBatch(req)
 	if err != nil {
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	// A batch is bounded as one request is: all its values together by
-	// max_values_per_request (counted before any is decoded), its groups by
-	// max_rows_per_request.
-	if n := jsonValueCount(text); n > r.limits.maxValues {
-		err := tooManyValues(n, r.limits.maxValues)
+	d := r.getDecoder()
+	ld, resp, err := r.decodeBatch(d, text, req)
+	r.putDecoder(d)
+	if err != nil {
 		writeJSONError(w, statusOf(err), err.Error())
 		return
 	}
-	// Every line reads the same headers and query: read them once.
-	var shared meta
-	sharedErr := shared.fromHTTP(req.Header, req.URL.Query())
-	d := r.getDecoder()
-	logs := logsBuilder{ld: plog.NewLogs()}
-	var resp batchResponse
-	values := 0
-	for rest := text; rest != ""; {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		group := resp.Groups
-		resp.Groups++
-		if resp.Groups > r.limits.maxRows {
-			r.putDecoder(d)
-			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows))
-			return
-		}
-		d.reset()
-		var res resolved
-		var ids []rowIDs
-		err := sharedErr
-		if err == nil {
-			d.meta = shared
-			res, ids, err = r.decodeText(d, line, "json", req.Header)
-		}
-		if values += len(d.table.nodes); values > r.limits.maxValues {
-			r.putDecoder(d)
-			err := tooManyValues(values, r.limits.maxValues)
-			writeJSONError(w, statusOf(err), err.Error())
-			return
-		}
-		if err != nil {
-			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
-			continue
-		}
-		kept := d.appendLogs(&logs, &res, ids, r.policy.rate(res.modelName, res.designation), r.now())
-		resp.Accepted += kept
-		resp.Skipped += d.table.rows - kept
-	}
-	ld := logs.ld
-	r.putDecoder(d)
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")
 		return
@@ -126,6 +77,67 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		code = resp.Rejected[0].Status
 	}
 	writeJSON(w, code, resp)
+}
+
+// readBatch reads a batch's body. A batch is bounded as one request is:
+// all its values together by max_values_per_request, counted here before
+// any is decoded.
+func (r *modeldataReceiver) readBatch(req *http.Request) (string, error) {
+	if err := batchContentType(req.Header.Get("Content-Type")); err != nil {
+		return "", err
+	}
+	text, err := readText(req, r.cfg.MaxRequestBodySize)
+	if err != nil {
+		return "", err
+	}
+	if n := jsonValueCount(text); n > r.limits.maxValues {
+		return "", tooManyValues(n, r.limits.maxValues)
+	}
+	return text, nil
+}
+
+// decodeBatch decodes each non-empty line of text as one collect request.
+// A group's own error is listed in the answer; the error returned refuses
+// the whole batch: more groups than max_rows_per_request, or more values
+// than max_values_per_request over all groups.
+func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Request) (plog.Logs, batchResponse, error) {
+	// Every line reads the same headers and query: read them once.
+	var shared meta
+	sharedErr := shared.fromHTTP(req.Header, req.URL.Query())
+	logs := logsBuilder{ld: plog.NewLogs()}
+	var resp batchResponse
+	values := 0
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		group := resp.Groups
+		resp.Groups++
+		if resp.Groups > r.limits.maxRows {
+			return plog.Logs{}, resp, tooLarge("more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows)
+		}
+		d.reset()
+		var res resolved
+		var ids []rowIDs
+		err := sharedErr
+		if err == nil {
+			d.meta = shared
+			res, ids, err = r.decodeText(d, line, "json", req.Header)
+		}
+		if values += len(d.table.nodes); values > r.limits.maxValues {
+			return plog.Logs{}, resp, tooManyValues(values, r.limits.maxValues)
+		}
+		if err != nil {
+			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
+			continue
+		}
+		kept := d.appendLogs(&logs, &res, ids, r.policy.rate(res.modelName, res.designation), r.now())
+		resp.Accepted += kept
+		resp.Skipped += d.table.rows - kept
+	}
+	return logs.ld, resp, nil
 }
 
 func batchContentType(contentType string) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,4 +93,45 @@ func benchmarkHandler(b *testing.B, path, contentType string, body []byte, accep
 	perRow := float64(b.Elapsed().Nanoseconds()) / float64(b.N*rows)
 	b.ReportMetric(1e9/perRow, "rows/s")
 	b.ReportMetric(perRow, "ns/row")
+}
+
+// BenchmarkParseNumbers is the JSON parser alone on arrays of numbers as
+// model inputs hold them: small integers, decimals of a few digits, and
+// doubles printed in full or with an exponent.
+func BenchmarkParseNumbers(b *testing.B) {
+	for _, kind := range []struct {
+		name   string
+		number func(i int) string
+	}{
+		{"ints", func(i int) string { return strconv.Itoa(i % 5000) }},
+		{"decimals", func(i int) string { return fmt.Sprintf("%d.%d", i%1000, i%100) }},
+		{"doubles", func(i int) string { return strconv.FormatFloat(float64(i)/7, 'g', -1, 64) }},
+		{"exponents", func(i int) string { return fmt.Sprintf("%de-%d", i, i%30) }},
+	} {
+		b.Run(kind.name, func(b *testing.B) {
+			const count = 10000
+			var sb strings.Builder
+			sb.WriteByte('[')
+			for i := range count {
+				if i > 0 {
+					sb.WriteByte(',')
+				}
+				sb.WriteString(kind.number(i))
+			}
+			sb.WriteByte(']')
+			src := sb.String()
+			nodes, err := parseJSON(src, nil, count+1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(src)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if nodes, err = parseJSON(src, nodes, count+1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*count), "ns/number")
+		})
+	}
 }

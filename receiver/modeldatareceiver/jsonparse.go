@@ -305,88 +305,133 @@ func (p *jsonParser) number(key string) error {
 	if neg {
 		p.pos++
 	}
-	var mant uint64
-	digits := 0   // significant digits in mant
-	exact := true // mant holds every significant digit
-	exp10 := 0
+	d, err := p.integerDigits()
+	if err != nil {
+		return err
+	}
+	integral := true
+	if p.pos < len(p.src) && p.src[p.pos] == '.' {
+		integral = false
+		if err := p.fractionDigits(&d); err != nil {
+			return err
+		}
+	}
+	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
+		integral = false
+		if err := p.exponent(&d); err != nil {
+			return err
+		}
+	}
+	switch {
+	case integral && d.exact && d.digits <= 18:
+		i := int64(d.mant)
+		if neg {
+			i = -i
+		}
+		return p.push(intNode(i), key)
+	case !integral && d.exact && d.mant <= 1<<53 && d.exp10 >= -22 && d.exp10 <= 22:
+		return p.push(floatNode(d.exactFloat(neg)), key)
+	}
+	return p.numberByStrconv(start, integral, key)
+}
+
+// decimal is a number's digits as read: mant × 10^exp10, where mant holds
+// the first 19 significant digits and exact tells that it holds them all.
+type decimal struct {
+	mant   uint64
+	digits int // significant digits in mant
+	exact  bool
+	exp10  int
+}
+
+// integerDigits reads a number's integer part: 0, or digits not starting
+// with 0.
+func (p *jsonParser) integerDigits() (decimal, error) {
+	d := decimal{exact: true}
 	switch {
 	case p.pos < len(p.src) && p.src[p.pos] == '0':
 		p.pos++
 	case p.pos < len(p.src) && isDigit(p.src[p.pos]):
 		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
-			if digits == 19 {
-				exact = false
+			if d.digits == 19 {
+				d.exact = false
 				continue
 			}
-			mant = mant*10 + uint64(p.src[p.pos]-'0')
-			digits++ // the first digit is not 0
+			d.mant = d.mant*10 + uint64(p.src[p.pos]-'0')
+			d.digits++ // the first digit is not 0
 		}
 	default:
-		return p.errorf("unexpected %s in a number", p.describe())
+		return d, p.errorf("unexpected %s in a number", p.describe())
 	}
-	integral := true
-	if p.pos < len(p.src) && p.src[p.pos] == '.' {
-		integral = false
+	return d, nil
+}
+
+// fractionDigits reads the decimal point and the digits after it into d.
+func (p *jsonParser) fractionDigits(d *decimal) error {
+	p.pos++ // the decimal point
+	if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
+		return p.errorf("unexpected %s after the decimal point", p.describe())
+	}
+	for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+		c := p.src[p.pos]
+		if d.digits == 19 {
+			// A dropped trailing 0 changes nothing; another digit would.
+			d.exact = d.exact && c == '0'
+			continue
+		}
+		d.mant = d.mant*10 + uint64(c-'0')
+		if d.mant != 0 {
+			d.digits++
+		}
+		d.exp10--
+	}
+	return nil
+}
+
+// exponent reads an exponent (e or E, an optional sign, digits) into d.
+// Its value is capped at 10000: any larger one is out of float64's range
+// all the same, and strconv decides.
+func (p *jsonParser) exponent(d *decimal) error {
+	p.pos++ // e or E
+	neg := false
+	if p.pos < len(p.src) && (p.src[p.pos] == '+' || p.src[p.pos] == '-') {
+		neg = p.src[p.pos] == '-'
 		p.pos++
-		if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
-			return p.errorf("unexpected %s after the decimal point", p.describe())
-		}
-		for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
-			d := p.src[p.pos]
-			if digits == 19 {
-				// A dropped trailing 0 changes nothing; another digit would.
-				exact = exact && d == '0'
-				continue
-			}
-			mant = mant*10 + uint64(d-'0')
-			if mant != 0 {
-				digits++
-			}
-			exp10--
+	}
+	if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
+		return p.errorf("unexpected %s in an exponent", p.describe())
+	}
+	e := 0
+	for ; p.pos < len(p.src) && isDigit(p.src[p.pos]); p.pos++ {
+		if e < 10000 {
+			e = e*10 + int(p.src[p.pos]-'0')
 		}
 	}
-	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
-		integral = false
-		p.pos++
-		expNeg := false
-		if p.pos < len(p.src) && (p.src[p.pos] == '+' || p.src[p.pos] == '-') {
-			expNeg = p.src[p.pos] == '-'
-			p.pos++
-		}
-		if p.pos >= len(p.src) || !isDigit(p.src[p.pos]) {
-			return p.errorf("unexpected %s in an exponent", p.describe())
-		}
-		e := 0
-		for p.pos < len(p.src) && isDigit(p.src[p.pos]) {
-			if e < 10000 {
-				e = e*10 + int(p.src[p.pos]-'0')
-			}
-			p.pos++
-		}
-		if expNeg {
-			e = -e
-		}
-		exp10 += e
+	if neg {
+		e = -e
 	}
-	if integral && exact && digits <= 18 {
-		i := int64(mant)
-		if neg {
-			i = -i
-		}
-		return p.push(intNode(i), key)
+	d.exp10 += e
+	return nil
+}
+
+// exactFloat is d as a float64 when mant and 10^|exp10| are exact in
+// float64: then one IEEE multiplication or division rounds correctly.
+func (d *decimal) exactFloat(neg bool) float64 {
+	f := float64(d.mant)
+	if d.exp10 < 0 {
+		f /= exactPow10[-d.exp10]
+	} else {
+		f *= exactPow10[d.exp10]
 	}
-	if !integral && exact && mant <= 1<<53 && exp10 >= -22 && exp10 <= 22 {
-		f := float64(mant)
-		if exp10 < 0 {
-			f /= exactPow10[-exp10]
-		} else {
-			f *= exactPow10[exp10]
-		}
-		if neg {
-			f = -f
-		}
-		return p.push(floatNode(f), key)
+	if neg {
+		f = -f
 	}
+	return f
+}
+
+// numberByStrconv parses the number from start with strconv: the integers
+// of 19 digits and more, and the doubles not exact in float64.
+func (p *jsonParser) numberByStrconv(start int, integral bool, key string) error {
 	lit := p.src[start:p.pos]
 	if integral {
 		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
