@@ -81,6 +81,8 @@ func TestValidateMessages(t *testing.T) {
 			c.Backend, c.AzBlob.Auth, c.AzBlob.AccountName = BackendAzBlob, AuthServicePrincipal, "a"
 		}, "client_secret must be set"},
 		{"auth", func(c *Config) { c.Backend, c.AzBlob.Auth = BackendAzBlob, "password" }, `azblob.auth "password" is not one of`},
+		{"parquet max_age", func(c *Config) { c.Format, c.Parquet.MaxAge = FormatParquet, -time.Second }, "parquet.max_age -1s must not be negative"},
+		{"parquet max_open_files", func(c *Config) { c.Format, c.Parquet.MaxOpenFiles = FormatParquet, 0 }, "parquet.max_open_files 0 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +111,17 @@ func TestLoadConfigFormats(t *testing.T) {
 		t.Fatalf("mdc: %+v", mdc.MDC)
 	}
 	if err := mdc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p := def.Parquet; p.MaxAge != 5*time.Minute || p.MaxOpenFiles != 100 || p.MaxRows != 1_000_000 || p.MaxBytes != 256<<20 {
+		t.Fatalf("parquet defaults: %+v", p)
+	}
+	pq := loadConfig(t, "parquet")
+	want := ParquetConfig{Layout: LayoutV2, Compression: CompressionZstd, MaxRows: 500_000, MaxBytes: 128 << 20, MaxAge: 10 * time.Minute, MaxOpenFiles: 20}
+	if pq.Format != FormatParquet || pq.Parquet != want {
+		t.Fatalf("parquet: %+v", pq.Parquet)
+	}
+	if err := pq.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

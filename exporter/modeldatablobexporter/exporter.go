@@ -86,7 +86,13 @@ func (e *blobExporter) start(ctx context.Context, host component.Host) error {
 	if err := e.st.start(ctx); err != nil {
 		return err
 	}
-	return e.openJournal(ctx, host)
+	if err := e.openJournal(ctx, host); err != nil {
+		return err
+	}
+	if e.pq != nil {
+		e.pq.startTimer()
+	}
+	return nil
 }
 
 // openJournal opens the append journal in the persistent queue's storage
@@ -107,36 +113,42 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	}
 	j := newJournal(client)
 	j.win = e.w.keys
-	intents, credits, files, err := j.load(ctx)
+	prev, err := j.load(ctx)
 	if err != nil {
 		_ = client.Close(ctx)
 		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
 	}
-	if len(intents)+len(credits)+len(files) > 0 {
-		e.logger.Warn("Writes of the previous run were not acknowledged by the queue; they are checked before the queue replays them",
-			zap.Int("appends", len(intents)), zap.Int("files", len(files)), zap.Int("credits", len(credits)))
+	if len(prev.intents)+len(prev.credits)+len(prev.files)+len(prev.groups) > 0 {
+		e.logger.Warn("Writes of the previous run were not acknowledged by the queue, or their files not committed; they are checked before the queue replays them",
+			zap.Int("appends", len(prev.intents)), zap.Int("parquet_groups", len(prev.files)),
+			zap.Int("parquet_groups_to_commit", len(prev.groups)), zap.Int("credits", len(prev.credits)))
 	}
 	e.w.j = j
 	var fileCredits []*credit
-	credits = slices.DeleteFunc(credits, func(c *credit) bool {
+	credits := slices.DeleteFunc(prev.credits, func(c *credit) bool {
 		if c.file == pqCredits {
 			fileCredits = append(fileCredits, c)
 		}
 		return c.file == pqCredits
 	})
-	e.w.adopt(intents, credits)
+	e.w.adopt(prev.intents, credits)
 	if e.pq != nil {
-		e.pq.adopt(j, files, fileCredits)
+		e.pq.adopt(j, prev.groups, prev.files, fileCredits)
 	}
 	return nil
 }
 
-// shutdown runs after the queue stopped: every done batch is acknowledged.
+// shutdown runs after the queue stopped: every open Parquet file is
+// committed, every done batch is acknowledged.
 func (e *blobExporter) shutdown(ctx context.Context) error {
-	if !e.w.j.enabled() {
-		return nil
+	var err error
+	if e.pq != nil {
+		err = e.pq.shutdown(ctx)
 	}
-	return errors.Join(e.w.j.retireAll(ctx), e.w.j.client.Close(ctx))
+	if !e.w.j.enabled() {
+		return err
+	}
+	return errors.Join(err, e.w.j.retireAll(ctx), e.w.j.client.Close(ctx))
 }
 
 // done hands a batch whose rows are all written (or dropped) to the journal,
@@ -156,17 +168,11 @@ func helperRetryConfig(cfg configretry.BackOffConfig) configretry.BackOffConfig 
 }
 
 // push writes every row of ld, one append per file (split only at the
-// append size limit). Files that failed are returned for retry with only
-// their unwritten rows, so rows already written are never sent again.
+// append size limit; Parquet: one staged row group per file). Files that
+// failed are returned for retry with only their unwritten rows, so rows
+// already written are never sent again.
 func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
-	e.mu.Lock()
-	bs := e.failing[ld]
-	delete(e.failing, ld)
-	e.mu.Unlock()
-	if bs == nil {
-		bs = &batchState{log: pushLog{batch: rand.Uint64()}}
-	}
-
+	bs := e.batchOf(ld)
 	if e.pq != nil {
 		// Files of the previous run are checked before their rows are replayed.
 		if err := e.pq.resolve(ctx); err != nil {
@@ -179,6 +185,29 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		return err
 	}
 	defer release()
+	ld, enc := e.prepare(ctx, ld, bs)
+	out := e.writeAll(ctx, enc, bs)
+	if out.allWritten {
+		enc.recycle()
+	}
+	return e.finish(ctx, ld, bs, out)
+}
+
+// batchOf is what earlier attempts of ld's batch did, or a new batch.
+func (e *blobExporter) batchOf(ld plog.Logs) *batchState {
+	e.mu.Lock()
+	bs := e.failing[ld]
+	delete(e.failing, ld)
+	e.mu.Unlock()
+	if bs == nil {
+		bs = &batchState{log: pushLog{batch: rand.Uint64()}}
+	}
+	return bs
+}
+
+// prepare drops the rows of keyed requests written already and encodes the
+// rest into per-file batches; it returns the logs the batches refer to.
+func (e *blobExporter) prepare(ctx context.Context, ld plog.Logs, bs *batchState) (plog.Logs, encoded) {
 	if e.w.keys != nil {
 		ld = e.dropWritten(ctx, ld)
 	}
@@ -195,15 +224,21 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 	if enc.notModelData > 0 {
 		e.logger.Debug("Ignoring log records that are not model data", zap.Int("records", enc.notModelData))
 	}
-	var retry []logsubset.Ref
-	var retryErrs, permErrs []error
-	dropped := 0
-	allWritten := true
-	defer func() {
-		if allWritten {
-			enc.recycle()
-		}
-	}()
+	return ld, enc
+}
+
+// pushOutcome is what the writes of one push left to do.
+type pushOutcome struct {
+	retry      []logsubset.Ref // rows to send again
+	retryErrs  []error
+	permErrs   []error
+	dropped    int // rows that failed for good
+	allWritten bool
+}
+
+// writeAll writes every batch of enc and collects what failed.
+func (e *blobExporter) writeAll(ctx context.Context, enc encoded, bs *batchState) pushOutcome {
+	out := pushOutcome{allWritten: true}
 	for _, b := range enc.batches {
 		lines, err := e.write(ctx, b, &bs.log)
 		done := b.rowsIn(lines)
@@ -213,47 +248,53 @@ func (e *blobExporter) push(ctx context.Context, ld plog.Logs) error {
 		if err == nil {
 			continue
 		}
-		allWritten = false
+		out.allWritten = false
 		e.tel.failedWrites.Add(ctx, 1)
 		err = fmt.Errorf("write %d rows to %s/%s%s: %w", len(b.refs)-done, b.dir, b.stem, cmp.Or(b.ext, ".csv"), err)
 		if consumererror.IsPermanent(err) {
-			dropped += len(b.refs) - done
-			permErrs = append(permErrs, err)
+			out.dropped += len(b.refs) - done
+			out.permErrs = append(out.permErrs, err)
 			continue
 		}
 		e.logAccessError(err)
-		retryErrs = append(retryErrs, err)
+		out.retryErrs = append(out.retryErrs, err)
 		for _, r := range b.refs[done:] {
-			retry = append(retry, logsubset.Ref{Resource: r.rl, Scope: r.sl, Record: r.lr})
+			out.retry = append(out.retry, logsubset.Ref{Resource: r.rl, Scope: r.sl, Record: r.lr})
 		}
 	}
-	if len(retryErrs) > 0 {
+	return out
+}
+
+// finish hands the failed rows back for retry while retry_on_failure
+// allows, and drops (counting them) those that can never be written.
+func (e *blobExporter) finish(ctx context.Context, ld plog.Logs, bs *batchState, out pushOutcome) error {
+	if len(out.retryErrs) > 0 {
 		now := time.Now()
 		if bs.firstFailure.IsZero() {
 			bs.firstFailure = now
 		}
 		r := e.cfg.RetryConfig
 		if r.Enabled && (r.MaxElapsedTime == 0 || now.Sub(bs.firstFailure) < r.MaxElapsedTime) {
-			next := logsubset.Copy(ld, retry)
+			next := logsubset.Copy(ld, out.retry)
 			e.mu.Lock()
 			e.failing[next] = bs
 			e.mu.Unlock()
-			if len(permErrs) > 0 {
-				e.drop(ctx, dropped, permErrs)
+			if len(out.permErrs) > 0 {
+				e.drop(ctx, out.dropped, out.permErrs)
 			}
-			return consumererror.NewLogs(errors.Join(retryErrs...), next)
+			return consumererror.NewLogs(errors.Join(out.retryErrs...), next)
 		}
 		reason := "retry_on_failure is disabled"
 		if r.Enabled {
 			reason = fmt.Sprintf("retry_on_failure.max_elapsed_time (%s) has passed", r.MaxElapsedTime)
 		}
-		permErrs = append(permErrs, fmt.Errorf("%s: %w", reason, errors.Join(retryErrs...)))
-		dropped += len(retry)
+		out.permErrs = append(out.permErrs, fmt.Errorf("%s: %w", reason, errors.Join(out.retryErrs...)))
+		out.dropped += len(out.retry)
 	}
 	e.done(ctx, bs)
-	if len(permErrs) > 0 {
-		e.drop(ctx, dropped, permErrs)
-		return consumererror.NewPermanent(errors.Join(permErrs...))
+	if len(out.permErrs) > 0 {
+		e.drop(ctx, out.dropped, out.permErrs)
+		return consumererror.NewPermanent(errors.Join(out.permErrs...))
 	}
 	return nil
 }

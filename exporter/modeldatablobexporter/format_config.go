@@ -66,6 +66,12 @@ type ParquetConfig struct {
 	// MaxRows and MaxBytes bound one file (MaxBytes counts the values before compression).
 	MaxRows  int   `mapstructure:"max_rows"`
 	MaxBytes int64 `mapstructure:"max_bytes"`
+	// MaxAge is how long a file stays open for the row groups of later
+	// pushes before it is committed; 0 commits each push's file at once.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// MaxOpenFiles caps the files open at once; opening one more commits
+	// the least recently written.
+	MaxOpenFiles int `mapstructure:"max_open_files"`
 }
 
 func defaultMDCConfig() MDCConfig {
@@ -74,7 +80,8 @@ func defaultMDCConfig() MDCConfig {
 }
 
 func defaultParquetConfig() ParquetConfig {
-	return ParquetConfig{Layout: LayoutV1, Compression: CompressionSnappy, MaxRows: 1_000_000, MaxBytes: 256 << 20}
+	return ParquetConfig{Layout: LayoutV1, Compression: CompressionSnappy, MaxRows: 1_000_000, MaxBytes: 256 << 20,
+		MaxAge: 5 * time.Minute, MaxOpenFiles: 100}
 }
 
 func (c *Config) validateFormat() error {
@@ -131,6 +138,12 @@ func (p *ParquetConfig) validate() error {
 	}
 	if p.MaxBytes <= 0 {
 		errs = append(errs, fmt.Errorf("parquet.max_bytes %d must be positive", p.MaxBytes))
+	}
+	if p.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("parquet.max_age %s must not be negative (0 commits each push's file at once)", p.MaxAge))
+	}
+	if p.MaxOpenFiles < 1 {
+		errs = append(errs, fmt.Errorf("parquet.max_open_files %d must be at least 1", p.MaxOpenFiles))
 	}
 	return errors.Join(errs...)
 }

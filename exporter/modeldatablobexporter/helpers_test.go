@@ -97,6 +97,7 @@ func newTestExporterTel(t testing.TB, cfg *Config) (*blobExporter, *componenttes
 	if err := e.start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = e.shutdown(context.Background()) })
 	return e, tt
 }
 
@@ -136,13 +137,14 @@ func readLocal(t testing.TB, cfg *Config, rel string) string {
 	return string(data)
 }
 
-// localFiles lists every file under the container folder.
+// localFiles lists every file under the container folder but the staging
+// files of open Parquet files.
 func localFiles(t testing.TB, cfg *Config) []string {
 	t.Helper()
 	var files []string
 	root := filepath.Join(cfg.Local.Directory, cfg.Container)
 	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
+		if err != nil || fi.IsDir() || strings.HasPrefix(fi.Name(), ".tmp-") {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)

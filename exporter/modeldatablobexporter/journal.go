@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,16 +240,21 @@ func (j *journal) commit(ctx context.Context, pls []*pushLog) error {
 	return j.client.Batch(ctx, ops...)
 }
 
-// load reads what a previous run left: intents not yet resolved (appends,
-// and whole files), credits not yet spent.
-func (j *journal) load(ctx context.Context) ([]*intent, []*credit, []*fileIntent, error) {
+// journaled is what a previous run left in the journal.
+type journaled struct {
+	intents []*intent     // appends not yet resolved
+	credits []*credit     // not yet spent
+	files   []*fileIntent // Parquet groups whose batch was not acknowledged
+	groups  []*pqStaged   // staged groups of Parquet files not yet committed
+}
+
+// load reads what a previous run left.
+func (j *journal) load(ctx context.Context) (*journaled, error) {
 	w, ok := j.client.(storage.Walker)
 	if !ok {
-		return nil, nil, nil, errors.New("the storage extension cannot list its keys")
+		return nil, errors.New("the storage extension cannot list its keys")
 	}
-	var intents []*intent
-	var credits []*credit
-	var files []*fileIntent
+	out := &journaled{}
 	var keyEntries []storedKeys
 	var keyRows [][]rowKey
 	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
@@ -259,7 +265,7 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, []*fileIntent
 				return []*storage.Operation{storage.DeleteOperation(key)}, nil
 			}
 			in.key = key
-			intents = append(intents, in)
+			out.intents = append(out.intents, in)
 		case strings.HasPrefix(key, "k/"):
 			at, rows, err := decodeKeyEntry(value)
 			if err != nil || j.win == nil || at <= time.Now().Add(-j.win.ttl).UnixNano() {
@@ -273,19 +279,26 @@ func (j *journal) load(ctx context.Context) ([]*intent, []*credit, []*fileIntent
 				return []*storage.Operation{storage.DeleteOperation(key)}, nil
 			}
 			c.key = key
-			credits = append(credits, c)
+			out.credits = append(out.credits, c)
 		case strings.HasPrefix(key, "p/"):
 			in, err := decodeFileIntent(value)
 			if err != nil {
 				return []*storage.Operation{storage.DeleteOperation(key)}, nil
 			}
 			in.key = key
-			files = append(files, in)
+			out.files = append(out.files, in)
+		case strings.HasPrefix(key, "g/"):
+			g, err := decodeStaged(value)
+			if err != nil {
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			g.key = key
+			out.groups = append(out.groups, g)
 		}
 		return nil, nil
 	})
 	j.adoptKeys(keyEntries, keyRows)
-	return intents, credits, files, err
+	return out, err
 }
 
 func (in *intent) encode() []byte {
@@ -406,27 +419,72 @@ func decodeCredit(b []byte) (*credit, error) {
 	return c, r.err
 }
 
-// fileIntent is a whole file (Parquet) about to be committed: its name and
-// the hash of each of its rows (pqFile.rowHash). Its rows are credited if
-// the file exists after a restart.
+// fileIntent is a Parquet row group staged for a file, kept until its
+// batch retires: the file's name, the hash of each of its rows without an
+// Idempotency-Key (pqFile.lastRowHash) and the keys of the others. If the
+// file exists after a restart, its rows are credited and its keys written.
 type fileIntent struct {
 	key  string
 	blob string
 	rows []lineHash
+	keys []rowKey
 }
 
 // pqCredits is the file key of the credits of whole files: a replayed row
 // may land in any file, so they form one pool.
 var pqCredits = fileKey{'p', 'a', 'r', 'q', 'u', 'e', 't'}
 
-// recordFile persists a file intent before the file's commit.
-func (j *journal) recordFile(ctx context.Context, in *fileIntent, pl *pushLog) error {
-	in.key = j.newKey('p')
-	if err := j.client.Set(ctx, in.key, in.encode()); err != nil {
-		return fmt.Errorf("record the file in the storage extension: %w", err)
+// recordGroup persists a staged row group (until its file is committed)
+// and its intent (until its batch retires), in one transaction.
+func (j *journal) recordGroup(ctx context.Context, g *pqStaged, in *fileIntent, pl *pushLog) error {
+	g.key, in.key = j.newKey('g'), j.newKey('p')
+	if err := j.client.Batch(ctx, storage.SetOperation(g.key, g.encode()), storage.SetOperation(in.key, in.encode())); err != nil {
+		g.key, in.key = "", ""
+		return fmt.Errorf("record the row group in the storage extension: %w", err)
 	}
 	pl.intents = append(pl.intents, in.key)
 	return nil
+}
+
+// forgetGroups deletes the entries of a committed file's groups.
+func (j *journal) forgetGroups(ctx context.Context, groups []*pqStaged) error {
+	if !j.enabled() {
+		return nil
+	}
+	ops := make([]*storage.Operation, 0, len(groups))
+	for _, g := range groups {
+		if g.key != "" {
+			ops = append(ops, storage.DeleteOperation(g.key))
+		}
+	}
+	return j.client.Batch(ctx, ops...)
+}
+
+func (g *pqStaged) encode() []byte {
+	b := make([]byte, 0, 32+len(g.blob)+len(g.meta))
+	b = append(b, 'g')
+	b = binary.AppendUvarint(b, uint64(len(g.blob)))
+	b = append(b, g.blob...)
+	for _, v := range [...]int64{int64(g.index), g.off, g.size, g.rows} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.meta)))
+	return append(b, g.meta...)
+}
+
+func decodeStaged(b []byte) (*pqStaged, error) {
+	r := &reader{b: b}
+	if string(r.bytes(1)) != "g" {
+		return nil, errCorrupt
+	}
+	g := &pqStaged{blob: string(r.bytes(r.count()))}
+	g.index = int(r.uvarint())
+	g.off, g.size, g.rows = int64(r.uvarint()), int64(r.uvarint()), int64(r.uvarint())
+	g.meta = slices.Clone(r.bytes(r.count()))
+	if r.err == nil && (len(r.b) > 0 || g.index >= maxGroupsPerFile || g.off < 0 || g.size < 0) {
+		return nil, errCorrupt
+	}
+	return g, r.err
 }
 
 // fileCredit is the credit of a file intent whose file exists.
@@ -448,6 +506,10 @@ func (in *fileIntent) encode() []byte {
 	for _, h := range in.rows {
 		b = append(b, h[:]...)
 	}
+	if len(in.keys) > 0 {
+		b = append(b, 'k')
+		b = appendKeyRuns(b, in.keys)
+	}
 	return b
 }
 
@@ -460,6 +522,13 @@ func decodeFileIntent(b []byte) (*fileIntent, error) {
 	in.rows = make([]lineHash, r.count())
 	for i := range in.rows {
 		copy(in.rows[i][:], r.bytes(len(lineHash{})))
+	}
+	if r.err == nil && len(r.b) > 0 && r.b[0] == 'k' {
+		r.b = r.b[1:]
+		in.keys = r.keyRuns(maxEntryRows)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		return nil, errCorrupt
 	}
 	return in, r.err
 }

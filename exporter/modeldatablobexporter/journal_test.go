@@ -35,6 +35,9 @@ func journaledExporter(t *testing.T, cfg *Config, queueDir string) (*blobExporte
 	}
 	// stop is a kill -9 for the journal: nothing is retired on the way out.
 	stop := func() {
+		if e.pq != nil {
+			e.pq.stopTimer()
+		}
 		if e.w.j.enabled() {
 			_ = e.w.j.client.Close(context.Background())
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"math"
 	"slices"
 	"strconv"
@@ -29,13 +28,18 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
-// blockStore writes whole files that become visible only complete: Azure
-// block blobs (staged blocks, then one commit), or a local file renamed
+// blockStore writes files that become visible only complete: Azure block
+// blobs (staged blocks, then one commit), or a local temporary file renamed
 // into place. Parquet cannot be appended to.
 type blockStore interface {
-	// putFile writes name with data unless it already exists. Names are
-	// derived from content, so an existing file holds the same bytes.
-	putFile(ctx context.Context, name string, data []byte) error
+	// stage puts data, row group index of file name, at off in the file;
+	// nothing is visible before commit. Staging the same group again
+	// replaces it.
+	stage(ctx context.Context, name string, index int, off int64, data []byte) error
+	// commit makes name visible: the magic, the staged groups, then tail,
+	// unless name exists already (a commit that landed without an answer).
+	// It returns errStagedMissing when a staged group is gone.
+	commit(ctx context.Context, name string, groups []stagedRange, tail []byte) error
 	// props tells whether a file exists.
 	props(ctx context.Context, name string) (fileProps, error)
 }
@@ -73,9 +77,9 @@ func (f *pqFile) correlation(r *pqRow, col int, boundary string) string {
 	return [...]string{r.correlationID, "", boundary, sh.workspace, sh.webservice, sh.model, sh.version, r.requestID}[col]
 }
 
-// pqWriter turns pushes into Parquet files, one or more per folder and
-// column set, each committed before the push returns: the queue keeps
-// every row until the file holding it is complete.
+// pqWriter turns pushes into row groups of Parquet files, open across
+// pushes (one per folder, column set and types; parquet_stage.go): each
+// group is staged in storage and journaled before its push returns.
 type pqWriter struct {
 	cfg      *Config
 	store    blockStore
@@ -91,6 +95,16 @@ type pqWriter struct {
 	mu      sync.Mutex
 	pending []*fileIntent
 	credits []*credit
+	// resumed is the staged groups of files the previous run left open
+	// (guarded by mu).
+	resumed []*pqStaged
+
+	fmu     sync.Mutex // guards files, closing and each file's lastUsed
+	files   map[string]*pqOpen
+	closing []*pqOpen // detached files whose commit failed
+	now     func() time.Time
+
+	stop, stopped chan struct{} // the max_age timer
 }
 
 func newPQWriter(cfg *Config, store blockStore) *pqWriter {
@@ -105,7 +119,8 @@ func newPQWriter(cfg *Config, store blockStore) *pqWriter {
 	if cfg.Parquet.Layout == LayoutV2 {
 		boundary = map[string]string{RollingDay: contract.BoundaryDay, RollingHour: contract.BoundaryHour, RollingMinute: "1"}[cfg.MDC.RollingRate]
 	}
-	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary, logger: zap.NewNop()}
+	return &pqWriter{cfg: cfg, store: store, instance: cfg.MDC.instanceID(), codec: codec, boundary: boundary, logger: zap.NewNop(),
+		files: map[string]*pqOpen{}, now: time.Now}
 }
 
 // pqPlace is what decides a row's folder.
@@ -115,138 +130,182 @@ type pqPlace struct {
 	period               time.Time // the scoring time truncated to the finest folder
 }
 
+// pqGrouper places the rows of one push in files (pqWriter.group).
+type pqGrouper struct {
+	w       *pqWriter
+	enc     *encoder
+	period  time.Duration // the finest folder's
+	credits []*credit     // nil: none to spend
+	hashed  bool          // rows are hashed for the journal
+
+	files        []*pqFile
+	byKey        map[string]*pqFile
+	notModelData int
+	spent        []creditUse
+	left         int // records not yet placed
+	hashBuf      []byte
+
+	// The current resource, and the last row's place and file.
+	parts                contract.PathParts
+	workspace            string
+	endpoint, deployment string
+	names                []string
+	last                 *pqFile
+	lastPlace            pqPlace
+	dir, reason          string
+}
+
 // group places every model data row of ld in a file, split at max_rows
 // and max_bytes. With a journal each row's hash is kept; a row that a
 // credit of the previous run covers is skipped (spent).
 func (w *pqWriter) group(ld plog.Logs) (files []*pqFile, notModelData int, spent []creditUse) {
-	journaled := w.j.enabled()
-	var credits []*credit
-	if journaled {
+	g := &pqGrouper{w: w, enc: &encoder{cfg: w.cfg}, period: time.Hour, byKey: map[string]*pqFile{},
+		hashed: w.j.enabled(), left: ld.LogRecordCount()}
+	if w.cfg.Parquet.Layout == LayoutV2 && w.cfg.MDC.RollingRate == RollingMinute {
+		g.period = time.Minute
+	}
+	if g.hashed {
 		// Credits come only from resolve, which every push has run before
 		// it groups: without credits now there are none to spend, and the
 		// push needs no lock.
 		w.mu.Lock()
-		if credits = w.credits; len(credits) > 0 {
+		if g.credits = w.credits; len(g.credits) > 0 {
 			defer w.mu.Unlock()
 		} else {
 			w.mu.Unlock()
 		}
 	}
-	var hashBuf []byte
-	byKey := map[string]*pqFile{}
-	enc := &encoder{cfg: w.cfg}
-	period := time.Hour
-	if w.cfg.Parquet.Layout == LayoutV2 && w.cfg.MDC.RollingRate == RollingMinute {
-		period = time.Minute
-	}
-	var (
-		names     []string
-		last      *pqFile
-		lastPlace pqPlace
-		dir       string
-		reason    string
-		lastParts contract.PathParts
-		workspace string
-	)
-	left := ld.LogRecordCount() // records not yet placed
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		attrs := rls.At(i).Resource().Attributes()
-		parts := enc.resourceParts(attrs)
-		if parts != lastParts || workspace == "" {
-			lastParts, workspace = parts, parts.WorkspaceColumn()
-		}
-		endpoint := resourceAttr(attrs, contract.AttrEndpoint, w.cfg.MDC.Endpoint)
-		deployment := resourceAttr(attrs, contract.AttrDeployment, w.cfg.MDC.Deployment)
-		sls := rls.At(i).ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			lrs := sls.At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				lr := lrs.At(k)
-				left--
-				row, ok := contract.ReadRowReuse(lr, names)
-				if !ok {
-					notModelData++
-					continue
-				}
-				names = row.FeatureNames
-				p := parts
-				p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-				place := pqPlace{p, endpoint, deployment, row.Timestamp.UTC().Truncate(period)}
-				if place != lastPlace || last == nil {
-					dir, reason = w.dir(place, row)
-					lastPlace, last = place, nil
-				}
-				body := lr.Body()
-				inOrder := contract.BodyInOrder(row.FeatureNames, body)
-				features := row.FeatureNames
-				if !inOrder {
-					features = contract.ColumnOrder(row.FeatureNames, body)
-				}
-				f := last
-				if f == nil || !slices.Equal(f.names[:f.features], features) {
-					key := dir + "\x00" + strings.Join(features, "\x00")
-					if f = byKey[key]; f == nil {
-						f = w.newFile(dir, features, reason != "")
-						byKey[key] = f
-						files = append(files, f)
-					}
-				}
-				r := pqRow{ref: recordRef{i, j, k}, ts: row.Timestamp.UnixMicro(),
-					correlationID: row.CorrelationID, requestID: contract.RequestIDOrNil(row.RequestID)}
-				sh := pqShared{workspace, p.Webservice, row.ModelName, row.ModelVersion, reason}
-				size := int64(8 + len(r.correlationID) + len(r.requestID) + len(w.boundary) +
-					len(sh.workspace) + len(sh.webservice) + len(sh.model) + len(sh.version) + len(sh.reason))
-				if len(f.rows) >= w.cfg.Parquet.MaxRows || (len(f.rows) > 0 && f.bytes+size > w.cfg.Parquet.MaxBytes) {
-					f = w.newFile(dir, features, reason != "")
-					byKey[dir+"\x00"+strings.Join(features, "\x00")] = f
-					files = append(files, f)
-				}
-				if len(f.rows) == 0 && len(files) == 1 {
-					// The first file of a push usually takes all its rows.
-					f.grow(min(left+1, w.cfg.Parquet.MaxRows))
-				}
-				if n := len(f.shared); n == 0 || f.shared[n-1] != sh {
-					f.shared = append(f.shared, sh)
-				}
-				r.shared = int32(len(f.shared) - 1)
-				switch {
-				case inOrder:
-					c := 0
-					for _, v := range body.Map().All() {
-						size += f.cols[c].add(v)
-						c++
-					}
-				case body.Type() == pcommon.ValueTypeMap:
-					for c, name := range features {
-						v, ok := body.Map().Get(name)
-						if !ok {
-							v = emptyValue
-						}
-						size += f.cols[c].add(v)
-					}
-				default:
-					for c := range features {
-						f.cols[c].add(emptyValue)
-					}
-				}
-				f.rows = append(f.rows, r)
-				f.bytes += size
-				last = f
-				if journaled {
-					var h lineHash
-					hashBuf, h = f.lastRowHash(hashBuf[:0])
-					if c := spendCredit(credits, h); c != nil {
-						spent = append(spent, creditUse{c, h})
-						f.dropLast(size)
-						continue
-					}
-					f.hashes = append(f.hashes, h)
-				}
+	for i, rl := range ld.ResourceLogs().All() {
+		g.resource(rl.Resource().Attributes())
+		for j, sl := range rl.ScopeLogs().All() {
+			for k, lr := range sl.LogRecords().All() {
+				g.left--
+				g.add(lr, recordRef{i, j, k})
 			}
 		}
 	}
-	return files, notModelData, spent
+	return g.files, g.notModelData, g.spent
+}
+
+// resource takes the folder parts of a resource's rows.
+func (g *pqGrouper) resource(attrs pcommon.Map) {
+	parts := g.enc.resourceParts(attrs)
+	if parts != g.parts || g.workspace == "" {
+		g.parts, g.workspace = parts, parts.WorkspaceColumn()
+	}
+	g.endpoint = resourceAttr(attrs, contract.AttrEndpoint, g.w.cfg.MDC.Endpoint)
+	g.deployment = resourceAttr(attrs, contract.AttrDeployment, g.w.cfg.MDC.Deployment)
+}
+
+// add places one record's row, unless it is not model data or a credit
+// covers it.
+func (g *pqGrouper) add(lr plog.LogRecord, ref recordRef) {
+	row, ok := contract.ReadRowReuse(lr, g.names)
+	if !ok {
+		g.notModelData++
+		return
+	}
+	g.names = row.FeatureNames
+	p := g.parts
+	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
+	place := pqPlace{p, g.endpoint, g.deployment, row.Timestamp.UTC().Truncate(g.period)}
+	if place != g.lastPlace || g.last == nil {
+		g.dir, g.reason = g.w.dir(place, row)
+		g.lastPlace, g.last = place, nil
+	}
+	body := lr.Body()
+	inOrder := contract.BodyInOrder(row.FeatureNames, body)
+	features := row.FeatureNames
+	if !inOrder {
+		features = contract.ColumnOrder(row.FeatureNames, body)
+	}
+	r := pqRow{ref: ref, ts: row.Timestamp.UnixMicro(), correlationID: row.CorrelationID, requestID: contract.RequestIDOrNil(row.RequestID)}
+	sh := pqShared{g.workspace, p.Webservice, row.ModelName, row.ModelVersion, g.reason}
+	size := int64(8 + len(r.correlationID) + len(r.requestID) + len(g.w.boundary) +
+		len(sh.workspace) + len(sh.webservice) + len(sh.model) + len(sh.version) + len(sh.reason))
+	f := g.fileFor(features, size)
+	if n := len(f.shared); n == 0 || f.shared[n-1] != sh {
+		f.shared = append(f.shared, sh)
+	}
+	r.shared = int32(len(f.shared) - 1)
+	size += f.addValues(body, inOrder, features)
+	f.rows = append(f.rows, r)
+	f.bytes += size
+	g.last = f
+	if g.hashed {
+		g.hashOrSpend(f, size)
+	}
+}
+
+// fileFor is the file of the current folder and features that takes a row
+// of size bytes: a new one at max_rows or max_bytes.
+func (g *pqGrouper) fileFor(features []string, size int64) *pqFile {
+	cfg := &g.w.cfg.Parquet
+	f := g.last
+	key := ""
+	if f == nil || !slices.Equal(f.names[:f.features], features) {
+		key = g.dir + "\x00" + strings.Join(features, "\x00")
+		if f = g.byKey[key]; f == nil {
+			f = g.newFile(key, features)
+		}
+	}
+	if len(f.rows) >= cfg.MaxRows || (len(f.rows) > 0 && f.bytes+size > cfg.MaxBytes) {
+		if key == "" {
+			key = g.dir + "\x00" + strings.Join(features, "\x00")
+		}
+		f = g.newFile(key, features)
+	}
+	if len(f.rows) == 0 && len(g.files) == 1 {
+		// The first file of a push usually takes all its rows.
+		f.grow(min(g.left+1, cfg.MaxRows))
+	}
+	return f
+}
+
+func (g *pqGrouper) newFile(key string, features []string) *pqFile {
+	f := g.w.newFile(g.dir, features, g.reason != "")
+	g.byKey[key] = f
+	g.files = append(g.files, f)
+	return f
+}
+
+// addValues appends a row's feature values and returns their size.
+func (f *pqFile) addValues(body pcommon.Value, inOrder bool, features []string) int64 {
+	size := int64(0)
+	switch {
+	case inOrder:
+		c := 0
+		for _, v := range body.Map().All() {
+			size += f.cols[c].add(v)
+			c++
+		}
+	case body.Type() == pcommon.ValueTypeMap:
+		for c, name := range features {
+			v, ok := body.Map().Get(name)
+			if !ok {
+				v = emptyValue
+			}
+			size += f.cols[c].add(v)
+		}
+	default:
+		for c := range features {
+			f.cols[c].add(emptyValue)
+		}
+	}
+	return size
+}
+
+// hashOrSpend keeps the hash of f's last row (of size bytes), or drops the
+// row when a credit of the previous run covers it.
+func (g *pqGrouper) hashOrSpend(f *pqFile, size int64) {
+	var h lineHash
+	g.hashBuf, h = f.lastRowHash(g.hashBuf[:0])
+	if c := spendCredit(g.credits, h); c != nil {
+		g.spent = append(g.spent, creditUse{c, h})
+		f.dropLast(size)
+		return
+	}
+	f.hashes = append(f.hashes, h)
 }
 
 // spendCredit takes h from the first credit that has it; nil when none does.
@@ -301,21 +360,29 @@ func (f *pqFile) dropLast(size int64) {
 	f.bytes -= size
 }
 
-// adopt takes what the previous run journaled: files to check, credits to spend.
-func (w *pqWriter) adopt(j *journal, files []*fileIntent, credits []*credit) {
+// adopt takes what the previous run journaled: files left open to commit,
+// files to check, credits to spend.
+func (w *pqWriter) adopt(j *journal, groups []*pqStaged, files []*fileIntent, credits []*credit) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.j, w.pending, w.credits = j, files, credits
+	w.j, w.resumed, w.pending, w.credits = j, groups, files, credits
 }
 
-// resolve checks the files the previous run journaled: the rows of one
-// that exists become a credit, skipped when the queue replays them.
+// resolve commits the files the previous run left open, then checks the
+// groups it journaled whose batch was not acknowledged: the rows of one
+// whose file exists become a credit, skipped when the queue replays them,
+// and its keyed rows count as written.
 func (w *pqWriter) resolve(ctx context.Context) error {
 	if !w.j.enabled() {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.resumed) > 0 {
+		if err := w.commitResumed(ctx); err != nil {
+			return err
+		}
+	}
 	for len(w.pending) > 0 {
 		in := w.pending[0]
 		p, err := w.store.props(ctx, in.blob)
@@ -326,8 +393,11 @@ func (w *pqWriter) resolve(ctx context.Context) error {
 		if p.exists {
 			c = w.j.fileCredit(in)
 		}
-		if err := w.j.settle(ctx, &intent{key: in.key}, c, false); err != nil {
+		if err := w.j.settle(ctx, &intent{key: in.key, keyRows: in.keys}, c, p.exists); err != nil {
 			return err
+		}
+		if p.exists && w.j.win != nil {
+			w.j.win.add(in.keys, time.Now())
 		}
 		if c != nil {
 			w.credits = append(w.credits, c)
@@ -391,6 +461,10 @@ const (
 // pqColumn is one feature column's values, typed as they came: the
 // column's type is known only once every value is in.
 type pqColumn struct {
+	// as is the type the column is written as when set (typed): the open
+	// file's, which its values fit.
+	as    parquet.Type
+	typed bool
 	kinds uint8    // every kind seen
 	kind  []uint8  // each row's kind
 	num   []uint64 // each row's integer, double bits or boolean (0 for text and null)
@@ -444,6 +518,9 @@ func (c *pqColumn) add(v pcommon.Value) int64 {
 // boolean when every value is a boolean, else string. Empty and missing
 // values are nulls and do not count.
 func (c *pqColumn) physical() parquet.Type {
+	if c.typed {
+		return c.as
+	}
 	switch {
 	case c.kinds&valText != 0 || c.kinds&valBool != 0 && c.kinds&(valInt|valDouble) != 0:
 		return parquet.Types.ByteArray
@@ -740,15 +817,62 @@ func (s *pqScratch) writeDictionary(bw *file.ByteArrayColumnChunkWriter, dict di
 	return true, bw.WriteDictIndices(indices, def, nil)
 }
 
-// fileName is <instance>-<first 16 hex digits of a SHA-256>.parquet, of
-// the batch's id and the file's bytes: unique per writer and batch (two
-// batches of identical rows are two files), and the same for a retry of
-// the batch, whose bytes are the same.
-func (w *pqWriter) fileName(batch uint64, data []byte) string {
-	h := sha256.New()
-	h.Write(binary.LittleEndian.AppendUint64(nil, batch))
-	h.Write(data)
-	return w.instance + "-" + hex.EncodeToString(h.Sum(nil)[:8]) + ".parquet"
+// slot is the file's folder and columns: one file of them is open at a time.
+func (f *pqFile) slot() string {
+	return f.dir + "\x00" + strings.Join(f.names, "\x00")
+}
+
+// fits reports whether the column's values can be written as typ: any as
+// a string, integers as doubles, and nulls as anything.
+func (c *pqColumn) fits(typ parquet.Type) bool {
+	switch typ {
+	case parquet.Types.ByteArray:
+		return true
+	case parquet.Types.Double:
+		return c.kinds&^(valInt|valDouble) == 0
+	case parquet.Types.Int64:
+		return c.kinds&^valInt == 0
+	case parquet.Types.Boolean:
+		return c.kinds&^valBool == 0
+	}
+	return false
+}
+
+// fitTo writes the feature columns as the open file's types when every
+// column's values fit them, so that a push of only integers in a column of
+// doubles, or of no values in a column, does not start another file. A
+// column of the file that had no values yet (typed string) takes none.
+func (f *pqFile) fitTo(types []parquet.Type, valued []bool) {
+	if len(types) != len(f.cols) {
+		return
+	}
+	for c := range f.cols {
+		if !f.cols[c].fits(types[c]) || !valued[c] && f.cols[c].kinds != 0 {
+			return
+		}
+	}
+	for c := range f.cols {
+		f.cols[c].as, f.cols[c].typed = types[c], true
+	}
+}
+
+// types is the feature columns' types, and whether each had a value.
+func (f *pqFile) types() ([]parquet.Type, []bool) {
+	types, valued := make([]parquet.Type, len(f.cols)), make([]bool, len(f.cols))
+	for c := range f.cols {
+		types[c], valued[c] = f.cols[c].physical(), f.cols[c].kinds != 0 || f.cols[c].typed
+	}
+	return types, valued
+}
+
+// signature is the slot and the feature columns' types: rows of other types
+// start another file.
+func (f *pqFile) signature() string {
+	b := []byte(f.slot())
+	for c := range f.cols {
+		b = append(b, byte(f.cols[c].physical()))
+	}
+	return string(b)
 }
 
 // encode groups a push into one batch per Parquet file, for blobExporter.push.
@@ -768,13 +892,14 @@ func (w *pqWriter) encode(ld plog.Logs) encoded {
 	return out
 }
 
-// write writes a batch: a Parquet file, committed whole, or CSV/JSON lines
-// appended by w. It returns how many lines (Parquet: rows) landed.
+// write writes a batch: a Parquet row group, staged in its open file, or
+// CSV/JSON lines appended by w. It returns how many lines (Parquet: rows)
+// landed.
 func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (int, error) {
 	if b.pq == nil {
 		return e.w.write(ctx, b, pl)
 	}
-	n, err := e.pq.write(ctx, b.pq, pl)
+	n, err := e.pq.write(ctx, b.pq, b.keys, pl)
 	if err != nil {
 		return 0, err
 	}
@@ -783,20 +908,20 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 	return len(b.refs), nil
 }
 
-// write encodes f and puts it under its content-derived name; it returns the file's size.
-// With a journal, the file and its rows are recorded before the commit.
-func (w *pqWriter) write(ctx context.Context, f *pqFile, pl *pushLog) (int, error) {
+// write encodes f as one row group and stages it in its open file; it
+// returns the group's size. With a journal, the group, its rows' hashes and
+// keys are recorded before the push returns.
+func (w *pqWriter) write(ctx context.Context, f *pqFile, keys []rowKey, pl *pushLog) (int, error) {
+	f.fitTo(w.openTypes(f.slot()))
 	data, err := w.fileBytes(f)
 	if err != nil {
 		return 0, consumererror.NewPermanent(err)
 	}
-	name := f.dir + "/" + w.fileName(pl.batch, data)
-	if w.j.enabled() {
-		if err := w.j.recordFile(ctx, &fileIntent{blob: name, rows: f.hashes}, pl); err != nil {
-			return 0, err
-		}
+	g, err := splitGroup(data)
+	if err != nil {
+		return 0, consumererror.NewPermanent(err)
 	}
-	return len(data), w.store.putFile(ctx, name, data)
+	return w.stageGroup(ctx, f, g, keys, pl)
 }
 
 // appendValidUTF8 appends s with each run of invalid UTF-8 replaced by

@@ -209,6 +209,7 @@ func TestParquetReadBackWithParquetGo(t *testing.T) {
 			for _, rows := range pushes {
 				push(t, e, rows...)
 			}
+			commitParquet(t, e)
 			got := map[string]bool{}
 			n := 0
 			for name, data := range files() {
@@ -304,6 +305,7 @@ func TestParquetTypesAndLayout(t *testing.T) {
 		features: [][2]any{{"i", int64(1)}, {"d", 1.5}, {"b", true}, {"s", "x"}, {"n", nil}, {"mix", int64(2)}}},
 		testRow{model: "m", version: "1", designation: "inputs", correlationID: "c", ts: day,
 			features: [][2]any{{"i", int64(2)}, {"d", int64(3)}, {"b", false}, {"s", "y"}, {"n", nil}, {"mix", "z"}}})
+	commitParquet(t, e)
 	files := localFiles(t, cfg)
 	if len(files) != 1 || !strings.HasPrefix(files[0], "00000000-0000-0000-0000-000000000000/local/local/local/m/1/inputs/2018/12/31/i-") {
 		t.Fatalf("files %v", files)
@@ -323,8 +325,17 @@ func TestParquetTypesAndLayout(t *testing.T) {
 	}
 }
 
-// A retried batch writes the same file name: never two copies. A schema
-// change starts a new file; max_rows splits.
+// commitParquet commits every open Parquet file of e.
+func commitParquet(t testing.TB, e *blobExporter) {
+	t.Helper()
+	if err := e.pq.commitAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A retried batch stages its groups again in the same places: never two
+// copies. max_rows closes a file; a schema change commits the open file and
+// starts another.
 func TestParquetRetrySchemaChangeAndLimits(t *testing.T) {
 	cfg := localConfig(t)
 	cfg.Format = FormatParquet
@@ -333,7 +344,7 @@ func TestParquetRetrySchemaChangeAndLimits(t *testing.T) {
 	row := func(v any) testRow {
 		return testRow{model: "m", version: "1", designation: "inputs", correlationID: "c", ts: day, features: [][2]any{{"a", v}}}
 	}
-	// The first attempt commits both files, but its answers are lost.
+	// The first attempt stages both groups, but its answers are lost.
 	store := e.pq.store
 	e.pq.store = &answerLostFileStore{blockStore: store, landed: true}
 	err := e.push(context.Background(), makeLogs(row(int64(1)), row(int64(2)), row(int64(3)), row(int64(4))))
@@ -345,13 +356,17 @@ func TestParquetRetrySchemaChangeAndLimits(t *testing.T) {
 	if err := e.push(context.Background(), retry.Data()); err != nil {
 		t.Fatal(err)
 	}
-	if files := localFiles(t, cfg); len(files) != 2 {
-		t.Fatalf("a retried push of 4 rows at max_rows 3 made %v", files)
+	if files := localFiles(t, cfg); len(files) != 1 {
+		t.Fatalf("the file at max_rows 3 is committed, the other open: %v", files)
 	}
-	push(t, e, row("text"))
+	push(t, e, row("text")) // another type: the open file is committed
+	if files := localFiles(t, cfg); len(files) != 2 {
+		t.Fatalf("schema change: %v", files)
+	}
+	commitParquet(t, e)
 	files := localFiles(t, cfg)
 	if len(files) != 3 {
-		t.Fatalf("schema change: %v", files)
+		t.Fatalf("after the commit: %v", files)
 	}
 	var rows int
 	for _, f := range files {
@@ -368,6 +383,7 @@ func TestParquetQuarantine(t *testing.T) {
 	cfg.MDC.InstanceID = "i"
 	e := newTestExporter(t, cfg)
 	push(t, e, testRow{model: "m", designation: "inputs", correlationID: "c", ts: day, features: [][2]any{{"a", int64(1)}}})
+	commitParquet(t, e)
 	files := localFiles(t, cfg)
 	if len(files) != 1 || !strings.HasPrefix(files[0], "quarantine/2018/12/31/i-") {
 		t.Fatalf("files %v", files)
@@ -378,16 +394,16 @@ func TestParquetQuarantine(t *testing.T) {
 	}
 }
 
-// answerLostFileStore commits files (or not) and answers with an error, as
-// a collector killed around the commit sees it.
+// answerLostFileStore stages row groups (or not) and answers with an
+// error, as a collector killed around the staging sees it.
 type answerLostFileStore struct {
 	blockStore
 	landed bool
 }
 
-func (s *answerLostFileStore) putFile(ctx context.Context, name string, data []byte) error {
+func (s *answerLostFileStore) stage(ctx context.Context, name string, index int, off int64, data []byte) error {
 	if s.landed {
-		if err := s.blockStore.putFile(ctx, name, data); err != nil {
+		if err := s.blockStore.stage(ctx, name, index, off, data); err != nil {
 			return err
 		}
 	}
@@ -409,28 +425,43 @@ func parquetRequestIDs(t *testing.T, cfg *Config) []string {
 	return ids
 }
 
-// TestParquetReplayAfterKillWritesRowsOnce: a file committed (or not)
-// before the process died without acknowledging its batch; the persistent
-// queue replays the batch after the restart, as one batch or regrouped
-// with new rows. Every row must be in the files exactly as often as it
-// was sent, identical rows included.
+// commitLostStore commits files and answers with an error, as a collector
+// killed between a commit and the journal's clearing sees it.
+type commitLostStore struct{ blockStore }
+
+func (s commitLostStore) commit(ctx context.Context, name string, groups []stagedRange, tail []byte) error {
+	if err := s.blockStore.commit(ctx, name, groups, tail); err != nil {
+		return err
+	}
+	return errors.New("connection reset before the answer")
+}
+
+// TestParquetReplayAfterKillWritesRowsOnce: a row group staged (or not),
+// journaled (or not), its file committed (or not) before the process died
+// without acknowledging its batch; the persistent queue replays the batch
+// after the restart, as one batch or regrouped with new rows. Every row
+// must be in the files exactly as often as it was sent, identical rows
+// included.
 func TestParquetReplayAfterKillWritesRowsOnce(t *testing.T) {
 	tests := []struct {
 		name         string
-		landed       bool // the first file was committed
-		answered     bool // and its push returned (killed before the queue's acknowledgment)
+		staged       bool // the group's bytes were staged
+		journaled    bool // and journaled: its push returned, killed before the queue's acknowledgment
+		committed    bool // and its file committed, the journal not cleared yet
 		replay       [][]string
 		want         []string
 		wantReplayed int64
 	}{
-		{name: "committed, answer lost, replayed as it was", landed: true,
+		{name: "staged, answer lost, replayed", staged: true,
+			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}},
+		{name: "not staged, replayed", replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}},
+		{name: "journaled, file left open, replayed as it was", staged: true, journaled: true,
 			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}, wantReplayed: 3},
-		{name: "committed and answered, killed before the acknowledgment", landed: true, answered: true,
+		{name: "journaled and committed, journal not cleared", staged: true, journaled: true, committed: true,
 			replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}, wantReplayed: 3},
-		{name: "not committed, replayed", replay: [][]string{{"r1", "r2", "r3"}}, want: []string{"r1", "r2", "r3"}},
-		{name: "committed, replayed in two batches with new rows", landed: true,
+		{name: "journaled, replayed in two batches with new rows", staged: true, journaled: true,
 			replay: [][]string{{"r4", "r2"}, {"r1", "r3", "r5"}}, want: []string{"r1", "r2", "r3", "r4", "r5"}, wantReplayed: 3},
-		{name: "committed, a new identical row in the replay is kept", landed: true,
+		{name: "journaled, a new identical row in the replay is kept", staged: true, journaled: true,
 			replay: [][]string{{"r1", "r1", "r2", "r3"}}, want: []string{"r1", "r1", "r2", "r3"}, wantReplayed: 3},
 	}
 	for _, tc := range tests {
@@ -438,21 +469,32 @@ func TestParquetReplayAfterKillWritesRowsOnce(t *testing.T) {
 			cfg := localConfig(t)
 			cfg.Format = FormatParquet
 			queueDir := t.TempDir()
+			if tc.committed {
+				cfg.Parquet.MaxAge = 0 // committed inside the push
+			}
 			e, _, stop := journaledExporter(t, cfg, queueDir)
-			if !tc.answered {
-				e.pq.store = &answerLostFileStore{blockStore: e.pq.store, landed: tc.landed}
+			switch {
+			case tc.committed:
+				e.pq.store = commitLostStore{e.pq.store}
+			case !tc.journaled:
+				e.pq.store = &answerLostFileStore{blockStore: e.pq.store, landed: tc.staged}
 			}
 			err := e.push(context.Background(), makeLogs(rowsWithIDs("r1", "r2", "r3")...))
-			if (err == nil) != tc.answered {
+			if (err == nil) != tc.journaled {
 				t.Fatalf("first push: %v", err)
 			}
 			stop() // killed before any retry or acknowledgment
+			if got := len(localFiles(t, cfg)); got != map[bool]int{false: 0, true: 1}[tc.committed] {
+				t.Fatalf("%d files visible before the restart", got)
+			}
 
+			cfg.Parquet.MaxAge = 5 * time.Minute
 			e, tt, stop := journaledExporter(t, cfg, queueDir)
 			defer stop()
 			for _, ids := range tc.replay {
 				push(t, e, rowsWithIDs(ids...)...)
 			}
+			commitParquet(t, e)
 			if got := parquetRequestIDs(t, cfg); !slices.Equal(got, tc.want) {
 				t.Errorf("rows in the files: %v, want %v", got, tc.want)
 			}
@@ -461,6 +503,7 @@ func TestParquetReplayAfterKillWritesRowsOnce(t *testing.T) {
 			}
 			// Spent credits are gone: a later identical row is written.
 			push(t, e, rowsWithIDs("r1")...)
+			commitParquet(t, e)
 			if got := parquetRequestIDs(t, cfg); len(got) != len(tc.want)+1 {
 				t.Errorf("after a new r1: %v", got)
 			}

@@ -39,6 +39,7 @@ type CollectorConfig struct {
 	Timeout            string // exporter timeout per push (default exporter's)
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 	Format             string // the exporter's format (empty: its default, csv)
+	ParquetMaxAge      string // parquet.max_age (format parquet; empty: the exporter's default)
 	// FeatureFlattener puts the featureflattener (defaults, as examples/otel-config.yaml has it) in the pipeline.
 	FeatureFlattener bool
 	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
@@ -128,6 +129,9 @@ func (c CollectorConfig) writeExporters(b *strings.Builder) {
 	}
 	if c.Format != "" {
 		fmt.Fprintf(b, "    format: %s\n", c.Format)
+	}
+	if c.ParquetMaxAge != "" {
+		fmt.Fprintf(b, "    parquet:\n      max_age: %s\n", c.ParquetMaxAge)
 	}
 	if c.Timeout != "" {
 		fmt.Fprintf(b, "    timeout: %s\n", c.Timeout)

@@ -192,7 +192,7 @@ func TestHarnessFaultKill9(t *testing.T) {
 		func() { countRepeats(); drainCollector(t, col, metricsURL(metricsPort))() })
 	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f; rows of keyed requests not written again (rows_resent): %.0f",
 		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats, resent)
-	assertExactlyOnceAcrossKills(t, m, rep, false)
+	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
 // assertExactlyOnceAcrossKills: no row missing, damaged or doubled. A
@@ -200,9 +200,8 @@ func TestHarnessFaultKill9(t *testing.T) {
 // Idempotency-Key; when the kill fell between the persistent queue's commit
 // of the request and the answer, the queue holds both copies, and the
 // exporter writes each (key, ordinal) row once. Duplicates are reported
-// apart: of requests cut off and resent, and of others. allowResent accepts
-// the former (Parquet, where two copies pushed at once are both written).
-func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harness.Report, allowResent bool) {
+// apart: of requests cut off and resent, and of others; either fails.
+func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harness.Report) {
 	t.Helper()
 	var resent, doubled []int
 	for _, req := range rep.DuplicateRequests {
@@ -214,7 +213,7 @@ func assertExactlyOnceAcrossKills(t *testing.T, m *harness.Manifest, rep *harnes
 	}
 	t.Logf("requests cut off by a kill and sent again: %d; of them written twice: %d %v; other requests with a duplicated row: %d %v",
 		len(m.CutOff), len(resent), resent, len(doubled), doubled)
-	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || len(doubled) > 0 || len(resent) > 0 && !allowResent {
+	if len(m.NotAcked) > 0 || rep.Missing > 0 || rep.Malformed > 0 || rep.Found != rep.Expected || len(doubled) > 0 || len(resent) > 0 {
 		t.Errorf("not exactly once across kill -9: %s (not acked %d); missing %v; malformed %v; written twice: resent requests %v, others %v",
 			rep, len(m.NotAcked), rep.MissingSample, rep.MalformedSample, resent, doubled)
 	}
@@ -278,7 +277,7 @@ func TestHarnessFaultKill9AnswerLost(t *testing.T) {
 	if slices.Contains(rep.DuplicateRequests, lost) || repeats < 1 {
 		t.Errorf("the resend of request %d was written again (duplicated requests %v, resends answered %.0f)", lost, rep.DuplicateRequests, repeats)
 	}
-	assertExactlyOnceAcrossKills(t, m, rep, false)
+	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
 // TestHarnessFaultAzuriteDown stops the blob service under load (60 s in CI,
@@ -435,5 +434,5 @@ func TestHarnessFaultKill9AfterAppend(t *testing.T) {
 		func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
 		drainCollector(t, col, metricsURL(metricsPort))) // logs the restarted collector's counters
 	t.Logf("KILL9-AFTER-APPEND: expected %d, found %d, missing %d, duplicated %d", rep.Expected, rep.Found, rep.Missing, rep.Duplicated)
-	assertExactlyOnceAcrossKills(t, m, rep, false)
+	assertExactlyOnceAcrossKills(t, m, rep)
 }

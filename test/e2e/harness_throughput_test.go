@@ -214,8 +214,17 @@ func runThroughput(t *testing.T, name string, features, rows int, rate float64) 
 		if route.persistent {
 			cfg.QueueDir = filepath.Join(t.TempDir(), "queue")
 		}
-		testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
+		col := testutil.StartCollector(t, cfg.YAML(), collectAddr, otlpAddr, pprofAddr)
 		verify = azuriteVerifier(t, az)
+		if route.format == "parquet" {
+			// Parquet files stay open up to parquet.max_age: a clean
+			// shutdown commits them (after the CPU figures are read).
+			verifyAll := verify
+			verify = func(m *harness.Manifest) (*harness.Report, error) {
+				col.Stop()
+				return verifyAll(m)
+			}
+		}
 		c, err := harness.ContainerClient(az.ConnectionString(), "modeldata")
 		if err != nil {
 			t.Fatal(err)
