@@ -58,8 +58,8 @@ func benchFormats(b *testing.B, rows []testRow) {
 			cfg.Format = format
 			cfg.MDC.InstanceID = "bench"
 			e := newTestExporter(b, cfg)
-			// The size of one push's files (a Parquet push repeated is
-			// the same file, written once).
+			// The size of one push's files (Parquet: its row groups,
+			// staged in the open files; the footer comes at the commit).
 			if err := e.push(context.Background(), ld); err != nil {
 				b.Fatal(err)
 			}

@@ -465,6 +465,10 @@ const (
 // pqColumn is one feature column's values, typed as they came: the
 // column's type is known only once every value is in.
 type pqColumn struct {
+	// as is the type the column is written as when set (typed): the open
+	// file's, which its values fit.
+	as    parquet.Type
+	typed bool
 	kinds uint8    // every kind seen
 	kind  []uint8  // each row's kind
 	num   []uint64 // each row's integer, double bits or boolean (0 for text and null)
@@ -518,6 +522,9 @@ func (c *pqColumn) add(v pcommon.Value) int64 {
 // boolean when every value is a boolean, else string. Empty and missing
 // values are nulls and do not count.
 func (c *pqColumn) physical() parquet.Type {
+	if c.typed {
+		return c.as
+	}
 	switch {
 	case c.kinds&valText != 0 || c.kinds&valBool != 0 && c.kinds&(valInt|valDouble) != 0:
 		return parquet.Types.ByteArray
@@ -819,6 +826,49 @@ func (f *pqFile) slot() string {
 	return f.dir + "\x00" + strings.Join(f.names, "\x00")
 }
 
+// fits reports whether the column's values can be written as typ: any as
+// a string, integers as doubles, and nulls as anything.
+func (c *pqColumn) fits(typ parquet.Type) bool {
+	switch typ {
+	case parquet.Types.ByteArray:
+		return true
+	case parquet.Types.Double:
+		return c.kinds&^(valInt|valDouble) == 0
+	case parquet.Types.Int64:
+		return c.kinds&^valInt == 0
+	case parquet.Types.Boolean:
+		return c.kinds&^valBool == 0
+	}
+	return false
+}
+
+// fitTo writes the feature columns as the open file's types when every
+// column's values fit them, so that a push of only integers in a column of
+// doubles, or of no values in a column, does not start another file. A
+// column of the file that had no values yet (typed string) takes none.
+func (f *pqFile) fitTo(types []parquet.Type, valued []bool) {
+	if len(types) != len(f.cols) {
+		return
+	}
+	for c := range f.cols {
+		if !f.cols[c].fits(types[c]) || !valued[c] && f.cols[c].kinds != 0 {
+			return
+		}
+	}
+	for c := range f.cols {
+		f.cols[c].as, f.cols[c].typed = types[c], true
+	}
+}
+
+// types is the feature columns' types, and whether each had a value.
+func (f *pqFile) types() ([]parquet.Type, []bool) {
+	types, valued := make([]parquet.Type, len(f.cols)), make([]bool, len(f.cols))
+	for c := range f.cols {
+		types[c], valued[c] = f.cols[c].physical(), f.cols[c].kinds != 0 || f.cols[c].typed
+	}
+	return types, valued
+}
+
 // signature is the slot and the feature columns' types: rows of other types
 // start another file.
 func (f *pqFile) signature() string {
@@ -866,6 +916,7 @@ func (e *blobExporter) write(ctx context.Context, b *fileBatch, pl *pushLog) (in
 // returns the group's size. With a journal, the group, its rows' hashes and
 // keys are recorded before the push returns.
 func (w *pqWriter) write(ctx context.Context, f *pqFile, keys []rowKey, pl *pushLog) (int, error) {
+	f.fitTo(w.openTypes(f.slot()))
 	data, err := w.fileBytes(f)
 	if err != nil {
 		return 0, consumererror.NewPermanent(err)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 	"go.uber.org/zap"
@@ -137,9 +138,11 @@ func footer(groups []*pqStaged) ([]byte, error) {
 
 // pqOpen is a file open for row groups. It holds only their metadata.
 type pqOpen struct {
-	mu        sync.Mutex // held while staging or committing
-	slot      string     // folder and columns: one open file each
-	sig       string     // slot and column types: another type is another file
+	mu        sync.Mutex     // held while staging or committing
+	slot      string         // folder and columns: one open file each
+	sig       string         // slot and column types: another type is another file
+	types     []parquet.Type // the feature columns' types
+	valued    []bool         // per feature column, whether a value set its type
 	blob      string
 	opened    time.Time
 	lastUsed  time.Time // guarded by pqWriter.fmu
@@ -199,6 +202,7 @@ func (w *pqWriter) fileFor(ctx context.Context, f *pqFile) *pqOpen {
 			w.detachLocked(lru)
 		}
 		of = &pqOpen{slot: slot, sig: sig, blob: w.newBlobName(f.dir), opened: now, end: int64(len(pqMagic))}
+		of.types, of.valued = f.types()
 		w.files[slot] = of
 	}
 	of.lastUsed = now
@@ -209,6 +213,16 @@ func (w *pqWriter) fileFor(ctx context.Context, f *pqFile) *pqOpen {
 		old.mu.Unlock()
 	}
 	return of
+}
+
+// openTypes is the feature column types of the open file of slot (nil: none).
+func (w *pqWriter) openTypes(slot string) ([]parquet.Type, []bool) {
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	if of := w.files[slot]; of != nil {
+		return of.types, of.valued
+	}
+	return nil, nil
 }
 
 func (w *pqWriter) leastRecentLocked() *pqOpen {

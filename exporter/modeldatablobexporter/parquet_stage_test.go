@@ -405,3 +405,36 @@ func TestParquetFailedCommitRetried(t *testing.T) {
 	}
 	assertNoStaging(t, cfg)
 }
+
+// TestParquetPushFitsOpenFile: a push whose values fit the open file's
+// column types (integers in a column of doubles, any value in a column of
+// strings, no value at all) goes into it; a column the file has no value
+// in yet takes none.
+func TestParquetPushFitsOpenFile(t *testing.T) {
+	cfg := localConfig(t)
+	cfg.Format = FormatParquet
+	e := newTestExporter(t, cfg)
+	row := func(id string, x, s, n any) testRow {
+		return testRow{model: "m", version: "1", designation: "inputs", requestID: id, ts: day, features: [][2]any{{"x", x}, {"s", s}, {"n", n}}}
+	}
+	push(t, e, row("r1", 1.5, "a", nil))
+	push(t, e, row("r2", int64(2), int64(7), nil))
+	push(t, e, row("r3", nil, nil, nil))
+	commitParquet(t, e)
+	files := localFiles(t, cfg)
+	if len(files) != 1 {
+		t.Fatalf("want one file: %v", files)
+	}
+	tab, groups := readBoth(t, []byte(readLocal(t, cfg, files[0])))
+	if groups != 3 || fmt.Sprint(tab.types[:3]) != fmt.Sprint([]string{pqDouble, pqString, pqString}) {
+		t.Fatalf("%d groups, types %v", groups, tab.types)
+	}
+	if got := tab.rows[1][0].val + " " + tab.rows[1][1].val; got != "2 7" {
+		t.Fatalf("row 2: %s", got)
+	}
+	push(t, e, row("r4", 1.5, "a", int64(1))) // n had no value in the file: another file
+	commitParquet(t, e)
+	if files := localFiles(t, cfg); len(files) != 2 {
+		t.Fatalf("want a second file: %v", files)
+	}
+}

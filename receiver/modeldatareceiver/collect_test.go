@@ -151,11 +151,12 @@ func TestCollectAcceptedShapes(t *testing.T) {
 // TestCollectRejected posts every refused shape: each gets its status and a
 // message naming the problem, and no row reaches the pipeline.
 func TestCollectRejected(t *testing.T) {
-	r := startReceiver(t, func(cfg *Config) {
+	tel, set := telemetrySettings(t)
+	r := startReceiverWith(t, receiverOptions{set: set, edit: func(cfg *Config) {
 		cfg.MaxRowsPerRequest = 3
 		cfg.MaxColumns = 4
 		cfg.MaxRequestBodySize = 4096
-	}, nil, nil)
+	}})
 	ok := `"model_name":"m","feature_names":["a","b"]`
 	tests := []struct {
 		name        string
@@ -243,6 +244,9 @@ func TestCollectRejected(t *testing.T) {
 			}
 		})
 	}
+	// The 413s are counted by the limit that refused them; the 4xx of
+	// malformed requests are not.
+	assertRefused(t, tel, map[string]int64{limitRows: 2, limitColumns: 2, limitBodySize: 1})
 }
 
 func jsonDecode(resp *http.Response, v any) error {

@@ -13,7 +13,7 @@ import (
 )
 
 // TestExampleFormatsConfig runs examples/otel-config-formats.yaml (ports
-// and the Parquet flush made test-sized) and finds one request's rows as
+// and the Parquet max_age made test-sized) and finds one request's rows as
 // CSV, MDC JSON Lines and Parquet, each read back with DuckDB.
 func TestExampleFormatsConfig(t *testing.T) {
 	root := testutil.RepoRoot(t)
@@ -22,7 +22,7 @@ func TestExampleFormatsConfig(t *testing.T) {
 	collectPort, httpPort, healthPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	config := string(testutil.ReadFile(t, filepath.Join(root, "examples", "otel-config-formats.yaml")))
 	config = strings.NewReplacer(":4320", fmt.Sprintf(":%d", collectPort), ":4318", fmt.Sprintf(":%d", httpPort),
-		":13133", fmt.Sprintf(":%d", healthPort), "flush_timeout: 30s", "flush_timeout: 200ms").Replace(config)
+		":13133", fmt.Sprintf(":%d", healthPort), "max_age: 5m", "max_age: 1s").Replace(config)
 	t.Setenv("OTELCOL_DATA_DIR", dataDir)
 	t.Setenv("OTELCOL_LISTEN_HOST", "127.0.0.1")
 	collect := fmt.Sprintf("127.0.0.1:%d", collectPort)
