@@ -29,7 +29,7 @@ type blobExporter struct {
 	cfg    *Config
 	logger *zap.Logger
 	tel    *telemetry
-	st     store
+	store  store
 	w      *writer
 	// encode turns a push into per-file batches for w (CSV or MDC JSON Lines).
 	encode func(plog.Logs) encoded
@@ -59,20 +59,20 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}}
 	switch cfg.Backend {
 	case BackendAzBlob:
-		st, err := newAzBlobStore(cfg, set.Logger)
+		blobs, err := newAzBlobStore(cfg, set.Logger)
 		if err != nil {
 			return nil, err
 		}
-		e.st = st
+		e.store = blobs
 	default:
-		e.st = newLocalStore(cfg)
+		e.store = newLocalStore(cfg)
 	}
-	e.w = newWriter(e.st, cfg, tel)
+	e.w = newWriter(e.store, cfg, tel)
 	e.w.logger = set.Logger
 	e.encode = func(ld plog.Logs) encoded { return newEncoder(cfg).encode(ld) }
 	switch cfg.Format {
 	case FormatParquet:
-		e.pq = newPQWriter(cfg, e.st.(blockStore))
+		e.pq = newPQWriter(cfg, e.store.(blockStore))
 		e.pq.logger = set.Logger
 		e.encode = e.pq.encode
 	case FormatMDCJSONL:
@@ -83,7 +83,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 }
 
 func (e *blobExporter) start(ctx context.Context, host component.Host) error {
-	if err := e.st.start(ctx); err != nil {
+	if err := e.store.start(ctx); err != nil {
 		return err
 	}
 	if err := e.openJournal(ctx, host); err != nil {

@@ -105,8 +105,8 @@ func TestReplayAfterKillWritesRowsOnce(t *testing.T) {
 			cfg := localConfig(t)
 			queueDir := t.TempDir()
 			e, _, stop := journaledExporter(t, cfg, queueDir)
-			e.st = &answerLostStore{localStore: e.st.(*localStore), landed: tc.landed, shared: tc.shared}
-			e.w.st = e.st
+			e.store = &answerLostStore{localStore: e.store.(*localStore), landed: tc.landed, shared: tc.shared}
+			e.w.store = e.store
 			err := e.push(context.Background(), makeLogs(rowsWithIDs("r1", "r2", "r3")...))
 			if err == nil {
 				t.Fatal("the first push must fail (its answer was lost)")
@@ -187,8 +187,8 @@ func TestReplayWaitsForStorage(t *testing.T) {
 	cfg := localConfig(t)
 	queueDir := t.TempDir()
 	e, _, stop := journaledExporter(t, cfg, queueDir)
-	e.st = &answerLostStore{localStore: e.st.(*localStore), landed: true}
-	e.w.st = e.st
+	e.store = &answerLostStore{localStore: e.store.(*localStore), landed: true}
+	e.w.store = e.store
 	if err := e.push(context.Background(), makeLogs(rowsWithIDs("r1")...)); err == nil {
 		t.Fatal("want the first push to fail")
 	}
@@ -196,12 +196,12 @@ func TestReplayWaitsForStorage(t *testing.T) {
 
 	e, _, stop = journaledExporter(t, cfg, queueDir)
 	defer stop()
-	real := e.w.st
-	e.w.st = downStore{e.st.(*localStore)}
+	real := e.w.store
+	e.w.store = downStore{e.store.(*localStore)}
 	if err := e.push(context.Background(), makeLogs(rowsWithIDs("r1")...)); err == nil {
 		t.Fatal("want the replay to fail while storage is down")
 	}
-	e.w.st = real
+	e.w.store = real
 	push(t, e, rowsWithIDs("r1")...)
 	if got := requestIDs(t, cfg); strings.Join(got, ",") != "r1" {
 		t.Errorf("rows: %v", got)

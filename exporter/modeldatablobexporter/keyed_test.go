@@ -234,8 +234,8 @@ func killAfterLostAppend(parts []part) func(*testing.T, *blobExporter, func()) {
 
 func killAfterUnansweredAppend(parts []part, landed bool) func(*testing.T, *blobExporter, func()) {
 	return func(t *testing.T, e *blobExporter, stop func()) {
-		e.st = &answerLostStore{localStore: e.st.(*localStore), landed: landed}
-		e.w.st = e.st
+		e.store = &answerLostStore{localStore: e.store.(*localStore), landed: landed}
+		e.w.store = e.store
 		if err := e.push(context.Background(), keyedLogs(parts...)); err == nil {
 			t.Fatal("the first push must fail (its answer was lost)")
 		}

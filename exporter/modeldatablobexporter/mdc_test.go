@@ -320,8 +320,8 @@ func TestMDCRetryOfAnAppendWithNoAnswer(t *testing.T) {
 	cfg.Format = FormatMDCJSONL
 	cfg.MDC.InstanceID = "i"
 	e := newTestExporter(t, cfg)
-	st := &answerLostStore{localStore: e.st.(*localStore), landed: true}
-	e.st, e.w.st = st, st
+	st := &answerLostStore{localStore: e.store.(*localStore), landed: true}
+	e.store, e.w.store = st, st
 	row := func(c string) testRow {
 		return testRow{model: "m", version: "1", designation: "inputs", correlationID: c, ts: day, features: [][2]any{{"a", int64(1)}}}
 	}

@@ -54,8 +54,8 @@ func TestDefaultRetryKeepsRowsUntilStorageIsBack(t *testing.T) {
 				tc.modify(cfg)
 			}
 			e, tt := newTestExporterTel(t, cfg)
-			e.st = failingStore{e.st.(*localStore)}
-			e.w = newWriter(e.st, cfg, e.tel)
+			e.store = failingStore{e.store.(*localStore)}
+			e.w = newWriter(e.store, cfg, e.tel)
 
 			err := e.push(context.Background(), makeLogs(rows...))
 			var failed consumererror.Logs
@@ -151,7 +151,7 @@ func TestAzuriteRefusedCredentialKeepsRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.st = st
+	e.store = st
 	e.w = newWriter(st, &bad, e.tel)
 	for i := 0; i < 2; i++ {
 		err = e.push(context.Background(), makeLogs(testRow{model: "m", version: "1", ts: day, features: [][2]any{{"a", 1}}}))

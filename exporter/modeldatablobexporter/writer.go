@@ -30,7 +30,7 @@ const maxRolls = 100_000
 // of doubled), files rolled near their limits, and a file whose header
 // differs from the batch's left alone for a schema-suffixed sibling.
 type writer struct {
-	st            store
+	store         store
 	maxAppendSize int64
 	maxFileSize   int64
 	maxBlocks     int
@@ -107,8 +107,8 @@ type spot struct {
 // forgotten (their retries, if any, fall back to the position check).
 const maxUnsure = 64
 
-func newWriter(st store, cfg *Config, tel *telemetry) *writer {
-	return &writer{st: st, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
+func newWriter(s store, cfg *Config, tel *telemetry) *writer {
+	return &writer{store: s, maxAppendSize: cfg.MaxAppendSize, maxFileSize: cfg.MaxFileSize, maxBlocks: cfg.MaxBlocks,
 		maxOpenFiles: cfg.MaxOpenFiles, tel: tel, logger: zap.NewNop(), files: map[fileKey]*list.Element{},
 		keys: newKeyWindow(cfg.Idempotency)}
 }
@@ -416,7 +416,7 @@ func (c *chunkSum) get() [sha256.Size]byte {
 func (w *writer) appendOnce(ctx context.Context, file *fileState, name string, chunk []byte, shared bool) error {
 	n := int64(len(chunk))
 	if shared {
-		a, err := w.st.appendAny(ctx, name, chunk)
+		a, err := w.store.appendAny(ctx, name, chunk)
 		if err != nil {
 			return err
 		}
@@ -426,7 +426,7 @@ func (w *writer) appendOnce(ctx context.Context, file *fileState, name string, c
 		file.size, file.blocks = max(file.size, a.at+n), max(file.blocks, a.blocks)
 		return nil
 	}
-	if err := w.st.appendAt(ctx, name, file.size, chunk); err != nil {
+	if err := w.store.appendAt(ctx, name, file.size, chunk); err != nil {
 		return err
 	}
 	file.size += n
@@ -513,7 +513,7 @@ func (w *writer) landedEarlier(ctx context.Context, file *fileState, sum [sha256
 // whether chunk is already at the position we tried.
 func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte) (bool, error) {
 	name := file.dir + "/" + file.name
-	p, err := w.st.props(ctx, name)
+	p, err := w.store.props(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -522,7 +522,7 @@ func (w *writer) landedAt(ctx context.Context, file *fileState, chunk []byte) (b
 	if p.size < pos+int64(len(chunk)) {
 		return false, nil
 	}
-	got, err := w.st.readAt(ctx, name, pos, int64(len(chunk)))
+	got, err := w.store.readAt(ctx, name, pos, int64(len(chunk)))
 	if err != nil {
 		return false, err
 	}
@@ -556,18 +556,18 @@ func (w *writer) find(ctx context.Context, name string, s spot) ([]byte, int64, 
 		return nil, 0, false, nil
 	}
 	n := int64(s.ends[len(s.ends)-1])
-	p, err := w.st.props(ctx, name)
+	p, err := w.store.props(ctx, name)
 	if err != nil || !p.exists || p.size < s.pos+n {
 		return nil, 0, false, err
 	}
 	if !s.anywhere {
-		got, err := w.st.readAt(ctx, name, s.pos, n)
+		got, err := w.store.readAt(ctx, name, s.pos, n)
 		return got, s.pos, err == nil && int64(len(got)) == n && sha256.Sum256(got) == s.sum, err
 	}
 	from, inLine := s.pos, false // inLine: from is inside a line, not at its start
 	for from+n <= p.size {
 		want := min(p.size-from, max(scanWindow, 2*n))
-		buf, err := w.st.readAt(ctx, name, from, want)
+		buf, err := w.store.readAt(ctx, name, from, want)
 		if err != nil || len(buf) == 0 {
 			return nil, 0, false, err
 		}
@@ -628,15 +628,15 @@ func (w *writer) open(ctx context.Context, file *fileState, header []byte) error
 	for probes := 0; probes < maxRolls; probes++ {
 		file.name = fileName(file.stem, file.schema, file.roll, file.ext)
 		name := file.dir + "/" + file.name
-		p, err := w.st.props(ctx, name)
+		p, err := w.store.props(ctx, name)
 		if err != nil {
 			return err
 		}
 		if !p.exists {
-			if err := w.st.create(ctx, name); err != nil {
+			if err := w.store.create(ctx, name); err != nil {
 				return err
 			}
-			if p, err = w.st.props(ctx, name); err != nil {
+			if p, err = w.store.props(ctx, name); err != nil {
 				return err
 			}
 		}
@@ -647,14 +647,14 @@ func (w *writer) open(ctx context.Context, file *fileState, header []byte) error
 		if p.size == 0 {
 			// Whoever appends at position 0 first writes the header; the
 			// loser's condition fails and it checks the winner's header.
-			err := w.st.appendAt(ctx, name, 0, header)
+			err := w.store.appendAt(ctx, name, 0, header)
 			switch {
 			case err == nil:
 				file.size, file.blocks, file.known = hlen, 1, true
 				return nil
 			case errors.Is(err, errPosition):
 				w.tel.raceLost(ctx)
-				if p, err = w.st.props(ctx, name); err != nil {
+				if p, err = w.store.props(ctx, name); err != nil {
 					return err
 				}
 			default:
@@ -663,7 +663,7 @@ func (w *writer) open(ctx context.Context, file *fileState, header []byte) error
 		}
 		match := false
 		if p.size >= hlen {
-			got, err := w.st.readAt(ctx, name, 0, hlen)
+			got, err := w.store.readAt(ctx, name, 0, hlen)
 			if err != nil {
 				return err
 			}

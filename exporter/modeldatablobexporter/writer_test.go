@@ -83,8 +83,8 @@ func TestRetryOfAnAppendWithNoAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := localConfig(t)
 			e, tt := newTestExporterTel(t, cfg)
-			e.st = &answerLostStore{localStore: e.st.(*localStore), landed: tc.landed, shared: tc.shared}
-			e.w = newWriter(e.st, cfg, e.tel)
+			e.store = &answerLostStore{localStore: e.store.(*localStore), landed: tc.landed, shared: tc.shared}
+			e.w = newWriter(e.store, cfg, e.tel)
 
 			err := e.push(context.Background(), makeLogs(first...))
 			var failed consumererror.Logs

@@ -62,7 +62,7 @@ func (h *v2Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.r.putDecoder(d)
 	if err != nil {
 		h.r.settings.Logger.Debug("azureml v2 request refused", zap.Error(err))
-		writeTextError(w, statusOf(err), err.Error())
+		h.r.refuse(w, req, err, writeTextError)
 		return
 	}
 	if resp.Accepted > 0 {

@@ -49,14 +49,14 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 	}
 	text, err := r.readBatch(req)
 	if err != nil {
-		writeJSONError(w, statusOf(err), err.Error())
+		r.refuse(w, req, err, writeJSONError)
 		return
 	}
 	d := r.getDecoder()
 	ld, resp, err := r.decodeBatch(d, text, req)
 	r.putDecoder(d)
 	if err != nil {
-		writeJSONError(w, statusOf(err), err.Error())
+		r.refuse(w, req, err, writeJSONError)
 		return
 	}
 	if resp.Groups == 0 {
@@ -116,7 +116,7 @@ func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Reque
 		group := resp.Groups
 		resp.Groups++
 		if resp.Groups > r.limits.maxRows {
-			return plog.Logs{}, resp, tooLarge("more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows)
+			return plog.Logs{}, resp, tooLarge(limitRows, "more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows)
 		}
 		d.reset()
 		var res resolved

@@ -16,6 +16,7 @@ import (
 type requestError struct {
 	status int
 	msg    string
+	limit  string // the limit the request is over (limitRows, ...), or ""
 }
 
 func (e *requestError) Error() string { return e.msg }
@@ -24,8 +25,10 @@ func badRequest(format string, args ...any) error {
 	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-func tooLarge(format string, args ...any) error {
-	return &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(format, args...)}
+// tooLarge refuses a request over one of the limits that a smaller request
+// would meet (413).
+func tooLarge(limit, format string, args ...any) error {
+	return &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(format, args...), limit: limit}
 }
 
 // maxIDLen bounds the ids a client may give (they become CSV cells).
@@ -297,7 +300,7 @@ func (d *decoder) rowsFromJSON(data int) error {
 
 func (d *decoder) checkRows(n int) error {
 	if n > d.limits.maxRows {
-		return tooLarge("%d rows is over max_rows_per_request (%d): split the request", n, d.limits.maxRows)
+		return tooLarge(limitRows, "%d rows is over max_rows_per_request (%d): split the request", n, d.limits.maxRows)
 	}
 	return nil
 }
@@ -330,7 +333,7 @@ func (d *decoder) positionalRows(rows []int32) error {
 	names := d.meta.featureNames
 	if !d.meta.hasFeatureNames {
 		if width > d.limits.maxColumns {
-			return tooLarge("rows of %d values are over max_columns (%d)", width, d.limits.maxColumns)
+			return tooLarge(limitColumns, "rows of %d values are over max_columns (%d)", width, d.limits.maxColumns)
 		}
 		// Unnamed columns are named by position, as pandas names a
 		// DataFrame built from lists.
@@ -378,7 +381,7 @@ func (d *decoder) keyedRows(rows []int32) error {
 	// Every row gets a value (maybe empty) in every column: rows that each
 	// name other keys cost rows × columns, whatever the body's size.
 	if cells := len(rows) * t.width; cells > d.limits.maxValues {
-		return tooLarge("%d rows × %d distinct keys is %d values, over max_values_per_request (%d): split the request", len(rows), t.width, cells, d.limits.maxValues)
+		return tooLarge(limitValues, "%d rows × %d distinct keys is %d values, over max_values_per_request (%d): split the request", len(rows), t.width, cells, d.limits.maxValues)
 	}
 	t.rows = len(rows)
 	t.cells = growCells(t.cells, t.rows*t.width)
@@ -418,7 +421,7 @@ func (d *decoder) addColumn(name string) error {
 		return badRequest("feature name %q appears twice", name)
 	}
 	if len(t.columns) >= d.limits.maxColumns {
-		return tooLarge("more than max_columns (%d) columns", d.limits.maxColumns)
+		return tooLarge(limitColumns, "more than max_columns (%d) columns", d.limits.maxColumns)
 	}
 	d.index[name] = len(t.columns)
 	t.columns = append(t.columns, name)
@@ -439,7 +442,7 @@ func (d *decoder) decodeCSV(body string) error {
 		return badRequest("the CSV body is empty: the first line must name the features")
 	}
 	if len(header) > d.limits.maxColumns {
-		return tooLarge("the CSV header has %d columns, over max_columns (%d)", len(header), d.limits.maxColumns)
+		return tooLarge(limitColumns, "the CSV header has %d columns, over max_columns (%d)", len(header), d.limits.maxColumns)
 	}
 	if d.meta.hasFeatureNames {
 		return badRequest("feature_names cannot be given with a CSV body: its header row names the features")

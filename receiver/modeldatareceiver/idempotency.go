@@ -91,6 +91,8 @@ type idempotencyWindow struct {
 	cfg     IdempotencyConfig
 	logger  *zap.Logger
 	repeats func(context.Context)
+	// refused counts a request refused over a limit.
+	refused func(context.Context, error)
 	now     func() time.Time
 	client  storage.Client
 
@@ -112,6 +114,7 @@ func newIdempotencyWindow(cfg IdempotencyConfig, logger *zap.Logger, tb *metadat
 		cfg:      cfg,
 		logger:   logger,
 		repeats:  func(ctx context.Context) { tb.ModeldataIdempotentRepeats.Add(ctx, 1) },
+		refused:  func(ctx context.Context, err error) { countRefusal(ctx, tb, err) },
 		now:      time.Now,
 		keys:     map[string]keyEntry{},
 		inFlight: map[string]chan struct{}{},
@@ -280,7 +283,9 @@ func (w *idempotencyWindow) serveFirst(rw http.ResponseWriter, req *http.Request
 func (w *idempotencyWindow) serveRepeat(rw http.ResponseWriter, req *http.Request, key string, seen keyEntry) {
 	h := newRequestHash(req)
 	if _, err := io.Copy(h, req.Body); err != nil {
-		writeJSONError(rw, statusOf(bodyError(err)), bodyError(err).Error())
+		err = bodyError(err)
+		w.refused(req.Context(), err)
+		writeJSONError(rw, statusOf(err), err.Error())
 		return
 	}
 	if h.sum() != seen.fp {
@@ -302,14 +307,6 @@ func (w *idempotencyWindow) serveRepeat(rw http.ResponseWriter, req *http.Reques
 	rw.Header().Set(replayedHeader, "true")
 	rw.WriteHeader(int(seen.status))
 	_, _ = rw.Write(body)
-}
-
-func bodyError(err error) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
-	}
-	return badRequest("reading the body: %v", err)
 }
 
 // record remembers an accepted key, and forgets the expired ones and the

@@ -37,14 +37,14 @@ func (b *bodyBudget) give(n int64) {
 }
 
 func (b *bodyBudget) refusal() *requestError {
-	return &requestError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf(
+	return &requestError{status: http.StatusServiceUnavailable, limit: limitBytesInFlight, msg: fmt.Sprintf(
 		"the collector already holds request bodies up to its max_bytes_in_flight (%d bytes); retry after %ss", b.limit, defaultRetryAfter)}
 }
 
 // wrap holds each request's body in the budget until next returns: a
 // Content-Length up front (refused before a byte is read), a body of unknown
 // length (chunked, or decompressed by confighttp) as it is read.
-func (b *bodyBudget) wrap(next http.Handler, writeError func(http.ResponseWriter, int, string)) http.Handler {
+func (b *bodyBudget) wrap(next http.Handler, refuse func(http.ResponseWriter, *http.Request, error)) http.Handler {
 	if b.limit <= 0 {
 		return next
 	}
@@ -55,8 +55,7 @@ func (b *bodyBudget) wrap(next http.Handler, writeError func(http.ResponseWriter
 		if req.ContentLength > 0 && req.ContentLength <= b.limit {
 			if !b.take(req.ContentLength) {
 				w.Header().Set("Retry-After", defaultRetryAfter)
-				err := b.refusal()
-				writeError(w, err.status, err.msg)
+				refuse(w, req, b.refusal())
 				return
 			}
 			body.held = req.ContentLength

@@ -16,7 +16,8 @@ import (
 // one request the pipeline has not answered yet), a request that would go
 // over it is answered 503 + Retry-After on every route, whether its size
 // is announced (Content-Length) or found while reading (chunked); once the
-// held request is answered, the same request is accepted.
+// held request is answered, the same request is accepted. Each refusal is
+// counted in otelcol_modeldata_requests_refused.
 func TestBytesInFlight(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var held atomic.Bool
@@ -30,16 +31,17 @@ func TestBytesInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startReceiver(t, func(c *Config) {
+	tel, set := telemetrySettings(t)
+	r := startReceiverWith(t, receiverOptions{set: set, next: next, edit: func(c *Config) {
 		c.MaxRequestBodySize = 1000
 		c.MaxBytesInFlight = 1500
 		v2 := c.AzureMLV2.GetOrInsertDefault()
 		v2.ModelName = "m"
 		v2.MaxRequestBodySize = 1000
-	}, next, nil)
+	}})
 	// About 800 bytes: two do not fit in 1,500.
 	body := `{"model_name":"m","data":[["` + strings.Repeat("x", 760) + `"]]}`
-	send := func(url string, chunked bool) (response, error) {
+	send := func(url string, chunked bool, key string) (response, error) {
 		var b io.Reader = strings.NewReader(body)
 		if chunked {
 			b = io.MultiReader(b) // no length known: sent chunked
@@ -50,6 +52,9 @@ func TestBytesInFlight(t *testing.T) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("ce-type", "azureml.inference.model_inputs")
+		if key != "" {
+			req.Header.Set(idempotencyKeyHeader, key)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return response{}, err
@@ -58,9 +63,16 @@ func TestBytesInFlight(t *testing.T) {
 		msg, err := io.ReadAll(resp.Body)
 		return response{status: resp.StatusCode, header: resp.Header, body: string(msg)}, err
 	}
+	// A request accepted before (not held), whose resend is read to be
+	// recognized.
+	held.Store(true)
+	if resp, err := send(r.url, false, "accepted-key"); err != nil || resp.status != http.StatusOK {
+		t.Fatalf("keyed request: %d %s %v", resp.status, resp.body, err)
+	}
+	held.Store(false)
 	first := make(chan response, 1)
 	go func() {
-		resp, err := send(r.url, false)
+		resp, err := send(r.url, false, "")
 		if err != nil {
 			resp.body = err.Error()
 		}
@@ -68,17 +80,19 @@ func TestBytesInFlight(t *testing.T) {
 	}()
 	<-entered
 
-	for _, tt := range []struct {
-		name, url string
-		chunked   bool
+	tests := []struct {
+		name, url, key string
+		chunked        bool
 	}{
-		{"collect, Content-Length", r.url, false},
-		{"collect, chunked", r.url, true},
-		{"azureml_v2, Content-Length", r.v2url, false},
-		{"azureml_v2, chunked", r.v2url, true},
-	} {
+		{"collect, Content-Length", r.url, "", false},
+		{"collect, chunked", r.url, "", true},
+		{"azureml_v2, Content-Length", r.v2url, "", false},
+		{"azureml_v2, chunked", r.v2url, "", true},
+		{"collect resent with an accepted Idempotency-Key, chunked", r.url, "accepted-key", true},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := send(tt.url, tt.chunked)
+			resp, err := send(tt.url, tt.chunked, tt.key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,13 +106,14 @@ func TestBytesInFlight(t *testing.T) {
 		t.Fatalf("held request: %d %s", resp.status, resp.body)
 	}
 	for _, chunked := range []bool{false, true} {
-		if resp, err := send(r.url, chunked); err != nil || resp.status != http.StatusOK {
+		if resp, err := send(r.url, chunked, ""); err != nil || resp.status != http.StatusOK {
 			t.Errorf("after the held request (chunked %v): %d %s %v", chunked, resp.status, resp.body, err)
 		}
 	}
 	if held := r.rcv.budget.held.Load(); held != 0 {
 		t.Errorf("%d bytes still held after every request was answered", held)
 	}
+	assertRefused(t, tel, map[string]int64{limitBytesInFlight: int64(len(tests))})
 }
 
 func TestBytesInFlightConfig(t *testing.T) {

@@ -85,7 +85,7 @@ func parseJSON(src string, nodes []node, maxValues int) ([]node, error) {
 }
 
 func tooManyValues(count, maxValues int) error {
-	return tooLarge("the body holds %d values, over max_values_per_request (%d): split the request", count, maxValues)
+	return tooLarge(limitValues, "the body holds %d values, over max_values_per_request (%d): split the request", count, maxValues)
 }
 
 // jsonValueCount is the number of nodes parseJSON makes of a valid JSON

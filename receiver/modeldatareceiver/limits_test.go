@@ -79,12 +79,13 @@ func TestCSVRejected(t *testing.T) {
 
 // TestValueBudget: a request with more values than max_values_per_request
 // is refused with 413 on every route, whatever its shape, before its rows
-// are built.
+// are built, and counted in otelcol_modeldata_requests_refused.
 func TestValueBudget(t *testing.T) {
-	r := startReceiver(t, func(cfg *Config) {
+	tel, set := telemetrySettings(t)
+	r := startReceiverWith(t, receiverOptions{set: set, edit: func(cfg *Config) {
 		cfg.MaxValuesPerRequest = 12
 		cfg.AzureMLV2.GetOrInsertDefault().ModelName = "m"
-	}, nil, nil)
+	}})
 	tiny := strings.TrimSuffix(strings.Repeat("[0,0,0],", 1000), ",")
 	tests := []struct {
 		name, url, contentType, body, message string
@@ -112,13 +113,15 @@ func TestValueBudget(t *testing.T) {
 			}
 		})
 	}
+	assertRefused(t, tel, map[string]int64{limitValues: 5})
 }
 
 // TestContentLengthRefused: a Content-Length over max_request_body_size is
 // answered 413 from the header, without waiting for the body; a body
-// without a length is cut at the limit.
+// without a length is cut at the limit. Both are counted as refusals.
 func TestContentLengthRefused(t *testing.T) {
-	r := startReceiver(t, func(cfg *Config) { cfg.MaxRequestBodySize = 1 << 20 }, nil, nil)
+	tel, set := telemetrySettings(t)
+	r := startReceiverWith(t, receiverOptions{set: set, edit: func(cfg *Config) { cfg.MaxRequestBodySize = 1 << 20 }})
 	conn, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(r.url, "http://"), collectPath))
 	if err != nil {
 		t.Fatal(err)
@@ -155,4 +158,5 @@ func TestContentLengthRefused(t *testing.T) {
 	if r.sink.LogRecordCount() != 0 {
 		t.Errorf("%d records reached the pipeline", r.sink.LogRecordCount())
 	}
+	assertRefused(t, tel, map[string]int64{limitBodySize: 2})
 }

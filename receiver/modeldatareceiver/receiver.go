@@ -120,14 +120,14 @@ func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) erro
 	mux := http.NewServeMux()
 	mux.Handle(collectPath, r.idem.wrap(http.HandlerFunc(r.handleCollect)))
 	mux.Handle(batchPath, r.idem.wrap(http.HandlerFunc(r.handleCollectBatch)))
-	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.wrap(mux, writeJSONError)); err != nil {
+	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.wrap(mux, r.refuser(writeJSONError))); err != nil {
 		return err
 	}
 	if v2 := r.cfg.AzureMLV2.Get(); v2 != nil {
 		h := &v2Handler{r: r, cfg: v2}
 		v2mux := http.NewServeMux()
 		v2mux.Handle(v2Path, r.idem.wrap(h))
-		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.wrap(v2mux, writeTextError)); err != nil {
+		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.wrap(v2mux, r.refuser(writeTextError))); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
 		}
 	}
@@ -196,7 +196,7 @@ func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Reque
 	r.putDecoder(d)
 	if err != nil {
 		r.settings.Logger.Debug("collect request refused", zap.Error(err))
-		writeJSONError(w, statusOf(err), err.Error())
+		r.refuse(w, req, err, writeJSONError)
 		return
 	}
 	if resp.Accepted > 0 {
@@ -352,23 +352,14 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 // decompression) shows up as *http.MaxBytesError.
 func readText(req *http.Request, limit int64) (string, error) {
 	if limit > 0 && req.ContentLength > limit {
-		return "", tooLarge("the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit)
+		return "", tooLarge(limitBodySize, "the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit)
 	}
 	var buf bytes.Buffer
 	if n := req.ContentLength; n > 0 && (limit <= 0 || n <= limit) {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom reads until it sees EOF
 	}
-	_, err := buf.ReadFrom(req.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return "", tooLarge("the body is over max_request_body_size (%d bytes)", tooBig.Limit)
-		}
-		var refused *requestError
-		if errors.As(err, &refused) {
-			return "", refused
-		}
-		return "", badRequest("reading the body: %v", err)
+	if _, err := buf.ReadFrom(req.Body); err != nil {
+		return "", bodyError(err)
 	}
 	b := buf.Bytes()
 	if i := invalidUTF8At(b); i >= 0 {

@@ -10,6 +10,11 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadatatest"
 )
 
 // TestTelemetry checks the receiver's standard accepted/refused counters.
@@ -46,4 +51,15 @@ func TestConfigStruct(t *testing.T) {
 	if err := componenttest.CheckConfigStruct(createDefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// assertRefused checks otelcol_modeldata_requests_refused: the requests
+// refused by each limit.
+func assertRefused(t *testing.T, tel *componenttest.Telemetry, want map[string]int64) {
+	t.Helper()
+	var dps []metricdata.DataPoint[int64]
+	for limit, n := range want {
+		dps = append(dps, metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(attribute.String("limit", limit))})
+	}
+	metadatatest.AssertEqualModeldataRequestsRefused(t, tel, dps, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                         sync.Mutex
 	registrations              []metric.Registration
 	ModeldataIdempotentRepeats metric.Int64Counter
+	ModeldataRequestsRefused   metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -61,6 +62,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ModeldataIdempotentRepeats, err = builder.meter.Int64Counter(
 		"otelcol_modeldata_idempotent_repeats",
 		metric.WithDescription("Requests whose Idempotency-Key the receiver had accepted before; answered with the first answer and not passed on again. [Alpha]"),
+		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldataRequestsRefused, err = builder.meter.Int64Counter(
+		"otelcol_modeldata_requests_refused",
+		metric.WithDescription("Requests refused for going over one of the receiver's limits: answered 503 with Retry-After (max_bytes_in_flight, the bodies held at once), or 413 (the others: split the request). [Alpha]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
