@@ -237,8 +237,6 @@ type encodeRun struct {
 	lastParts contract.PathParts
 	lastHour  time.Time
 	lastNames []string
-	// lastSorted: lastNames are a body's sorted keys (no declared order).
-	lastSorted bool
 }
 
 // encode groups the model data records of ld by destination file, in
@@ -272,8 +270,8 @@ func (e *encoder) encodeRecord(r *encodeRun, parts contract.PathParts, lr plog.L
 	p := parts
 	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
 	body := lr.Body()
-	names, inOrder, sortedKeys := e.columns(r, row.FeatureNames, body)
-	b := e.batchOf(r, p, row, names, sortedKeys)
+	names, inOrder := e.columns(r, row.FeatureNames, body)
+	b := e.batchOf(r, p, row, names)
 	line := e.appendFeatures(e.line[:0], body, names, inOrder)
 	line = e.appendRowCells(line, b, p, row)
 	e.line = line
@@ -281,38 +279,33 @@ func (e *encoder) encodeRecord(r *encodeRun, parts contract.PathParts, lr plog.L
 }
 
 // columns returns a row's columns, and whether the body holds exactly
-// those in that order (then its values are written without lookups);
-// sortedKeys tells that they are the body's sorted keys.
-func (e *encoder) columns(r *encodeRun, declared []string, body pcommon.Value) (names []string, inOrder, sortedKeys bool) {
-	if contract.BodyInOrder(declared, body) {
-		return declared, true, false
+// those in that order (then its values are written without lookups).
+func (e *encoder) columns(r *encodeRun, declared []string, body pcommon.Value) (names []string, inOrder bool) {
+	if !contract.BodyInOrder(declared, body) {
+		return contract.ColumnOrder(declared, body), false
 	}
-	if len(declared) == 0 {
-		// No declared order: sorted body keys (the flattener's output) are
-		// the columns, in the body's order; usually the previous row's,
-		// and then the same strings.
-		if r.lastSorted && contract.BodyInOrder(r.lastNames, body) {
-			return r.lastNames, true, true
-		}
-		names, inOrder = contract.AppendSortedKeys(e.names[:0], body)
-		e.names = names
-		if inOrder {
-			return names, true, true
-		}
+	if len(declared) > 0 {
+		return declared, true
 	}
-	return contract.ColumnOrder(declared, body), false, false
+	// No declared order: the body's keys are the columns, usually the
+	// previous row's, and then the same strings.
+	if contract.KeysAre(body, r.lastNames) {
+		return r.lastNames, true
+	}
+	e.names = contract.AppendKeys(e.names[:0], body)
+	return e.names, true
 }
 
 // batchOf returns the batch of a row's file. Consecutive rows of one
 // request usually share it: it is reused without encoding the header again.
-func (e *encoder) batchOf(r *encodeRun, p contract.PathParts, row contract.Row, names []string, sortedKeys bool) *fileBatch {
+func (e *encoder) batchOf(r *encodeRun, p contract.PathParts, row contract.Row, names []string) *fileBatch {
 	hour := row.Timestamp.Truncate(time.Hour)
 	if r.last != nil && p == r.lastParts && hour.Equal(r.lastHour) && slices.Equal(names, r.lastNames) {
 		return r.last
 	}
 	names = slices.Clone(names) // names may share e.names, overwritten by the next row
 	b := e.batchFor(r.byKey, &r.out, p, row, names)
-	r.last, r.lastParts, r.lastHour, r.lastNames, r.lastSorted = b, p, hour, names, sortedKeys
+	r.last, r.lastParts, r.lastHour, r.lastNames = b, p, hour, names
 	return b
 }
 

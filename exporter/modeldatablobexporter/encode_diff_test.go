@@ -105,12 +105,8 @@ func referenceLine(t testing.TB, cfg *Config, ld plog.Logs, b *fileBatch, ref re
 	row, _ := contract.ReadRow(lr)
 	p := e.resourceParts(rl.Resource().Attributes())
 	p.ModelName, p.ModelVersion, p.Designation = row.ModelName, row.ModelVersion, row.Designation
-	names := row.FeatureNames
-	if !contract.BodyInOrder(names, lr.Body()) {
-		names = contract.ColumnOrder(names, lr.Body())
-	}
 	var cells []string
-	for _, name := range names {
+	for _, name := range contract.ColumnOrder(row.FeatureNames, lr.Body()) {
 		cell := ""
 		if lr.Body().Type() == pcommon.ValueTypeMap {
 			if v, ok := lr.Body().Map().Get(name); ok {

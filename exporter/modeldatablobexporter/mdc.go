@@ -394,8 +394,8 @@ func (e *mdcEncoder) appendSpan(t []byte, b *fileBatch, s rowSpan, first bool) [
 	return append(t, e.rows[from:e.rowEnd[s.to-1]]...)
 }
 
-// appendJSONRow appends a row's JSON object: the declared columns in order,
-// then body keys not declared, sorted (as the CSV columns).
+// appendJSONRow appends a row's JSON object, its fields in column order (as
+// the CSV columns, contract.ColumnOrder).
 func (e *mdcEncoder) appendJSONRow(dst []byte, declared []string, lr plog.LogRecord) []byte {
 	dst = append(dst, '{')
 	body := lr.Body()
@@ -410,11 +410,11 @@ func (e *mdcEncoder) appendJSONRow(dst []byte, declared []string, lr plog.LogRec
 	}
 	m := body.Map()
 	if contract.BodyInOrder(declared, body) {
-		// The body's keys are the declared names: their JSON keys are
-		// those of the row before, usually.
-		if !slices.Equal(e.keyNames, declared) {
-			e.keyNames, e.keys, e.keyEnds = append(e.keyNames[:0], declared...), e.keys[:0], e.keyEnds[:0]
-			for _, name := range declared {
+		// The body's keys are the columns: their JSON keys are those of
+		// the row before, usually.
+		if !contract.KeysAre(body, e.keyNames) {
+			e.keyNames, e.keys, e.keyEnds = contract.AppendKeys(e.keyNames[:0], body), e.keys[:0], e.keyEnds[:0]
+			for _, name := range e.keyNames {
 				e.keys = append(appendJSONString(e.keys, name), ':')
 				e.keyEnds = append(e.keyEnds, len(e.keys))
 			}

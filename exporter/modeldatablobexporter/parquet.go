@@ -216,8 +216,12 @@ func (g *pqGrouper) add(lr plog.LogRecord, ref recordRef) {
 	body := lr.Body()
 	inOrder := contract.BodyInOrder(row.FeatureNames, body)
 	features := row.FeatureNames
-	if !inOrder {
+	switch {
+	case !inOrder:
 		features = contract.ColumnOrder(row.FeatureNames, body)
+	case len(features) == 0: // the body's keys are the columns
+		g.names = contract.AppendKeys(g.names[:0], body)
+		features = g.names
 	}
 	r := pqRow{ref: ref, ts: row.Timestamp.UnixMicro(), correlationID: row.CorrelationID, requestID: contract.RequestIDOrNil(row.RequestID)}
 	sh := pqShared{g.workspace, p.Webservice, row.ModelName, row.ModelVersion, g.reason}

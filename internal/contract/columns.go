@@ -9,9 +9,9 @@ import (
 
 // Columns is the feature column order of a record: its declared feature
 // names (modeldata.feature_names, duplicates dropped), then the body keys
-// not declared, sorted. A record without declared names whose body keys are
-// already sorted (the featureflattener's output when nothing declares an
-// order) has its body's own order.
+// not declared, sorted. A record that declares none has its body's own key
+// order: pdata maps keep their order through the batcher, the persistent
+// queue and Kafka, so the body carries the order without a list per row.
 func Columns(lr plog.LogRecord) []string {
 	return ColumnOrder(FeatureNames(lr), lr.Body())
 }
@@ -20,6 +20,9 @@ func Columns(lr plog.LogRecord) []string {
 // declared itself when the body adds nothing to it. Feature sets are small,
 // so membership is a linear scan.
 func ColumnOrder(declared []string, body pcommon.Value) []string {
+	if len(declared) == 0 {
+		return AppendKeys(nil, body)
+	}
 	names := declared
 	for i, n := range declared {
 		if slices.Contains(declared[:i], n) { // a duplicate: copy without them
@@ -48,35 +51,38 @@ func ColumnOrder(declared []string, body pcommon.Value) []string {
 	return append(names[:len(names):len(names)], extra...)
 }
 
-// AppendSortedKeys appends the keys of a map body to dst when they are
-// strictly increasing (then they are the record's columns when it declares
-// none); ok is false, and dst unchanged in length, otherwise.
-func AppendSortedKeys(dst []string, body pcommon.Value) (out []string, ok bool) {
+// AppendKeys appends the keys of a map body to dst, in the body's order:
+// the columns of a record that declares none.
+func AppendKeys(dst []string, body pcommon.Value) []string {
 	if body.Type() != pcommon.ValueTypeMap {
-		return dst, false
+		return dst
 	}
-	n := len(dst)
-	prev := ""
 	for k := range body.Map().All() {
-		if len(dst) > n && k <= prev {
-			return dst[:n], false
-		}
 		dst = append(dst, k)
-		prev = k
 	}
-	return dst, true
+	return dst
 }
 
-// BodyInOrder reports whether the body is a map of exactly the declared
-// names in declared order: then the columns are the body's keys as they
-// stand, and its cells need no lookup by name.
+// BodyInOrder reports whether the body is a map holding exactly the
+// record's columns in column order, so that its cells are read in body
+// order without a lookup by name: a record that declares no names, or one
+// whose body keys are its declared names in order.
 func BodyInOrder(declared []string, body pcommon.Value) bool {
-	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(declared) {
+	if len(declared) == 0 {
+		return body.Type() == pcommon.ValueTypeMap
+	}
+	return KeysAre(body, declared)
+}
+
+// KeysAre reports whether the body is a map of exactly the keys names, in
+// that order.
+func KeysAre(body pcommon.Value, names []string) bool {
+	if body.Type() != pcommon.ValueTypeMap || body.Map().Len() != len(names) {
 		return false
 	}
 	i := 0
 	for k := range body.Map().All() {
-		if k != declared[i] {
+		if k != names[i] {
 			return false
 		}
 		i++

@@ -9,17 +9,18 @@ import (
 
 func TestColumns(t *testing.T) {
 	tests := []struct {
-		name       string
-		declared   []string
-		keys       []string
-		want       []string
-		sortedKeys bool // the keys are strictly increasing: AppendSortedKeys takes them
+		name     string
+		declared []string
+		keys     []string
+		want     []string
+		inOrder  bool // the body holds exactly the columns, in order
 	}{
 		{"declared, then the rest sorted", []string{"c"}, []string{"b", "c", "a"}, []string{"c", "a", "b"}, false},
-		{"declared absent from the body", []string{"z", "a"}, []string{"a"}, []string{"z", "a"}, true},
-		{"duplicates declared", []string{"a", "a", "b"}, []string{"b"}, []string{"a", "b"}, true},
-		{"none declared: sorted keys", nil, []string{"b", "a"}, []string{"a", "b"}, false},
-		{"none declared, keys already sorted", nil, []string{"a", "b", "c"}, []string{"a", "b", "c"}, true},
+		{"declared absent from the body", []string{"z", "a"}, []string{"a"}, []string{"z", "a"}, false},
+		{"duplicates declared", []string{"a", "a", "b"}, []string{"b"}, []string{"a", "b"}, false},
+		{"declared, body in that order", []string{"b", "a"}, []string{"b", "a"}, []string{"b", "a"}, true},
+		{"none declared: the body's order", nil, []string{"b", "a", "c"}, []string{"b", "a", "c"}, true},
+		{"none declared, empty body", nil, nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,10 +35,18 @@ func TestColumns(t *testing.T) {
 			if got := Columns(lr); !slices.Equal(got, tt.want) {
 				t.Errorf("Columns = %q, want %q", got, tt.want)
 			}
-			got, ok := AppendSortedKeys([]string{"keep"}, lr.Body())
-			if ok != tt.sortedKeys || ok && !slices.Equal(got[1:], tt.keys) || !ok && len(got) != 1 {
-				t.Errorf("AppendSortedKeys = %q, %v", got, ok)
+			if got := BodyInOrder(FeatureNames(lr), lr.Body()); got != tt.inOrder {
+				t.Errorf("BodyInOrder = %v, want %v", got, tt.inOrder)
+			}
+			if got := AppendKeys([]string{"keep"}, lr.Body()); !slices.Equal(got, append([]string{"keep"}, tt.keys...)) {
+				t.Errorf("AppendKeys = %q", got)
 			}
 		})
+	}
+	// A body that is not a map has no columns of its own.
+	lr := plog.NewLogRecord()
+	lr.Body().SetStr("x")
+	if got := Columns(lr); len(got) != 0 || BodyInOrder(nil, lr.Body()) {
+		t.Errorf("string body: Columns = %q, BodyInOrder = %v", got, BodyInOrder(nil, lr.Body()))
 	}
 }

@@ -9,7 +9,8 @@
 //   - attribute AttrModelVersion (string)
 //   - attribute AttrDesignation (string; DefaultDesignation when absent)
 //   - attribute AttrCorrelationID, AttrRequestID (strings)
-//   - attribute AttrFeatureNames (slice of strings): the column order
+//   - attribute AttrFeatureNames (slice of strings): the column order, when
+//     the body's own key order is not it (Columns)
 //   - body: a map of feature name to a scalar value (string, bool, int, double, or empty)
 //   - timestamp: the scoring timestamp (observed timestamp when unset)
 //   - event name EventName
@@ -177,14 +178,19 @@ func ReadRowReuse(lr plog.LogRecord, names []string) (row Row, ok bool) {
 	return row, true
 }
 
-// WriteRow sets the contract attributes, event name and timestamp of a record.
-// Feature values go in the body, through Features.
+// WriteRow sets the contract attributes, event name and timestamp of a record,
+// and its feature names when row has any. Feature values go in the body,
+// through Features: a writer that puts them in column order declares no names.
 func WriteRow(lr plog.LogRecord, row Row) {
 	if row.Designation == "" {
 		row.Designation = DefaultDesignation
 	}
-	PutRowAttributes(lr.Attributes(), row, 1) // room for the feature names too
-	SetFeatureNames(lr, row.FeatureNames)
+	if len(row.FeatureNames) == 0 {
+		PutRowAttributes(lr.Attributes(), row, 0)
+	} else {
+		PutRowAttributes(lr.Attributes(), row, 1) // room for the feature names too
+		SetFeatureNames(lr, row.FeatureNames)
+	}
 	lr.SetEventName(EventName)
 	if !row.Timestamp.IsZero() {
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(row.Timestamp))

@@ -138,7 +138,7 @@ func BenchmarkReceiverRecord(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ld := receiverLogs() // untouched by processing: reuse it
+	ld := receiverLogs(false) // untouched by processing: reuse it
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 2 {

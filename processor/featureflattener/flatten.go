@@ -13,17 +13,22 @@ import (
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
 
-// processRecord flattens one model data record in place. declared, when
-// override is set, replaces the record's declared names (exploded rows).
-func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []string, override bool) {
+// processRecord flattens one model data record in place. declared, when not
+// nil, replaces the record's declared names (exploded rows). A record that
+// came in contract form and declares no names has its body's order as its
+// column order (contract.Columns); other records without declared names
+// have their columns sorted, as an SDK's maps may list their keys in any
+// order.
+func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []string, contractForm bool) {
 	st.reset()
 	attrs := lr.Attributes()
 	st.rule = f.ruleFor(attrs)
-	if override {
+	if declared != nil {
 		st.declared = append(st.declared, declared...)
 	} else {
 		st.declared = f.appendDeclared(st.declared, lr)
 	}
+	st.bodyOrder = contractForm && len(st.declared) == 0
 
 	body := lr.Body()
 	if f.cfg.FromBody {
@@ -33,7 +38,7 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 
 	f.order(st)
 
-	if st.changed || hasDrops(st) {
+	if st.changed || hasDrops(st) || !inFieldOrder(st) {
 		rebuildBody(st, body)
 	}
 	if fromAttrs {
@@ -118,32 +123,36 @@ func rebuildBody(st *state, body pcommon.Value) {
 	st.body, st.spare = st.spare, st.body
 }
 
-// finishAttributes writes the feature names when the contract needs them and
-// the dropped values' marker.
+// finishAttributes writes the feature names when the body's order cannot
+// say the columns, and the dropped values' marker.
 func (f *flattener) finishAttributes(st *state, lr plog.LogRecord) {
 	attrs := lr.Attributes()
-	if _, declared := attrs.Get(contract.AttrFeatureNames); declared || !strictlySorted(st.names, len(st.order)) {
+	// The body holds the kept columns in column order: without a list the
+	// contract reads them from it, and a list costs an allocation per name
+	// and per record. Only declared columns absent from the body (an empty
+	// cell in their place) need one.
+	switch _, listed := attrs.Get(contract.AttrFeatureNames); {
+	case len(st.names) != len(st.order):
 		if !sameNames(attrs, st.names) {
 			contract.SetFeatureNames(lr, st.names)
 		}
+	case listed && !sameNames(attrs, st.names):
+		attrs.Remove(contract.AttrFeatureNames)
 	}
-	// Else the columns are the body's keys sorted, which is what the contract
-	// reads from a record without feature names (contract.Columns): writing
-	// them would cost an allocation per name and per record for nothing.
 	if len(st.dropped) > 0 {
 		slices.Sort(st.dropped)
 		f.putDropped(attrs, st.dropped)
 	}
 }
 
-// strictlySorted reports whether names are kept columns only (kept of them)
-// in strictly increasing order.
-func strictlySorted(names []string, kept int) bool {
-	if len(names) != kept {
+// inFieldOrder reports whether the column order is the fields' own: every
+// field kept, in the order the body gave them.
+func inFieldOrder(st *state) bool {
+	if len(st.order) != len(st.fields) {
 		return false
 	}
-	for i := 1; i < len(names); i++ {
-		if names[i-1] >= names[i] {
+	for j, i := range st.order {
+		if i != j {
 			return false
 		}
 	}
@@ -225,6 +234,11 @@ func (f *flattener) flattenMap(st *state, prefixLen int, parent *nameInfo, m pco
 			st.changed = true
 			f.flattenMap(st, prefixLen, parent, v.Map(), depth+1, false)
 			continue
+		}
+		if top && st.bodyOrder {
+			// The body's keys are the declared order; a nested map's
+			// columns take its key's place.
+			st.declared = append(st.declared, k)
 		}
 		st.buf = append(st.buf[:prefixLen], k...)
 		f.flattenValue(st, st.child(parent, k, len(st.buf)), len(st.buf), v, depth, media && !f.isContentTypeKey(k))

@@ -384,8 +384,9 @@ func (f *flattener) writeExchange(ex *exchange, res pcommon.Resource, out plog.L
 		lr.SetTraceID(ex.src.TraceID())
 		lr.SetSpanID(ex.src.SpanID())
 		lr.SetFlags(ex.src.Flags())
-		row.Designation, row.FeatureNames = designation, cols
+		row.Designation = designation
 		contract.WriteRow(lr, row)
+		// The body in column order is the column order (contract.Columns).
 		body := contract.Features(lr)
 		body.EnsureCapacity(len(cols))
 		for _, c := range cols {

@@ -37,7 +37,7 @@ func readGenAIRows(t *testing.T, ld plog.Logs) []genAIRow {
 				cells[k] = s
 			}
 		}
-		rows = append(rows, genAIRow{row.ModelName, row.ModelVersion, row.Designation, row.RequestID, row.CorrelationID, row.FeatureNames, cells})
+		rows = append(rows, genAIRow{row.ModelName, row.ModelVersion, row.Designation, row.RequestID, row.CorrelationID, contract.Columns(lr), cells})
 	}
 	return rows
 }

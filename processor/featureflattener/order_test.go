@@ -42,15 +42,25 @@ func newState(f *flattener) *state {
 // and returns what the exporter sees: body, feature names, dropped columns.
 func flattenRecord(t *testing.T, f *flattener, st *state, attrs map[string]any, body pcommon.Value) (map[string]any, []string, []string) {
 	t.Helper()
+	return flattenRecordWith(t, f, st, attrs, body, nil)
+}
+
+// flattenRecordWith is flattenRecord that also hands the record to check.
+func flattenRecordWith(t *testing.T, f *flattener, st *state, attrs map[string]any, body pcommon.Value, check func(plog.LogRecord)) (map[string]any, []string, []string) {
+	t.Helper()
 	lr := plog.NewLogRecord()
 	if err := lr.Attributes().FromRaw(attrs); err != nil {
 		t.Fatal(err)
 	}
 	body.CopyTo(lr.Body())
-	if k := f.prepare(st, lr, pcommon.NewResource(), 1); k != kindRecord {
+	k := f.prepare(st, lr, pcommon.NewResource(), 1)
+	if k != kindRecord && k != kindContract {
 		t.Fatalf("record kind %d", k)
 	}
-	f.processRecord(st, lr, nil, false)
+	f.processRecord(st, lr, nil, k == kindContract)
+	if check != nil {
+		check(lr)
+	}
 	return lr.Body().Map().AsRaw(), contract.Columns(lr), strSlice(lr.Attributes().Get(contract.AttrDroppedColumns))
 }
 
@@ -123,6 +133,48 @@ func TestOrderCacheKeepsLayoutsApart(t *testing.T) {
 	}
 	if len(st.orders) == 0 {
 		t.Fatal("nothing cached")
+	}
+}
+
+// A record that came in contract form and declares no names keeps its body's
+// order (a nested map's columns, sorted, in its key's place) and gets no
+// list; an SDK record's columns are sorted, the body rebuilt in that order,
+// also without a list. Only a declared column absent from the body needs
+// one; a list the body's order now says is removed.
+func TestColumnOrderWithoutList(t *testing.T) {
+	f := testFlattener(t, createDefaultConfig())
+	st := newState(f)
+	contractForm := map[string]any{contract.AttrModelName: "m"}
+	sdk := map[string]any{"model.name": "m"}
+	tests := []struct {
+		name   string
+		attrs  map[string]any
+		body   pcommon.Value
+		want   []string
+		listed bool
+	}{
+		{"contract form, flat", contractForm, bodyOf("z", "b", "a"), []string{"z", "b", "a"}, false},
+		{"contract form, nested", contractForm, bodyOf("z", "addr.b", "addr.a", "c"), []string{"z", "addr.a", "addr.b", "c"}, false},
+		{"sdk, flat", sdk, bodyOf("z", "b", "a"), []string{"a", "b", "z"}, false},
+		{"sdk, nested", sdk, bodyOf("z", "addr.b", "addr.a", "c"), []string{"addr.a", "addr.b", "c", "z"}, false},
+		{"sdk, declared", with(sdk, contract.AttrFeatureNames, []any{"z", "b"}), bodyOf("a", "b", "z"), []string{"z", "b", "a"}, false},
+		{"sdk, declared nested", with(sdk, contract.AttrFeatureNames, []any{"addr", "a"}), bodyOf("a", "addr.y", "addr.x"), []string{"addr.x", "addr.y", "a"}, false},
+		{"sdk, declared absent", with(sdk, contract.AttrFeatureNames, []any{"gone", "a"}), bodyOf("b", "a"), []string{"gone", "a", "b"}, true},
+	}
+	for range 2 { // the second round with the orders cached
+		for _, tt := range tests {
+			_, got, _ := flattenRecordWith(t, f, st, tt.attrs, tt.body, func(lr plog.LogRecord) {
+				if keys := contract.AppendKeys(nil, lr.Body()); !tt.listed && !reflect.DeepEqual(keys, tt.want) {
+					t.Errorf("%s: body keys %q, want %q", tt.name, keys, tt.want)
+				}
+				if _, listed := lr.Attributes().Get(contract.AttrFeatureNames); listed != tt.listed {
+					t.Errorf("%s: listed %v, want %v", tt.name, listed, tt.listed)
+				}
+			})
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("%s: columns %q, want %q", tt.name, got, tt.want)
+			}
+		}
 	}
 }
 

@@ -21,8 +21,13 @@ func marshal(t *testing.T, ld plog.Logs) []byte {
 }
 
 // receiverLogs builds records exactly as the modeldata receiver writes them:
-// contract.WriteRow, then the features in the body, resource path parts.
-func receiverLogs() plog.Logs {
+// contract.WriteRow, then the features in the body in column order, resource
+// path parts; listed adds the feature names list older builds wrote.
+func receiverLogs(listed bool) plog.Logs {
+	var names []string
+	if listed {
+		names = []string{"zeta", "alpha", "when", "flag", "count", "ratio", "none"}
+	}
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr(contract.AttrWebservice, "svc")
@@ -34,7 +39,7 @@ func receiverLogs() plog.Logs {
 		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(ts.Add(time.Second)))
 		contract.WriteRow(lr, contract.Row{ModelName: "best_model", ModelVersion: "10", Designation: d,
 			CorrelationID: contract.NewCorrelationID("user"), RequestID: "r-1",
-			FeatureNames: []string{"zeta", "alpha", "when", "flag", "count", "ratio", "none"}, Timestamp: ts})
+			FeatureNames: names, Timestamp: ts})
 		body := contract.Features(lr)
 		body.PutStr("zeta", "a,b \"quoted\"")
 		body.PutStr("alpha", "x")
@@ -49,21 +54,23 @@ func receiverLogs() plog.Logs {
 
 func TestReceiverRecordsUnchanged(t *testing.T) {
 	for _, arrays := range []string{ArraysJSON, ArraysIndex} {
-		cfg := createDefaultConfig()
-		cfg.Arrays = arrays
-		process, tel := newTestProcessor(t, cfg)
-		in := receiverLogs()
-		want := marshal(t, in)
-		got := process(in)
-		if g := marshal(t, got); !bytes.Equal(g, want) {
-			t.Fatalf("arrays=%s: receiver records changed\n got %s\nwant %s", arrays, g, want)
-		}
-		// And a second pass over the output changes nothing either.
-		if g := marshal(t, process(got)); !bytes.Equal(g, want) {
-			t.Fatalf("arrays=%s: second pass changed records\n got %s", arrays, g)
-		}
-		if c := droppedCounts(t, tel); len(c) != 0 {
-			t.Fatalf("dropped %v", c)
+		for _, listed := range []bool{false, true} {
+			cfg := createDefaultConfig()
+			cfg.Arrays = arrays
+			process, tel := newTestProcessor(t, cfg)
+			in := receiverLogs(listed)
+			want := marshal(t, in)
+			got := process(in)
+			if g := marshal(t, got); !bytes.Equal(g, want) {
+				t.Fatalf("arrays=%s listed=%v: receiver records changed\n got %s\nwant %s", arrays, listed, g, want)
+			}
+			// And a second pass over the output changes nothing either.
+			if g := marshal(t, process(got)); !bytes.Equal(g, want) {
+				t.Fatalf("arrays=%s listed=%v: second pass changed records\n got %s", arrays, listed, g)
+			}
+			if c := droppedCounts(t, tel); len(c) != 0 {
+				t.Fatalf("dropped %v", c)
+			}
 		}
 	}
 }

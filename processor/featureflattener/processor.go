@@ -43,9 +43,10 @@ var hashSeed = maphash.MakeSeed()
 
 // What prepare found a record to be.
 const (
-	kindOther   = iota // not model data: untouched
-	kindRecord         // model data, one row
-	kindExplode        // model data carrying a batch: one record per row
+	kindOther    = iota // not model data: untouched
+	kindRecord          // model data, one row
+	kindContract        // model data that came in contract form, one row
+	kindExplode         // model data carrying a batch: one record per row
 )
 
 type flattener struct {
@@ -137,6 +138,7 @@ type state struct {
 	orderFields int         // fields over all orders
 	entry       *orderEntry // the record's cached order, if any
 	changed     bool
+	bodyOrder   bool // the body's keys are the declared order (collectBody adds them)
 	rule        *Rule
 	kinds       []uint8
 	counts      map[string]int64
@@ -157,6 +159,7 @@ func (st *state) reset() {
 	st.declared = st.declared[:0]
 	st.dropped = st.dropped[:0]
 	st.changed = false
+	st.bodyOrder = false
 	st.rule = nil
 	st.entry = nil
 }
@@ -191,8 +194,8 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 			}
 			if !explode {
 				for i, lr := range recs.All() {
-					if st.kinds[i] == kindRecord {
-						f.processRecord(st, lr, nil, false)
+					if k := st.kinds[i]; k == kindRecord || k == kindContract {
+						f.processRecord(st, lr, nil, k == kindContract)
 					}
 				}
 				continue
@@ -206,8 +209,8 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 				default:
 					nr := out.AppendEmpty()
 					lr.MoveTo(nr)
-					if st.kinds[i] == kindRecord {
-						f.processRecord(st, nr, nil, false)
+					if k := st.kinds[i]; k == kindRecord || k == kindContract {
+						f.processRecord(st, nr, nil, k == kindContract)
 					}
 				}
 			}
@@ -257,6 +260,7 @@ func lookup(rec, res pcommon.Map, names []string) string {
 // timestamp the delivery's arrival time (contract.CorrelationIDs, contract.FillTimestamp).
 func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, arrival pcommon.Timestamp) uint8 {
 	attrs, rattrs := lr.Attributes(), res.Attributes()
+	contractForm := contract.IsModelData(lr)
 	row := contract.Row{ModelName: lookup(attrs, rattrs, f.cfg.ModelNameAttributes)}
 	if row.ModelName == "" {
 		return kindOther
@@ -273,8 +277,12 @@ func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, 
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)
 	}
+	kind := uint8(kindRecord)
+	if contractForm {
+		kind = kindContract
+	}
 	if !f.cfg.FromBody {
-		return kindRecord
+		return kind
 	}
 	body := lr.Body()
 	if body.Type() == pcommon.ValueTypeStr {
@@ -283,7 +291,7 @@ func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, 
 	if src, _ := f.batchSource(body); src.Type() == pcommon.ValueTypeSlice || isSplit(src) {
 		return kindExplode
 	}
-	return kindRecord
+	return kind
 }
 
 // batchSource returns the body value rows come from: the body_key value when
@@ -403,7 +411,7 @@ func (f *flattener) explode(st *state, lr plog.LogRecord, out plog.LogRecordSlic
 				}
 			}
 		}
-		f.processRecord(st, nr, declared, declared != nil)
+		f.processRecord(st, nr, declared, false)
 	}
 	if single {
 		emit(rowsVal)

@@ -87,7 +87,10 @@ func TestV2SDKRequests(t *testing.T) {
 	for i, lr := range recs {
 		attrs := map[string]any{
 			contract.AttrModelName: "best_model", contract.AttrModelVersion: "10", contract.AttrDesignation: want[i].designation,
-			contract.AttrCorrelationID: requestID, contract.AttrRequestID: requestID, contract.AttrFeatureNames: toAny(want[i].columns),
+			contract.AttrCorrelationID: requestID, contract.AttrRequestID: requestID,
+		}
+		if got := contract.Columns(lr); !reflect.DeepEqual(got, want[i].columns) {
+			t.Errorf("row %d columns %q, want %q", i, got, want[i].columns)
 		}
 		if got := lr.Attributes().AsRaw(); !reflect.DeepEqual(got, attrs) {
 			t.Errorf("row %d attributes\n got %v\nwant %v", i, got, attrs)
@@ -99,14 +102,6 @@ func TestV2SDKRequests(t *testing.T) {
 			t.Errorf("row %d timestamp %v event %q", i, lr.Timestamp().AsTime(), lr.EventName())
 		}
 	}
-}
-
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }
 
 // TestV2Config checks collection mapping, switches and sampling, and where

@@ -135,9 +135,12 @@ func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rat
 		records.EnsureCapacity(n)
 	}
 	obs := pcommon.NewTimestampFromTime(observed)
+	// The body holds the features in the request's column order, which is
+	// the record's column order under the contract: no feature names list
+	// per row.
 	row := contract.Row{
 		ModelName: res.modelName, ModelVersion: res.modelVersion, Designation: res.designation,
-		CorrelationID: res.correlationID, RequestID: res.requestID, Timestamp: res.timestamp, FeatureNames: names,
+		CorrelationID: res.correlationID, RequestID: res.requestID, Timestamp: res.timestamp,
 	}
 	// Every row starts as a copy of one record with the request's ids and
 	// a body of the feature names with empty values: a copy allocates its

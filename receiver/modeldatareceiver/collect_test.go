@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -130,8 +131,11 @@ func TestCollectAcceptedShapes(t *testing.T) {
 				want = contract.DesignationInputs
 			}
 			for i, lr := range recs {
-				if got := contract.FeatureNames(lr); !reflect.DeepEqual(got, tt.columns) {
-					t.Errorf("row %d feature names %q, want %q", i, got, tt.columns)
+				if got := contract.Columns(lr); !reflect.DeepEqual(got, tt.columns) {
+					t.Errorf("row %d columns %q, want %q", i, got, tt.columns)
+				}
+				if _, listed := lr.Attributes().Get(contract.AttrFeatureNames); listed {
+					t.Errorf("row %d lists its feature names: the body's order is the column order", i)
 				}
 				if got := bodyOf(lr); !reflect.DeepEqual(got, tt.rows[i]) {
 					t.Errorf("row %d body\n got %q\nwant %q", i, got, tt.rows[i])
@@ -288,7 +292,6 @@ func TestCollectRecordsExact(t *testing.T) {
 		attrs := map[string]any{
 			contract.AttrModelName: "best_model", contract.AttrModelVersion: "10", contract.AttrDesignation: "inputs",
 			contract.AttrCorrelationID: corr, contract.AttrRequestID: "ae249167-ab81-46d2-9553-e42c1f93fa77",
-			contract.AttrFeatureNames: []any{"age", "income"},
 		}
 		if got := lr.Attributes().AsRaw(); !reflect.DeepEqual(got, attrs) {
 			t.Errorf("row %d attributes\n got %v\nwant %v", i, got, attrs)
@@ -390,7 +393,7 @@ func TestCollectIDs(t *testing.T) {
 		r.sink.Reset()
 		post(t, r.url, "text/csv", "score,$aml_dc_correlation_id,$aml_dc_scoring_timestamp,$aml_request_id\n0.9,c9,2020-08-13T15:54:16.691697,r9\n", map[string]string{"X-Modeldata-Model-Name": "m"})
 		rw := row(t)
-		if rw.CorrelationID != "c9" || rw.RequestID != "r9" || !rw.Timestamp.Equal(fixedNow) || !reflect.DeepEqual(rw.FeatureNames, []string{"score"}) {
+		if rw.CorrelationID != "c9" || rw.RequestID != "r9" || !rw.Timestamp.Equal(fixedNow) || !slices.Equal(contract.Columns(records(r.sink)[0]), []string{"score"}) {
 			t.Errorf("row %+v", rw)
 		}
 	})

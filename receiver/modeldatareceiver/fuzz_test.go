@@ -169,7 +169,7 @@ func FuzzDecodeCollect(f *testing.F) {
 			lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
 			for i := 0; i < lrs.Len(); i++ {
 				lr := lrs.At(i)
-				names := contract.FeatureNames(lr)
+				names := contract.Columns(lr)
 				if len(names) != len(tb.features) || lr.Body().Map().Len() != len(names) {
 					t.Fatalf("row %d: %d names, %d features, body %d", i, len(names), len(tb.features), lr.Body().Map().Len())
 				}

@@ -16,9 +16,10 @@ import (
 )
 
 // ottlPipelineConfig runs collect API rows through the contrib OTTL
-// processors: transform renames the feature column age to age_years (body key
-// and declared column order), filter drops every row of the model
-// shadow_model, and attributes removes the request id.
+// processors: transform renames the feature column age to age_years in its
+// place (the body key where it stands, and the name in a feature names list
+// when a record carries one: docs/data-contract.md#column-order), filter drops
+// every row of the model shadow_model, and attributes removes the request id.
 func ottlPipelineConfig(collectAddr, healthAddr, dataDir string) string {
 	return localPipeline{healthAddr: healthAddr, dataDir: dataDir,
 		receiver: component{"modeldata", "endpoint: " + collectAddr},
@@ -28,9 +29,8 @@ func ottlPipelineConfig(collectAddr, healthAddr, dataDir string) string {
 error_mode: propagate
 log_statements:
   - statements:
-      - set(log.body["age_years"], log.body["age"]) where log.body["age"] != nil
-      - delete_key(log.body, "age")
-      - set(log.attributes["modeldata.feature_names"][Index(log.attributes["modeldata.feature_names"], "age")], "age_years") where Index(log.attributes["modeldata.feature_names"], "age") >= 0`},
+      - replace_all_patterns(log.body, "key", "^age$", "age_years")
+      - set(log.attributes["modeldata.feature_names"][Index(log.attributes["modeldata.feature_names"], "age")], "age_years") where log.attributes["modeldata.feature_names"] != nil and Index(log.attributes["modeldata.feature_names"], "age") >= 0`},
 			{"filter/drop_shadow", `
 error_mode: propagate
 logs:
@@ -78,18 +78,25 @@ func TestOTTLProcessorsRenameDropAndRedact(t *testing.T) {
 	post("churn", `"feature_names":["income","age","city"],"data":[[5000.5,31,"Redmond"],[1200,45,"Zürich"]],`+
 		`"correlation_id":"c1","scoring_timestamp":"2026-11-20T10:00:00.000002","request_id":"r1"`)
 	post("churn", `"feature_names":["income","age","city"],"data":[[10,52,"Oslo"]],"correlation_id":"c2","scoring_timestamp":"2026-11-20T10:00:00.000003","request_id":"r2"`)
+	// An empty object has no column of its own: the flattener keeps its
+	// place with a feature names list, which the rename edits too.
+	post("tagged", `"data":[{"income":7,"age":40,"tags":{}}],"correlation_id":"c3","scoring_timestamp":"2026-11-20T10:00:00.000004","request_id":"r3"`)
 
 	aml := []string{"$aml_dc_correlation_id", "$aml_dc_scoring_timestamp", "$aml_dc_boundary", "$aml_workspace",
 		"$aml_service_name", "$aml_model_name", "$aml_model_version", "$aml_request_id"}
-	ids := func(corr, ts string) []string {
-		return []string{corr, ts, "1440", localWorkspace, "default-service", "churn", "3", contract.NilRequestID}
+	ids := func(model, corr, ts string) []string {
+		return []string{corr, ts, "1440", localWorkspace, "default-service", model, "3", contract.NilRequestID}
 	}
 	want := map[string][][]string{
 		"modeldata/" + localWorkspace + "/default-service/churn/3/inputs/2026/11/20/data.csv": {
 			append([]string{"income", "age_years", "city"}, aml...),
-			append([]string{"5000.5", "31", "Redmond"}, ids("c1", "2026-11-20T10:00:00.000002")...),
-			append([]string{"1200", "45", "Zürich"}, ids("c1", "2026-11-20T10:00:00.000002")...),
-			append([]string{"10", "52", "Oslo"}, ids("c2", "2026-11-20T10:00:00.000003")...),
+			append([]string{"5000.5", "31", "Redmond"}, ids("churn", "c1", "2026-11-20T10:00:00.000002")...),
+			append([]string{"1200", "45", "Zürich"}, ids("churn", "c1", "2026-11-20T10:00:00.000002")...),
+			append([]string{"10", "52", "Oslo"}, ids("churn", "c2", "2026-11-20T10:00:00.000003")...),
+		},
+		"modeldata/" + localWorkspace + "/default-service/tagged/3/inputs/2026/11/20/data.csv": {
+			append([]string{"income", "age_years", "tags"}, aml...),
+			append([]string{"7", "40", ""}, ids("tagged", "c3", "2026-11-20T10:00:00.000004")...),
 		},
 	}
 	var got map[string][][]string
