@@ -337,43 +337,51 @@ func commitParquet(t testing.TB, e *blobExporter) {
 // copies. max_rows closes a file; a schema change commits the open file and
 // starts another.
 func TestParquetRetrySchemaChangeAndLimits(t *testing.T) {
-	cfg := localConfig(t)
-	cfg.Format = FormatParquet
-	cfg.Parquet.MaxRows = 3
-	e := newTestExporter(t, cfg)
-	row := func(v any) testRow {
-		return testRow{model: "m", version: "1", designation: "inputs", correlationID: "c", ts: day, features: [][2]any{{"a", v}}}
-	}
-	// The first attempt stages both groups, but its answers are lost.
-	store := e.pq.store
-	e.pq.store = &answerLostFileStore{blockStore: store, landed: true}
-	err := e.push(context.Background(), makeLogs(row(int64(1)), row(int64(2)), row(int64(3)), row(int64(4))))
-	var retry consumererror.Logs
-	if !errors.As(err, &retry) {
-		t.Fatalf("first attempt: %v", err)
-	}
-	e.pq.store = store
-	if err := e.push(context.Background(), retry.Data()); err != nil {
-		t.Fatal(err)
-	}
-	if files := localFiles(t, cfg); len(files) != 1 {
-		t.Fatalf("the file at max_rows 3 is committed, the other open: %v", files)
-	}
-	push(t, e, row("text")) // another type: the open file is committed
-	if files := localFiles(t, cfg); len(files) != 2 {
-		t.Fatalf("schema change: %v", files)
-	}
-	commitParquet(t, e)
-	files := localFiles(t, cfg)
-	if len(files) != 3 {
-		t.Fatalf("after the commit: %v", files)
-	}
-	var rows int
-	for _, f := range files {
-		rows += len(readParquetGo(t, []byte(readLocal(t, cfg, f))).rows)
-	}
-	if rows != 5 {
-		t.Fatalf("%d rows", rows)
+	for _, backend := range []string{BackendLocal, BackendAzBlob} {
+		t.Run(backend, func(t *testing.T) {
+			cfg, files := formatTestConfig(t, backend)
+			cfg.Format = FormatParquet
+			cfg.Parquet.MaxRows = 3
+			e := newTestExporter(t, cfg)
+			row := func(v any) testRow {
+				return testRow{model: "m", version: "1", designation: "inputs", correlationID: "c", ts: day, features: [][2]any{{"a", v}}}
+			}
+			// The first attempt stages both groups, but its answers are lost.
+			store := e.pq.store
+			e.pq.store = &answerLostFileStore{blockStore: store, landed: true}
+			err := e.push(context.Background(), makeLogs(row(int64(1)), row(int64(2)), row(int64(3)), row(int64(4))))
+			var retry consumererror.Logs
+			if !errors.As(err, &retry) {
+				t.Fatalf("first attempt: %v", err)
+			}
+			e.pq.store = store
+			if err := e.push(context.Background(), retry.Data()); err != nil {
+				t.Fatal(err)
+			}
+			if got := files(); len(got) != 1 {
+				t.Fatalf("the file at max_rows 3 is committed, the other open: %v", got)
+			}
+			push(t, e, row("text")) // another type: the open file is committed
+			if got := files(); len(got) != 2 {
+				t.Fatalf("schema change: %v", got)
+			}
+			commitParquet(t, e)
+			got := files()
+			if len(got) != 3 {
+				t.Fatalf("after the commit: %v", got)
+			}
+			var rows []string
+			for _, data := range got {
+				tab, _ := readBoth(t, []byte(data))
+				for _, r := range tab.rows {
+					rows = append(rows, r[0].val)
+				}
+			}
+			slices.Sort(rows)
+			if !slices.Equal(rows, []string{"1", "2", "3", "4", "text"}) {
+				t.Fatalf("rows %v", rows)
+			}
+		})
 	}
 }
 
