@@ -64,6 +64,7 @@ func newOTLPStub(t *testing.T) *otlpStub {
 
 type emitted struct {
 	row     contract.Row
+	columns []string // contract.Columns: the CSV header's feature columns
 	body    map[string]any
 	service string
 	traceID pcommon.TraceID
@@ -86,7 +87,7 @@ func (s *otlpStub) records() []emitted {
 					if !ok {
 						continue
 					}
-					out = append(out, emitted{row: row, body: lr.Body().Map().AsRaw(), service: service.AsString(),
+					out = append(out, emitted{row: row, columns: contract.Columns(lr), body: lr.Body().Map().AsRaw(), service: service.AsString(),
 						traceID: lr.TraceID(), event: lr.EventName()})
 				}
 			}
@@ -185,11 +186,11 @@ func TestScoreEmitsContractRecords(t *testing.T) {
 			t.Error("record not linked to the request's trace")
 		}
 	}
-	if got := inputs[0].row.FeatureNames; strings.Join(got, ",") != "age,income,city" {
-		t.Errorf("input feature names %v", got)
+	if got := inputs[0].columns; strings.Join(got, ",") != "age,income,city" {
+		t.Errorf("input columns %v", got)
 	}
-	if got := predictions[0].row.FeatureNames; strings.Join(got, ",") != "score,approved" {
-		t.Errorf("prediction feature names %v", got)
+	if got := predictions[0].columns; strings.Join(got, ",") != "score,approved" {
+		t.Errorf("prediction columns %v", got)
 	}
 	if b := inputs[1].body; b["age"] != 62.0 || b["income"] != 1200.0 || b["city"] != "Zürich" {
 		t.Errorf("input body %v", b)

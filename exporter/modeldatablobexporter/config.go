@@ -157,7 +157,7 @@ func createDefaultConfig() *Config {
 		ResourceGroup:  DefaultResourceGroup,
 		Workspace:      DefaultWorkspace,
 		Webservice:     DefaultWebservice,
-		FileName:       "data.csv",
+		FileName:       contract.DataFile,
 		QuarantineDir:  "quarantine",
 		MaxAppendSize:  4 << 20,
 		MaxFileSize:    azureMaxBlobSize,

@@ -398,7 +398,7 @@ func (e *encoder) batchFor(byKey map[string]*fileBatch, out *encoded, p contract
 		stem = strings.TrimSuffix(strings.ReplaceAll(e.fileName, "{designation}", p.Designation), ".csv")
 	} else {
 		dir = contract.QuarantineDir(e.cfg.QuarantineDir, row.Timestamp, e.cfg.Hourly)
-		stem = "data"
+		stem = strings.TrimSuffix(contract.DataFile, ".csv")
 	}
 	key := dir + "/" + stem + "\x00" + string(hdr)
 	b := byKey[key]

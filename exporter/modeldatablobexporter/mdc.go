@@ -165,8 +165,16 @@ func (e *mdcEncoder) encodeRecord(r *mdcRun, byKey map[string]*mdcBatch, src *md
 		return
 	}
 	e.names = row.FeatureNames
-	e.placeDesignation(r, src, row.Designation)
-	mb := e.batchOf(r, byKey, *src, row.Timestamp)
+	// Rows of a resource mostly share one designation, and rows of one
+	// source and period the batch of the row before: both are looked up
+	// again only when they change.
+	if row.Designation != r.place.designation {
+		e.placeDesignation(r, src, row.Designation)
+	}
+	mb, rowPeriod := r.last, row.Timestamp.UTC().Truncate(r.period)
+	if mb == nil || *src != r.dirSrc || !rowPeriod.Equal(r.dirPeriod) || r.place.reason != r.dirReason {
+		mb = e.batchOf(r, byKey, src, row.Timestamp, rowPeriod)
+	}
 
 	e.rowRef = append(e.rowRef, ref)
 	e.rows = e.appendJSONRow(append(e.rows, ','), row.FeatureNames, lr)
@@ -176,34 +184,32 @@ func (e *mdcEncoder) encodeRecord(r *mdcRun, byKey map[string]*mdcBatch, src *md
 	if req.version == "" {
 		req.version = mdcDefaultVersion
 	}
-	r.addRow(mb, req, row.Timestamp, len(e.rowEnd), scopeRecords)
+	n := len(e.rowEnd)
+	if r.lastRec >= 0 && req.correlationID != "" && mb.records[r.lastRec].req == req {
+		// The next row of the row before's request: usually one after it.
+		mb.records[r.lastRec].extend(n)
+		return
+	}
+	r.addRow(mb, req, row.Timestamp, n, scopeRecords)
 }
 
 // placeDesignation sets src's collection for a row's designation and
-// r.place to where its rows go. Rows of a resource mostly share one
-// designation, so placement is checked only when it changes.
+// r.place to where its rows go; the placement check is cached for the
+// source last checked.
 func (e *mdcEncoder) placeDesignation(r *mdcRun, src *mdcSource, designation string) {
-	if designation != r.place.designation {
-		r.place.designation = designation
-		r.place.collection = e.cfg.MDC.collection(designation)
-		src.collection = r.place.collection
-		if *src != e.checked {
-			e.checked, e.reason = *src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
-		}
-		r.place.reason = e.reason
-	}
+	r.place.designation = designation
+	r.place.collection = e.cfg.MDC.collection(designation)
 	src.collection = r.place.collection
+	if *src != e.checked {
+		e.checked, e.reason = *src, mdcPlacementProblem(src.parts, src.endpoint, src.deployment, src.collection)
+	}
+	r.place.reason = e.reason
 }
 
-// batchOf returns the batch of a row's file. Rows of one source and period
-// share the folder and, usually, the batch of the row before: the folder
-// is built again only when one of them changes.
-func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src mdcSource, ts time.Time) *mdcBatch {
-	rowPeriod := ts.UTC().Truncate(r.period)
-	if r.last != nil && src == r.dirSrc && rowPeriod.Equal(r.dirPeriod) && r.place.reason == r.dirReason {
-		return r.last
-	}
-	r.dirSrc, r.dirPeriod, r.dirReason = src, rowPeriod, r.place.reason
+// batchOf returns the batch of the folder of a row of src at time ts (in
+// rowPeriod), building the folder's path and finding or making its batch.
+func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src *mdcSource, ts, rowPeriod time.Time) *mdcBatch {
+	r.dirSrc, r.dirPeriod, r.dirReason = *src, rowPeriod, r.place.reason
 	e.dir = e.dir[:0]
 	if r.place.reason == "" {
 		for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, r.place.collection} {
@@ -229,26 +235,23 @@ func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src mdcSourc
 	return mb
 }
 
-// addRow adds row n (1-based, the last of e.rows) to mb: to the record of
-// its request when one is open (the row before's, or an earlier one with
-// the same correlation id), else as a new record.
+// addRow adds row n (1-based, the last of e.rows) to mb, its request not
+// the row before's: to the record of an earlier row with the same
+// correlation id and request, else as a new record. Rows without a
+// correlation id are a record each.
 func (r *mdcRun) addRow(mb *mdcBatch, req mdcRequest, ts time.Time, n, scopeRecords int) {
 	r.last = mb
-	idx, same := r.lastRec, r.lastRec >= 0 && mb.records[r.lastRec].req == req
-	if !same && req.correlationID != "" {
-		idx, same = mb.byCorr[req.correlationID]
-		same = same && mb.records[idx].req == req
-	}
-	if same && req.correlationID != "" {
-		mb.records[idx].extend(n)
-		r.lastRec = idx
-		return
-	}
 	if req.correlationID != "" {
+		idx, seen := mb.byCorr[req.correlationID]
+		if seen && mb.records[idx].req == req {
+			mb.records[idx].extend(n)
+			r.lastRec = idx
+			return
+		}
 		if mb.byCorr == nil {
 			mb.byCorr = make(map[string]int, scopeRecords)
 		}
-		if _, taken := mb.byCorr[req.correlationID]; !taken {
+		if !seen { // the first record of an id keeps it
 			mb.byCorr[req.correlationID] = len(mb.records)
 		}
 	}

@@ -50,3 +50,36 @@ func TestColumns(t *testing.T) {
 		t.Errorf("string body: Columns = %q, BodyInOrder = %v", got, BodyInOrder(nil, lr.Body()))
 	}
 }
+
+// A record's columns survive what carries it between components: the
+// persistent queue and Kafka (OTLP protobuf), and OTLP JSON.
+func TestColumnsSurviveEncoding(t *testing.T) {
+	ld := plog.NewLogs()
+	lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	WriteRow(lr, Row{ModelName: "m", ModelVersion: "1"})
+	body := Features(lr)
+	want := []string{"zeta", "alpha", "mid", "beta"}
+	for _, k := range want {
+		body.PutInt(k, 1)
+	}
+	for _, c := range []struct {
+		name string
+		m    plog.Marshaler
+		u    plog.Unmarshaler
+	}{
+		{"protobuf", &plog.ProtoMarshaler{}, &plog.ProtoUnmarshaler{}},
+		{"json", &plog.JSONMarshaler{}, &plog.JSONUnmarshaler{}},
+	} {
+		b, err := c.m.MarshalLogs(ld)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.u.UnmarshalLogs(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cols := Columns(got.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)); !slices.Equal(cols, want) {
+			t.Errorf("%s: columns %q, want %q", c.name, cols, want)
+		}
+	}
+}

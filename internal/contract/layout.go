@@ -16,6 +16,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
+// DataFile is the file each folder of the layout holds; a file that reached
+// its size limits is followed by data_1.csv, data_2.csv, ...
+const DataFile = "data.csv"
+
 // The eight correlation columns that follow the feature columns in every
 // data.csv, in the reference collector's order.
 const (

@@ -85,7 +85,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (latencies []time.Duration, tim
 		now := time.Now().UTC()
 		parts := contract.PathParts{SubscriptionID: Subscription, ResourceGroup: ResourceGroup, Workspace: Workspace,
 			Webservice: Webservice, ModelName: cfg.Model, ModelVersion: cfg.Version, Designation: ProbeDesignation}
-		path := cfg.ContainerIn + parts.Dir(now, false) + "/data.csv"
+		path := cfg.ContainerIn + parts.Dir(now, false) + "/" + contract.DataFile
 		before, err := cfg.Size(ctx, path)
 		if err != nil {
 			before = -1 // unknown; any size counts

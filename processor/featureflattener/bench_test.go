@@ -59,6 +59,27 @@ func BenchmarkFlattenSDK(b *testing.B) {
 	}
 }
 
+// BenchmarkFlattenFlatUnsorted measures one op = one SDK record whose body
+// is 10 flat doubles with keys not in sorted order: the processor writes
+// them sorted (the stable header of a record that declares no order).
+func BenchmarkFlattenFlatUnsorted(b *testing.B) {
+	ld := plog.NewLogs()
+	for range 10 {
+		recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for i := range 100 {
+			lr := recs.AppendEmpty()
+			for k, v := range sdkAttrs {
+				lr.Attributes().PutStr(k, v.(string))
+			}
+			body := lr.Body().SetEmptyMap()
+			for k := 9; k >= 0; k-- {
+				body.PutDouble(fmt.Sprintf("feature_%d", k), float64(i*k)/7)
+			}
+		}
+	}
+	benchmarkProcess(b, ld)
+}
+
 // benchmarkProcess runs copies of template through the processor, one
 // ConsumeLogs per resource (one OTLP export each); one op is one record.
 func benchmarkProcess(b *testing.B, template plog.Logs) {

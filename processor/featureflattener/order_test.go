@@ -160,7 +160,10 @@ func TestColumnOrderWithoutList(t *testing.T) {
 		{"sdk, declared", with(sdk, contract.AttrFeatureNames, []any{"z", "b"}), bodyOf("a", "b", "z"), []string{"z", "b", "a"}, false},
 		{"sdk, declared nested", with(sdk, contract.AttrFeatureNames, []any{"addr", "a"}), bodyOf("a", "addr.y", "addr.x"), []string{"addr.x", "addr.y", "a"}, false},
 		{"sdk, declared absent", with(sdk, contract.AttrFeatureNames, []any{"gone", "a"}), bodyOf("b", "a"), []string{"gone", "a", "b"}, true},
+		{"contract form, media dropped", contractForm, bodyOf("z", "photo", "a"), []string{"z", "a"}, false},
+		{"contract form, a JSON string body", contractForm, pcommon.NewValueStr(`{"z": 1, "b": 2, "a": 3}`), []string{"a", "b", "z"}, false},
 	}
+	tests[len(tests)-2].body.Map().PutEmptyBytes("photo").FromRaw(pngHead())
 	for range 2 { // the second round with the orders cached
 		for _, tt := range tests {
 			_, got, _ := flattenRecordWith(t, f, st, tt.attrs, tt.body, func(lr plog.LogRecord) {

@@ -287,6 +287,7 @@ func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, 
 	body := lr.Body()
 	if body.Type() == pcommon.ValueTypeStr {
 		parseJSONBody(body)
+		kind = kindRecord // a body parsed from a JSON string has no key order to keep
 	}
 	if src, _ := f.batchSource(body); src.Type() == pcommon.ValueTypeSlice || isSplit(src) {
 		return kindExplode
