@@ -175,6 +175,15 @@ func hostSegment() string {
 	return strings.TrimRight(host, ".")
 }
 
+// appendDir appends the MDC folder of a row: root, endpoint, deployment and
+// collection, then the time partition of t.
+func (m *MDCConfig) appendDir(dst []byte, endpoint, deployment, collection string, t time.Time) []byte {
+	for _, s := range []string{m.RootDir, endpoint, deployment, collection} {
+		dst = append(append(dst, s...), '/')
+	}
+	return m.timePath(dst, t)
+}
+
 // timePath is the MDC partition folders of a UTC time at the rolling rate.
 func (m *MDCConfig) timePath(dst []byte, t time.Time) []byte {
 	t = t.UTC()

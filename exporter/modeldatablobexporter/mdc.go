@@ -210,15 +210,11 @@ func (e *mdcEncoder) placeDesignation(r *mdcRun, src *mdcSource, designation str
 // rowPeriod), building the folder's path and finding or making its batch.
 func (e *mdcEncoder) batchOf(r *mdcRun, byKey map[string]*mdcBatch, src *mdcSource, ts, rowPeriod time.Time) *mdcBatch {
 	r.dirSrc, r.dirPeriod, r.dirReason = *src, rowPeriod, r.place.reason
-	e.dir = e.dir[:0]
 	if r.place.reason == "" {
-		for _, s := range []string{e.cfg.MDC.RootDir, src.endpoint, src.deployment, r.place.collection} {
-			e.dir = append(append(e.dir, s...), '/')
-		}
+		e.dir = e.cfg.MDC.appendDir(e.dir[:0], src.endpoint, src.deployment, r.place.collection, ts)
 	} else {
-		e.dir = append(append(e.dir, e.cfg.QuarantineDir...), '/')
+		e.dir = e.cfg.MDC.timePath(append(append(e.dir[:0], e.cfg.QuarantineDir...), '/'), ts)
 	}
-	e.dir = e.cfg.MDC.timePath(e.dir, ts)
 
 	// Batches differ by folder and by source (one file may take both).
 	e.key = src.appendPrefix(append(e.key[:0], e.dir...))

@@ -440,7 +440,7 @@ func (w *pqWriter) dir(pl pqPlace, row contract.Row) (dir, reason string) {
 	if w.cfg.Parquet.Layout == LayoutV2 {
 		collection := w.cfg.MDC.collection(row.Designation)
 		if reason = mdcPlacementProblem(pl.parts, pl.endpoint, pl.deployment, collection); reason == "" {
-			return string(w.cfg.MDC.timePath([]byte(w.cfg.MDC.RootDir+"/"+pl.endpoint+"/"+pl.deployment+"/"+collection+"/"), row.Timestamp)), ""
+			return string(w.cfg.MDC.appendDir(nil, pl.endpoint, pl.deployment, collection, row.Timestamp)), ""
 		}
 		return w.cfg.QuarantineDir + "/" + string(w.cfg.MDC.timePath(nil, row.Timestamp)), reason
 	}
