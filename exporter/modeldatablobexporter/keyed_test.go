@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -349,6 +350,10 @@ func TestKeyedCopiesPushedAtOnce(t *testing.T) {
 				t.Errorf("rows_written %d, want 4", got)
 			}
 			if format == FormatParquet {
+				commitParquet(t, e)
+				if got := parquetRequestIDs(t, cfg); !slices.Equal(got, []string{"r1", "r2", "r3", "r4"}) {
+					t.Errorf("rows: %v", got)
+				}
 				return
 			}
 			if got := idsInFiles(t, cfg.Local.Directory, []string{"r1", "r2", "r3", "r4"}); got != "r1,r2,r3,r4" {
