@@ -613,7 +613,7 @@ func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
 	s := pqScratches.Get().(*pqScratch)
 	defer pqScratches.Put(s)
 	s.out.Reset()
-	pw, err := file.NewParquetWriterWithError(&s.out, sc, file.WithWriterProps(w.props(len(f.rows))))
+	pw, err := file.NewParquetWriterWithError(&s.out, sc, file.WithWriterProps(w.props(f)))
 	if err != nil {
 		return nil, err
 	}
@@ -667,10 +667,18 @@ func (w *pqWriter) fileBytes(f *pqFile) ([]byte, error) {
 // props are the writer properties of a file of n rows: one row group,
 // dictionaries for strings but the ids, unique per row, where a
 // dictionary would only cost.
-func (w *pqWriter) props(n int) *parquet.WriterProperties {
-	return parquet.NewWriterProperties(parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(n)+1),
+func (w *pqWriter) props(f *pqFile) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{parquet.WithCompression(w.codec), parquet.WithMaxRowGroupLength(int64(len(f.rows)) + 1),
 		parquet.WithCreatedBy("otelcol-modeldata"),
-		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false))
+		parquet.WithDictionaryFor(contract.ColCorrelationID, false), parquet.WithDictionaryFor(contract.ColRequestID, false)}
+	// Doubles are mostly distinct measurements: a dictionary of them costs
+	// a hash table per column and ends as plain pages anyway.
+	for i := range f.features {
+		if f.cols[i].physical() == parquet.Types.Double {
+			opts = append(opts, parquet.WithDictionaryFor(f.names[i], false))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
 }
 
 // writeFeatures writes a feature column: definition levels for its nulls,
