@@ -298,14 +298,17 @@ func (src *mdcSource) appendPrefix(t []byte) []byte {
 func (e *mdcEncoder) writeBatch(mb *mdcBatch) {
 	b := mb.b
 	// One line's size is about its rows and 500 bytes of fields.
-	size := 0
+	size, rows := 0, 0
 	for _, r := range mb.records {
 		size += 500 + len(mb.prefix) + e.spanBytes(r.first)
+		rows += r.first.to - r.first.from
 		for _, s := range r.more {
 			size += e.spanBytes(s)
+			rows += s.to - s.from
 		}
 	}
 	b.body.Grow(size)
+	b.refs = slices.Grow(b.refs, rows)
 	b.lineEnds = slices.Grow(b.lineEnds, len(mb.records))
 	b.lineRows = slices.Grow(b.lineRows, len(mb.records))
 	if e.idHash == nil {
