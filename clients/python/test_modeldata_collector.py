@@ -31,6 +31,20 @@ CLEAN_ENV = {k: v for k, v in os.environ.items()
 CLEAN_ENV["MODELDATA_MODEL_CONFIG_MAP"] = os.devnull
 
 
+def fork_worker_that_collects(dc):
+    """Forks a child, as gunicorn forks a worker after init(), that collects
+    one row and flushes it; the child exits 0 when the row was sent."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            dc.collect([["child"]])
+            code = 0 if mdc.flush(timeout=10) else 2
+        finally:
+            os._exit(code)
+    return pid
+
+
 class CollectServer:
     """A stand-in collector: POST /v1/collect/batch (NDJSON) and /v1/collect,
     answering as the modeldata receiver does. Records every collect group it
@@ -525,14 +539,7 @@ class ClientTest(unittest.TestCase):
         dc = self.collector()
         dc.collect([["parent"]])
         self.server.wait_for(1)
-        pid = os.fork()
-        if pid == 0:  # the child: a gunicorn worker forked after init()
-            code = 1
-            try:
-                dc.collect([["child"]])
-                code = 0 if mdc.flush(timeout=10) else 2
-            finally:
-                os._exit(code)
+        pid = fork_worker_that_collects(dc)
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
         reqs = self.server.wait_for(2)
@@ -550,14 +557,7 @@ class ClientTest(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the parent's send never got its answer's headers")
             time.sleep(0.01)
             conn = mdc._senders[mdc._collect_url(self.server.url)]._conn
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                dc.collect([["child"]])
-                code = 0 if mdc.flush(timeout=10) else 2
-            finally:
-                os._exit(code)
+        pid = fork_worker_that_collects(dc)
         self.server.hold_body.set()
         deadline = time.monotonic() + 30
         while True:

@@ -254,23 +254,26 @@ func (w *pqWriter) stageGroup(ctx context.Context, f *pqFile, g *pqGroup, keys [
 			continue
 		}
 		if of.full(&w.cfg.Parquet, len(f.rows), f.bytes, w.now()) {
-			w.fmu.Lock()
-			w.detachLocked(of)
-			w.fmu.Unlock()
-			w.close(ctx, of)
+			w.retire(ctx, of)
 			of.mu.Unlock()
 			continue
 		}
 		err := w.stageInto(ctx, of, f, g, keys, pl)
 		if err == nil && of.atLimit(&w.cfg.Parquet) {
-			w.fmu.Lock()
-			w.detachLocked(of)
-			w.fmu.Unlock()
-			w.close(ctx, of)
+			w.retire(ctx, of)
 		}
 		of.mu.Unlock()
 		return len(g.chunks), err
 	}
+}
+
+// retire takes of out of the open files and commits it. Called with of.mu
+// held.
+func (w *pqWriter) retire(ctx context.Context, of *pqOpen) {
+	w.fmu.Lock()
+	w.detachLocked(of)
+	w.fmu.Unlock()
+	w.close(ctx, of)
 }
 
 // stageInto stages g as of's next group and journals it with the hashes
