@@ -128,8 +128,9 @@ func (s *localStore) sweepStaging(ctx context.Context, stale func(name string) b
 			errs = append(errs, err)
 			return nil
 		}
-		base, ok := strings.CutPrefix(d.Name(), stagingPrefix)
-		if base, ok = strings.CutSuffix(base, stagingSuffix); !ok || !d.Type().IsRegular() {
+		base, staged := strings.CutPrefix(d.Name(), stagingPrefix)
+		base, suffixed := strings.CutSuffix(base, stagingSuffix)
+		if !staged || !suffixed || !d.Type().IsRegular() {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, filepath.Join(filepath.Dir(p), base))
