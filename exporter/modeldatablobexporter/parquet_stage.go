@@ -354,12 +354,13 @@ func (w *pqWriter) commit(ctx context.Context, of *pqOpen) error {
 	if of.committed {
 		return nil
 	}
-	if len(of.groups) > 0 {
-		if err := w.commitGroups(ctx, of.blob, of.groups, of.spans()); err != nil {
+	// A file without groups may hold the staging of a push that failed
+	// (retried into another file): nothing of it was acknowledged.
+	if len(of.groups) == 0 {
+		if err := w.store.discard(ctx, of.blob); err != nil {
 			return err
 		}
-	} else if err := w.store.discard(ctx, of.blob); err != nil {
-		// A group staged whose push failed: nothing of it was acknowledged.
+	} else if err := w.commitGroups(ctx, of.blob, of.groups, of.spans()); err != nil {
 		return err
 	}
 	of.committed = true

@@ -469,8 +469,8 @@ func stagingFiles(t *testing.T, cfg *Config) []string {
 	return out
 }
 
-// endRun makes the staging files under the local folder look written by a
-// process that has ended (before this one started).
+// endRun makes the files at paths look written by a process that has
+// ended (before this one started).
 func endRun(t *testing.T, paths ...string) {
 	t.Helper()
 	old := processStart.Add(-time.Minute)
