@@ -51,7 +51,9 @@ func (r *modeldataReceiver) refuse(w http.ResponseWriter, req *http.Request, err
 
 // refuser is refuse with its writer bound, for the body budget's refusals.
 func (r *modeldataReceiver) refuser(write func(http.ResponseWriter, int, string)) func(http.ResponseWriter, *http.Request, *bodybudget.Refusal) {
-	return func(w http.ResponseWriter, req *http.Request, rf *bodybudget.Refusal) { r.refuse(w, req, bodyError(rf), write) }
+	return func(w http.ResponseWriter, req *http.Request, rf *bodybudget.Refusal) {
+		r.refuse(w, req, bodyError(rf), write)
+	}
 }
 
 // bodyError is the refusal of a body that could not be read: over
