@@ -82,6 +82,5 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 // writeRefusal answers a refused request in plain text; the budget has set
 // Retry-After on a busy refusal.
 func writeRefusal(w http.ResponseWriter, _ *http.Request, rf *bodybudget.Refusal) {
-	w.Header().Set("Connection", "close")
 	http.Error(w, rf.Error(), rf.StatusCode())
 }
