@@ -80,7 +80,10 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 }
 
 // writeRefusal answers a refused request in plain text; the budget has set
-// Retry-After on a busy refusal.
+// Retry-After on a busy refusal. The connection is closed after the answer:
+// net/http would otherwise read an unread body of up to 256 KiB before
+// answering, to reuse the connection.
 func writeRefusal(w http.ResponseWriter, _ *http.Request, rf *bodybudget.Refusal) {
+	w.Header().Set("Connection", "close")
 	http.Error(w, rf.Error(), rf.StatusCode())
 }
