@@ -110,7 +110,7 @@ func TestBytesInFlight(t *testing.T) {
 			t.Errorf("after the held request (chunked %v): %d %s %v", chunked, resp.status, resp.body, err)
 		}
 	}
-	if held := r.rcv.budget.held.Load(); held != 0 {
+	if held := r.rcv.budget.Held(); held != 0 {
 		t.Errorf("%d bytes still held after every request was answered", held)
 	}
 	assertRefused(t, tel, map[string]int64{limitBytesInFlight: int64(len(tests))})

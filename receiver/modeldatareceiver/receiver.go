@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/bodybudget"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
@@ -48,7 +49,7 @@ type modeldataReceiver struct {
 	obsrecv  *receiverhelper.ObsReport
 	policy   policy
 	limits   limits
-	budget   bodyBudget
+	budget   *bodybudget.Budget
 	pool     sync.Pool
 	now      func() time.Time
 	// idem answers repeats of accepted requests (nil: off).
@@ -83,7 +84,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		limits:    limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
 		now:       time.Now,
 	}
-	r.budget.limit = cfg.MaxBytesInFlight
+	r.budget = bodybudget.New(cfg.MaxBytesInFlight, time.Second)
 	r.pool.New = func() any { return newDecoder(r.limits) }
 	return r, nil
 }
@@ -120,14 +121,14 @@ func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) erro
 	mux := http.NewServeMux()
 	mux.Handle(collectPath, r.idem.wrap(http.HandlerFunc(r.handleCollect)))
 	mux.Handle(batchPath, r.idem.wrap(http.HandlerFunc(r.handleCollectBatch)))
-	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.wrap(mux, r.refuser(writeJSONError))); err != nil {
+	if err := r.serve(ctx, host, &r.cfg.ServerConfig, r.budget.Wrap(mux, r.refuser(writeJSONError))); err != nil {
 		return err
 	}
 	if v2 := r.cfg.AzureMLV2.Get(); v2 != nil {
 		h := &v2Handler{r: r, cfg: v2}
 		v2mux := http.NewServeMux()
 		v2mux.Handle(v2Path, r.idem.wrap(h))
-		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.wrap(v2mux, r.refuser(writeTextError))); err != nil {
+		if err := r.serve(ctx, host, &v2.ServerConfig, r.budget.Wrap(v2mux, r.refuser(writeTextError))); err != nil {
 			return errors.Join(err, r.Shutdown(ctx))
 		}
 	}

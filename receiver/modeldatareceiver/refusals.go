@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/bodybudget"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
@@ -49,8 +50,10 @@ func (r *modeldataReceiver) refuse(w http.ResponseWriter, req *http.Request, err
 }
 
 // refuser is refuse with its writer bound, for the body budget's refusals.
-func (r *modeldataReceiver) refuser(write func(http.ResponseWriter, int, string)) func(http.ResponseWriter, *http.Request, error) {
-	return func(w http.ResponseWriter, req *http.Request, err error) { r.refuse(w, req, err, write) }
+func (r *modeldataReceiver) refuser(write func(http.ResponseWriter, int, string)) func(http.ResponseWriter, *http.Request, *bodybudget.Refusal) {
+	return func(w http.ResponseWriter, req *http.Request, rf *bodybudget.Refusal) {
+		r.refuse(w, req, bodyError(rf), write)
+	}
 }
 
 // bodyError is the refusal of a body that could not be read: over
@@ -61,9 +64,11 @@ func bodyError(err error) error {
 	if errors.As(err, &tooBig) {
 		return tooLarge(limitBodySize, "the body is over max_request_body_size (%d bytes)", tooBig.Limit)
 	}
-	var refused *requestError
+	var refused *bodybudget.Refusal
 	if errors.As(err, &refused) {
-		return refused
+		// Validate keeps every route's max_request_body_size within the
+		// budget: a refused body is one that does not fit now.
+		return &requestError{status: refused.StatusCode(), limit: limitBytesInFlight, msg: refused.Error()}
 	}
 	return badRequest("reading the body: %v", err)
 }

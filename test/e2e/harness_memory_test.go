@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,13 +31,16 @@ const maxBodySize = 20 << 20
 // deploySettings are the memory settings of a manifest in deploy/kubernetes:
 // the collector's GOMEMLIMIT and container memory limit, and its config's
 // memory_limiter and modeldatablob sending_queue sections with the
-// MEMORY_LIMITER_* variables they read.
+// MEMORY_LIMITER_* variables they read, and the request_budget extension
+// with the otlp receiver's http middlewares naming it.
 type deploySettings struct {
 	goMemLimit     string
 	env            map[string]string
 	containerLimit int64
 	memoryLimiter  any
 	sendingQueue   map[string]any
+	requestBudget  any // nil: the otlp receiver without the middleware
+	otlpMiddleware any
 }
 
 func loadDeploySettings(t *testing.T, manifest string) deploySettings {
@@ -65,6 +70,8 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 		switch obj.Kind {
 		case "ConfigMap":
 			var cfg struct {
+				Extensions map[string]any            `json:"extensions"`
+				Receivers  map[string]any            `json:"receivers"`
 				Processors map[string]any            `json:"processors"`
 				Exporters  map[string]map[string]any `json:"exporters"`
 			}
@@ -73,6 +80,12 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 			}
 			s.memoryLimiter = cfg.Processors["memory_limiter"]
 			s.sendingQueue, _ = cfg.Exporters["modeldatablob"]["sending_queue"].(map[string]any)
+			s.requestBudget = cfg.Extensions["request_budget"]
+			if otlp, ok := cfg.Receivers["otlp"].(map[string]any); ok {
+				protocols, _ := otlp["protocols"].(map[string]any)
+				http, _ := protocols["http"].(map[string]any)
+				s.otlpMiddleware = http["middlewares"]
+			}
 		case "DaemonSet", "Deployment":
 			c := obj.Spec.Template.Spec.Containers[0]
 			s.env = map[string]string{}
@@ -85,8 +98,9 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 			s.containerLimit = parseQuantity(t, c.Resources.Limits["memory"])
 		}
 	}
-	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil {
-		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v", manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue)
+	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil || s.requestBudget == nil || s.otlpMiddleware == nil {
+		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v, request_budget %v, otlp http middlewares %v",
+			manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue, s.requestBudget, s.otlpMiddleware)
 	}
 	return s
 }
@@ -106,8 +120,8 @@ func parseQuantity(t *testing.T, q string) int64 {
 }
 
 // memoryCollector starts the collector with the DaemonSet's pipeline
-// (memory_limiter, featureflattener, the persistent sending queue) and
-// GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
+// (memory_limiter, featureflattener, the persistent sending queue, the
+// otlp receiver's request_budget unless ds has none) and GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
 // DaemonSet's container limit when the machine allows one (the reason it
 // does not is logged); it returns the collector's addresses, pid and cgroup.
 // With storageDown the exporter writes to a blob service that is not there,
@@ -131,20 +145,26 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 		exporter["azblob"] = map[string]any{"connection_string": fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://%s/%s;",
 			testutil.AzuriteAccount, testutil.AzuriteKey, harnessAddr(t), testutil.AzuriteAccount)}
 	}
+	extensions := map[string]any{
+		"health_check": map[string]any{"endpoint": health},
+		"file_storage": map[string]any{"directory": filepath.Join(dir, "queue"), "create_directory": true},
+	}
+	otlpHTTP := map[string]any{"endpoint": otlp}
+	if ds.requestBudget != nil {
+		extensions["request_budget"] = ds.requestBudget
+		otlpHTTP["middlewares"] = ds.otlpMiddleware
+	}
 	cfg := map[string]any{
-		"extensions": map[string]any{
-			"health_check": map[string]any{"endpoint": health},
-			"file_storage": map[string]any{"directory": filepath.Join(dir, "queue"), "create_directory": true},
-		},
+		"extensions": extensions,
 		"receivers": map[string]any{
 			"modeldata": map[string]any{"endpoint": collect,
 				"azureml_v2": map[string]any{"endpoint": v2, "model_name": "v2model", "model_version": "1"}},
-			"otlp": map[string]any{"protocols": map[string]any{"http": map[string]any{"endpoint": otlp}}},
+			"otlp": map[string]any{"protocols": map[string]any{"http": otlpHTTP}},
 		},
 		"processors": map[string]any{"memory_limiter": ds.memoryLimiter, "featureflattener": map[string]any{}},
 		"exporters":  map[string]any{"modeldatablob": exporter},
 		"service": map[string]any{
-			"extensions": []string{"health_check", "file_storage"},
+			"extensions": slices.Sorted(maps.Keys(extensions)),
 			"pipelines": map[string]any{"logs": map[string]any{"receivers": []string{"modeldata", "otlp"},
 				"processors": []string{"memory_limiter", "featureflattener"}, "exporters": []string{"modeldatablob"}}},
 		},
@@ -175,12 +195,13 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 		t.Fatal("collector process not found")
 	}
 	return memoryTarget{collect: "http://" + collect, v2: "http://" + v2, otlp: "http://" + otlp,
-		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), pid: pids[len(pids)-1], cgroup: cg}
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), data: filepath.Join(dir, "data"), pid: pids[len(pids)-1], cgroup: cg}
 }
 
 // memoryTarget is a collector started by memoryCollector.
 type memoryTarget struct {
 	collect, v2, otlp, metrics string
+	data                       string // the local backend's folder
 	pid                        int
 	cgroup                     *memoryCgroup // nil without one
 }
@@ -293,20 +314,30 @@ func fullBodies() []adversarialBody {
 		{name: "collect CSV, 3,900 rows x 50 (accepted)", route: collectRoute + "?model_name=full&model_version=1", contentType: "text/csv", body: collectCSV, want: 200, rows: fullRows},
 		{name: "batch, 39 lines of 100 rows x 50 (accepted)", route: collectRoute + "/batch", contentType: "application/x-ndjson", body: batch, want: 200, rows: fullRows},
 		{name: "v2 records, 3,900 x 50 (accepted)", route: v2Route, contentType: "application/json", body: v2Records, want: 200, rows: fullRows},
-		{name: "OTLP/HTTP protobuf, 3,900 records x 50 (accepted)", route: otlpRoute, contentType: "application/x-protobuf", body: otlpFullBody(names), want: 200, rows: fullRows},
+		{name: "OTLP/HTTP protobuf, 3,900 records x 50 (accepted)", route: otlpRoute, contentType: "application/x-protobuf", body: otlpFullBody(names, nil), want: 200, rows: fullRows},
 	}
 }
 
 // otlpFullBody is 3,900 contract-form records of 50 string features as an
-// OTLP/HTTP protobuf body of about the size limit.
-func otlpFullBody(names []string) []byte {
+// OTLP/HTTP protobuf body of about the size limit; correlationID, when not
+// nil, gives each row its correlation id.
+func otlpFullBody(names []string, correlationID func(row int) string) []byte {
+	return otlpFullBodyRows(names, fullRows, fullCell(26), correlationID) // 26: protobuf's key, value, tags, lengths and feature_names per cell
+}
+
+// otlpFullBodyRows is rows contract-form records whose features names all
+// hold cell, as an OTLP/HTTP protobuf body.
+func otlpFullBodyRows(names []string, rows int, cell string, correlationID func(row int) string) []byte {
 	logs := plog.NewLogs()
 	records := logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	cell := fullCell(26) // protobuf: key, value, their tags and lengths, and the feature_names list
 	now := time.Now()
-	for i := 0; i < fullRows; i++ {
+	for i := 0; i < rows; i++ {
 		lr := records.AppendEmpty()
-		contract.WriteRow(lr, contract.Row{ModelName: "full", ModelVersion: "1", FeatureNames: names, Timestamp: now})
+		row := contract.Row{ModelName: "full", ModelVersion: "1", FeatureNames: names, Timestamp: now}
+		if correlationID != nil {
+			row.CorrelationID = correlationID(i)
+		}
+		contract.WriteRow(lr, row)
 		body := contract.Features(lr)
 		for _, name := range names {
 			body.PutStr(name, cell)
@@ -397,6 +428,14 @@ func (p *peakSampler) peaks(t *testing.T) (anon, file, hwm int64) {
 		t.Fatal(err)
 	}
 	return max(p.anon, st.AnonBytes), max(p.file, st.FileBytes), st.HWMBytes
+}
+
+// sampled stops the sampler and returns the peaks it saw, for a process
+// that may be gone.
+func (p *peakSampler) sampled() (anon, file int64) {
+	close(p.stop)
+	<-p.done
+	return p.anon, p.file
 }
 
 func waitSent(t *testing.T, metrics string, rows int) {

@@ -1,0 +1,55 @@
+package requestbudgetextension
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadata"
+)
+
+func TestConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		want    *Config
+		wantErr string
+	}{
+		{"", &Config{MaxBytesInFlight: 64 << 20, RetryAfter: time.Second}, ""},
+		{"custom", &Config{MaxBytesInFlight: 128 << 20, RetryAfter: 5 * time.Second}, ""},
+		{"zero", nil, "max_bytes_in_flight must be positive"},
+		{"fraction", nil, "retry_after must be a whole number of seconds, at least 1s (Retry-After is in seconds), got 1.5s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sub, err := cm.Sub(component.NewIDWithName(metadata.Type, tt.name).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := NewFactory().CreateDefaultConfig()
+			if err := sub.Unmarshal(cfg); err != nil {
+				t.Fatal(err)
+			}
+			err = confmap.Validate(cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *cfg.(*Config) != *tt.want {
+				t.Errorf("config %+v, want %+v", cfg, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,247 @@
+package requestbudgetextension
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadata"
+	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadatatest"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+type extensionHost map[component.ID]component.Component
+
+func (h extensionHost) GetExtensions() map[component.ID]component.Component { return h }
+
+// otlpWithBudget starts the upstream otlp receiver's http protocol with
+// `middlewares: [{id: request_budget}]`, the extension configured by cfg,
+// into next; it returns the logs URL, the extension and its telemetry.
+func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs) (string, *requestBudget, *componenttest.Telemetry) {
+	t.Helper()
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	ext, err := NewFactory().Create(context.Background(), set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := extensionHost{component.NewID(metadata.Type): ext}
+	if err := ext.Start(context.Background(), host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
+
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	factory := otlpreceiver.NewFactory()
+	rcfg := factory.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"http": map[string]any{
+		"endpoint": addr, "middlewares": []any{map[string]any{"id": "request_budget"}},
+	}}}).Unmarshal(rcfg); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := factory.CreateLogs(context.Background(), receivertest.NewNopSettings(factory.Type()), rcfg, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Start(context.Background(), host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rcv.Shutdown(context.Background()) })
+	return "http://" + addr + "/v1/logs", ext.(*requestBudget), tel
+}
+
+// otlpBody is an OTLP/HTTP protobuf logs request of one record whose body
+// is n bytes of "x" (about n+20 bytes in all).
+func otlpBody(t *testing.T, n int) []byte {
+	t.Helper()
+	logs := plog.NewLogs()
+	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr(strings.Repeat("x", n))
+	b, err := (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type answer struct {
+	status     int
+	retryAfter string
+	body       []byte
+	err        error
+}
+
+// post sends body: with its Content-Length, or chunked, or gzip-compressed
+// (a small Content-Length of its own; confighttp decompresses it before the
+// middleware and drops the length).
+func post(url string, body []byte, how string) answer {
+	var r io.Reader = bytes.NewReader(body)
+	switch how {
+	case "chunked":
+		r = io.MultiReader(r)
+	case "gzip":
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		r = &buf
+	}
+	req, err := http.NewRequest(http.MethodPost, url, r)
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	if how == "gzip" {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	msg, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: msg, err: err}
+}
+
+// TestOTLPReceiver: the upstream otlp receiver's http protocol with the
+// middleware. While one request of about 800 bytes is held by the
+// pipeline, with max_bytes_in_flight 1,500, another of that size is
+// answered 503 + Retry-After however it comes: its Content-Length refused
+// before a byte is read; chunked, or gzip-compressed (about 60 bytes on
+// the wire, 800 once confighttp has decompressed it), as it is read, the
+// otlp receiver's answer a 503 whose OTLP Status says Unavailable. Once the
+// held request is answered, the same requests are accepted and every
+// byte is given back. Bodies that can never fit are 413: an announced
+// length over the budget before a byte is read, a compressed body when
+// its decompressed bytes go over.
+func TestOTLPReceiver(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	hold.Store(true)
+	sink := &consumertest.LogsSink{}
+	next, err := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		if hold.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-release
+		}
+		return sink.ConsumeLogs(ctx, ld)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second}, next)
+	body := otlpBody(t, 760)
+	if n := len(body); n <= 750 || n > 1500 {
+		t.Fatalf("body of %d bytes: two must not fit in 1,500", n)
+	}
+	first := make(chan answer, 1)
+	go func() { first <- post(url, body, "length") }()
+	<-entered
+
+	ways := []string{"length", "chunked", "gzip"}
+	for _, how := range ways {
+		t.Run("busy, "+how, func(t *testing.T) {
+			a := post(url, body, how)
+			if a.err != nil || a.status != http.StatusServiceUnavailable || a.retryAfter != "2" || !bytes.Contains(a.body, []byte("max_bytes_in_flight (1500 bytes)")) {
+				t.Fatalf("status %d, Retry-After %q, %v: %q", a.status, a.retryAfter, a.err, a.body)
+			}
+			if how != "length" { // refused while the otlp receiver read it: its own Status message
+				var st spb.Status
+				if err := proto.Unmarshal(a.body, &st); err != nil || codes.Code(st.Code) != codes.Unavailable {
+					t.Errorf("OTLP Status %v (%v), want Unavailable", &st, err)
+				}
+			}
+		})
+	}
+	close(release)
+	if a := <-first; a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("held request: %d %v %s", a.status, a.err, a.body)
+	}
+	for _, how := range ways {
+		if a := post(url, body, how); a.err != nil || a.status != http.StatusOK {
+			t.Errorf("after the held request (%s): %d %v %s", how, a.status, a.err, a.body)
+		}
+	}
+	if got := sink.LogRecordCount(); got != 1+len(ways) {
+		t.Errorf("%d records reached the pipeline, want %d (the accepted requests)", got, 1+len(ways))
+	}
+
+	t.Run("too large, Content-Length: 413 from the header", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/v1/logs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		// Announced, none of it sent: only an answer from the header can arrive.
+		if _, err := io.WriteString(conn, "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1501\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer before the body: %v", err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), "split it") {
+			t.Errorf("status %d: %s", resp.StatusCode, msg)
+		}
+	})
+	t.Run("too large once decompressed: 413", func(t *testing.T) {
+		big := otlpBody(t, 4000)
+		if a := post(url, big, "gzip"); a.err != nil || a.status != http.StatusRequestEntityTooLarge || a.retryAfter != "" {
+			t.Errorf("status %d, Retry-After %q, %v: %s (compressed %d bytes)", a.status, a.retryAfter, a.err, a.body, len(gzipped(t, big)))
+		}
+	})
+	if held := ext.budget.Held(); held != 0 {
+		t.Errorf("%d bytes still held after every request was answered", held)
+	}
+	if got := sink.LogRecordCount(); got != 1+len(ways) {
+		t.Errorf("%d records reached the pipeline, want %d", got, 1+len(ways))
+	}
+	reason := func(r string, n int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(attribute.String("reason", r))}
+	}
+	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{reason("busy", 3), reason("too_large", 2)},
+		metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+	metadatatest.AssertEqualRequestBudgetBytesHeld(t, tel, []metricdata.DataPoint[int64]{{Value: 0}},
+		metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}

@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// budgetRequests is how many max-size OTLP/HTTP bodies are sent at once:
+// sixteen are about 300 MiB of bodies, ten times what the request_budget of
+// the DaemonSet (64 MiB) lets in.
+const budgetRequests = 16
+
+// TestHarnessOTLPRequestBudget sends sixteen max-size OTLP/HTTP protobuf
+// bodies (19 MiB, 3,900 records of 50 features each) at once to the built
+// collector under the DaemonSet's memory settings and its otlp receiver's
+// request_budget middleware (read from deploy/kubernetes/daemonset.yaml), in
+// a memory cgroup of its container limit when the machine allows one. The
+// bodies over the budget are answered 503 + Retry-After; the collector is
+// not killed, its anonymous memory stays under the container limit, a
+// small request afterwards is answered 200, and every row of every
+// acknowledged request is in the CSV files exactly once (nothing of a
+// refused one). With MODELDATA_HARNESS_FULL, the same bodies go to the
+// collector without the middleware too, for the figures in
+// docs/benchmarks.md (logged, not asserted: that collector may be killed).
+func TestHarnessOTLPRequestBudget(t *testing.T) {
+	ds := loadDeploySettings(t, "daemonset.yaml")
+	bodies := budgetBodies()
+	t.Run("request_budget", func(t *testing.T) {
+		c := memoryCollector(t, ds, false)
+		sampler := samplePeak(c.pid)
+		answers := sendAtOnce(c.otlp+"/v1/logs", bodies)
+		var acked []int
+		refused := 0
+		for i, a := range answers {
+			switch {
+			case a.err != nil:
+				t.Fatalf("body %d: %v (answers %v)", i, a.err, answers)
+			case a.status == http.StatusOK:
+				acked = append(acked, i)
+			case a.status == http.StatusServiceUnavailable && strings.Contains(a.msg, "max_bytes_in_flight"):
+				if a.retryAfter == "" {
+					t.Errorf("body %d: 503 without Retry-After: %s", i, a.msg)
+				}
+				refused++
+			case a.status == http.StatusServiceUnavailable: // the memory_limiter, after decoding
+			default:
+				t.Fatalf("body %d: status %d: %s", i, a.status, a.msg)
+			}
+		}
+		if len(acked) == 0 || refused == 0 {
+			t.Fatalf("answers %v: want some accepted and some refused by request_budget", answers)
+		}
+		small := otlpBudgetSmall()
+		var after []int
+		testutil.Poll(30*time.Second, func() bool {
+			a := postOTLP(c.otlp+"/v1/logs", small)
+			after = append(after, a.status)
+			return a.err == nil && a.status == http.StatusOK
+		})
+		if after[len(after)-1] != http.StatusOK {
+			t.Fatalf("a small request after: answers %v", after)
+		}
+		waitSent(t, c.metrics, len(acked)*fullRows+1)
+		anon, file, hwm := sampler.peaks(t)
+		t.Logf("MEMORY %d OTLP/HTTP protobuf bodies of %.1f MiB at once, request_budget max_bytes_in_flight %.0f MiB (GOMEMLIMIT=%s): %s; then %d answers until a 200; "+
+			"peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
+			len(bodies), mib(len(bodies[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, summarize(answers), len(after),
+			mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
+		if anon >= ds.containerLimit {
+			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
+		}
+		verifyBudgetRows(t, c.data, acked)
+	})
+	if !harnessFull() {
+		return
+	}
+	t.Run("without request_budget", func(t *testing.T) {
+		bare := ds
+		bare.requestBudget = nil
+		c := memoryCollector(t, bare, false)
+		sampler := samplePeak(c.pid)
+		answers := sendAtOnce(c.otlp+"/v1/logs", bodies)
+		small := postOTLP(c.otlp+"/v1/logs", otlpBudgetSmall())
+		report := "no cgroup"
+		if c.cgroup != nil {
+			if u, err := c.cgroup.usage(); err == nil {
+				report = fmt.Sprintf("cgroup: peak %.0f MiB charged, limit hit %d times, %d out-of-memory kills", mib(u.peak), u.hits, u.oomKills)
+			}
+		}
+		anon, file := sampler.sampled()
+		t.Logf("MEMORY %d OTLP/HTTP protobuf bodies of %.1f MiB at once, WITHOUT request_budget (GOMEMLIMIT=%s): %s; then a small request: %d %v; "+
+			"peak anon %.0f MiB, file-backed %.0f, for a container limit of %.0f MiB; %s",
+			len(bodies), mib(len(bodies[0])), ds.goMemLimit, summarize(answers), small.status, small.err, mib(anon), mib(file), mib(ds.containerLimit), report)
+	})
+}
+
+// budgetBytes is the max_bytes_in_flight of the manifest's request_budget.
+func budgetBytes(t *testing.T, ds deploySettings) int64 {
+	t.Helper()
+	cfg, _ := ds.requestBudget.(map[string]any)
+	n, ok := cfg["max_bytes_in_flight"].(float64)
+	if !ok {
+		t.Fatalf("request_budget %v: no max_bytes_in_flight", ds.requestBudget)
+	}
+	return int64(n)
+}
+
+// budgetBodies are budgetRequests max-size OTLP/HTTP protobuf bodies, body
+// i's rows carrying the correlation ids budgetRowID(i, 0..fullRows-1).
+func budgetBodies() [][]byte {
+	names := make([]string, fullFeatures)
+	for k := range names {
+		names[k] = fmt.Sprintf("f%02d", k)
+	}
+	// One body is made; the others are copies with the body number in the
+	// ids changed, of the same width, so every length in the protobuf holds.
+	first := otlpFullBody(names, func(i int) string { return budgetRowID(0, i) })
+	bodies := [][]byte{first}
+	for req := 1; req < budgetRequests; req++ {
+		bodies = append(bodies, bytes.ReplaceAll(first, []byte(budgetRowID(0, -1)), []byte(budgetRowID(req, -1))))
+	}
+	return bodies
+}
+
+// budgetRowID is the correlation id of row i of body req (i < 0: the
+// prefix of body req's ids).
+func budgetRowID(req, i int) string {
+	if i < 0 {
+		return fmt.Sprintf("budget.%02d.", req)
+	}
+	return fmt.Sprintf("budget.%02d.%04d", req, i)
+}
+
+// otlpBudgetSmall is a one-row OTLP/HTTP protobuf body whose correlation id
+// is budget.small.
+func otlpBudgetSmall() []byte {
+	return otlpFullBodyRows([]string{"f00"}, 1, "s", func(int) string { return "budget.small" })
+}
+
+type otlpAnswer struct {
+	status          int
+	retryAfter, msg string
+	err             error
+}
+
+func (a otlpAnswer) String() string {
+	if a.err != nil {
+		return "error"
+	}
+	return fmt.Sprint(a.status)
+}
+
+func postOTLP(url string, body []byte) otlpAnswer {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return otlpAnswer{err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return otlpAnswer{err: err}
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return otlpAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), msg: string(msg)}
+}
+
+// sendAtOnce posts every body at the same moment and returns the answers in order.
+func sendAtOnce(url string, bodies [][]byte) []otlpAnswer {
+	answers := make([]otlpAnswer, len(bodies))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, b := range bodies {
+		wg.Go(func() {
+			<-start
+			answers[i] = postOTLP(url, b)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return answers
+}
+
+// summarize counts answers by status: "200 ×3, 503 ×13 (Retry-After 1)".
+func summarize(answers []otlpAnswer) string {
+	counts := map[string]int{}
+	var keys []string
+	retryAfter := map[string]bool{}
+	for _, a := range answers {
+		k := a.String()
+		if counts[k] == 0 {
+			keys = append(keys, k)
+		}
+		counts[k]++
+		if a.retryAfter != "" {
+			retryAfter[a.retryAfter] = true
+		}
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s ×%d", k, counts[k])
+	}
+	return fmt.Sprintf("%s (Retry-After %v)", strings.Join(parts, ", "), slices.Sorted(func(yield func(string) bool) {
+		for v := range retryAfter {
+			if !yield(v) {
+				return
+			}
+		}
+	}))
+}
+
+// verifyBudgetRows checks that the CSV files below dir hold every row of
+// the acknowledged bodies exactly once, the small request's row, and no row
+// of a refused body.
+func verifyBudgetRows(t *testing.T, dir string, acked []int) {
+	t.Helper()
+	seen := map[string]int{}
+	for name, records := range testutil.ReadCSVTree(t, dir) {
+		col := slices.Index(records[0], contract.ColCorrelationID)
+		if col < 0 {
+			t.Fatalf("%s: no %s column in %v", name, contract.ColCorrelationID, records[0])
+		}
+		for _, rec := range records[1:] {
+			seen[rec[col]]++
+		}
+	}
+	want := map[string]bool{"budget.small": true}
+	for _, req := range acked {
+		for i := 0; i < fullRows; i++ {
+			want[budgetRowID(req, i)] = true
+		}
+	}
+	var missing, doubled, unexpected int
+	for id := range want {
+		switch n := seen[id]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			doubled++
+		}
+	}
+	for id := range seen {
+		if !want[id] {
+			unexpected++
+		}
+	}
+	t.Logf("MEMORY verifier: %d rows of %d acknowledged bodies expected, %d found, %d missing, %d doubled, %d of refused bodies",
+		len(want), len(acked), len(seen)-unexpected, missing, doubled, unexpected)
+	if missing+doubled+unexpected > 0 {
+		t.Errorf("rows: %d missing, %d doubled, %d of refused bodies", missing, doubled, unexpected)
+	}
+}
