@@ -39,7 +39,7 @@ type deploySettings struct {
 	containerLimit int64
 	memoryLimiter  any
 	sendingQueue   map[string]any
-	requestBudget  any // nil: the otlp receiver without the middleware
+	requestBudget  any            // nil: the otlp receiver without the middleware
 	otlpMiddleware map[string]any // by protocol: http, grpc
 }
 
