@@ -91,6 +91,7 @@ func (e *blobExporter) start(ctx context.Context, host component.Host) error {
 	}
 	if e.pq != nil {
 		e.pq.startTimer()
+		e.pq.startSweep()
 	}
 	return nil
 }

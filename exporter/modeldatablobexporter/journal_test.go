@@ -36,7 +36,10 @@ func journaledExporter(t *testing.T, cfg *Config, queueDir string) (*blobExporte
 	// stop is a kill -9 for the journal: nothing is retired on the way out.
 	stop := func() {
 		if e.pq != nil {
-			e.pq.stopTimer()
+			e.pq.stopBackground()
+		}
+		if local, ok := e.store.(*localStore); ok {
+			local.forgetLive()
 		}
 		if e.w.j.enabled() {
 			_ = e.w.j.client.Close(context.Background())

@@ -42,6 +42,18 @@ type blockStore interface {
 	commit(ctx context.Context, name string, groups []stagedRange, tail []byte) error
 	// props tells whether a file exists.
 	props(ctx context.Context, name string) (fileProps, error)
+	// discard drops what was staged for name, a file that will not be
+	// committed (none of its groups was journaled).
+	discard(ctx context.Context, name string) error
+}
+
+// stagingSweeper is a blockStore whose staging outlives a kill unless
+// removed: the local one (Azure discards uncommitted blocks after 7 days).
+type stagingSweeper interface {
+	// sweepStaging removes the staging of the files that stale accepts
+	// (by name) and that belong to a run that is over; it returns how many
+	// it removed.
+	sweepStaging(ctx context.Context, stale func(name string) bool) (int, error)
 }
 
 // pqFile is the rows of one push that go to one Parquet file.
@@ -105,6 +117,8 @@ type pqWriter struct {
 	now     func() time.Time
 
 	stop, stopped chan struct{} // the max_age timer
+	stopSweep     func()        // cancels the sweep of earlier runs' staging
+	swept         chan struct{} // closed when that sweep is over
 }
 
 func newPQWriter(cfg *Config, store blockStore) *pqWriter {

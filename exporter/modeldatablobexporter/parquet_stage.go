@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,6 +183,18 @@ func (w *pqWriter) newBlobName(dir string) string {
 	return dir + "/" + w.instance + "-" + hex.EncodeToString(b[:]) + ".parquet"
 }
 
+// ownsBlob reports whether base is a file name newBlobName makes: a file
+// of this writer's instance, of this run or an earlier one.
+func (w *pqWriter) ownsBlob(base string) bool {
+	id, ok := strings.CutPrefix(base, w.instance+"-")
+	id, isParquet := strings.CutSuffix(id, ".parquet")
+	if !ok || !isParquet || len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
 // fileFor is the open file of f's folder, columns and types. A file of the
 // same folder and columns with other types is committed first; so is the
 // least recently written file when max_open_files are open.
@@ -340,10 +354,14 @@ func (w *pqWriter) commit(ctx context.Context, of *pqOpen) error {
 	if of.committed {
 		return nil
 	}
-	if len(of.groups) > 0 {
-		if err := w.commitGroups(ctx, of.blob, of.groups, of.spans()); err != nil {
+	// A file without groups may hold the staging of a push that failed
+	// (retried into another file): nothing of it was acknowledged.
+	if len(of.groups) == 0 {
+		if err := w.store.discard(ctx, of.blob); err != nil {
 			return err
 		}
+	} else if err := w.commitGroups(ctx, of.blob, of.groups, of.spans()); err != nil {
+		return err
 	}
 	of.committed = true
 	w.fmu.Lock()
@@ -468,9 +486,57 @@ func (w *pqWriter) stopTimer() {
 	}
 }
 
+// startSweep removes, in the background, what an earlier run killed
+// between staging a file's first row group and journaling it left staged:
+// its rows were never acknowledged, so the queue replays them into
+// another file, and no journal entry names the file.
+func (w *pqWriter) startSweep() {
+	sweeper, ok := w.store.(stagingSweeper)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopSweep, w.swept = cancel, make(chan struct{})
+	go func() {
+		defer close(w.swept)
+		w.sweep(ctx, sweeper)
+	}()
+}
+
+// sweep removes the staging of this instance's files that no journal entry
+// references (the files journaled are committed from it).
+func (w *pqWriter) sweep(ctx context.Context, sweeper stagingSweeper) {
+	w.mu.Lock()
+	journaled := map[string]bool{}
+	for _, g := range w.resumed {
+		journaled[g.blob] = true
+	}
+	w.mu.Unlock()
+	removed, err := sweeper.sweepStaging(ctx, func(name string) bool {
+		return !journaled[name] && w.ownsBlob(path.Base(name))
+	})
+	if removed > 0 {
+		w.logger.Info("Removed the staging of Parquet files an earlier run was killed before journaling; their rows were not acknowledged and are replayed by the queue",
+			zap.Int("files", removed))
+	}
+	if err != nil && ctx.Err() == nil {
+		w.logger.Warn("Could not look through every folder for Parquet staging left by an earlier run", zap.Error(err))
+	}
+}
+
+// stopBackground stops the max_age timer and the sweep, and waits for them.
+func (w *pqWriter) stopBackground() {
+	w.stopTimer()
+	if w.stopSweep != nil {
+		w.stopSweep()
+		<-w.swept
+		w.stopSweep = nil
+	}
+}
+
 // shutdown stops the timer and commits every file (the queue has stopped).
 func (w *pqWriter) shutdown(ctx context.Context) error {
-	w.stopTimer()
+	w.stopBackground()
 	err := w.commitAll(ctx)
 	if err != nil {
 		w.logger.Error("Parquet files not committed at shutdown; their rows are staged, and with a persistent queue committed at the next start", zap.Error(err))

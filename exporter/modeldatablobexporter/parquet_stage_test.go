@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -436,5 +439,276 @@ func TestParquetPushFitsOpenFile(t *testing.T) {
 	commitParquet(t, e)
 	if files := localFiles(t, cfg); len(files) != 2 {
 		t.Fatalf("want a second file: %v", files)
+	}
+}
+
+// forgetLive drops the store's staging files from liveStaging, as the
+// death of the process that wrote them would.
+func (s *localStore) forgetLive() {
+	liveStaging.Range(func(path, store any) bool {
+		if store == s {
+			liveStaging.Delete(path)
+		}
+		return true
+	})
+}
+
+// stagingFiles is the path of every staging file under the local folder.
+func stagingFiles(t *testing.T, cfg *Config) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(cfg.Local.Directory, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), stagingPrefix) {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// endRun makes the files at paths look written by a process that has
+// ended (before this one started).
+func endRun(t *testing.T, paths ...string) {
+	t.Helper()
+	old := processStart.Add(-time.Minute)
+	for _, p := range paths {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitSwept waits for the exporter's sweep of earlier runs' staging.
+func waitSwept(e *blobExporter) {
+	if e.pq.swept != nil {
+		<-e.pq.swept
+	}
+}
+
+// blobsWithUncommitted is the length of every blob of a container, blobs
+// that hold only uncommitted blocks included.
+func blobsWithUncommitted(t *testing.T, az *testutil.Azurite, containerName string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	pager := containerClient(t, az, containerName).NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
+		Include: container.ListBlobsInclude{UncommittedBlobs: true}})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			out[*b.Name] = *b.Properties.ContentLength
+		}
+	}
+	return out
+}
+
+// TestParquetStagedNotJournaledAfterKill (#12): the collector is killed
+// after a push staged a row group and before it journaled it, so the push
+// was never acknowledged. After the restart the queue replays the push:
+// every row is in the committed files once, the files read back whole, and
+// nothing staged is left in sight: locally the staging file is removed at
+// start; on Azure the blocks stay uncommitted, where no read and no default
+// listing sees them (the service discards them after 7 days), and a commit
+// drops those of a file it does not list.
+func TestParquetStagedNotJournaledAfterKill(t *testing.T) {
+	tests := []struct {
+		name      string
+		journaled []string // a push staged and journaled before the kill
+		killed    []string // the push killed between staging and journaling
+	}{
+		{name: "first row group of a file", killed: []string{"r1", "r2", "r3"}},
+		{name: "second row group of a file", journaled: []string{"r1", "r2"}, killed: []string{"r3"}},
+	}
+	for _, backend := range []string{BackendLocal, BackendAzBlob} {
+		for _, tc := range tests {
+			t.Run(backend+"/"+tc.name, func(t *testing.T) {
+				var cfg *Config
+				var az *testutil.Azurite
+				if backend == BackendLocal {
+					cfg = localConfig(t)
+				} else {
+					az = testutil.StartAzurite(t)
+					cfg = azuriteConfig(az)
+				}
+				cfg.Format = FormatParquet
+				cfg.MDC.InstanceID = "host-a"
+				queueDir := t.TempDir()
+				e, _, stop := journaledExporter(t, cfg, queueDir)
+				if tc.journaled != nil {
+					push(t, e, idRows(tc.journaled...)...)
+				}
+				e.pq.store = &answerLostFileStore{blockStore: e.pq.store, landed: true}
+				if err := e.push(context.Background(), makeLogs(idRows(tc.killed...)...)); err == nil {
+					t.Fatal("the killed push succeeded")
+				}
+				stop()
+				if backend == BackendLocal {
+					if got := stagingFiles(t, cfg); len(got) != 1 {
+						t.Fatalf("staging files before the restart: %v", got)
+					}
+					endRun(t, stagingFiles(t, cfg)...)
+				}
+
+				e, tt, stop := journaledExporter(t, cfg, queueDir)
+				defer stop()
+				waitSwept(e)
+				for _, ids := range [][]string{tc.journaled, tc.killed} { // the queue's replay
+					if ids != nil {
+						push(t, e, idRows(ids...)...)
+					}
+				}
+				commitParquet(t, e)
+				var files map[string]string
+				if backend == BackendLocal {
+					if got := stagingFiles(t, cfg); len(got) != 0 {
+						t.Errorf("staging files after the restart: %v", got)
+					}
+					files = map[string]string{}
+					for _, f := range localFiles(t, cfg) {
+						files[f] = readLocal(t, cfg, f)
+					}
+				} else {
+					files = readBlobs(t, az, cfg.Container)
+					assertStagedBlocks(t, az, cfg.Container, files, tc.journaled == nil)
+				}
+				ids, _ := requestIDsIn(t, files)
+				want := append(slices.Clone(tc.journaled), tc.killed...)
+				if !slices.Equal(ids, want) {
+					t.Errorf("rows %v, want %v", ids, want)
+				}
+				if got := counter(t, tt, "otelcol_modeldatablob_rows_replayed"); got != int64(len(tc.journaled)) {
+					t.Errorf("rows_replayed %d, want %d", got, len(tc.journaled))
+				}
+			})
+		}
+	}
+}
+
+// assertStagedBlocks checks what a kill between staging and journaling
+// leaves on Azure: a file that holds only the killed group's uncommitted
+// blocks (orphan) is a blob of length 0 that only a listing of
+// uncommitted blobs shows and that reads as missing; the committed files
+// keep no uncommitted block.
+func assertStagedBlocks(t *testing.T, az *testutil.Azurite, containerName string, committed map[string]string, orphan bool) {
+	t.Helper()
+	c := containerClient(t, az, containerName)
+	var hidden []string
+	for name, size := range blobsWithUncommitted(t, az, containerName) {
+		bl, err := c.NewBlockBlobClient(name).GetBlockList(context.Background(), blockblob.BlockListTypeUncommitted, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := committed[name]; ok {
+			if n := len(bl.UncommittedBlocks); n != 0 {
+				t.Errorf("%s: %d uncommitted blocks after its commit", name, n)
+			}
+			continue
+		}
+		hidden = append(hidden, name)
+		if _, err := c.NewBlobClient(name).GetProperties(context.Background(), nil); !bloberror.HasCode(err, bloberror.BlobNotFound) {
+			t.Errorf("%s (uncommitted blocks only) reads as %v, want BlobNotFound", name, err)
+		}
+		if size != 0 || len(bl.UncommittedBlocks) == 0 {
+			t.Errorf("%s: length %d, %d uncommitted blocks", name, size, len(bl.UncommittedBlocks))
+		}
+	}
+	if want := map[bool]int{true: 1}[orphan]; len(hidden) != want {
+		t.Errorf("blobs of uncommitted blocks only: %v, want %d", hidden, want)
+	}
+}
+
+// TestParquetSweepRemovesOnlyEndedRuns (#12): at start an exporter removes
+// the staging files of its instance's earlier runs that no journal entry
+// names, and leaves every other: those of another exporter of the
+// collector writing to the same folder (whatever their age), of another
+// instance, written since this process started (another live process), or
+// not named as the exporter names its files.
+func TestParquetSweepRemovesOnlyEndedRuns(t *testing.T) {
+	cfg := localConfig(t)
+	cfg.Format = FormatParquet
+	cfg.MDC.InstanceID = "host-a"
+	queueDir := t.TempDir()
+	e, _, stop := journaledExporter(t, cfg, queueDir)
+	e.pq.store = &answerLostFileStore{blockStore: e.pq.store, landed: true}
+	if err := e.push(context.Background(), makeLogs(idRows("r1")...)); err == nil {
+		t.Fatal("the killed push succeeded")
+	}
+	stop()
+	orphan := stagingFiles(t, cfg)
+
+	other := *cfg // another exporter of the collector, on the same folder
+	other.QueueConfig = createDefaultConfig().QueueConfig
+	sharing := newTestExporter(t, &other)
+	waitSwept(sharing)
+	push(t, sharing, idRows("s1", "s2")...)
+	dir := filepath.Dir(orphan[0])
+	open := slices.DeleteFunc(stagingFiles(t, cfg), func(p string) bool { return p == orphan[0] })
+
+	tests := []struct {
+		name  string
+		path  string // made unless it exists
+		ended bool   // last written before this process started
+		kept  bool
+	}{
+		{name: "this instance's, killed before journaling", path: orphan[0], ended: true},
+		{name: "another exporter's open file", path: open[0], ended: true, kept: true},
+		{name: "another instance's", path: filepath.Join(dir, ".tmp-host-b-0123456789abcdef.parquet.staging"), ended: true, kept: true},
+		{name: "written since this process started", path: filepath.Join(dir, ".tmp-host-a-0123456789abcdef.parquet.staging"), kept: true},
+		{name: "not a name of the exporter", path: filepath.Join(dir, ".tmp-host-a-report.parquet.staging"), ended: true, kept: true},
+	}
+	for _, tc := range tests {
+		if _, err := os.Stat(tc.path); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(tc.path, []byte("staged"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tc.ended {
+			endRun(t, tc.path)
+		}
+	}
+
+	e, _, stop = journaledExporter(t, cfg, queueDir)
+	defer stop()
+	waitSwept(e)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := os.Stat(tc.path); (err == nil) != tc.kept {
+				t.Errorf("kept %v, want %v (%v)", err == nil, tc.kept, err)
+			}
+		})
+	}
+	commitParquet(t, sharing)
+	if got := parquetRequestIDs(t, cfg); !slices.Equal(got, []string{"s1", "s2"}) {
+		t.Errorf("rows of the other exporter: %v", got)
+	}
+}
+
+// TestParquetFileWithoutGroupsDiscarded: a file whose only staged group
+// failed (its push is retried into another file) is committed with no
+// group: its staging is removed, nothing becomes visible.
+func TestParquetFileWithoutGroupsDiscarded(t *testing.T) {
+	cfg := localConfig(t)
+	cfg.Format = FormatParquet
+	e := newTestExporter(t, cfg)
+	store := e.pq.store
+	e.pq.store = &answerLostFileStore{blockStore: store, landed: true}
+	if err := e.push(context.Background(), makeLogs(idRows("r1")...)); err == nil {
+		t.Fatal("the push succeeded")
+	}
+	e.pq.store = store
+	if got := stagingFiles(t, cfg); len(got) != 1 {
+		t.Fatalf("staging files: %v", got)
+	}
+	commitParquet(t, e)
+	if got := stagingFiles(t, cfg); len(got) != 0 {
+		t.Errorf("staging files after the commit: %v", got)
+	}
+	if got := localFiles(t, cfg); len(got) != 0 {
+		t.Errorf("files: %v", got)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -21,12 +24,25 @@ import (
 // in its folder, which no reader's *.parquet pattern matches.
 func (s *localStore) stagingPath(name string) string {
 	p := s.path(name)
-	return filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p)+".staging")
+	return filepath.Join(filepath.Dir(p), stagingPrefix+filepath.Base(p)+stagingSuffix)
 }
+
+const stagingPrefix, stagingSuffix = ".tmp-", ".staging"
+
+// liveStaging holds the path of every staging file this process writes
+// and has not committed or discarded yet, of every exporter (with its
+// store): a sweep never removes one, also when exporters of the collector
+// share a folder.
+var liveStaging sync.Map
+
+// processStart is when this process started: a staging file last written
+// before it is of a run that is over.
+var processStart = time.Now()
 
 // stage writes data at off in the file's staging file and syncs it.
 func (s *localStore) stage(_ context.Context, name string, _ int, off int64, data []byte) error {
 	tmp := s.stagingPath(name)
+	liveStaging.Store(tmp, s)
 	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
 		return err
 	}
@@ -44,10 +60,10 @@ func (s *localStore) stage(_ context.Context, name string, _ int, off int64, dat
 // commit writes the magic and tail around the staged groups, syncs the
 // staging file and renames it into place: a reader never sees it partly
 // written.
-func (s *localStore) commit(_ context.Context, name string, groups []stagedRange, tail []byte) error {
+func (s *localStore) commit(ctx context.Context, name string, groups []stagedRange, tail []byte) error {
 	p, tmp := s.path(name), s.stagingPath(name)
 	if _, err := os.Stat(p); err == nil {
-		_ = os.Remove(tmp)
+		_ = s.discard(ctx, name)
 		return nil
 	}
 	end := int64(len(pqMagic))
@@ -80,7 +96,61 @@ func (s *localStore) commit(_ context.Context, name string, groups []stagedRange
 	if err = errors.Join(err, f.Close()); err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	liveStaging.Delete(tmp)
+	return nil
+}
+
+// discard removes the file's staging file.
+func (s *localStore) discard(_ context.Context, name string) error {
+	tmp := s.stagingPath(name)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	liveStaging.Delete(tmp)
+	return nil
+}
+
+// sweepStaging removes the staging files under the root whose file stale
+// accepts and that are of a run that is over: not this process's (another
+// exporter of the collector may share the folder) and last written before
+// it started. A folder it cannot read is skipped and reported.
+func (s *localStore) sweepStaging(ctx context.Context, stale func(name string) bool) (int, error) {
+	removed := 0
+	var errs []error
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		base, staged := strings.CutPrefix(d.Name(), stagingPrefix)
+		base, suffixed := strings.CutSuffix(base, stagingSuffix)
+		if !staged || !suffixed || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, filepath.Join(filepath.Dir(p), base))
+		if err != nil || !stale(filepath.ToSlash(rel)) {
+			return nil
+		}
+		if _, live := liveStaging.Load(p); live {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || !fi.ModTime().Before(processStart) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			return nil
+		}
+		removed++
+		return nil
+	})
+	return removed, errors.Join(append(errs, err)...)
 }
 
 // stagedBlockSize is the largest block staged for a block blob.
@@ -117,6 +187,11 @@ func (s *azBlobStore) stageBlocks(ctx context.Context, name string, part byte, i
 	}
 	return nil
 }
+
+// discard leaves the staged blocks: nothing reads a blob's uncommitted
+// blocks, a commit drops those it does not list, and the service discards
+// them a week after the last was staged; the name is never used again.
+func (s *azBlobStore) discard(context.Context, string) error { return nil }
 
 // commit stages the head and tail and commits the block list, conditioned
 // on the blob not existing: a retry of a commit that landed without an

@@ -21,7 +21,12 @@ type localStore struct {
 }
 
 func newLocalStore(cfg *Config) *localStore {
-	return &localStore{root: filepath.Join(cfg.Local.Directory, cfg.Container), maxSize: cfg.MaxFileSize}
+	root := filepath.Join(cfg.Local.Directory, cfg.Container)
+	// Absolute, so that exporters sharing the folder name its files alike.
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	return &localStore{root: root, maxSize: cfg.MaxFileSize}
 }
 
 func (s *localStore) path(name string) string { return filepath.Join(s.root, filepath.FromSlash(name)) }
