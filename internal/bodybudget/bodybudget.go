@@ -243,3 +243,11 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the server's writer (Flush,
 // deadlines).
 func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps the server's http.Flusher for handlers that assert it.
+func (w *refusalWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}

@@ -130,3 +130,22 @@ func TestReserve(t *testing.T) {
 		t.Errorf("held %d after the context ended, %d refusals counted", b.Held(), refusals.Load())
 	}
 }
+
+// TestFlusher: a handler that streams its answer still finds an
+// http.Flusher behind the budget.
+func TestFlusher(t *testing.T) {
+	h := New(100, time.Second).Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("no http.Flusher")
+			return
+		}
+		_, _ = io.WriteString(w, "part")
+		f.Flush()
+	}), nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !w.Flushed || w.Body.String() != "part" {
+		t.Errorf("flushed %v, body %q", w.Flushed, w.Body)
+	}
+}
