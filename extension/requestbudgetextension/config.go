@@ -9,6 +9,8 @@ import (
 const (
 	defaultMaxBytesInFlight = 64 << 20
 	defaultRetryAfter       = time.Second
+	// grpc-go's default largest message (max_recv_msg_size_mib: 4).
+	defaultGRPCBytesPerCall = 4 << 20
 )
 
 // Config bounds the request bodies the HTTP servers naming this extension
@@ -21,10 +23,15 @@ type Config struct {
 	MaxBytesInFlight int64 `mapstructure:"max_bytes_in_flight"`
 	// RetryAfter is the Retry-After of a 503, in whole seconds.
 	RetryAfter time.Duration `mapstructure:"retry_after"`
+	// GRPCBytesPerCall is what a gRPC call takes from the budget while it
+	// runs, on gRPC servers naming this extension: grpc-go reads and decodes
+	// a message before any hook sees its size, so a call is charged the
+	// largest message the server accepts.
+	GRPCBytesPerCall int64 `mapstructure:"grpc_bytes_per_call"`
 }
 
 func createDefaultConfig() *Config {
-	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter}
+	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter, GRPCBytesPerCall: defaultGRPCBytesPerCall}
 }
 
 // Validate checks the config at start.
@@ -35,6 +42,10 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.RetryAfter < time.Second || cfg.RetryAfter%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("retry_after must be a whole number of seconds, at least 1s (Retry-After is in seconds), got %s", cfg.RetryAfter))
+	}
+	if cfg.GRPCBytesPerCall <= 0 || cfg.GRPCBytesPerCall > cfg.MaxBytesInFlight {
+		errs = append(errs, fmt.Errorf("grpc_bytes_per_call must be positive and at most max_bytes_in_flight (%d) (default %d: the gRPC servers' max_recv_msg_size_mib of 4), got %d",
+			cfg.MaxBytesInFlight, defaultGRPCBytesPerCall, cfg.GRPCBytesPerCall))
 	}
 	return errors.Join(errs...)
 }

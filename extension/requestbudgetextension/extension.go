@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/tap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadata"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/bodybudget"
@@ -17,13 +19,15 @@ import (
 // requestBudget is one budget shared by every HTTP server whose
 // `middlewares` name this extension.
 type requestBudget struct {
-	budget    *bodybudget.Budget
-	telemetry *metadata.TelemetryBuilder
+	budget      *bodybudget.Budget
+	grpcPerCall int64
+	telemetry   *metadata.TelemetryBuilder
 }
 
 var (
 	_ extension.Extension            = (*requestBudget)(nil)
 	_ extensionmiddleware.HTTPServer = (*requestBudget)(nil)
+	_ extensionmiddleware.GRPCServer = (*requestBudget)(nil)
 )
 
 // reasons are the reason attribute of each refusal, made once: a refusal
@@ -34,7 +38,7 @@ var reasons = map[bool]metric.AddOption{
 }
 
 func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, error) {
-	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter)}
+	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter), grpcPerCall: cfg.GRPCBytesPerCall}
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -77,6 +81,21 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 			budgeted.ServeHTTP(w, req)
 		}), nil
 	}, nil
+}
+
+// GetGRPCServerOptions installs a tap handle, which grpc-go runs when a
+// call's headers arrive, before any byte of its message is read: the call
+// takes grpc_bytes_per_call from the budget until it ends, or is refused
+// with Unavailable and the retry delay (RetryInfo) when that does not fit.
+// A gRPC server takes one tap handle: no other middleware of the same server
+// may install one.
+func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
+	return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+		if rf := e.budget.Reserve(ctx, e.grpcPerCall); rf != nil {
+			return ctx, rf
+		}
+		return ctx, nil
+	})}, nil
 }
 
 // writeRefusal answers a refused request in plain text; the budget has set

@@ -21,13 +21,18 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadata"
@@ -39,10 +44,11 @@ type extensionHost map[component.ID]component.Component
 
 func (h extensionHost) GetExtensions() map[component.ID]component.Component { return h }
 
-// otlpWithBudget starts the upstream otlp receiver's http protocol with
-// `middlewares: [{id: request_budget}]`, the extension configured by cfg,
-// into next; it returns the logs URL, the extension and its telemetry.
-func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs) (string, *requestBudget, *componenttest.Telemetry) {
+// otlpWithBudget starts the upstream otlp receiver's protocol ("http" or
+// "grpc") with `middlewares: [{id: request_budget}]`, the extension
+// configured by cfg, into next; it returns the receiver's address, the
+// extension and its telemetry.
+func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs, protocol string) (string, *requestBudget, *componenttest.Telemetry) {
 	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
@@ -61,9 +67,8 @@ func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs) (string, *req
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	factory := otlpreceiver.NewFactory()
 	rcfg := factory.CreateDefaultConfig()
-	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"http": map[string]any{
-		"endpoint": addr, "middlewares": []any{map[string]any{"id": "request_budget"}},
-	}}}).Unmarshal(rcfg); err != nil {
+	server := map[string]any{"endpoint": addr, "middlewares": []any{map[string]any{"id": "request_budget"}}}
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{protocol: server}}).Unmarshal(rcfg); err != nil {
 		t.Fatal(err)
 	}
 	rcv, err := factory.CreateLogs(context.Background(), receivertest.NewNopSettings(factory.Type()), rcfg, next)
@@ -74,7 +79,27 @@ func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs) (string, *req
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rcv.Shutdown(context.Background()) })
-	return "http://" + addr + "/v1/logs", ext.(*requestBudget), tel
+	return addr, ext.(*requestBudget), tel
+}
+
+// holdFirst is a pipeline that holds the first logs it gets until release
+// is closed (entered tells it has them), then passes everything to sink.
+func holdFirst(t *testing.T, sink *consumertest.LogsSink) (next consumer.Logs, entered <-chan struct{}, release chan struct{}) {
+	t.Helper()
+	in, release := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	hold.Store(true)
+	next, err := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		if hold.CompareAndSwap(true, false) {
+			in <- struct{}{}
+			<-release
+		}
+		return sink.ConsumeLogs(ctx, ld)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next, in, release
 }
 
 // otlpBody is an OTLP/HTTP protobuf logs request of one record whose body
@@ -154,21 +179,10 @@ func post(url string, body []byte, how string) answer {
 // length over the budget before a byte is read, a compressed body when
 // its decompressed bytes go over.
 func TestOTLPReceiver(t *testing.T) {
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	var hold atomic.Bool
-	hold.Store(true)
 	sink := &consumertest.LogsSink{}
-	next, err := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
-		if hold.CompareAndSwap(true, false) {
-			entered <- struct{}{}
-			<-release
-		}
-		return sink.ConsumeLogs(ctx, ld)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second}, next)
+	next, entered, release := holdFirst(t, sink)
+	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000}, next, "http")
+	url := "http://" + addr + "/v1/logs"
 	body := otlpBody(t, 760)
 	if n := len(body); n <= 750 || n > 1500 {
 		t.Fatalf("body of %d bytes: two must not fit in 1,500", n)
@@ -244,4 +258,63 @@ func TestOTLPReceiver(t *testing.T) {
 		metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 	metadatatest.AssertEqualRequestBudgetBytesHeld(t, tel, []metricdata.DataPoint[int64]{{Value: 0}},
 		metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+// TestOTLPReceiverGRPC: the otlp receiver's grpc protocol with the
+// middleware. Each call takes grpc_bytes_per_call (1,000 of 1,500) from its
+// headers until it ends: while one is held by the pipeline, another is
+// refused Unavailable with the retry delay (RetryInfo, which the OTLP
+// exporters honour) before its message is read; once the first is answered,
+// the budget is whole again and the same call is accepted.
+func TestOTLPReceiverGRPC(t *testing.T) {
+	sink := &consumertest.LogsSink{}
+	next, entered, release := holdFirst(t, sink)
+	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000}, next, "grpc")
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := plogotlp.NewGRPCClient(conn)
+	logs := plog.NewLogs()
+	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
+	req := plogotlp.NewExportRequestFromLogs(logs)
+	export := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := client.Export(ctx, req)
+		return err
+	}
+
+	first := make(chan error, 1)
+	go func() { first <- export() }()
+	<-entered
+	err = export()
+	st := status.Convert(err)
+	var delay time.Duration
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			delay = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "max_bytes_in_flight (1500 bytes)") {
+		t.Fatalf("second call: %v (retry delay %s), want Unavailable with a 2s RetryInfo", err, delay)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("held call: %v", err)
+	}
+	// The first call's bytes are given back when its stream ends.
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+		t.Fatalf("%d bytes still held after the call ended", ext.budget.Held())
+	}
+	if err := export(); err != nil {
+		t.Fatalf("after the held call: %v", err)
+	}
+	if got := sink.LogRecordCount(); got != 2 {
+		t.Errorf("%d records reached the pipeline, want 2 (the accepted calls)", got)
+	}
+	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }

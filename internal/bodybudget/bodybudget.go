@@ -152,6 +152,23 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 	})
 }
 
+// Reserve takes n bytes from the budget until ctx is done, for a request
+// whose size is not known before it is read and decoded (a gRPC call: the
+// largest message its server accepts). It returns the refusal, counted, when
+// n does not fit.
+func (b *Budget) Reserve(ctx context.Context, n int64) *Refusal {
+	if b.limit <= 0 || n <= 0 {
+		return nil
+	}
+	if n > b.limit || !b.take(n) {
+		rf := b.refusal(n > b.limit)
+		b.count(ctx, rf)
+		return rf
+	}
+	context.AfterFunc(ctx, func() { b.give(n) })
+	return nil
+}
+
 func (b *Budget) count(ctx context.Context, rf *Refusal) {
 	if b.OnRefusal != nil {
 		b.OnRefusal(ctx, rf)
@@ -226,3 +243,11 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the server's writer (Flush,
 // deadlines).
 func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps the server's http.Flusher for handlers that assert it.
+func (w *refusalWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}

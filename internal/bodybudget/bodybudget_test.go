@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
 // readAll is a handler like most confighttp receivers': it reads the whole
@@ -103,5 +105,47 @@ func TestNoLimit(t *testing.T) {
 		if w.Code != 200 || b.Limit() != 0 || b.Held() != 0 {
 			t.Errorf("limit %d: status %d, Limit %d, held %d", limit, w.Code, b.Limit(), b.Held())
 		}
+	}
+}
+
+// TestReserve: a reservation holds its bytes until its context is done; one
+// that does not fit now is a busy refusal, one over the whole budget too
+// large; each refusal is counted.
+func TestReserve(t *testing.T) {
+	b := New(100, time.Second)
+	var refusals atomic.Int64
+	b.OnRefusal = func(context.Context, *Refusal) { refusals.Add(1) }
+	ctx, end := context.WithCancel(context.Background())
+	if rf := b.Reserve(ctx, 60); rf != nil {
+		t.Fatalf("60 of 100: %v", rf)
+	}
+	if rf := b.Reserve(context.Background(), 41); rf == nil || rf.TooLarge {
+		t.Fatalf("41 more: %v, want busy", rf)
+	}
+	if rf := b.Reserve(context.Background(), 101); rf == nil || !rf.TooLarge {
+		t.Fatalf("101: %v, want too large", rf)
+	}
+	end()
+	if !testutil.Poll(10*time.Second, func() bool { return b.Held() == 0 }) || refusals.Load() != 2 {
+		t.Errorf("held %d after the context ended, %d refusals counted", b.Held(), refusals.Load())
+	}
+}
+
+// TestFlusher: a handler that streams its answer still finds an
+// http.Flusher behind the budget.
+func TestFlusher(t *testing.T) {
+	h := New(100, time.Second).Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("no http.Flusher")
+			return
+		}
+		_, _ = io.WriteString(w, "part")
+		f.Flush()
+	}), nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !w.Flushed || w.Body.String() != "part" {
+		t.Errorf("flushed %v, body %q", w.Flushed, w.Body)
 	}
 }

@@ -39,8 +39,8 @@ type deploySettings struct {
 	containerLimit int64
 	memoryLimiter  any
 	sendingQueue   map[string]any
-	requestBudget  any // nil: the otlp receiver without the middleware
-	otlpMiddleware any
+	requestBudget  any            // nil: the otlp receiver without the middleware
+	otlpMiddleware map[string]any // by protocol: http, grpc
 }
 
 func loadDeploySettings(t *testing.T, manifest string) deploySettings {
@@ -83,8 +83,12 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 			s.requestBudget = cfg.Extensions["request_budget"]
 			if otlp, ok := cfg.Receivers["otlp"].(map[string]any); ok {
 				protocols, _ := otlp["protocols"].(map[string]any)
-				http, _ := protocols["http"].(map[string]any)
-				s.otlpMiddleware = http["middlewares"]
+				s.otlpMiddleware = map[string]any{}
+				for _, p := range []string{"http", "grpc"} {
+					if server, _ := protocols[p].(map[string]any); server["middlewares"] != nil {
+						s.otlpMiddleware[p] = server["middlewares"]
+					}
+				}
 			}
 		case "DaemonSet", "Deployment":
 			c := obj.Spec.Template.Spec.Containers[0]
@@ -98,7 +102,7 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 			s.containerLimit = parseQuantity(t, c.Resources.Limits["memory"])
 		}
 	}
-	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil || s.requestBudget == nil || s.otlpMiddleware == nil {
+	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil || s.requestBudget == nil || s.otlpMiddleware["http"] == nil {
 		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v, request_budget %v, otlp http middlewares %v",
 			manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue, s.requestBudget, s.otlpMiddleware)
 	}
@@ -121,14 +125,15 @@ func parseQuantity(t *testing.T, q string) int64 {
 
 // memoryCollector starts the collector with the DaemonSet's pipeline
 // (memory_limiter, featureflattener, the persistent sending queue, the
-// otlp receiver's request_budget unless ds has none) and GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
+// otlp receiver's request_budget on the protocols ds names it in, unless ds
+// has none) and GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
 // DaemonSet's container limit when the machine allows one (the reason it
 // does not is logged); it returns the collector's addresses, pid and cgroup.
 // With storageDown the exporter writes to a blob service that is not there,
 // so every row stays queued and is retried.
 func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memoryTarget) {
 	t.Helper()
-	collect, v2, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t)
+	collect, v2, otlp, otlpGRPC, health := harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	queue := map[string]any{}
@@ -149,17 +154,19 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 		"health_check": map[string]any{"endpoint": health},
 		"file_storage": map[string]any{"directory": filepath.Join(dir, "queue"), "create_directory": true},
 	}
-	otlpHTTP := map[string]any{"endpoint": otlp}
+	protocols := map[string]any{"http": map[string]any{"endpoint": otlp}, "grpc": map[string]any{"endpoint": otlpGRPC}}
 	if ds.requestBudget != nil {
 		extensions["request_budget"] = ds.requestBudget
-		otlpHTTP["middlewares"] = ds.otlpMiddleware
+		for p, m := range ds.otlpMiddleware {
+			protocols[p].(map[string]any)["middlewares"] = m
+		}
 	}
 	cfg := map[string]any{
 		"extensions": extensions,
 		"receivers": map[string]any{
 			"modeldata": map[string]any{"endpoint": collect,
 				"azureml_v2": map[string]any{"endpoint": v2, "model_name": "v2model", "model_version": "1"}},
-			"otlp": map[string]any{"protocols": map[string]any{"http": otlpHTTP}},
+			"otlp": map[string]any{"protocols": protocols},
 		},
 		"processors": map[string]any{"memory_limiter": ds.memoryLimiter, "featureflattener": map[string]any{}},
 		"exporters":  map[string]any{"modeldatablob": exporter},
@@ -178,7 +185,7 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 	for k, v := range ds.env {
 		t.Setenv(k, v)
 	}
-	start := func() { testutil.StartCollector(t, conf, collect, v2, otlp, health) }
+	start := func() { testutil.StartCollector(t, conf, collect, v2, otlp, otlpGRPC, health) }
 	cg, why := newMemoryCgroup(t, ds.containerLimit)
 	if cg != nil {
 		if err := cg.startIn(start); err != nil {
@@ -194,13 +201,14 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 	if len(pids) == 0 {
 		t.Fatal("collector process not found")
 	}
-	return memoryTarget{collect: "http://" + collect, v2: "http://" + v2, otlp: "http://" + otlp,
+	return memoryTarget{collect: "http://" + collect, v2: "http://" + v2, otlp: "http://" + otlp, otlpGRPC: otlpGRPC,
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), data: filepath.Join(dir, "data"), pid: pids[len(pids)-1], cgroup: cg}
 }
 
 // memoryTarget is a collector started by memoryCollector.
 type memoryTarget struct {
 	collect, v2, otlp, metrics string
+	otlpGRPC                   string // host:port
 	data                       string // the local backend's folder
 	pid                        int
 	cgroup                     *memoryCgroup // nil without one

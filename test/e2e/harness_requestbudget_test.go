@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
@@ -79,11 +87,83 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		if anon >= ds.containerLimit {
 			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
 		}
-		verifyBudgetRows(t, c.data, acked)
+		verifyBudgetRows(t, c.data, acked, fullRows)
+	})
+	t.Run("request_budget, gRPC", func(t *testing.T) {
+		if ds.otlpMiddleware["grpc"] == nil {
+			t.Fatal("the DaemonSet's otlp receiver names no middlewares on grpc")
+		}
+		c := memoryCollector(t, ds, false)
+		sampler := samplePeak(c.pid)
+		msgs := grpcMessages(t)
+		answers := exportAtOnce(t, c.otlpGRPC, msgs...)
+		var acked []int
+		refused := 0
+		for i, err := range answers {
+			st := status.Convert(err)
+			switch {
+			case err == nil:
+				acked = append(acked, i)
+			case st.Code() == codes.Unavailable && strings.Contains(st.Message(), "max_bytes_in_flight"):
+				if retryDelay(st) == 0 {
+					t.Errorf("call %d: Unavailable without RetryInfo: %v", i, err)
+				}
+				refused++
+			case st.Code() == codes.Unavailable: // the memory_limiter, after decoding
+			default:
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		if len(acked) == 0 || refused == 0 {
+			t.Fatalf("%d accepted, %d refused by request_budget of %d: want some of each (%v)", len(acked), refused, len(msgs), answers)
+		}
+		small := plogotlp.NewExportRequest()
+		if err := small.UnmarshalProto(otlpBudgetSmall()); err != nil {
+			t.Fatal(err)
+		}
+		var after []error
+		testutil.Poll(30*time.Second, func() bool {
+			after = append(after, exportAtOnce(t, c.otlpGRPC, small)...)
+			return after[len(after)-1] == nil
+		})
+		if err := after[len(after)-1]; err != nil {
+			t.Fatalf("a small call after: %v (%d tries)", err, len(after))
+		}
+		waitSent(t, c.metrics, len(acked)*grpcRows+1)
+		anon, file, hwm := sampler.peaks(t)
+		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, request_budget max_bytes_in_flight %.0f MiB (GOMEMLIMIT=%s): %d OK, %d Unavailable + RetryInfo (request_budget), %d Unavailable (memory_limiter); then %d calls until an OK; "+
+			"peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
+			len(msgs), mib(grpcSize(msgs[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, len(acked), refused, len(msgs)-len(acked)-refused, len(after),
+			mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
+		if anon >= ds.containerLimit {
+			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
+		}
+		verifyBudgetRows(t, c.data, acked, grpcRows)
 	})
 	if !harnessFull() {
 		return
 	}
+	t.Run("without request_budget, gRPC", func(t *testing.T) {
+		bare := ds
+		bare.requestBudget = nil
+		c := memoryCollector(t, bare, false)
+		sampler := samplePeak(c.pid)
+		msgs := grpcMessages(t)
+		answers := exportAtOnce(t, c.otlpGRPC, msgs...)
+		byCode := map[string]int{}
+		for _, err := range answers {
+			byCode[status.Code(err).String()]++
+		}
+		report := "no cgroup"
+		if c.cgroup != nil {
+			if u, err := c.cgroup.usage(); err == nil {
+				report = fmt.Sprintf("cgroup: peak %.0f MiB charged, limit hit %d times, %d out-of-memory kills", mib(u.peak), u.hits, u.oomKills)
+			}
+		}
+		anon, file := sampler.sampled()
+		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, WITHOUT request_budget (GOMEMLIMIT=%s): %v; peak anon %.0f MiB, file-backed %.0f, for a container limit of %.0f MiB; %s",
+			len(msgs), mib(grpcSize(msgs[0])), ds.goMemLimit, byCode, mib(anon), mib(file), mib(ds.containerLimit), report)
+	})
 	t.Run("without request_budget", func(t *testing.T) {
 		bare := ds
 		bare.requestBudget = nil
@@ -118,18 +198,92 @@ func budgetBytes(t *testing.T, ds deploySettings) int64 {
 // budgetBodies are budgetRequests max-size OTLP/HTTP protobuf bodies, body
 // i's rows carrying the correlation ids budgetRowID(i, 0..fullRows-1).
 func budgetBodies() [][]byte {
+	return numbered(otlpFullBody(fullNames(), func(i int) string { return budgetRowID(0, i) }), budgetRequests)
+}
+
+func fullNames() []string {
 	names := make([]string, fullFeatures)
 	for k := range names {
 		names[k] = fmt.Sprintf("f%02d", k)
 	}
-	// One body is made; the others are copies with the body number in the
-	// ids changed, of the same width, so every length in the protobuf holds.
-	first := otlpFullBody(names, func(i int) string { return budgetRowID(0, i) })
+	return names
+}
+
+// numbered is n copies of first, a body of rows with the ids of body 0,
+// copy req with the ids of body req: the body number is changed in place
+// (same width), so every length in the protobuf holds.
+func numbered(first []byte, n int) [][]byte {
 	bodies := [][]byte{first}
-	for req := 1; req < budgetRequests; req++ {
+	for req := 1; req < n; req++ {
 		bodies = append(bodies, bytes.ReplaceAll(first, []byte(budgetRowID(0, -1)), []byte(budgetRowID(req, -1))))
 	}
 	return bodies
+}
+
+// grpcCalls of grpcRows rows (50 string features, as the max-size HTTP
+// bodies) are sent at once on gRPC: each message is just under grpc-go's
+// default largest message (4 MiB), and together they are twice the
+// DaemonSet's request_budget.
+const grpcCalls, grpcRows = 32, 780
+
+// grpcMessages are grpcCalls OTLP export requests, call i's rows carrying
+// the correlation ids budgetRowID(i, 0..grpcRows-1).
+func grpcMessages(t *testing.T) []plogotlp.ExportRequest {
+	t.Helper()
+	first := otlpFullBodyRows(fullNames(), grpcRows, fullCell(26), func(i int) string { return budgetRowID(0, i) })
+	var msgs []plogotlp.ExportRequest
+	for _, b := range numbered(first, grpcCalls) {
+		req := plogotlp.NewExportRequest()
+		if err := req.UnmarshalProto(b); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, req)
+	}
+	if size := grpcSize(msgs[0]); size >= 4<<20 {
+		t.Fatalf("a message of %d bytes: over grpc-go's default largest message", size)
+	}
+	return msgs
+}
+
+func grpcSize(req plogotlp.ExportRequest) int {
+	b, _ := req.MarshalProto()
+	return len(b)
+}
+
+// exportAtOnce makes every export call at the same moment, on one
+// connection as an OTLP exporter does, and returns their errors in order.
+func exportAtOnce(t *testing.T, addr string, msgs ...plogotlp.ExportRequest) []error {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := plogotlp.NewGRPCClient(conn)
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, m := range msgs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			<-start
+			_, errs[i] = client.Export(ctx, m)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// retryDelay is the RetryInfo delay of a status (0: none).
+func retryDelay(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // budgetRowID is the correlation id of row i of body req (i < 0: the
@@ -223,7 +377,7 @@ func summarize(answers []otlpAnswer) string {
 // verifyBudgetRows checks that the CSV files below dir hold every row of
 // the acknowledged bodies exactly once, the small request's row, and no row
 // of a refused body.
-func verifyBudgetRows(t *testing.T, dir string, acked []int) {
+func verifyBudgetRows(t *testing.T, dir string, acked []int, rowsPer int) {
 	t.Helper()
 	seen := map[string]int{}
 	for name, records := range testutil.ReadCSVTree(t, dir) {
@@ -237,7 +391,7 @@ func verifyBudgetRows(t *testing.T, dir string, acked []int) {
 	}
 	want := map[string]bool{"budget.small": true}
 	for _, req := range acked {
-		for i := 0; i < fullRows; i++ {
+		for i := 0; i < rowsPer; i++ {
 			want[budgetRowID(req, i)] = true
 		}
 	}

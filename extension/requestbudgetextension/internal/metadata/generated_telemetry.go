@@ -88,13 +88,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.RequestBudgetBytesHeld, err = builder.meter.Int64ObservableGauge(
 		"otelcol_request_budget_bytes_held",
-		metric.WithDescription("Bytes of request bodies the request_budget extension holds now, of max_bytes_in_flight. [Alpha]"),
+		metric.WithDescription("Bytes of request bodies (and of gRPC calls, grpc_bytes_per_call each) the request_budget extension holds now, of max_bytes_in_flight. [Alpha]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
 	builder.RequestBudgetRequestsRefused, err = builder.meter.Int64Counter(
 		"otelcol_request_budget_requests_refused",
-		metric.WithDescription("Requests the request_budget extension refused, by reason; busy ones were answered 503 with Retry-After (the client resends), too_large ones 413. [Alpha]"),
+		metric.WithDescription("Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends); too_large ones 413. [Alpha]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)

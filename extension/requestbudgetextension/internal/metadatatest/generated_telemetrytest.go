@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) extension.Settings {
 func AssertEqualRequestBudgetBytesHeld(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_request_budget_bytes_held",
-		Description: "Bytes of request bodies the request_budget extension holds now, of max_bytes_in_flight. [Alpha]",
+		Description: "Bytes of request bodies (and of gRPC calls, grpc_bytes_per_call each) the request_budget extension holds now, of max_bytes_in_flight. [Alpha]",
 		Unit:        "By",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
@@ -38,7 +38,7 @@ func AssertEqualRequestBudgetBytesHeld(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualRequestBudgetRequestsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_request_budget_requests_refused",
-		Description: "Requests the request_budget extension refused, by reason; busy ones were answered 503 with Retry-After (the client resends), too_large ones 413. [Alpha]",
+		Description: "Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends); too_large ones 413. [Alpha]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
