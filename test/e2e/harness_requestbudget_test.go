@@ -37,9 +37,12 @@ const budgetRequests = 16
 // not killed, its anonymous memory stays under the container limit, a
 // small request afterwards is answered 200, and every row of every
 // acknowledged request is in the CSV files exactly once (nothing of a
-// refused one). With MODELDATA_HARNESS_FULL, the same bodies go to the
-// collector without the middleware too, for the figures in
-// docs/benchmarks.md (logged, not asserted: that collector may be killed).
+// refused one). The same for 32 OTLP/gRPC calls of 3.8 MiB at once on one
+// connection: those past the budget (each call takes grpc_bytes_per_call)
+// are refused Unavailable with a RetryInfo. With MODELDATA_HARNESS_FULL, the
+// same bodies and calls go to the collector without the middleware too, for
+// the figures in docs/benchmarks.md (logged, not asserted: that collector
+// may be killed).
 func TestHarnessOTLPRequestBudget(t *testing.T) {
 	ds := loadDeploySettings(t, "daemonset.yaml")
 	bodies := budgetBodies()
