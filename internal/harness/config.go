@@ -40,6 +40,7 @@ type CollectorConfig struct {
 	MetricsPort        int    // when set, the collector's own metrics (level basic) on 127.0.0.1:<port>/metrics
 	Format             string // the exporter's format (empty: its default, csv)
 	ParquetMaxAge      string // parquet.max_age (format parquet; empty: the exporter's default)
+	InstanceID         string // mdc.instance_id (empty: the exporter's default, the host name)
 	// FeatureFlattener puts the featureflattener (defaults, as examples/otel-config.yaml has it) in the pipeline.
 	FeatureFlattener bool
 	// SecondConsumer, when set, is a second consumer of the logs beside modeldatablob:
@@ -132,6 +133,9 @@ func (c CollectorConfig) writeExporters(b *strings.Builder) {
 	}
 	if c.ParquetMaxAge != "" {
 		fmt.Fprintf(b, "    parquet:\n      max_age: %s\n", c.ParquetMaxAge)
+	}
+	if c.InstanceID != "" {
+		fmt.Fprintf(b, "    mdc:\n      instance_id: %s\n", c.InstanceID)
 	}
 	if c.Timeout != "" {
 		fmt.Fprintf(b, "    timeout: %s\n", c.Timeout)

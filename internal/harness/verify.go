@@ -236,20 +236,29 @@ func (v *Verifier) Report() *Report {
 	return &rep
 }
 
-// VerifyDir reads every .csv below dir.
+// VerifyDir reads every .csv, .jsonl and .parquet file below dir.
 func VerifyDir(m *Manifest, dir string) (*Report, error) {
 	v := NewVerifier(m)
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".csv") {
+		if err != nil || d.IsDir() {
 			return err
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
 		rel, _ := filepath.Rel(dir, path)
-		v.AddCSV(rel, bufio.NewReaderSize(f, 1<<20))
+		switch {
+		case strings.HasSuffix(path, ".csv"):
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			v.AddCSV(rel, bufio.NewReaderSize(f, 1<<20))
+		case strings.HasSuffix(path, ".jsonl") || strings.HasSuffix(path, ".parquet"):
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			v.AddFile(rel, data)
+		}
 		return nil
 	})
 	if err != nil {
