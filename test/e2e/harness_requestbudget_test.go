@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,8 +44,8 @@ const budgetRequests = 16
 // may be killed).
 func TestHarnessOTLPRequestBudget(t *testing.T) {
 	ds := loadDeploySettings(t, "daemonset.yaml")
-	bodies := budgetBodies()
 	t.Run("request_budget", func(t *testing.T) {
+		bodies := budgetBodies()
 		c := memoryCollector(t, ds, false)
 		sampler := samplePeak(c.pid)
 		answers := sendAtOnce(c.otlp+"/v1/logs", bodies)
@@ -120,10 +119,7 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		if len(acked) == 0 || refused == 0 {
 			t.Fatalf("%d accepted, %d refused by request_budget of %d: want some of each (%v)", len(acked), refused, len(msgs), answers)
 		}
-		small := plogotlp.NewExportRequest()
-		if err := small.UnmarshalProto(otlpBudgetSmall()); err != nil {
-			t.Fatal(err)
-		}
+		small := otlpBudgetSmall()
 		var after []error
 		testutil.Poll(30*time.Second, func() bool {
 			after = append(after, exportAtOnce(t, c.otlpGRPC, small)...)
@@ -136,7 +132,7 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		anon, file, hwm := sampler.peaks(t)
 		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, request_budget max_bytes_in_flight %.0f MiB (GOMEMLIMIT=%s): %d OK, %d Unavailable + RetryInfo (request_budget), %d Unavailable (memory_limiter); then %d calls until an OK; "+
 			"peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
-			len(msgs), mib(grpcSize(msgs[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, len(acked), refused, len(msgs)-len(acked)-refused, len(after),
+			len(msgs), mib(len(msgs[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, len(acked), refused, len(msgs)-len(acked)-refused, len(after),
 			mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
 		if anon >= ds.containerLimit {
 			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
@@ -165,11 +161,12 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		}
 		anon, file := sampler.sampled()
 		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, WITHOUT request_budget (GOMEMLIMIT=%s): %v; peak anon %.0f MiB, file-backed %.0f, for a container limit of %.0f MiB; %s",
-			len(msgs), mib(grpcSize(msgs[0])), ds.goMemLimit, byCode, mib(anon), mib(file), mib(ds.containerLimit), report)
+			len(msgs), mib(len(msgs[0])), ds.goMemLimit, byCode, mib(anon), mib(file), mib(ds.containerLimit), report)
 	})
 	t.Run("without request_budget", func(t *testing.T) {
 		bare := ds
 		bare.requestBudget = nil
+		bodies := budgetBodies()
 		c := memoryCollector(t, bare, false)
 		sampler := samplePeak(c.pid)
 		answers := sendAtOnce(c.otlp+"/v1/logs", bodies)
@@ -229,40 +226,39 @@ func numbered(first []byte, n int) [][]byte {
 // DaemonSet's request_budget.
 const grpcCalls, grpcRows = 32, 780
 
-// grpcMessages are grpcCalls OTLP export requests, call i's rows carrying
-// the correlation ids budgetRowID(i, 0..grpcRows-1).
-func grpcMessages(t *testing.T) []plogotlp.ExportRequest {
+// grpcMessages are grpcCalls OTLP export requests in protobuf, call i's
+// rows carrying the correlation ids budgetRowID(i, 0..grpcRows-1).
+func grpcMessages(t *testing.T) [][]byte {
 	t.Helper()
 	first := otlpFullBodyRows(fullNames(), grpcRows, fullCell(26), func(i int) string { return budgetRowID(0, i) })
-	var msgs []plogotlp.ExportRequest
-	for _, b := range numbered(first, grpcCalls) {
-		req := plogotlp.NewExportRequest()
-		if err := req.UnmarshalProto(b); err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, req)
+	if len(first) >= 4<<20 {
+		t.Fatalf("a message of %d bytes: over grpc-go's default largest message", len(first))
 	}
-	if size := grpcSize(msgs[0]); size >= 4<<20 {
-		t.Fatalf("a message of %d bytes: over grpc-go's default largest message", size)
-	}
-	return msgs
+	return numbered(first, grpcCalls)
 }
 
-func grpcSize(req plogotlp.ExportRequest) int {
-	b, _ := req.MarshalProto()
-	return len(b)
-}
+// exportMethod is the OTLP logs export call; an OTLP/HTTP protobuf body is
+// its request message (ExportLogsServiceRequest and LogsData share their
+// encoding).
+const exportMethod = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+// rawCodec sends messages already in protobuf as they are, so the test does
+// not hold the records of every call decoded.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal([]byte, any) error   { return nil }
+func (rawCodec) Name() string                  { return "proto" }
 
 // exportAtOnce makes every export call at the same moment, on one
 // connection as an OTLP exporter does, and returns their errors in order.
-func exportAtOnce(t *testing.T, addr string, msgs ...plogotlp.ExportRequest) []error {
+func exportAtOnce(t *testing.T, addr string, msgs ...[]byte) []error {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	client := plogotlp.NewGRPCClient(conn)
 	errs := make([]error, len(msgs))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -271,7 +267,8 @@ func exportAtOnce(t *testing.T, addr string, msgs ...plogotlp.ExportRequest) []e
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			<-start
-			_, errs[i] = client.Export(ctx, m)
+			var reply []byte
+			errs[i] = conn.Invoke(ctx, exportMethod, m, &reply, grpc.ForceCodec(rawCodec{}))
 		})
 	}
 	close(start)
