@@ -161,6 +161,13 @@ func TestTimestampRange(t *testing.T) {
 			t.Errorf("%s: the record carries %s", tt.time.Format(time.RFC3339Nano), got.Format(time.RFC3339Nano))
 		}
 	}
+	// An OTLP timestamp of 2^63 ns or more reads as a time before 1970, as
+	// pdata reads it; the cell and the date folder come from that one time.
+	lr := plog.NewLogRecord()
+	lr.SetTimestamp(1 << 63)
+	if got := ScoringTime(lr); !got.Equal(MinTimestamp) || FormatTimestamp(got) != "1677-09-21T00:12:43.145224" {
+		t.Errorf("timestamp 2^63 ns reads as %s", got.Format(time.RFC3339Nano))
+	}
 	for _, s := range []string{"2262-04-12T00:00:00", "0001-01-01T00:00:00", "1970-01-01T00:00:00Z"} {
 		if _, err := ParseTimestamp(s); err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("ParseTimestamp(%q): %v", s, err)
