@@ -38,10 +38,11 @@ const budgetRequests = 16
 // acknowledged request is in the CSV files exactly once (nothing of a
 // refused one). The same for 32 OTLP/gRPC calls of 3.8 MiB at once on one
 // connection: those past the budget (each call takes grpc_bytes_per_call)
-// are refused Unavailable with a RetryInfo. With MODELDATA_HARNESS_FULL, the
-// same bodies and calls go to the collector without the middleware too, for
-// the figures in docs/benchmarks.md (logged, not asserted: that collector
-// may be killed).
+// are refused Unavailable with a RetryInfo. With MODELDATA_HARNESS_FULL,
+// sixteen collect and sixteen OTLP/HTTP max-size bodies go at once to both
+// doors' budgets, and the same bodies and calls to the collector without
+// the middleware, for the figures in docs/benchmarks.md (logged, not
+// asserted: that collector may be killed).
 func TestHarnessOTLPRequestBudget(t *testing.T) {
 	ds := loadDeploySettings(t, "daemonset.yaml")
 	t.Run("request_budget", func(t *testing.T) {
@@ -142,6 +143,45 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 	if !harnessFull() {
 		return
 	}
+	// Both doors at their budget at once: the modeldata receiver's
+	// max_bytes_in_flight and request_budget are two budgets, so a pod holds
+	// up to both (measured for docs/benchmarks.md, asserted as the others).
+	t.Run("collect and OTLP/HTTP at once", func(t *testing.T) {
+		otlpBodies := budgetBodies()
+		collect := fullBodies()[0]
+		c := memoryCollector(t, ds, false)
+		sampler := samplePeak(c.pid)
+		var wg sync.WaitGroup
+		var otlpAnswers []otlpAnswer
+		collectCodes := make([]int, budgetRequests)
+		start := make(chan struct{})
+		wg.Go(func() { <-start; otlpAnswers = sendAtOnce(c.otlp+"/v1/logs", otlpBodies) })
+		client := &http.Client{Timeout: 2 * time.Minute}
+		for i := range collectCodes {
+			wg.Go(func() { <-start; collectCodes[i], _, _ = sendBody(client, c.url(collect), collect) })
+		}
+		close(start)
+		wg.Wait()
+		accepted := 0
+		for _, a := range otlpAnswers {
+			if a.status == http.StatusOK {
+				accepted++
+			}
+		}
+		collectAccepted := 0
+		for _, code := range collectCodes {
+			if code == http.StatusOK {
+				collectAccepted++
+			}
+		}
+		waitSent(t, c.metrics, accepted*fullRows+collectAccepted*collect.rows)
+		anon, file, hwm := sampler.peaks(t)
+		t.Logf("MEMORY %d collect JSON and %d OTLP/HTTP max-size bodies at once (GOMEMLIMIT=%s): collect %v, OTLP %s; peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
+			len(collectCodes), len(otlpAnswers), ds.goMemLimit, collectCodes, summarize(otlpAnswers), mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
+		if anon >= ds.containerLimit {
+			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
+		}
+	})
 	t.Run("without request_budget, gRPC", func(t *testing.T) {
 		bare := ds
 		bare.requestBudget = nil
