@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
@@ -112,9 +113,16 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	if err != nil {
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
-	j := newJournal(client)
+	rc := newReservedClient(client, journalReserve)
+	rc.changed = func(s diskState, err error) { e.diskStateChanged(host, s, err) }
+	rc.refused = func() { e.tel.journalDiskFull.Add(context.Background(), 1) }
+	e.tel.reserve.Store(rc)
+	j := newJournal(rc)
 	j.win = e.w.keys
 	prev, err := j.load(ctx)
+	if err == nil {
+		err = rc.start(ctx)
+	}
 	if err != nil {
 		_ = client.Close(ctx)
 		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
@@ -137,6 +145,33 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 		e.pq.adopt(j, prev.groups, prev.files, fileCredits)
 	}
 	return nil
+}
+
+// journalReserve is the disk space the journal keeps for when the queue's
+// disk is full (see journal_reserve.go): room for the intents of the appends
+// in flight and for the written keys of the idempotency window.
+var journalReserve = 8 << 20
+
+// diskStateChanged tells the operator how the queue's disk is doing.
+func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err error) {
+	switch s {
+	case diskOnSpare:
+		if err == nil {
+			e.logger.Warn("The append journal writes again, in the pages of its reserve; the queue's disk is still full")
+			return
+		}
+		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
+			"receivers refuse new rows with 503 until the queue drains. The append journal released its reserve to keep draining; "+
+			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
+		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
+	case diskStuck:
+		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the append journal's reserve is spent: "+
+			"nothing is written to storage until space is freed there (see docs/operate.md, \"Queue disk\")", zap.Error(err))
+		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
+	case diskRoom:
+		e.logger.Info("The disk of the persistent queue has room again; the append journal's reserve is written back")
+		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+	}
 }
 
 // shutdown runs after the queue stopped: every open Parquet file is

@@ -2,6 +2,7 @@ package modeldatablobexporter
 
 import (
 	"context"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/metric"
@@ -13,7 +14,9 @@ import (
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed, resent metric.Int64Counter
-	racesLost, racesGivenUp, appendRetries                                                               metric.Int64Counter
+	racesLost, racesGivenUp, appendRetries, journalDiskFull                                              metric.Int64Counter
+	// reserve is the journal's client, whose reserve the gauge reports (nil: none).
+	reserve atomic.Pointer[reservedClient]
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -21,7 +24,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{
+	t := &telemetry{
 		rows:              b.ModeldatablobRowsWritten,
 		quarantined:       b.ModeldatablobRowsQuarantined,
 		dropped:           b.ModeldatablobRowsDropped,
@@ -35,7 +38,17 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		racesLost:         b.ModeldatablobAppendRacesLost,
 		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
 		appendRetries:     b.ModeldatablobAppendRetries,
-	}, nil
+		journalDiskFull:   b.ModeldatablobJournalDiskFull,
+	}
+	err = b.RegisterModeldatablobJournalReserveCallback(func(_ context.Context, o metric.Int64Observer) error {
+		var held int64
+		if r := t.reserve.Load(); r != nil {
+			held = r.reserveHeld()
+		}
+		o.Observe(held)
+		return nil
+	})
+	return t, err
 }
 
 func (t *telemetry) appended(ctx context.Context, rows, bytes int) {

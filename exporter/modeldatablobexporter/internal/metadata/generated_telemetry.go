@@ -3,10 +3,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -33,6 +35,8 @@ type TelemetryBuilder struct {
 	ModeldatablobBytesWritten       metric.Int64Counter
 	ModeldatablobDuplicatesAvoided  metric.Int64Counter
 	ModeldatablobFilesRolled        metric.Int64Counter
+	ModeldatablobJournalDiskFull    metric.Int64Counter
+	ModeldatablobJournalReserve     metric.Int64ObservableGauge
 	ModeldatablobRowsDropped        metric.Int64Counter
 	ModeldatablobRowsQuarantined    metric.Int64Counter
 	ModeldatablobRowsReplayed       metric.Int64Counter
@@ -50,6 +54,31 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterModeldatablobJournalReserveCallback sets callback for observable ModeldatablobJournalReserve metric.
+func (builder *TelemetryBuilder) RegisterModeldatablobJournalReserveCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ModeldatablobJournalReserve, obs: o})
+		return nil
+	}, builder.ModeldatablobJournalReserve)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+type observerInt64 struct {
+	embedded.Int64Observer
+	inst metric.Int64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerInt64) Observe(value int64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveInt64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -110,6 +139,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_modeldatablob_files_rolled",
 		metric.WithDescription("Moves to the next data_N.csv because a file reached its limits. [Alpha]"),
 		metric.WithUnit("{file}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobJournalDiskFull, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_journal_disk_full",
+		metric.WithDescription("Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_journal_reserve at 0, nothing is written to storage until space is freed. [Alpha]"),
+		metric.WithUnit("{write}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobJournalReserve, err = builder.meter.Int64ObservableGauge(
+		"otelcol_modeldatablob_journal_reserve",
+		metric.WithDescription("Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]"),
+		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobRowsDropped, err = builder.meter.Int64Counter(

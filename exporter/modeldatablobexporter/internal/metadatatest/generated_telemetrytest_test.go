@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
@@ -19,6 +20,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	require.NoError(t, tb.RegisterModeldatablobJournalReserveCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.ModeldatablobAppendRacesGivenUp.Add(context.Background(), 1)
 	tb.ModeldatablobAppendRacesLost.Add(context.Background(), 1)
 	tb.ModeldatablobAppendRetries.Add(context.Background(), 1)
@@ -26,6 +31,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ModeldatablobBytesWritten.Add(context.Background(), 1)
 	tb.ModeldatablobDuplicatesAvoided.Add(context.Background(), 1)
 	tb.ModeldatablobFilesRolled.Add(context.Background(), 1)
+	tb.ModeldatablobJournalDiskFull.Add(context.Background(), 1)
 	tb.ModeldatablobRowsDropped.Add(context.Background(), 1)
 	tb.ModeldatablobRowsQuarantined.Add(context.Background(), 1)
 	tb.ModeldatablobRowsReplayed.Add(context.Background(), 1)
@@ -51,6 +57,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobFilesRolled(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobJournalDiskFull(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobJournalReserve(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsDropped(t, testTel,
