@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
+)
+
+// TestHarnessFaultQueueDiskFull is a storage outage under load that fills
+// the disk of the persistent queue (file_storage on a tmpfs of 32 MiB; the
+// test is skipped where it cannot be mounted): the receiver refuses with 503
+// once no request fits, and when storage returns the queue drains with the
+// disk still full, because the append journal writes in the pages of its
+// reserve. Nothing frees disk space during the run. Every acknowledged row is
+// written once.
+func TestHarnessFaultQueueDiskFull(t *testing.T) {
+	testutil.CollectorBinary(t)
+	disk := testutil.MountTmpfs(t, 32)
+	size := faultRun(faultSize{requests: 1500, rate: 5000, outage: 5 * time.Second}, faultSize{requests: 6000, rate: 5000, outage: time.Minute})
+	az := testutil.StartAzurite(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
+	// A queue counted in requests that holds more than the disk: the disk fills first.
+	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
+		QueueDir: filepath.Join(disk, "queue"), QueueSize: 20000, FlushTimeout: "500ms", MinBatch: 1000, Timeout: "10s", MetricsPort: metricsPort}
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	metrics := metricsURL(metricsPort)
+	var freeAtHeal int64
+	// The outage lasts until the disk is full, and size.outage after.
+	stop := func() {
+		az.Stop()
+		var free int64
+		if !testutil.Poll(3*time.Minute, func() bool {
+			free, _ = testutil.DiskFree(disk)
+			return free < 1<<20
+		}) {
+			t.Fatalf("the queue's disk never filled: %d bytes free", free)
+		}
+		t.Logf("queue disk full: %d bytes free", free)
+	}
+	restart := func() {
+		freeAtHeal, _ = testutil.DiskFree(disk)
+		az.Restart()
+	}
+	var refused, freeAtEnd float64
+	drain := func() {
+		refused, _ = harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_journal_disk_full")
+		drainCollector(t, col, metrics)()
+		free, _ := testutil.DiskFree(disk)
+		freeAtEnd = float64(free)
+	}
+	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.05}, stop, restart, azuriteVerifier(t, az), drain, true)
+	assertZeroLoss(t, m, rep)
+	t.Logf("QUEUE-DISK-FULL: %d bytes free when storage returned, %.0f at the end; queued rows drained %.1f s after storage returned, every row %.1f s; journal writes refused %.0f",
+		freeAtHeal, freeAtEnd, d.queued.Seconds(), d.all.Seconds(), refused)
+	if d.queued < 0 {
+		t.Error("the rows queued on the full disk did not drain")
+	}
+	if refused == 0 {
+		t.Error("no journal write met the full disk: the run shows nothing")
+	}
+	if out := col.Output(); !strings.Contains(out, "The disk of the persistent queue") {
+		t.Errorf("no error log said the queue's disk is full:\n%s", out[max(0, len(out)-4000):])
+	}
+}
