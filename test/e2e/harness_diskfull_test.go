@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,11 +46,14 @@ func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	}
 	restart := func() {
 		freeAtHeal, _ = testutil.DiskFree(disk)
+		logDiskUse(t, filepath.Join(disk, "queue"))
 		az.Restart()
 	}
 	var refused, freeAtEnd float64
 	drain := func() {
 		refused, _ = harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_journal_disk_full")
+		reserve, err := harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_journal_reserve")
+		t.Logf("otelcol_modeldatablob_journal_reserve = %.0f (%v)", reserve, err)
 		drainCollector(t, col, metrics)()
 		free, _ := testutil.DiskFree(disk)
 		freeAtEnd = float64(free)
@@ -65,5 +70,20 @@ func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	}
 	if out := col.Output(); !strings.Contains(out, "The disk of the persistent queue") {
 		t.Errorf("no error log said the queue's disk is full:\n%s", out[max(0, len(out)-4000):])
+	}
+}
+
+// logDiskUse logs the disk each file of the queue's folder takes.
+func logDiskUse(t *testing.T, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	for _, e := range entries {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, e.Name()), &st); err == nil {
+			t.Logf("queue folder: %s %.1f MiB on disk (size %.1f MiB)", e.Name(), float64(st.Blocks*512)/(1<<20), float64(st.Size)/(1<<20))
+		}
 	}
 }
