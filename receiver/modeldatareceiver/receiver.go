@@ -395,13 +395,13 @@ const (
 // chunks copied first. The largest body is thus read with at most 1.5x its
 // size allocated; a small one, in one buffer of its size.
 func readBody(r io.Reader, bound int64) ([]byte, error) {
+	if bound < firstChunk {
+		return readRest(r, make([]byte, 0, bound+1)) // the byte past bound: its read sees the end
+	}
 	var chunks [][]byte
 	var received int64
-	half := (bound + 2) / 2 // of bound+1: the byte past bound, whose read sees the end
+	half := (bound + 2) / 2
 	size := int64(firstChunk)
-	if bound < firstChunk {
-		size = bound + 1
-	}
 	for {
 		if received >= half && len(chunks) > 0 {
 			buf := make([]byte, 0, bound+1)
