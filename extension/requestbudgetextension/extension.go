@@ -33,9 +33,10 @@ var (
 // reasons are the reason attribute of each refusal, made once: a refusal
 // under overload costs no allocation.
 var reasons = map[bodybudget.Reason]metric.AddOption{
-	bodybudget.Busy:     metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
-	bodybudget.TooLarge: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
-	bodybudget.Stalled:  metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "stalled"))),
+	bodybudget.Busy:        metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
+	bodybudget.TooLarge:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
+	bodybudget.Stalled:     metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "stalled"))),
+	bodybudget.ReadTimeout: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "read_timeout"))),
 }
 
 func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, error) {

@@ -17,9 +17,11 @@ package bodybudget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,6 +83,9 @@ const (
 	// Stalled: the body sent nothing for the stall timeout and was cut
 	// (408).
 	Stalled
+	// ReadTimeout: the request did not arrive within the server's
+	// read_timeout (408).
+	ReadTimeout
 )
 
 // Refusal is the error of a request the budget refused.
@@ -100,6 +105,8 @@ func (e *Refusal) Error() string {
 		return fmt.Sprintf("the body is over max_bytes_in_flight (%d bytes), the most request bodies this collector holds at once: split it", e.Limit)
 	case Stalled:
 		return fmt.Sprintf("no byte of the body arrived for %s (body_stall_timeout): the request is cut, send it again without pausing", e.Stall)
+	case ReadTimeout:
+		return "the body did not arrive within the server's read_timeout: the request is cut, send it faster or in smaller requests"
 	}
 	return fmt.Sprintf("the collector already holds request bodies up to its max_bytes_in_flight (%d bytes); retry after %s", e.Limit, e.RetryAfter)
 }
@@ -109,7 +116,7 @@ func (e *Refusal) StatusCode() int {
 	switch e.Reason {
 	case TooLarge:
 		return http.StatusRequestEntityTooLarge
-	case Stalled:
+	case Stalled, ReadTimeout:
 		return http.StatusRequestTimeout
 	}
 	return http.StatusServiceUnavailable
@@ -127,12 +134,12 @@ func (e *Refusal) RetryAfterHeader() string {
 // GRPCStatus lets handlers that answer read errors with a gRPC status (the
 // otlp receiver's HTTP handlers) answer the refusal as what it is:
 // Unavailable with the retry delay (503 + Retry-After); too large,
-// InvalidArgument (not retryable); stalled, DeadlineExceeded.
+// InvalidArgument (not retryable); cut for time, DeadlineExceeded.
 func (e *Refusal) GRPCStatus() *status.Status {
 	switch e.Reason {
 	case TooLarge:
 		return status.New(codes.InvalidArgument, e.Error())
-	case Stalled:
+	case Stalled, ReadTimeout:
 		return status.New(codes.DeadlineExceeded, e.Error())
 	}
 	st, err := status.New(codes.Unavailable, e.Error()).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
@@ -151,10 +158,10 @@ func (b *Budget) refusal(reason Reason) *Refusal {
 // read, and gives them back when next returns. A Content-Length that does
 // not fit in what is free now is refused by refuse, with Retry-After set,
 // without calling next (a check: nothing is taken for bytes not sent yet).
-// A read that goes over the budget, or that waits longer than the stall
-// timeout for a byte, fails with the *Refusal, and the answer next then
-// writes gets the refusal's status (and Retry-After), whatever status next
-// chose for a failed read. A Content-Length over the whole limit is left to
+// A read that goes over the budget, that waits longer than the stall
+// timeout for a byte, or that fails past the server's read_timeout, fails
+// with the *Refusal, and the answer next then writes gets the refusal's
+// status (and Retry-After), whatever status next chose for a failed read. A Content-Length over the whole limit is left to
 // next (its own max_request_body_size), and is refused 413 if read past
 // the limit.
 func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.Request, *Refusal)) http.Handler {
@@ -246,6 +253,11 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	if r.stall != nil && r.stall.disarm() {
 		rf := r.budget.refusal(Stalled)
+		r.refused.Store(rf)
+		return 0, rf
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		rf := r.budget.refusal(ReadTimeout)
 		r.refused.Store(rf)
 		return 0, rf
 	}

@@ -238,31 +238,35 @@ func TestChargedAsRead(t *testing.T) {
 
 // TestStall: a body that sends nothing for the stall timeout is cut and
 // answered 408 with the reason, whatever the handler answered for the
-// failed read; what it sent goes back to the budget and the refusal is
-// counted. A body that ends, and a request without a body, are not cut.
+// failed read; so is one still arriving at the server's read_timeout. What
+// it sent goes back to the budget and the refusal is counted. A body that
+// ends, and a request without a body, are not cut.
 func TestStall(t *testing.T) {
+	const stalled = "no byte of the body arrived for 300ms (body_stall_timeout)"
 	for _, tt := range []struct {
 		name         string
 		announced    int
 		sent         int
-		status       int
+		readTimeout  time.Duration
 		silentHandle bool
+		status       int
+		reason       Reason
+		msg          string
 	}{
-		{"nothing sent", 50, 0, 408, false},
-		{"part sent", 50, 10, 408, false},
-		{"part sent, the handler writes nothing", 50, 10, 408, true},
-		{"the whole body sent", 50, 50, 200, false},
-		{"no body", 0, 0, 200, false},
+		{"nothing sent", 50, 0, 0, false, 408, Stalled, stalled},
+		{"part sent", 50, 10, 0, false, 408, Stalled, stalled},
+		{"part sent, the handler writes nothing", 50, 10, 0, true, 408, Stalled, stalled},
+		{"part sent, the server's read_timeout first", 50, 10, 100 * time.Millisecond, false, 408, ReadTimeout, "did not arrive within the server's read_timeout"},
+		{"the whole body sent", 50, 50, 0, false, 200, 0, ""},
+		{"no body", 0, 0, 0, false, 200, 0, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := New(100, time.Second, 300*time.Millisecond)
-			var stalled atomic.Int64
-			b.OnRefusal = func(_ context.Context, rf *Refusal) {
-				if rf.Reason == Stalled {
-					stalled.Add(1)
-				}
-			}
-			srv := httptest.NewServer(b.Wrap(readAll(tt.silentHandle), refuseText))
+			var refused atomic.Pointer[Refusal]
+			b.OnRefusal = func(_ context.Context, rf *Refusal) { refused.Store(rf) }
+			srv := httptest.NewUnstartedServer(b.Wrap(readAll(tt.silentHandle), refuseText))
+			srv.Config.ReadTimeout = tt.readTimeout
+			srv.Start()
 			t.Cleanup(srv.Close)
 			c := slowSender(t, srv.Listener.Addr().String(), tt.announced, tt.sent)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -270,15 +274,14 @@ func TestStall(t *testing.T) {
 				t.Fatal(err)
 			}
 			msg, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tt.status || tt.status == 408 && !strings.Contains(string(msg), "no byte of the body arrived for 300ms (body_stall_timeout)") {
+			if resp.StatusCode != tt.status || !strings.Contains(string(msg), tt.msg) {
 				t.Errorf("status %d: %s", resp.StatusCode, msg)
 			}
-			wantStalled := int64(0)
-			if tt.status == 408 {
-				wantStalled = 1
+			if !testutil.Poll(10*time.Second, func() bool { return b.Held() == 0 }) {
+				t.Errorf("held %d after the answer", b.Held())
 			}
-			if !testutil.Poll(10*time.Second, func() bool { return b.Held() == 0 }) || stalled.Load() != wantStalled {
-				t.Errorf("held %d after the answer; %d stalled refusals counted, want %d", b.Held(), stalled.Load(), wantStalled)
+			if rf := refused.Load(); (rf != nil) != (tt.status != 200) || rf != nil && rf.Reason != tt.reason {
+				t.Errorf("refusal counted: %+v, want reason %d", rf, tt.reason)
 			}
 		})
 	}

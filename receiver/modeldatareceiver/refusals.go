@@ -18,6 +18,7 @@ import (
 const (
 	limitBytesInFlight = "max_bytes_in_flight"
 	limitBodyStall     = "body_stall_timeout"
+	limitReadTimeout   = "read_timeout"
 	limitBodySize      = "max_request_body_size"
 	limitRows          = "max_rows_per_request"
 	limitColumns       = "max_columns"
@@ -28,7 +29,7 @@ const (
 // under overload costs no allocation.
 var limitAttrs = func() map[string]metric.AddOption {
 	m := map[string]metric.AddOption{}
-	for _, l := range []string{limitBytesInFlight, limitBodyStall, limitBodySize, limitRows, limitColumns, limitValues} {
+	for _, l := range []string{limitBytesInFlight, limitBodyStall, limitReadTimeout, limitBodySize, limitRows, limitColumns, limitValues} {
 		m[l] = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", l)))
 	}
 	return m
@@ -60,7 +61,8 @@ func (r *modeldataReceiver) refuser(write func(http.ResponseWriter, int, string)
 // bodyError is the refusal of a body that could not be read: over
 // max_request_body_size (confighttp's limit on what is read, also after
 // decompression), over max_bytes_in_flight, stalled past
-// body_stall_timeout, or broken.
+// body_stall_timeout, not all there at the server's read_timeout, or
+// broken.
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -71,8 +73,11 @@ func bodyError(err error) error {
 		// Validate keeps every route's max_request_body_size within the
 		// budget: a refused body is one that does not fit now, or stalled.
 		limit := limitBytesInFlight
-		if refused.Reason == bodybudget.Stalled {
+		switch refused.Reason {
+		case bodybudget.Stalled:
 			limit = limitBodyStall
+		case bodybudget.ReadTimeout:
+			limit = limitReadTimeout
 		}
 		return &requestError{status: refused.StatusCode(), limit: limit, msg: refused.Error()}
 	}
