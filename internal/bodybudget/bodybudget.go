@@ -178,7 +178,10 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 		}
 		g := &guarded{}
 		g.body = budgetedBody{ReadCloser: req.Body, budget: b, refused: &g.refused}
-		if b.stall > 0 && req.Body != nil && req.Body != http.NoBody {
+		// Under another budget's Wrap with a stall timeout (the request_budget
+		// middleware around the receiver's), the outer one times the body.
+		outer, nested := req.Body.(*budgetedBody)
+		if b.stall > 0 && req.Body != nil && req.Body != http.NoBody && (!nested || outer.stall == nil) {
 			g.stall = stallTimer{timeout: b.stall, w: w}
 			g.body.stall = &g.stall
 			defer g.stall.disarm()

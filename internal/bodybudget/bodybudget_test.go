@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,5 +285,29 @@ func TestStall(t *testing.T) {
 				t.Errorf("refusal counted: %+v, want reason %d", rf, tt.reason)
 			}
 		})
+	}
+}
+
+// TestNestedStall: a budget wrapped inside another's (the modeldata
+// receiver's inside a request_budget middleware) leaves a stalled body to
+// the outer one's timer: the cut is counted once, as stalled.
+func TestNestedStall(t *testing.T) {
+	outer, inner := New(100, time.Second, 300*time.Millisecond), New(0, time.Second, 300*time.Millisecond)
+	var outerRefusals, innerRefusals []Reason
+	var mu sync.Mutex
+	outer.OnRefusal = func(_ context.Context, rf *Refusal) { mu.Lock(); outerRefusals = append(outerRefusals, rf.Reason); mu.Unlock() }
+	inner.OnRefusal = func(_ context.Context, rf *Refusal) { mu.Lock(); innerRefusals = append(innerRefusals, rf.Reason); mu.Unlock() }
+	srv := httptest.NewServer(outer.Wrap(inner.Wrap(readAll(false), refuseText), refuseText))
+	t.Cleanup(srv.Close)
+	c := slowSender(t, srv.Listener.Addr().String(), 50, 10)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != http.StatusRequestTimeout || len(outerRefusals) != 1 || outerRefusals[0] != Stalled || len(innerRefusals) != 0 {
+		t.Errorf("status %d (%s); refusals counted outside %v, inside %v", resp.StatusCode, msg, outerRefusals, innerRefusals)
 	}
 }
