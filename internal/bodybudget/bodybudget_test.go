@@ -295,8 +295,16 @@ func TestNestedStall(t *testing.T) {
 	outer, inner := New(100, time.Second, 300*time.Millisecond), New(0, time.Second, 300*time.Millisecond)
 	var outerRefusals, innerRefusals []Reason
 	var mu sync.Mutex
-	outer.OnRefusal = func(_ context.Context, rf *Refusal) { mu.Lock(); outerRefusals = append(outerRefusals, rf.Reason); mu.Unlock() }
-	inner.OnRefusal = func(_ context.Context, rf *Refusal) { mu.Lock(); innerRefusals = append(innerRefusals, rf.Reason); mu.Unlock() }
+	outer.OnRefusal = func(_ context.Context, rf *Refusal) {
+		mu.Lock()
+		outerRefusals = append(outerRefusals, rf.Reason)
+		mu.Unlock()
+	}
+	inner.OnRefusal = func(_ context.Context, rf *Refusal) {
+		mu.Lock()
+		innerRefusals = append(innerRefusals, rf.Reason)
+		mu.Unlock()
+	}
 	srv := httptest.NewServer(outer.Wrap(inner.Wrap(readAll(false), refuseText), refuseText))
 	t.Cleanup(srv.Close)
 	c := slowSender(t, srv.Listener.Addr().String(), 50, 10)
