@@ -3,6 +3,7 @@ package contract
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,83 @@ func TestTimestamps(t *testing.T) {
 	}
 	if _, err := ParseTimestamp("yesterday"); err == nil {
 		t.Fatal("parsed garbage")
+	}
+}
+
+// TestTimestampRange: a scoring timestamp is a time a log record carries as
+// itself (int64 nanoseconds since 1970, not 0); every other time is refused,
+// never wrapped into another.
+func TestTimestampRange(t *testing.T) {
+	if got := MinTimestamp.Format(time.RFC3339Nano); got != "1677-09-21T00:12:43.145224192Z" {
+		t.Errorf("MinTimestamp %s", got)
+	}
+	if got := MaxTimestamp.Format(time.RFC3339Nano); got != "2262-04-11T23:47:16.854775807Z" {
+		t.Errorf("MaxTimestamp %s", got)
+	}
+	tests := []struct {
+		time time.Time
+		ok   bool
+	}{
+		{MinTimestamp, true},
+		{MaxTimestamp, true},
+		{time.Unix(0, 1), true},
+		{time.Unix(0, -1), true},
+		{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{MinTimestamp.Add(-1), false},
+		{MaxTimestamp.Add(1), false},
+		{time.Time{}, false}, // 0001-01-01: the zero time.Time
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), false},
+		{time.Unix(0, 0), false},
+	}
+	for _, tt := range tests {
+		err := CheckTimestamp(tt.time)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok %v", tt.time.Format(time.RFC3339Nano), err, tt.ok)
+		}
+		if !tt.ok {
+			continue
+		}
+		// In range, the time survives the log record's timestamp.
+		lr := plog.NewLogRecord()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(tt.time))
+		if got := ScoringTime(lr); !got.Equal(tt.time) {
+			t.Errorf("%s: the record carries %s", tt.time.Format(time.RFC3339Nano), got.Format(time.RFC3339Nano))
+		}
+	}
+	// An OTLP timestamp of 2^63 ns or more reads as a time before 1970, as
+	// pdata reads it; the cell and the date folder come from that one time.
+	lr := plog.NewLogRecord()
+	lr.SetTimestamp(1 << 63)
+	if got := ScoringTime(lr); !got.Equal(MinTimestamp) || FormatTimestamp(got) != "1677-09-21T00:12:43.145224" {
+		t.Errorf("timestamp 2^63 ns reads as %s", got.Format(time.RFC3339Nano))
+	}
+	for _, s := range []string{"2262-04-12T00:00:00", "0001-01-01T00:00:00", "1970-01-01T00:00:00Z"} {
+		if _, err := ParseTimestamp(s); err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("ParseTimestamp(%q): %v", s, err)
+		}
+	}
+	for _, tt := range []struct {
+		secs float64
+		want string // "" for refused
+	}{
+		{1597333456.5, "2020-08-13T15:44:16.5Z"},
+		{-1, "1969-12-31T23:59:59Z"},
+		{9223372036, "2262-04-11T23:47:16Z"},
+		{9223372037, ""},
+		{-9223372037, ""},
+		{0, ""},
+		{1e30, ""},
+		{math.Inf(1), ""},
+		{math.Inf(-1), ""},
+		{math.NaN(), ""},
+	} {
+		got, err := TimeFromEpochSeconds(tt.secs)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("TimeFromEpochSeconds(%v) = %v, want an error", tt.secs, got)
+			}
+		} else if err != nil || got.Format(time.RFC3339Nano) != tt.want {
+			t.Errorf("TimeFromEpochSeconds(%v) = %v, %v; want %s", tt.secs, got, err, tt.want)
+		}
 	}
 }

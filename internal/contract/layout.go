@@ -60,14 +60,63 @@ func AppendTimestamp(dst []byte, t time.Time) []byte {
 }
 
 // ParseTimestamp accepts the reference format and RFC 3339 (with or without
-// fractional seconds or offset); a time without offset is UTC.
+// fractional seconds or offset); a time without offset is UTC. The time must
+// be one a row can carry (CheckTimestamp).
 func ParseTimestamp(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if err := CheckTimestamp(t); err != nil {
+				return time.Time{}, fmt.Errorf("timestamp %q %w", s, err)
+			}
 			return t.UTC(), nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("timestamp %q is neither RFC 3339 nor %s", s, TimestampLayout)
+}
+
+// The scoring timestamps a row can carry. A log record's timestamp is
+// nanoseconds since 1970 as pdata reads it, an int64 (OTLP's uint64 read as
+// signed, so times before 1970 have a place); a time outside would be
+// written as another, wrapped time.
+var (
+	MinTimestamp = time.Unix(0, math.MinInt64).UTC() // 1677-09-21T00:12:43.145224192Z
+	MaxTimestamp = time.Unix(0, math.MaxInt64).UTC() // 2262-04-11T23:47:16.854775807Z
+)
+
+// unixEpoch is the one time in range a row cannot carry: a log record
+// timestamp of 0 means "not set".
+var unixEpoch = time.Unix(0, 0)
+
+// CheckTimestamp reports an error for a time a row cannot carry as its
+// scoring timestamp: outside MinTimestamp..MaxTimestamp, or the Unix epoch
+// itself. The error reads on from the value it follows ("timestamp X <err>").
+func CheckTimestamp(t time.Time) error {
+	switch {
+	case t.Before(MinTimestamp), t.After(MaxTimestamp):
+		return errTimestampRange
+	case t.Equal(unixEpoch):
+		return errors.New("is 1970-01-01T00:00:00Z exactly, which a log record reads as no timestamp: leave it out to take the arrival time")
+	}
+	return nil
+}
+
+var errTimestampRange = fmt.Errorf("is out of range: a scoring timestamp is from %s to %s",
+	MinTimestamp.Format(time.RFC3339Nano), MaxTimestamp.Format(time.RFC3339Nano))
+
+// TimeFromEpochSeconds is the time of a count of seconds since 1970 (with a
+// fraction, rounded to the microsecond), checked as CheckTimestamp does.
+func TimeFromEpochSeconds(secs float64) (time.Time, error) {
+	// Compared as floats first: a float64 past int64's range has no
+	// defined conversion.
+	if math.IsNaN(secs) || secs < float64(MinTimestamp.Unix()) || secs > float64(MaxTimestamp.Unix()+1) {
+		return time.Time{}, errTimestampRange
+	}
+	whole, frac := math.Modf(secs)
+	t := time.Unix(int64(whole), int64(math.Round(frac*1e6))*1e3).UTC()
+	if err := CheckTimestamp(t); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
 }
 
 // NewCorrelationID returns a new UUID, or "<userID>-<uuid>" when the caller

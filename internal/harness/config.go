@@ -20,6 +20,7 @@ const PathPrefix = Subscription + "/" + ResourceGroup + "/" + Workspace + "/" + 
 // modeldata receiver and OTLP/HTTP into the modeldatablob exporter, all on 127.0.0.1.
 type CollectorConfig struct {
 	CollectAddr string // modeldata receiver endpoint, host:port
+	V2Addr      string // the receiver's azureml_v2 route endpoint (empty: off)
 	OTLPAddr    string // otlp http endpoint (empty: no otlp receiver)
 	HealthAddr  string // health_check endpoint (empty: none)
 	PprofAddr   string // pprof endpoint (empty: none)
@@ -103,6 +104,9 @@ func (c CollectorConfig) writeReceivers(b *strings.Builder) []string {
 	}
 	if c.QueueDir != "" {
 		b.WriteString("    idempotency:\n      storage: file_storage\n")
+	}
+	if c.V2Addr != "" {
+		fmt.Fprintf(b, "    azureml_v2:\n      endpoint: %s\n", c.V2Addr)
 	}
 	if c.OTLPAddr != "" {
 		fmt.Fprintf(b, "  otlp:\n    protocols:\n      http:\n        endpoint: %s\n", c.OTLPAddr)

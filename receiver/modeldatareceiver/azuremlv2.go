@@ -1,13 +1,13 @@
 package modeldatareceiver
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -169,11 +169,12 @@ func (h *v2Handler) resolve(header http.Header) (resolved, float64, error) {
 	res.timestamp = h.r.now().UTC()
 	if v := header.Get(headerCETime); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs < 0 || secs > 1e11 {
+		if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(secs) {
 			return res, 0, badRequest("header %s is %q, expected epoch seconds", headerCETime, v)
 		}
-		whole, frac := math.Modf(secs)
-		res.timestamp = time.Unix(int64(whole), int64(math.Round(frac*1e6))*1e3).UTC()
+		if res.timestamp, err = contract.TimeFromEpochSeconds(secs); err != nil {
+			return res, 0, badRequest("header %s %q (epoch seconds) %v", headerCETime, v, err)
+		}
 	}
 
 	rate := 1.0

@@ -1,6 +1,7 @@
 package modeldatareceiver
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -55,7 +56,11 @@ func (d *decoder) perRowIDs(res *resolved) ([]rowIDs, error) {
 		if v := pick(t.rowString(r, t.tsCol), m.scoringTimestamps, r); v != "" {
 			ts, err := contract.ParseTimestamp(v)
 			if err != nil {
-				return nil, badRequest("row %d: scoring timestamp: %v", r, err)
+				field := contract.ColScoringTimestamp
+				if t.rowString(r, t.tsCol) == "" {
+					field = fmt.Sprintf("scoring_timestamps[%d]", r)
+				}
+				return nil, badRequest("row %d: %s: %v", r, field, err)
 			}
 			id.timestamp = ts
 		}
@@ -221,7 +226,7 @@ func setValue(v pcommon.Value, nodes []node, i int32) {
 		v.SetInt(n.integer())
 	case kindFloat:
 		v.SetDouble(n.double())
-	case kindString:
+	case kindString, kindBigInt:
 		v.SetStr(n.s)
 	case kindArray:
 		s := v.SetEmptySlice()

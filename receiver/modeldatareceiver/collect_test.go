@@ -24,6 +24,7 @@ func TestCollectAcceptedShapes(t *testing.T) {
 		headers     map[string]string
 		body        string
 		designation string
+		version     string // when set, every row's model version
 		columns     []string
 		rows        [][]string
 	}{
@@ -67,8 +68,27 @@ func TestCollectAcceptedShapes(t *testing.T) {
 			body: `{"model_name":"m","feature_names":["i","big","f1","e","neg","s","esc","n","nested","obj"],"data":[[` +
 				`9223372036854775807, 9223372036854775808, 1.0, 1e3, -0, "", "a\"b\\c\u00e9\ud83d\ude00\/", null, [1,[2]], {"k":"v","a":1}]]}`,
 			columns: []string{"i", "big", "f1", "e", "neg", "s", "esc", "n", "nested", "obj"},
-			rows: [][]string{{"i=Int:9223372036854775807", "big=Double:9223372036854776000", "f1=Double:1", "e=Double:1000", "neg=Int:0",
+			rows: [][]string{{"i=Int:9223372036854775807", "big=Str:9223372036854775808", "f1=Double:1", "e=Double:1000", "neg=Int:0",
 				"s=Str:", `esc=Str:a"b\cé😀/`, "n=Empty:", "nested=Slice:[1,[2]]", `obj=Map:{"a":1,"k":"v"}`}},
+		},
+		{
+			// An integer past int64 keeps its digits, as a string; with a
+			// fraction or an exponent a number is a double. A lone
+			// surrogate escape is U+FFFD, as encoding/json and Python's json read it.
+			name: "integers past int64, lone surrogates",
+			body: `{"model_name":"m","feature_names":["min","under","big","huge","frac","exp","in_list","lone","pair_broken"],"data":[[` +
+				`-9223372036854775808, -9223372036854775809, 18446744073709551616, 123456789012345678901234567890, 12345678901234567890.0, 1e19,` +
+				` [99999999999999999999], "\ud800", "\ud800\u0041"]]}`,
+			columns: []string{"min", "under", "big", "huge", "frac", "exp", "in_list", "lone", "pair_broken"},
+			rows: [][]string{{"min=Int:-9223372036854775808", "under=Str:-9223372036854775809", "big=Str:18446744073709551616",
+				"huge=Str:123456789012345678901234567890", "frac=Double:12345678901234567000", "exp=Double:10000000000000000000",
+				`in_list=Slice:["99999999999999999999"]`, "lone=Str:\ufffd", "pair_broken=Str:\ufffdA"}},
+		},
+		{
+			name:    "model_version as an integer past int64",
+			body:    `{"model_name":"m","model_version":123456789012345678901234567890,"feature_names":["a"],"data":[[1]]}`,
+			columns: []string{"a"}, version: "123456789012345678901234567890",
+			rows: [][]string{{"a=Int:1"}},
 		},
 		{
 			name:    "model_version as a number, designation default means general",
@@ -140,8 +160,12 @@ func TestCollectAcceptedShapes(t *testing.T) {
 				if got := bodyOf(lr); !reflect.DeepEqual(got, tt.rows[i]) {
 					t.Errorf("row %d body\n got %q\nwant %q", i, got, tt.rows[i])
 				}
-				if row, _ := contract.ReadRow(lr); row.Designation != want {
+				row, _ := contract.ReadRow(lr)
+				if row.Designation != want {
 					t.Errorf("row %d designation %q, want %q", i, row.Designation, want)
+				}
+				if tt.version != "" && row.ModelVersion != tt.version {
+					t.Errorf("row %d model version %q, want %q", i, row.ModelVersion, tt.version)
 				}
 			}
 		})
@@ -192,7 +216,7 @@ func TestCollectRejected(t *testing.T) {
 		{name: "feature_names not strings", body: `{"model_name":"m","feature_names":[1],"data":[[1]]}`, status: 400, message: "feature_names[0] must be a string"},
 		{name: "correlation_ids of the wrong length", body: `{` + ok + `,"data":[[1,2]],"correlation_ids":["a","b"]}`, status: 400, message: "correlation_ids has 2 ids for 1 rows"},
 		{name: "bad scoring_timestamp", body: `{` + ok + `,"data":[[1,2]],"scoring_timestamp":"yesterday"}`, status: 400, message: "scoring_timestamp"},
-		{name: "bad row timestamp", body: `{"model_name":"m","data":[{"a":1,"$aml_dc_scoring_timestamp":"noon"}]}`, status: 400, message: "row 0: scoring timestamp"},
+		{name: "bad row timestamp", body: `{"model_name":"m","data":[{"a":1,"$aml_dc_scoring_timestamp":"noon"}]}`, status: 400, message: "row 0: $aml_dc_scoring_timestamp: timestamp \"noon\""},
 		{name: "row correlation id not a string", body: `{"model_name":"m","data":[{"a":1,"$aml_dc_correlation_id":5}]}`, status: 400, message: "must be a string"},
 		{name: "request_id too long", body: `{` + ok + `,"data":[[1,2]],"request_id":"` + strings.Repeat("x", 600) + `"}`, status: 400, message: "request_id is 600 bytes"},
 		{name: "invalid UTF-8", body: "{\"model_name\":\"m\xff\",\"data\":[[1]]}", status: 400, message: "not valid UTF-8 (byte 16)"},

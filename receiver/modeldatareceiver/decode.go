@@ -218,6 +218,8 @@ func (d *decoder) decodeJSON(body string) error {
 				*p = n.s
 			case n.kind == kindInt && n.key == "model_version":
 				*p = strconv.FormatInt(n.integer(), 10)
+			case n.kind == kindBigInt && n.key == "model_version":
+				*p = n.s
 			case n.kind != kindNull:
 				return badRequest("%s must be a string, got a JSON %s", n.key, n.kind)
 			}

@@ -26,10 +26,13 @@ const (
 	kindString
 	kindArray
 	kindObject
+	// kindBigInt is an integer literal past int64: its text, in s, is the
+	// value, kept digit for digit instead of rounded to a double.
+	kindBigInt
 )
 
 func (k nodeKind) String() string {
-	return [...]string{"null", "boolean", "integer", "number", "string", "array", "object"}[k]
+	return [...]string{"null", "boolean", "integer", "number", "string", "array", "object", "integer"}[k]
 }
 
 // node is one JSON value. Containers are followed by their descendants in
@@ -39,7 +42,7 @@ type node struct {
 	kind nodeKind
 	end  int32
 	num  uint64 // a boolean (0 or 1), an int64 or a float64's bits
-	s    string // string value
+	s    string // string value; a kindBigInt's digits
 	key  string // member name when the parent is an object
 }
 
@@ -294,7 +297,8 @@ func (p *jsonParser) literal(word string) error {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // number follows the JSON grammar. A number written without fraction or
-// exponent that fits in int64 is an integer; any other number is a double.
+// exponent is an integer: an int64 when it fits, else its text (kindBigInt);
+// any other number is a double.
 // The digits are read into a mantissa while scanning: an integer of up to
 // 18 digits, and a double whose mantissa and power of ten are exact in
 // float64, need no second pass (one IEEE multiplication or division rounds
@@ -437,6 +441,7 @@ func (p *jsonParser) numberByStrconv(start int, integral bool, key string) error
 		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
 			return p.push(intNode(i), key)
 		}
+		return p.push(node{kind: kindBigInt, s: lit}, key)
 	}
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {

@@ -72,6 +72,11 @@ func hostileOTLP(model, webservice string) func() []byte {
 	}
 }
 
+// hostileV2Header is the azureml-ai-monitoring SDK's headers for model inputs of model, version 1, at ceTime.
+func hostileV2Header(model, ceTime string) map[string]string {
+	return map[string]string{"ce-type": "azureml.inference.model_inputs", "ce-model-name": model, "ce-model-version": "1", "ce-time": ceTime}
+}
+
 func hostileCorpus() []hostile {
 	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
 	wide := make([]string, 1001)
@@ -123,6 +128,25 @@ func hostileCorpus() []hostile {
 		{name: "unknown field", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]],"evil":1}`), want: 400},
 		{name: "NaN literal", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[NaN]]}`), want: 400},
 		{name: "number out of range", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1e400]]}`), want: 400},
+		// Scoring timestamps a log record cannot carry (int64 nanoseconds since 1970, not the epoch itself):
+		// refused, never written as another, wrapped time.
+		{name: "scoring_timestamp after 2262-04-11", body: hostileJSON(`{"model_name":"m","model_version":"1","scoring_timestamp":"2262-04-12T00:00:00","data":[[1]]}`), want: 400},
+		{name: "scoring_timestamp 9999-12-31", body: hostileJSON(`{"model_name":"m","model_version":"1","scoring_timestamp":"9999-12-31T23:59:59.999999","data":[[1]]}`), want: 400},
+		{name: "scoring_timestamp 0001-01-01 (the zero time)", body: hostileJSON(`{"model_name":"m","model_version":"1","scoring_timestamp":"0001-01-01T00:00:00","data":[[1]]}`), want: 400},
+		{name: "scoring_timestamp the Unix epoch", body: hostileJSON(`{"model_name":"m","model_version":"1","scoring_timestamp":"1970-01-01T00:00:00","data":[[1]]}`), want: 400},
+		{name: "scoring_timestamp query parameter before 1677-09-21", path: "/v1/collect?scoring_timestamp=1677-09-21T00:00:00",
+			body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1]]}`), want: 400},
+		{name: "row $aml_dc_scoring_timestamp in 2554", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[{"a":1,"$aml_dc_scoring_timestamp":"2554-07-21T23:34:33"}]}`), want: 400},
+		{name: "CSV row timestamp 9999-12-31", contentType: "text/csv", path: "/v1/collect?model_name=m&model_version=1",
+			body: hostileJSON("a,$aml_dc_scoring_timestamp\n1,9999-12-31T23:59:59\n"), want: 400},
+		{name: "v2 ce-time in 5138", path: "/modeldata/log", header: hostileV2Header("m", "99999999999"), body: hostileJSON(`[{"a":1}]`), want: 400},
+		{name: "v2 ce-time 0 (the Unix epoch)", path: "/modeldata/log", header: hostileV2Header("m", "0"), body: hostileJSON(`[{"a":1}]`), want: 400},
+		// The last day a scoring timestamp can name: written as sent, in that day's folder.
+		{name: "scoring_timestamp 2262-04-11", body: hostileJSON(`{"model_name":"tsedge","model_version":"1","scoring_timestamp":"2262-04-11T23:47:16.854775","data":[[1]]}`), want: 200},
+		// Integers past int64 keep their digits; a lone surrogate escape is U+FFFD (as encoding/json and Python read it).
+		{name: "integers past int64, lone surrogate", body: hostileJSON(`{"model_name":"bignum","model_version":"1","feature_names":["big","int64p1","under","lone"],` +
+			`"data":[[123456789012345678901234567890,9223372036854775808,-9223372036854775809,"\ud800"]]}`), want: 200},
+		{name: "v2 integer past int64", path: "/modeldata/log", header: hostileV2Header("v2bignum", "1597333456"), body: hostileJSON(`[{"id":18446744073709551616}]`), want: 200},
 		{name: "id over 512 bytes", body: hostileJSON(`{"model_name":"m","model_version":"1","request_id":"` + strings.Repeat("r", 513) + `","data":[[1]]}`), want: 400},
 		{name: "truncated JSON", body: hostileJSON(`{"model_name":"m","model_version":"1","data":[[1`), want: 400},
 		{name: "empty body", body: hostileJSON(``), want: 400},
@@ -153,17 +177,18 @@ func hostileCorpus() []hostile {
 }
 
 // TestHarnessBadInput sends the hostile corpus to the built collector (local
-// backend, formulas neutralized) and checks each answer, then the whole
-// folder tree: only the formula row's file and the quarantine file exist, and
-// nothing was written outside the data folder.
+// backend, formulas neutralized; collect, v2 and OTLP routes) and checks each
+// answer, then the whole folder tree: only the files of the accepted cases
+// exist, in their dates' folders, and nothing was written outside the data
+// folder; the accepted cases' cells are written as sent.
 func TestHarnessBadInput(t *testing.T) {
-	collect, otlp, health := harnessAddr(t), harnessAddr(t), harnessAddr(t)
+	collect, otlp, health, v2 := harnessAddr(t), harnessAddr(t), harnessAddr(t), harnessAddr(t)
 	base := t.TempDir()
 	dataDir := filepath.Join(base, "a", "b", "c", "d", "data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := harness.CollectorConfig{CollectAddr: collect, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
+	cfg := harness.CollectorConfig{CollectAddr: collect, V2Addr: v2, OTLPAddr: otlp, HealthAddr: health, LocalDir: dataDir,
 		FlushTimeout: "100ms", NeutralizeFormulas: true}
 	c := testutil.StartCollector(t, cfg.YAML(), collect, otlp, health)
 	client := &http.Client{Timeout: 60 * time.Second}
@@ -174,8 +199,11 @@ func TestHarnessBadInput(t *testing.T) {
 			if path == "" {
 				path = "/v1/collect"
 			}
-			if strings.HasPrefix(path, "/v1/logs") {
+			switch {
+			case strings.HasPrefix(path, "/v1/logs"):
 				host = otlp
+			case strings.HasPrefix(path, "/modeldata/"):
+				host = v2
 			}
 			method := h.method
 			if method == "" {
@@ -205,9 +233,13 @@ func TestHarnessBadInput(t *testing.T) {
 		})
 	}
 	today := time.Now().UTC().Format("2006/01/02")
+	models := "a/b/c/d/data/modeldata/" + harness.PathPrefix + "/"
 	want := []string{
-		"a/b/c/d/data/modeldata/" + harness.PathPrefix + "/crlines/1/inputs/" + today + "/data.csv",
-		"a/b/c/d/data/modeldata/" + harness.PathPrefix + "/formula/1/inputs/" + today + "/data.csv",
+		models + "bignum/1/inputs/" + today + "/data.csv",
+		models + "crlines/1/inputs/" + today + "/data.csv",
+		models + "formula/1/inputs/" + today + "/data.csv",
+		models + "tsedge/1/inputs/2262/04/11/data.csv",
+		models + "v2bignum/1/inputs/2020/08/13/data.csv",
 		"a/b/c/d/data/modeldata/quarantine/" + today + "/data.csv",
 	}
 	var got []string
@@ -220,19 +252,38 @@ func TestHarnessBadInput(t *testing.T) {
 		t.Fatalf("files below the test folder:\n got %q\nwant %q", got, want)
 	}
 	files := testutil.ReadCSVTree(t, dataDir)
+	rows := func(file string) [][]string { return files[strings.TrimPrefix(file, "a/b/c/d/data/")] }
 	// The quoted "\r\n" is written back quoted, byte for byte.
-	crlines := files[strings.TrimPrefix(want[0], "a/b/c/d/data/")]
-	raw := string(testutil.ReadFile(t, filepath.Join(base, want[0])))
+	crlines := rows(want[1])
+	raw := string(testutil.ReadFile(t, filepath.Join(base, want[1])))
 	if len(crlines) != 3 || crlines[1][0] != "1" || crlines[2][0] != "3" || crlines[2][1] != "4" || !strings.Contains(raw, ",\"x\r\ny\",") {
 		t.Errorf("CSV with \\r line ends: rows %q, file %q", crlines, raw)
 	}
-	formula := files[strings.TrimPrefix(want[1], "a/b/c/d/data/")]
+	formula := rows(want[2])
 	if len(formula) != 2 || !slices.Equal(formula[1][:4], []string{`'=HYPERLINK("http://evil","x")`, "'@SUM(A1:A9)", "-12.5", "'+cmd|' /C calc'!A0"}) {
 		t.Errorf("formula row not neutralized: %q", formula)
 	}
-	quarantine := files[strings.TrimPrefix(want[2], "a/b/c/d/data/")]
+	quarantine := rows(want[5])
 	if len(quarantine) != 3 {
 		t.Errorf("quarantine file: want header + 2 rows, got %q", quarantine)
+	}
+	// written is the cell of column name in a file's one row.
+	written := func(file [][]string, name string) string {
+		if len(file) != 2 || !slices.Contains(file[0], name) {
+			return fmt.Sprintf("no %s in %q", name, file)
+		}
+		return file[1][slices.Index(file[0], name)]
+	}
+	if got := written(rows(want[3]), contract.ColScoringTimestamp); got != "2262-04-11T23:47:16.854775" {
+		t.Errorf("2262-04-11: written %q", got)
+	}
+	for name, digits := range map[string]string{"big": "123456789012345678901234567890", "int64p1": "9223372036854775808", "under": "-9223372036854775809", "lone": "\ufffd"} {
+		if got := written(rows(want[0]), name); got != digits {
+			t.Errorf("%s: written %q, want %q", name, got, digits)
+		}
+	}
+	if id, ts := written(rows(want[4]), "id"), written(rows(want[4]), contract.ColScoringTimestamp); id != "18446744073709551616" || ts != "2020-08-13T15:44:16.000000" {
+		t.Errorf("v2 integer past int64: id %q, scoring timestamp %q", id, ts)
 	}
 }
 
