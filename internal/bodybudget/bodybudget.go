@@ -149,6 +149,15 @@ func (e *Refusal) GRPCStatus() *status.Status {
 	return st
 }
 
+// overflow is why a request of n bytes does not fit: too large when n is
+// over the whole budget, busy otherwise.
+func (b *Budget) overflow(n int64) Reason {
+	if n > b.limit {
+		return TooLarge
+	}
+	return Busy
+}
+
 func (b *Budget) refusal(reason Reason) *Refusal {
 	return &Refusal{Reason: reason, Limit: b.limit, RetryAfter: b.retryAfter, Stall: b.stall}
 }
@@ -161,9 +170,9 @@ func (b *Budget) refusal(reason Reason) *Refusal {
 // A read that goes over the budget, that waits longer than the stall
 // timeout for a byte, or that fails past the server's read_timeout, fails
 // with the *Refusal, and the answer next then writes gets the refusal's
-// status (and Retry-After), whatever status next chose for a failed read. A Content-Length over the whole limit is left to
-// next (its own max_request_body_size), and is refused 413 if read past
-// the limit.
+// status (and Retry-After), whatever status next chose for a failed read.
+// A Content-Length over the whole limit is left to next (its own
+// max_request_body_size), and is refused 413 if read past the limit.
 func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.Request, *Refusal)) http.Handler {
 	if b.limit <= 0 && b.stall <= 0 {
 		return next
@@ -211,10 +220,7 @@ func (b *Budget) Reserve(ctx context.Context, n int64) *Refusal {
 		return nil
 	}
 	if n > b.limit || !b.take(n) {
-		rf := b.refusal(Busy)
-		if n > b.limit {
-			rf.Reason = TooLarge
-		}
+		rf := b.refusal(b.overflow(n))
 		b.count(ctx, rf)
 		return rf
 	}
@@ -267,10 +273,7 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	if n > 0 && r.budget.limit > 0 {
 		r.read += int64(n)
 		if r.read > r.budget.limit || !r.budget.take(int64(n)) {
-			rf := r.budget.refusal(Busy)
-			if r.read > r.budget.limit {
-				rf.Reason = TooLarge
-			}
+			rf := r.budget.refusal(r.budget.overflow(r.read))
 			r.refused.Store(rf)
 			return 0, rf
 		}
