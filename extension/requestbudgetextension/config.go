@@ -9,6 +9,7 @@ import (
 const (
 	defaultMaxBytesInFlight = 64 << 20
 	defaultRetryAfter       = time.Second
+	defaultBodyStallTimeout = 10 * time.Second
 	// grpc-go's default largest message (max_recv_msg_size_mib: 4).
 	defaultGRPCBytesPerCall = 4 << 20
 )
@@ -16,11 +17,14 @@ const (
 // Config bounds the request bodies the HTTP servers naming this extension
 // in their `middlewares` hold at once, all of them together.
 type Config struct {
-	// MaxBytesInFlight is the most bytes of request bodies held at once, from
-	// the first byte read until the server's handler returns. A request that
-	// does not fit is answered 503 with Retry-After; a body larger than the
-	// whole budget, 413.
+	// MaxBytesInFlight is the most bytes of request bodies held at once,
+	// each byte from when it is read until the server's handler returns. A
+	// request that does not fit is answered 503 with Retry-After; a body
+	// larger than the whole budget, 413.
 	MaxBytesInFlight int64 `mapstructure:"max_bytes_in_flight"`
+	// BodyStallTimeout cuts a request whose body sends nothing for this long
+	// (408). 0: never.
+	BodyStallTimeout time.Duration `mapstructure:"body_stall_timeout"`
 	// RetryAfter is the Retry-After of a 503, in whole seconds.
 	RetryAfter time.Duration `mapstructure:"retry_after"`
 	// GRPCBytesPerCall is what a gRPC call takes from the budget while it
@@ -31,7 +35,7 @@ type Config struct {
 }
 
 func createDefaultConfig() *Config {
-	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter, GRPCBytesPerCall: defaultGRPCBytesPerCall}
+	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter, GRPCBytesPerCall: defaultGRPCBytesPerCall, BodyStallTimeout: defaultBodyStallTimeout}
 }
 
 // Validate checks the config at start.
@@ -42,6 +46,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.RetryAfter < time.Second || cfg.RetryAfter%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("retry_after must be a whole number of seconds, at least 1s (Retry-After is in seconds), got %s", cfg.RetryAfter))
+	}
+	if cfg.BodyStallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("body_stall_timeout must not be negative (default %s; 0: never), got %s", defaultBodyStallTimeout, cfg.BodyStallTimeout))
 	}
 	if cfg.GRPCBytesPerCall <= 0 || cfg.GRPCBytesPerCall > cfg.MaxBytesInFlight {
 		errs = append(errs, fmt.Errorf("grpc_bytes_per_call must be positive and at most max_bytes_in_flight (%d) (default %d: the gRPC servers' max_recv_msg_size_mib of 4), got %d",

@@ -32,13 +32,15 @@ var (
 
 // reasons are the reason attribute of each refusal, made once: a refusal
 // under overload costs no allocation.
-var reasons = map[bool]metric.AddOption{
-	false: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
-	true:  metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
+var reasons = map[bodybudget.Reason]metric.AddOption{
+	bodybudget.Busy:        metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
+	bodybudget.TooLarge:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
+	bodybudget.Stalled:     metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "stalled"))),
+	bodybudget.ReadTimeout: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "read_timeout"))),
 }
 
 func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, error) {
-	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter), grpcPerCall: cfg.GRPCBytesPerCall}
+	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcPerCall: cfg.GRPCBytesPerCall}
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,7 @@ func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, erro
 	}
 	e.telemetry = tb
 	e.budget.OnRefusal = func(ctx context.Context, rf *bodybudget.Refusal) {
-		tb.RequestBudgetRequestsRefused.Add(ctx, 1, reasons[rf.TooLarge])
+		tb.RequestBudgetRequestsRefused.Add(ctx, 1, reasons[rf.Reason])
 	}
 	return e, nil
 }
@@ -73,7 +75,7 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 			// A body that can never fit is refused from its header, before a
 			// byte is read (the budget would read it up to the limit).
 			if req.ContentLength > limit {
-				rf := &bodybudget.Refusal{Limit: limit, TooLarge: true}
+				rf := &bodybudget.Refusal{Reason: bodybudget.TooLarge, Limit: limit}
 				e.budget.OnRefusal(req.Context(), rf)
 				writeRefusal(w, req, rf)
 				return

@@ -318,3 +318,71 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }
+
+// TestOTLPReceiverSlowSenders: the otlp receiver's http protocol with the
+// middleware, against the clients of a slowloris attack. Four connections
+// announce bodies that fill the whole budget and send one byte each: they
+// hold those four bytes only, so a normal export is accepted meanwhile.
+// With a body_stall_timeout, each is answered 408 (an OTLP Status
+// DeadlineExceeded) once it has sent nothing for that long, gives its byte
+// back and is counted stalled.
+func TestOTLPReceiverSlowSenders(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		stall time.Duration
+	}{
+		{"no stall timeout: they stay, holding what they sent", 0},
+		{"body_stall_timeout: they are cut", 300 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &consumertest.LogsSink{}
+			addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: time.Second, GRPCBytesPerCall: 1000, BodyStallTimeout: tt.stall}, sink, "http")
+			var conns []net.Conn
+			for range 4 {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := io.WriteString(conn, "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 375\r\n\r\n\n"); err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, conn)
+			}
+			if tt.stall == 0 {
+				if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 4 }) {
+					t.Fatalf("held %d, want the 4 bytes sent", ext.budget.Held())
+				}
+				if a := post("http://"+addr+"/v1/logs", otlpBody(t, 760), "length"); a.err != nil || a.status != http.StatusOK {
+					t.Fatalf("a normal export while the slow senders are connected: %d %v %s", a.status, a.err, a.body)
+				}
+				if ext.budget.Held() != 4 || sink.LogRecordCount() != 1 {
+					t.Errorf("held %d, %d records; want 4 and 1", ext.budget.Held(), sink.LogRecordCount())
+				}
+				return
+			}
+			for i, conn := range conns {
+				_ = conn.SetDeadline(time.Now().Add(time.Minute))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("slow sender %d: %v", i, err)
+				}
+				msg, _ := io.ReadAll(resp.Body)
+				var st spb.Status
+				if err := proto.Unmarshal(msg, &st); err != nil || resp.StatusCode != http.StatusRequestTimeout || codes.Code(st.Code) != codes.DeadlineExceeded ||
+					!strings.Contains(st.Message, "no byte of the body arrived for 300ms (body_stall_timeout)") {
+					t.Errorf("slow sender %d: status %d, OTLP Status %v (%v)", i, resp.StatusCode, &st, err)
+				}
+			}
+			if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+				t.Errorf("%d bytes still held after the slow senders were cut", ext.budget.Held())
+			}
+			if got := sink.LogRecordCount(); got != 0 {
+				t.Errorf("%d records reached the pipeline", got)
+			}
+			metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel,
+				[]metricdata.DataPoint[int64]{{Value: 4, Attributes: attribute.NewSet(attribute.String("reason", "stalled"))}},
+				metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+		})
+	}
+}

@@ -64,16 +64,24 @@ func benchmarkHandler(b *testing.B, path, contentType string, body []byte, accep
 	if err != nil {
 		b.Fatal(err)
 	}
-	handle := rcv.handleCollect
+	var handler http.Handler = http.HandlerFunc(rcv.handleCollect)
 	if path == batchPath {
-		handle = rcv.handleCollectBatch
+		handler = http.HandlerFunc(rcv.handleCollectBatch)
 	}
+	// As the server runs it: inside the bytes-in-flight budget.
+	handler = rcv.budget.Wrap(handler, rcv.refuser(writeJSONError))
 	reader := bytes.NewReader(body)
-	req := httptest.NewRequest(http.MethodPost, path, reader)
-	req.Header.Set("Content-Type", contentType)
-	req = req.WithContext(context.Background())
+	template := httptest.NewRequest(http.MethodPost, path, reader)
+	template.Header.Set("Content-Type", contentType)
+	template = template.WithContext(context.Background())
+	request := func() *http.Request {
+		req := *template // the budget replaces the body of the request it is given
+		reader.Reset(body)
+		req.ContentLength = int64(len(body))
+		return &req
+	}
 	w := httptest.NewRecorder()
-	handle(w, req)
+	handler.ServeHTTP(w, request())
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), accepted) {
 		b.Fatalf("%d %s", w.Code, w.Body.String())
 	}
@@ -81,10 +89,8 @@ func benchmarkHandler(b *testing.B, path, contentType string, body []byte, accep
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		reader.Reset(body)
-		req.ContentLength = int64(len(body))
 		w := httptest.NewRecorder()
-		handle(w, req)
+		handler.ServeHTTP(w, request())
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}

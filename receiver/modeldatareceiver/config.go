@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -24,6 +25,7 @@ const (
 	defaultMaxColumns         = 1000
 	defaultMaxValues          = 200000
 	defaultMaxBytesInFlight   = 64 << 20
+	defaultBodyStallTimeout   = 10 * time.Second
 	defaultModelNameHeader    = "ce-model-name"
 	defaultCollectDesignation = contract.DesignationInputs
 )
@@ -43,10 +45,15 @@ type Config struct {
 	// are decoded: a request's memory is proportional to its values.
 	MaxValuesPerRequest int `mapstructure:"max_values_per_request"`
 	// MaxBytesInFlight bounds the bytes of request bodies the receiver
-	// holds at once, on the collect and azureml_v2 routes together, from
-	// the first byte read until the pipeline has the rows; a request over
-	// it gets 503 + Retry-After. 0: no limit.
+	// holds at once, on the collect and azureml_v2 routes together, each
+	// byte from when it is read until the pipeline has the rows; a request
+	// over it gets 503 + Retry-After. 0: no limit (a request_budget
+	// middleware may bound them instead).
 	MaxBytesInFlight int64 `mapstructure:"max_bytes_in_flight"`
+	// BodyStallTimeout cuts a request whose body sends nothing for this
+	// long (408), on both routes, so a stalled client does not hold its
+	// connection and what it sent. 0: never.
+	BodyStallTimeout time.Duration `mapstructure:"body_stall_timeout"`
 	// DefaultDesignation applies to collect requests that name none.
 	DefaultDesignation string `mapstructure:"default_designation"`
 
@@ -133,6 +140,7 @@ func createDefaultConfig() *Config {
 		MaxColumns:            defaultMaxColumns,
 		MaxValuesPerRequest:   defaultMaxValues,
 		MaxBytesInFlight:      defaultMaxBytesInFlight,
+		BodyStallTimeout:      defaultBodyStallTimeout,
 		DefaultDesignation:    defaultCollectDesignation,
 		SamplingRate:          1,
 		CollectUnlistedModels: true,
@@ -167,6 +175,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_values_per_request must be between 1 and %d, got %d", math.MaxInt32, cfg.MaxValuesPerRequest))
 	}
 	errs = append(errs, cfg.validateBytesInFlight())
+	if cfg.BodyStallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("body_stall_timeout must not be negative (default %s; 0: never), got %s", defaultBodyStallTimeout, cfg.BodyStallTimeout))
+	}
 	if err := contract.ValidateSegment("default_designation", cfg.DefaultDesignation); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,7 +1,6 @@
 package modeldatareceiver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,7 +84,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		limits:    limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
 		now:       time.Now,
 	}
-	r.budget = bodybudget.New(cfg.MaxBytesInFlight, time.Second)
+	r.budget = bodybudget.New(cfg.MaxBytesInFlight, time.Second, cfg.BodyStallTimeout)
 	r.pool.New = func() any { return newDecoder(r.limits) }
 	return r, nil
 }
@@ -352,17 +352,20 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 // byte is read; confighttp's limit on what is read (also after
 // decompression) shows up as *http.MaxBytesError.
 func readText(req *http.Request, limit int64) (string, error) {
-	if limit > 0 && req.ContentLength > limit {
+	if limit <= 0 {
+		limit = confighttpDefaultMaxBodySize
+	}
+	if req.ContentLength > limit {
 		return "", tooLarge(limitBodySize, "the body is %d bytes, over max_request_body_size (%d bytes)", req.ContentLength, limit)
 	}
-	var buf bytes.Buffer
-	if n := req.ContentLength; n > 0 && (limit <= 0 || n <= limit) {
-		buf.Grow(int(n) + bytes.MinRead) // ReadFrom reads until it sees EOF
+	bound := limit
+	if req.ContentLength >= 0 {
+		bound = req.ContentLength
 	}
-	if _, err := buf.ReadFrom(req.Body); err != nil {
+	b, err := readBody(req.Body, bound)
+	if err != nil {
 		return "", bodyError(err)
 	}
-	b := buf.Bytes()
 	if i := invalidUTF8At(b); i >= 0 {
 		return "", badRequest("the body is not valid UTF-8 (byte %d)", i)
 	}
@@ -372,6 +375,87 @@ func readText(req *http.Request, limit int64) (string, error) {
 	// The bytes are never written again: the text shares them instead of
 	// copying the body (the values decoded from it are substrings of it).
 	return unsafe.String(&b[0], len(b)), nil
+}
+
+const (
+	// firstChunk is the most a body's buffer takes before a byte of it has
+	// arrived: a client that announces a large body and sends nothing costs
+	// no more than its connection does.
+	firstChunk = 16 << 10
+	// maxChunk bounds the chunks a body is gathered in.
+	maxChunk = 1 << 20
+)
+
+// readBody reads r to its end, a body of at most bound bytes (its
+// Content-Length, or the most the server reads of it). The memory it takes
+// follows the bytes that have arrived, which are what the bytes-in-flight
+// budget charges, never the size announced: the body is gathered in chunks
+// of growing size, and once half of bound has arrived, the rest is read
+// into one buffer of bound bytes (at most twice what has arrived), the
+// chunks copied first. The largest body is thus read with at most 1.5x its
+// size allocated; a small one, in one buffer of its size.
+func readBody(r io.Reader, bound int64) ([]byte, error) {
+	if bound < firstChunk {
+		return readRest(r, make([]byte, 0, bound+1)) // the byte past bound: its read sees the end
+	}
+	var chunks [][]byte
+	var received int64
+	half := (bound + 2) / 2
+	size := int64(firstChunk)
+	for {
+		if received >= half && len(chunks) > 0 {
+			buf := make([]byte, 0, bound+1)
+			for _, c := range chunks {
+				buf = append(buf, c...)
+			}
+			return readRest(r, buf)
+		}
+		c := make([]byte, min(size, half-received))
+		n, err := fill(r, c)
+		received += int64(n)
+		chunks = append(chunks, c[:n])
+		if err == io.EOF {
+			if len(chunks) == 1 {
+				return chunks[0], nil
+			}
+			return slices.Concat(chunks...), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		size = min(2*size, maxChunk)
+	}
+}
+
+// fill reads r into c until c is full or a read fails (io.EOF at the end).
+func fill(r io.Reader, c []byte) (int, error) {
+	n := 0
+	for n < len(c) {
+		m, err := r.Read(c[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// readRest reads r to its end into buf, growing it only if r has more than
+// its capacity.
+func readRest(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, firstChunk)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // consume hands the rows to the pipeline with the receiver's telemetry.

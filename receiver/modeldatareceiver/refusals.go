@@ -17,6 +17,8 @@ import (
 // attribute naming the setting.
 const (
 	limitBytesInFlight = "max_bytes_in_flight"
+	limitBodyStall     = "body_stall_timeout"
+	limitReadTimeout   = "read_timeout"
 	limitBodySize      = "max_request_body_size"
 	limitRows          = "max_rows_per_request"
 	limitColumns       = "max_columns"
@@ -27,7 +29,7 @@ const (
 // under overload costs no allocation.
 var limitAttrs = func() map[string]metric.AddOption {
 	m := map[string]metric.AddOption{}
-	for _, l := range []string{limitBytesInFlight, limitBodySize, limitRows, limitColumns, limitValues} {
+	for _, l := range []string{limitBytesInFlight, limitBodyStall, limitReadTimeout, limitBodySize, limitRows, limitColumns, limitValues} {
 		m[l] = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", l)))
 	}
 	return m
@@ -58,7 +60,9 @@ func (r *modeldataReceiver) refuser(write func(http.ResponseWriter, int, string)
 
 // bodyError is the refusal of a body that could not be read: over
 // max_request_body_size (confighttp's limit on what is read, also after
-// decompression), over max_bytes_in_flight, or broken.
+// decompression), over max_bytes_in_flight, stalled past
+// body_stall_timeout, not all there at the server's read_timeout, or
+// broken.
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -67,8 +71,15 @@ func bodyError(err error) error {
 	var refused *bodybudget.Refusal
 	if errors.As(err, &refused) {
 		// Validate keeps every route's max_request_body_size within the
-		// budget: a refused body is one that does not fit now.
-		return &requestError{status: refused.StatusCode(), limit: limitBytesInFlight, msg: refused.Error()}
+		// budget: a refused body is one that does not fit now, or stalled.
+		limit := limitBytesInFlight
+		switch refused.Reason {
+		case bodybudget.Stalled:
+			limit = limitBodyStall
+		case bodybudget.ReadTimeout:
+			limit = limitReadTimeout
+		}
+		return &requestError{status: refused.StatusCode(), limit: limit, msg: refused.Error()}
 	}
 	return badRequest("reading the body: %v", err)
 }

@@ -32,15 +32,19 @@ const maxBodySize = 20 << 20
 // the collector's GOMEMLIMIT and container memory limit, and its config's
 // memory_limiter and modeldatablob sending_queue sections with the
 // MEMORY_LIMITER_* variables they read, and the request_budget extension
-// with the otlp receiver's http middlewares naming it.
+// with the middlewares naming it: the otlp receiver's, and the modeldata
+// receiver's with its own max_bytes_in_flight.
 type deploySettings struct {
 	goMemLimit     string
 	env            map[string]string
 	containerLimit int64
 	memoryLimiter  any
 	sendingQueue   map[string]any
-	requestBudget  any            // nil: the otlp receiver without the middleware
+	requestBudget  any            // nil: the receivers without the middleware
 	otlpMiddleware map[string]any // by protocol: http, grpc
+	// modeldataBudget are the modeldata receiver's middlewares and
+	// max_bytes_in_flight, and azureml_v2's middlewares.
+	modeldataBudget, v2Budget map[string]any
 }
 
 func loadDeploySettings(t *testing.T, manifest string) deploySettings {
@@ -90,6 +94,12 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 					}
 				}
 			}
+			if md, ok := cfg.Receivers["modeldata"].(map[string]any); ok {
+				s.modeldataBudget, s.v2Budget = pick(md, "middlewares", "max_bytes_in_flight"), map[string]any{}
+				if v2, ok := md["azureml_v2"].(map[string]any); ok {
+					s.v2Budget = pick(v2, "middlewares")
+				}
+			}
 		case "DaemonSet", "Deployment":
 			c := obj.Spec.Template.Spec.Containers[0]
 			s.env = map[string]string{}
@@ -102,11 +112,23 @@ func loadDeploySettings(t *testing.T, manifest string) deploySettings {
 			s.containerLimit = parseQuantity(t, c.Resources.Limits["memory"])
 		}
 	}
-	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil || s.requestBudget == nil || s.otlpMiddleware["http"] == nil {
-		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v, request_budget %v, otlp http middlewares %v",
-			manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue, s.requestBudget, s.otlpMiddleware)
+	if s.goMemLimit == "" || s.containerLimit == 0 || s.memoryLimiter == nil || s.sendingQueue == nil || s.requestBudget == nil || s.otlpMiddleware["http"] == nil ||
+		s.modeldataBudget["middlewares"] == nil || s.v2Budget["middlewares"] == nil {
+		t.Fatalf("%s: GOMEMLIMIT %q, memory limit %d, memory_limiter %v, sending_queue %v, request_budget %v, otlp http middlewares %v, modeldata receiver %v, azureml_v2 %v",
+			manifest, s.goMemLimit, s.containerLimit, s.memoryLimiter, s.sendingQueue, s.requestBudget, s.otlpMiddleware, s.modeldataBudget, s.v2Budget)
 	}
 	return s
+}
+
+// pick is the keys of m that are set.
+func pick(m map[string]any, keys ...string) map[string]any {
+	out := map[string]any{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // parseQuantity reads a Kubernetes memory quantity in Mi or Gi.
@@ -125,8 +147,9 @@ func parseQuantity(t *testing.T, q string) int64 {
 
 // memoryCollector starts the collector with the DaemonSet's pipeline
 // (memory_limiter, featureflattener, the persistent sending queue, the
-// otlp receiver's request_budget on the protocols ds names it in, unless ds
-// has none) and GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
+// request_budget on the otlp protocols and modeldata routes ds names it in,
+// unless ds has none: then the modeldata receiver has its own default
+// max_bytes_in_flight) and GOMEMLIMIT, writing to a local folder, in a memory cgroup with the
 // DaemonSet's container limit when the machine allows one (the reason it
 // does not is logged); it returns the collector's addresses, pid and cgroup.
 // With storageDown the exporter writes to a blob service that is not there,
@@ -155,18 +178,22 @@ func memoryCollector(t *testing.T, ds deploySettings, storageDown bool) (c memor
 		"file_storage": map[string]any{"directory": filepath.Join(dir, "queue"), "create_directory": true},
 	}
 	protocols := map[string]any{"http": map[string]any{"endpoint": otlp}, "grpc": map[string]any{"endpoint": otlpGRPC}}
+	modeldata := map[string]any{"endpoint": collect}
+	v2cfg := map[string]any{"endpoint": v2, "model_name": "v2model", "model_version": "1"}
 	if ds.requestBudget != nil {
 		extensions["request_budget"] = ds.requestBudget
 		for p, m := range ds.otlpMiddleware {
 			protocols[p].(map[string]any)["middlewares"] = m
 		}
+		maps.Copy(modeldata, ds.modeldataBudget)
+		maps.Copy(v2cfg, ds.v2Budget)
 	}
+	modeldata["azureml_v2"] = v2cfg
 	cfg := map[string]any{
 		"extensions": extensions,
 		"receivers": map[string]any{
-			"modeldata": map[string]any{"endpoint": collect,
-				"azureml_v2": map[string]any{"endpoint": v2, "model_name": "v2model", "model_version": "1"}},
-			"otlp": map[string]any{"protocols": protocols},
+			"modeldata": modeldata,
+			"otlp":      map[string]any{"protocols": protocols},
 		},
 		"processors": map[string]any{"memory_limiter": ds.memoryLimiter, "featureflattener": map[string]any{}},
 		"exporters":  map[string]any{"modeldatablob": exporter},

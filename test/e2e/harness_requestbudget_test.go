@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/harness"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -454,4 +457,72 @@ func verifyBudgetRows(t *testing.T, dir string, acked []int, rowsPer int) {
 	if missing+doubled+unexpected > 0 {
 		t.Errorf("rows: %d missing, %d doubled, %d of refused bodies", missing, doubled, unexpected)
 	}
+}
+
+// TestHarnessSlowSenders is the slowloris attack of the red team against
+// the built collector with the DaemonSet's settings (one request_budget of
+// 64 MiB for the collect, v2 and OTLP/HTTP bodies): four connections
+// announce 16 MiB on the collect route and four on OTLP/HTTP, twice the
+// budget, and send one byte each. They hold the eight bytes sent, so normal
+// requests on every route are answered 200 while they are open; once they
+// have sent nothing for body_stall_timeout (10 s by default), each is
+// answered 408, counted stalled, and the budget holds nothing.
+func TestHarnessSlowSenders(t *testing.T) {
+	ds := loadDeploySettings(t, "daemonset.yaml")
+	c := memoryCollector(t, ds, false)
+	held := func() float64 {
+		n, _ := harness.MetricSum(context.Background(), c.metrics, "otelcol_request_budget_bytes_held")
+		return n
+	}
+	var conns []net.Conn
+	for _, target := range []struct{ base, path, contentType string }{
+		{c.collect, "/v1/collect", "application/json"},
+		{c.otlp, "/v1/logs", "application/x-protobuf"},
+	} {
+		for range 4 {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(target.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n[", target.path, target.contentType, 16<<20); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, conn)
+		}
+	}
+	if !testutil.Poll(time.Minute, func() bool { return held() == float64(len(conns)) }) {
+		t.Fatalf("otelcol_request_budget_bytes_held %v, want the %d bytes sent", held(), len(conns))
+	}
+	client := &http.Client{Timeout: time.Minute}
+	for _, b := range []adversarialBody{
+		{route: collectRoute, contentType: "application/json", body: []byte(`{"model_name":"slow","data":[[1]]}`)},
+		{route: v2Route, contentType: "application/json", body: []byte(`[{"a":1}]`)},
+	} {
+		if code, msg, err := sendBody(client, c.url(b), b); err != nil || code != http.StatusOK {
+			t.Errorf("%s while the slow senders hold their connections: %d %s %v", c.url(b), code, msg, err)
+		}
+	}
+	if a := postOTLP(c.otlp+"/v1/logs", otlpBudgetSmall()); a.err != nil || a.status != http.StatusOK {
+		t.Errorf("OTLP/HTTP while the slow senders hold their connections: %v", a)
+	}
+	for i, conn := range conns {
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("slow sender %d: %v", i, err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestTimeout || !bytes.Contains(msg, []byte("body_stall_timeout")) {
+			t.Errorf("slow sender %d: status %d: %q", i, resp.StatusCode, msg)
+		}
+	}
+	stalled := func() float64 {
+		n, _ := harness.MetricSum(context.Background(), c.metrics, "otelcol_request_budget_requests_refused", `reason="stalled"`)
+		return n
+	}
+	if !testutil.Poll(time.Minute, func() bool { return stalled() == float64(len(conns)) && held() == 0 }) {
+		t.Errorf("stalled refusals counted %v, want %d; bytes held %v, want 0", stalled(), len(conns), held())
+	}
+	t.Logf("SLOWLORIS %d connections announcing 16 MiB (collect, OTLP/HTTP) held %d bytes; collect, v2 and OTLP/HTTP answered meanwhile; each cut with 408", len(conns), len(conns))
 }

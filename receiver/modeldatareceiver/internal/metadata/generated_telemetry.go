@@ -67,7 +67,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ModeldataRequestsRefused, err = builder.meter.Int64Counter(
 		"otelcol_modeldata_requests_refused",
-		metric.WithDescription("Requests refused for going over one of the receiver's limits: answered 503 with Retry-After (max_bytes_in_flight, the bodies held at once), or 413 (the others: split the request). [Alpha]"),
+		metric.WithDescription("Requests refused for going over one of the receiver's limits: answered 503 with Retry-After (max_bytes_in_flight, the bodies held at once), 408 (body_stall_timeout, a body that sent nothing for that long; read_timeout, a request that did not arrive within the server's read_timeout), or 413 (the others: split the request). [Alpha]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)

@@ -40,7 +40,7 @@ func AssertEqualModeldataIdempotentRepeats(t *testing.T, tt *componenttest.Telem
 func AssertEqualModeldataRequestsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldata_requests_refused",
-		Description: "Requests refused for going over one of the receiver's limits: answered 503 with Retry-After (max_bytes_in_flight, the bodies held at once), or 413 (the others: split the request). [Alpha]",
+		Description: "Requests refused for going over one of the receiver's limits: answered 503 with Retry-After (max_bytes_in_flight, the bodies held at once), 408 (body_stall_timeout, a body that sent nothing for that long; read_timeout, a request that did not arrive within the server's read_timeout), or 413 (the others: split the request). [Alpha]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
