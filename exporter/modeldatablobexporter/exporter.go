@@ -125,7 +125,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	}
 	if err != nil {
 		_ = client.Close(ctx)
-		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
+		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
 	if len(prev.intents)+len(prev.credits)+len(prev.files)+len(prev.groups) > 0 {
 		e.logger.Warn("Writes of the previous run were not acknowledged by the queue, or their files not committed; they are checked before the queue replays them",
@@ -161,7 +161,7 @@ func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err er
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
-			"receivers refuse new rows with 503 until the queue drains. The append journal released its reserve to keep draining; "+
+			"receivers refuse new rows with 503 until the queue drains. The append journal writes in the space of its reserve to keep draining; "+
 			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:

@@ -102,6 +102,9 @@ func (r *reservedClient) start(ctx context.Context) error {
 		return nil
 	}
 	if err := r.fill(ctx); err != nil {
+		if !isDiskFull(err) {
+			return fmt.Errorf("write the journal's reserve: %w", err)
+		}
 		r.retryAt = time.Now().Add(reserveRetry)
 		r.setState(diskOnSpare, err)
 	}
