@@ -44,6 +44,7 @@ type blobExporter struct {
 	// plog.Logs the retry will push) to what its earlier attempts did.
 	failing       map[plog.Logs]*batchState
 	lastAccessLog time.Time
+	lastStuckLog  time.Time
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -156,8 +157,8 @@ var journalReserve = 8 << 20
 func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err error) {
 	switch s {
 	case diskOnSpare:
-		if err == nil {
-			e.logger.Warn("The append journal writes again, in the pages of its reserve; the queue's disk is still full")
+		if err == nil { // written again after diskStuck
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.New("the persistent queue's disk is full")))
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
@@ -165,9 +166,19 @@ func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err er
 			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:
+		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
+		// A journal write may go through now and then; the line says it once a minute.
+		e.mu.Lock()
+		quiet := time.Since(e.lastStuckLog) < time.Minute
+		if !quiet {
+			e.lastStuckLog = time.Now()
+		}
+		e.mu.Unlock()
+		if quiet {
+			return
+		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the append journal's reserve is spent: "+
 			"nothing is written to storage until space is freed there (see docs/operate.md, \"Queue disk\")", zap.Error(err))
-		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
 	case diskRoom:
 		e.logger.Info("The disk of the persistent queue has room again; the append journal's reserve is written back")
 		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
