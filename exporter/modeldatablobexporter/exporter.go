@@ -114,10 +114,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	if err != nil {
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
-	rc := newReservedClient(client, journalReserve)
-	rc.changed = func(s diskState, err error) { e.diskStateChanged(host, s, err) }
-	rc.refused = func() { e.tel.journalDiskFull.Add(context.Background(), 1) }
-	e.tel.reserve.Store(rc)
+	rc := e.reserved(host, client, "append journal", false)
 	j := newJournal(rc)
 	j.win = e.w.keys
 	prev, err := j.load(ctx)
@@ -148,13 +145,25 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	return nil
 }
 
-// journalReserve is the disk space the journal keeps for when the queue's
-// disk is full (see journal_reserve.go): room for the intents of the appends
-// in flight and for the written keys of the idempotency window.
-var journalReserve = 8 << 20
+// diskReserve is the disk space the journal and the queue each keep in
+// their file for when the queue's disk is full (see journal_reserve.go):
+// room for the drain's writes (intents of the appends in flight, the written
+// keys of the idempotency window, the queue's hand-outs and deletions).
+var diskReserve = 8 << 20
+
+// reserved is client with a reserve of diskReserve bytes, its changes logged
+// and reported as the component's status, and counted.
+func (e *blobExporter) reserved(host component.Host, client storage.Client, name string, forDrain bool) *reservedClient {
+	rc := newReservedClient(client, name, diskReserve)
+	rc.forDrain = forDrain
+	rc.changed = func(r *reservedClient, s diskState, err error) { e.diskStateChanged(host, r, s, err) }
+	rc.refused = func() { e.tel.diskFull.Add(context.Background(), 1) }
+	e.tel.addReserve(rc)
+	return rc
+}
 
 // diskStateChanged tells the operator how the queue's disk is doing.
-func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err error) {
+func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, s diskState, err error) {
 	switch s {
 	case diskOnSpare:
 		if err == nil { // written again after diskStuck
@@ -162,12 +171,12 @@ func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err er
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
-			"receivers refuse new rows with 503 until the queue drains. The append journal writes in the space of its reserve to keep draining; "+
+			"receivers refuse new rows with 503 until the queue drains. The "+r.name+" writes in the space of its reserve to keep draining; "+
 			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
-		// A journal write may go through now and then; the line says it once a minute.
+		// A write may go through now and then; the line says it once a minute.
 		e.mu.Lock()
 		quiet := time.Since(e.lastStuckLog) < time.Minute
 		if !quiet {
@@ -177,10 +186,10 @@ func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err er
 		if quiet {
 			return
 		}
-		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the append journal's reserve is spent: "+
+		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the "+r.name+"'s reserve is spent: "+
 			"nothing is written to storage until space is freed there (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 	case diskRoom:
-		e.logger.Info("The disk of the persistent queue has room again; the append journal's reserve is written back")
+		e.logger.Info("The disk of the persistent queue has room again; the " + r.name + "'s reserve is written back")
 		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 	}
 }

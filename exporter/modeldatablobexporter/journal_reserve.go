@@ -14,19 +14,23 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 )
 
-// The journal records every append's intent before the append, so it must
-// write when the disk of the queue's storage is full: that is when storage
-// came back after a long outage and the queue must drain. file_storage is a
-// bbolt file per client, and bbolt writes a transaction to pages of its
-// freelist (pages the file held before) or, when none fit, past its end, which
-// needs new disk blocks. The file never shrinks, so the disk stays full while
-// the queue drains into the pages it freed in its own file.
+// The drain of the persistent queue writes: the queue records which request
+// it hands out and deletes it once done, and the journal records every
+// append's intent before the append. It must write when the disk of the
+// queue's storage is full: that is when storage came back after a long
+// outage under load. file_storage is a bbolt file per client, and bbolt
+// writes a transaction to pages of its freelist (pages the file held before)
+// or, when none fit, past its end, which needs new disk blocks. The file
+// never shrinks, so the disk stays full while the queue drains into the pages
+// it freed in its own file.
 //
-// So the journal keeps a reserve: chunks of incompressible bytes written in
-// its own file while the disk has room. When a journal write fails for lack
-// of space, the reserve is deleted, its pages join the journal's freelist,
-// and the write is made again in them. The reserve is written again once the
-// disk has room.
+// So the journal's file and the queue's each keep a reserve: chunks of
+// incompressible bytes written while the disk has room. When a write of the
+// drain fails for lack of space, the reserve is deleted, its pages join the
+// file's freelist, and the write is made again in them. The queue's new
+// requests (writes that neither read nor delete) never release the reserve,
+// and while it is spent they are refused, so that what the drain frees stays
+// the drain's until the reserve is written again.
 
 // reserveChunk is the size of one reserve value: bbolt puts at least two
 // values in a leaf, so two chunks fill one 4 KiB page and deleting them
@@ -34,13 +38,16 @@ import (
 const reserveChunk = 1900
 
 // reserveRetry is how often a spent reserve is written again.
-const reserveRetry = time.Minute
+const reserveRetry = 5 * time.Second
 
-// reservePrefix sorts after every other journal key, so that the journal's
-// live leaves share at most one page with the reserve.
+// reservePrefix sorts after every other key of the journal and the queue, so
+// that their live leaves share at most one page with the reserve.
 const reservePrefix = "z/reserve/"
 
-// diskState is what the journal's writes meet on the queue's disk.
+// errReserveSpent refuses the queue's new requests while its reserve is spent.
+var errReserveSpent = fmt.Errorf("the persistent queue's disk is full; what the queue frees is kept for its drain: %w", syscall.ENOSPC)
+
+// diskState is what a file's writes meet on the queue's disk.
 type diskState int
 
 const (
@@ -49,12 +56,17 @@ const (
 	diskStuck                    // the disk is full and the reserve is spent: no write goes through
 )
 
-// reservedClient is the journal's storage client, with the reserve.
+// reservedClient is a storage client of the journal or the queue, with the
+// reserve.
 type reservedClient struct {
 	storage.Client
-	size int // the reserve's bytes, 0: none
+	name string // what the file holds, for the log
+	size int    // the reserve's bytes, 0: none
+	// forDrain: only writes that read or delete (the drain) release the
+	// reserve; the others are refused while it is spent.
+	forDrain bool
 	// changed is told each change of state (err: the write that failed).
-	changed func(s diskState, err error)
+	changed func(r *reservedClient, s diskState, err error)
 	// refused counts each write refused for lack of space.
 	refused func()
 
@@ -65,8 +77,8 @@ type reservedClient struct {
 	keys    []string
 }
 
-func newReservedClient(client storage.Client, size int) *reservedClient {
-	r := &reservedClient{Client: client, size: size, changed: func(diskState, error) {}, refused: func() {}}
+func newReservedClient(client storage.Client, name string, size int) *reservedClient {
+	r := &reservedClient{Client: client, name: name, size: size, changed: func(*reservedClient, diskState, error) {}, refused: func() {}}
 	for i := 0; i < (size+reserveChunk-1)/reserveChunk; i++ {
 		r.keys = append(r.keys, fmt.Sprintf("%s%06d", reservePrefix, i))
 	}
@@ -160,8 +172,14 @@ func (r *reservedClient) Delete(ctx context.Context, key string) error {
 func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	adds := r.forDrain && !drains(ops)
+	if adds && len(r.keys) > 0 && r.state != diskRoom {
+		if r.refill(ctx); r.state != diskRoom {
+			return errReserveSpent
+		}
+	}
 	err := r.Client.Batch(ctx, ops...)
-	if isDiskFull(err) {
+	if isDiskFull(err) && !adds {
 		r.refused()
 		if r.release(ctx) {
 			r.setState(diskOnSpare, err)
@@ -171,18 +189,34 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 	switch {
 	case err == nil:
 		r.wrote(ctx)
-	case isDiskFull(err):
+	case isDiskFull(err) && !adds:
 		r.setState(diskStuck, err)
 	}
 	return err
 }
 
-// wrote follows a successful write: a spent reserve is written again when
-// its time came, and the disk has room again when it could be.
+// drains tells the writes of the queue's drain: they read or delete.
+func drains(ops []*storage.Operation) bool {
+	for _, op := range ops {
+		if op.Type != storage.Set {
+			return true
+		}
+	}
+	return false
+}
+
+// wrote follows a successful write: a stuck file writes again, and a spent
+// reserve is written again when its time came.
 func (r *reservedClient) wrote(ctx context.Context) {
 	if r.state == diskStuck {
 		r.setState(diskOnSpare, nil)
 	}
+	r.refill(ctx)
+}
+
+// refill writes a spent reserve again when its time came; written, the disk
+// has room again.
+func (r *reservedClient) refill(ctx context.Context) {
 	if r.held || len(r.keys) == 0 || time.Now().Before(r.retryAt) {
 		return
 	}
@@ -196,7 +230,7 @@ func (r *reservedClient) wrote(ctx context.Context) {
 func (r *reservedClient) setState(s diskState, err error) {
 	if s != r.state {
 		r.state = s
-		r.changed(s, err)
+		r.changed(r, s, err)
 	}
 }
 

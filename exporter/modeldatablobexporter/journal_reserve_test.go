@@ -29,14 +29,14 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 		reserve int
 		drains  bool
 	}{
-		{name: "with the reserve", reserve: journalReserve, drains: true},
+		{name: "with the reserve", reserve: diskReserve, drains: true},
 		{name: "without a reserve", reserve: 0, drains: false},
 	}
-	defaultReserve := journalReserve
-	t.Cleanup(func() { journalReserve = defaultReserve })
+	defaultReserve := diskReserve
+	t.Cleanup(func() { diskReserve = defaultReserve })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			journalReserve = tc.reserve
+			diskReserve = tc.reserve
 			queueDir := testutil.MountTmpfs(t, 16)
 			cfg := localConfig(t)
 			e, tt, stop := journaledExporter(t, cfg, queueDir)
@@ -55,7 +55,7 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 					want = append(want, ids...)
 				}
 			}
-			refused := counter(t, tt, "otelcol_modeldatablob_journal_disk_full")
+			refused := counter(t, tt, "otelcol_modeldatablob_queue_disk_full")
 			t.Logf("%d rows written on the full disk, %d journal writes refused for lack of space, push error: %v", len(want)-1, refused, failed)
 			if refused == 0 {
 				t.Fatal("no journal write met the full disk: the test did not fill it")
@@ -64,7 +64,7 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 			if got := requestIDs(t, cfg); !slices.Equal(got, want) {
 				t.Fatalf("%d rows in the file, want the %d acknowledged ones, each once", len(got), len(want))
 			}
-			rc := e.tel.reserve.Load()
+			rc := e.w.j.client.(*reservedClient)
 			if !tc.drains {
 				if failed == nil || !isDiskFull(failed) || !strings.Contains(failed.Error(), "record the append") {
 					t.Fatalf("without a reserve the journal wrote on the full disk (push error %v): the test shows nothing", failed)
@@ -83,8 +83,8 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 			rc.retryAt = time.Time{} // the reserve's next try is due
 			rc.mu.Unlock()
 			push(t, e, rowsWithIDs("after")...)
-			if got := rc.reserveHeld(); got < int64(journalReserve) {
-				t.Errorf("reserve %d bytes once the disk has room, want %d", got, journalReserve)
+			if got := rc.reserveHeld(); got < int64(diskReserve) {
+				t.Errorf("reserve %d bytes once the disk has room, want %d", got, diskReserve)
 			}
 		})
 	}
@@ -110,6 +110,11 @@ func (d *smallDisk) used() int {
 func (d *smallDisk) Get(_ context.Context, key string) ([]byte, error) { return d.kv[key], nil }
 
 func (d *smallDisk) Batch(_ context.Context, ops ...*storage.Operation) error {
+	for _, op := range ops {
+		if op.Type == storage.Get {
+			op.Value = d.kv[op.Key]
+		}
+	}
 	grow := 0
 	for _, op := range ops {
 		if op.Type == storage.Set {
@@ -135,10 +140,10 @@ func (d *smallDisk) Batch(_ context.Context, ops ...*storage.Operation) error {
 func TestReservedClientStates(t *testing.T) {
 	const reserve = 10 * reserveChunk
 	disk := &smallDisk{room: reserve + 1000, kv: map[string][]byte{}}
-	rc := newReservedClient(disk, reserve)
+	rc := newReservedClient(disk, "append journal", reserve)
 	var states []diskState
 	refused := 0
-	rc.changed = func(s diskState, _ error) { states = append(states, s) }
+	rc.changed = func(_ *reservedClient, s diskState, _ error) { states = append(states, s) }
 	rc.refused = func() { refused++ }
 	ctx := context.Background()
 	if err := rc.start(ctx); err != nil {
@@ -184,5 +189,45 @@ func TestReservedClientStates(t *testing.T) {
 	}
 	if refused != 2 {
 		t.Errorf("%d writes counted as refused for lack of space, want 2", refused)
+	}
+}
+
+// TestQueueReserveKeptForTheDrain: on the queue's file, new requests (writes
+// that only set) never release the reserve and are refused while it is
+// spent; the drain's writes (reads, deletions) release it and go through.
+func TestQueueReserveKeptForTheDrain(t *testing.T) {
+	const reserve = 10 * reserveChunk
+	disk := &smallDisk{room: reserve + 1000, kv: map[string][]byte{}}
+	rc := newReservedClient(disk, "sending queue", reserve)
+	rc.forDrain = true
+	ctx := context.Background()
+	if err := rc.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, n int) error { return rc.Set(ctx, key, make([]byte, n)) }
+	if err := put("1", 900); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("2", 900); !isDiskFull(err) || rc.reserveHeld() == 0 {
+		t.Fatalf("a new request on the full disk: error %v, reserve %d bytes; want refused, the reserve kept", err, rc.reserveHeld())
+	}
+	// The drain hands out request 1: it records that and reads it.
+	get := storage.GetOperation("1")
+	if err := rc.Batch(ctx, storage.SetOperation("meta", make([]byte, 200)), get); err != nil || len(get.Value) != 900 {
+		t.Fatalf("the drain's write on the full disk: %v", err)
+	}
+	if rc.reserveHeld() != 0 || rc.state != diskOnSpare {
+		t.Fatalf("reserve %d bytes, state %d after the drain met the full disk", rc.reserveHeld(), rc.state)
+	}
+	if err := put("2", 900); err != errReserveSpent {
+		t.Fatalf("a new request while the reserve is spent: %v, want it refused", err)
+	}
+	if err := rc.Delete(ctx, "1"); err != nil {
+		t.Fatalf("the drain deletes request 1: %v", err)
+	}
+	disk.room = 10 * reserve
+	rc.retryAt = time.Time{}
+	if err := put("2", 900); err != nil || rc.state != diskRoom || rc.reserveHeld() == 0 {
+		t.Fatalf("a new request once the disk has room: %v, state %d, reserve %d bytes", err, rc.state, rc.reserveHeld())
 	}
 }

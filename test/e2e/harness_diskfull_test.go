@@ -17,9 +17,9 @@ import (
 // the disk of the persistent queue (file_storage on a tmpfs of 32 MiB; the
 // test is skipped where it cannot be mounted): the receiver refuses with 503
 // once no request fits, and when storage returns the queue drains with the
-// disk still full, because the append journal writes in the pages of its
-// reserve. Nothing frees disk space during the run. Every acknowledged row is
-// written once.
+// disk still full, because the queue and the append journal write in the
+// pages of their reserves. Nothing frees disk space during the run. Every
+// acknowledged row is written once.
 func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	testutil.CollectorBinary(t)
 	disk := testutil.MountTmpfs(t, 32)
@@ -51,22 +51,22 @@ func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	}
 	var refused, freeAtEnd float64
 	drain := func() {
-		refused, _ = harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_journal_disk_full")
-		reserve, err := harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_journal_reserve")
-		t.Logf("otelcol_modeldatablob_journal_reserve = %.0f (%v)", reserve, err)
+		refused, _ = harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_queue_disk_full")
+		reserve, err := harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_queue_disk_reserve")
+		t.Logf("otelcol_modeldatablob_queue_disk_reserve = %.0f (%v)", reserve, err)
 		drainCollector(t, col, metrics)()
 		free, _ := testutil.DiskFree(disk)
 		freeAtEnd = float64(free)
 	}
 	m, rep, d := faultLoadDrain(t, size, "http://"+collect, []float64{0.05}, stop, restart, azuriteVerifier(t, az), drain, true)
 	assertZeroLoss(t, m, rep)
-	t.Logf("QUEUE-DISK-FULL: %d bytes free when storage returned, %.0f at the end; queued rows drained %.1f s after storage returned, every row %.1f s; journal writes refused %.0f",
+	t.Logf("QUEUE-DISK-FULL: %d bytes free when storage returned, %.0f at the end; queued rows drained %.1f s after storage returned, every row %.1f s; drain writes refused for lack of space %.0f",
 		freeAtHeal, freeAtEnd, d.queued.Seconds(), d.all.Seconds(), refused)
 	if d.queued < 0 {
 		t.Error("the rows queued on the full disk did not drain")
 	}
 	if refused == 0 {
-		t.Error("no journal write met the full disk: the run shows nothing")
+		t.Error("no drain write met the full disk: the run shows nothing")
 	}
 	if out := col.Output(); !strings.Contains(out, "The disk of the persistent queue") {
 		t.Errorf("no error log said the queue's disk is full:\n%s", out[max(0, len(out)-4000):])
