@@ -25,12 +25,12 @@ import (
 // it freed in its own file.
 //
 // So the journal's file and the queue's each keep a reserve: chunks of
-// incompressible bytes written while the disk has room. When a write of the
-// drain fails for lack of space, the reserve is deleted, its pages join the
-// file's freelist, and the write is made again in them. The queue's new
-// requests (writes that neither read nor delete) never release the reserve,
-// and while it is spent they are refused, so that what the drain frees stays
-// the drain's until the reserve is written again.
+// incompressible bytes written while the disk has room. When a write fails
+// for lack of space, the reserve is deleted, its pages join the file's
+// freelist, and a write of the drain is made again in them. The queue's new
+// requests (writes that neither read nor delete) stay refused, and are
+// refused while the reserve is spent, so that what it freed stays the
+// drain's until the reserve is written again.
 
 // reserveChunk is the size of one reserve value: bbolt puts at least two
 // values in a leaf, so two chunks fill one 4 KiB page and deleting them
@@ -179,11 +179,18 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 		}
 	}
 	err := r.Client.Batch(ctx, ops...)
-	if isDiskFull(err) && !adds {
-		r.refused()
+	if isDiskFull(err) {
+		if !adds {
+			r.refused()
+		}
+		// A new request refused for lack of space releases the reserve too
+		// (it stays refused): the release needs a few free pages itself, and
+		// a drain write that fails later may find none left.
 		if r.release(ctx) {
 			r.setState(diskOnSpare, err)
-			err = r.Client.Batch(ctx, ops...)
+			if !adds {
+				err = r.Client.Batch(ctx, ops...)
+			}
 		}
 	}
 	switch {

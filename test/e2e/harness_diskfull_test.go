@@ -68,6 +68,12 @@ func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	if refused == 0 {
 		t.Error("no drain write met the full disk: the run shows nothing")
 	}
+	for _, line := range strings.Split(col.Output(), "\n") {
+		if strings.Contains(line, "modeldatablob") && (strings.Contains(line, "\terror\t") || strings.Contains(line, "\twarn\t")) &&
+			!strings.Contains(line, "Rejecting data") && !strings.Contains(line, "Exporting failed") {
+			t.Log(line[:min(len(line), 400)])
+		}
+	}
 	if out := col.Output(); !strings.Contains(out, "The disk of the persistent queue") {
 		t.Errorf("no error log said the queue's disk is full:\n%s", out[max(0, len(out)-4000):])
 	}
