@@ -44,7 +44,7 @@ type blobExporter struct {
 	// plog.Logs the retry will push) to what its earlier attempts did.
 	failing       map[plog.Logs]*batchState
 	lastAccessLog time.Time
-	lastStuckLog  time.Time
+	lastDiskLog   [diskStuck + 1]time.Time
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -170,20 +170,16 @@ func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, 
 			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.New("the persistent queue's disk is full")))
 			return
 		}
+		if e.diskLogQuiet(s) {
+			return
+		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
 			"receivers refuse new rows with 503 until the queue drains. The "+r.name+" writes in the space of its reserve to keep draining; "+
 			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
-		// A write may go through now and then; the line says it once a minute.
-		e.mu.Lock()
-		quiet := time.Since(e.lastStuckLog) < time.Minute
-		if !quiet {
-			e.lastStuckLog = time.Now()
-		}
-		e.mu.Unlock()
-		if quiet {
+		if e.diskLogQuiet(s) {
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the "+r.name+"'s reserve is spent: "+
@@ -192,6 +188,19 @@ func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, 
 		e.logger.Info("The disk of the persistent queue has room again; the " + r.name + "'s reserve is written back")
 		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 	}
+}
+
+// diskLogQuiet tells whether the line of state s was logged within the last
+// minute: on a full disk the reserves are released and written back as the
+// queue fills and drains, and the line says it once a minute.
+func (e *blobExporter) diskLogQuiet(s diskState) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if time.Since(e.lastDiskLog[s]) < time.Minute {
+		return true
+	}
+	e.lastDiskLog[s] = time.Now()
+	return false
 }
 
 // shutdown runs after the queue stopped: every open Parquet file is

@@ -141,21 +141,22 @@ func (r *reservedClient) fill(ctx context.Context) error {
 	return nil
 }
 
-// release deletes the reserve, so that its pages take the next writes.
-func (r *reservedClient) release(ctx context.Context) bool {
+// release deletes the reserve, so that its pages take the next writes; it
+// tells whether there was one to delete.
+func (r *reservedClient) release(ctx context.Context) (bool, error) {
 	if !r.held {
-		return false
+		return false, nil
 	}
 	ops := make([]*storage.Operation, len(r.keys))
 	for i, k := range r.keys {
 		ops[i] = storage.DeleteOperation(k)
 	}
-	if r.Client.Batch(ctx, ops...) != nil {
-		return false
+	if err := r.Client.Batch(ctx, ops...); err != nil {
+		return false, err
 	}
 	r.held = false
 	r.retryAt = time.Now().Add(reserveRetry)
-	return true
+	return true, nil
 }
 
 func (r *reservedClient) Set(ctx context.Context, key string, value []byte) error {
@@ -186,7 +187,10 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 		// A new request refused for lack of space releases the reserve too
 		// (it stays refused): the release needs a few free pages itself, and
 		// a drain write that fails later may find none left.
-		if r.release(ctx) {
+		switch released, relErr := r.release(ctx); {
+		case relErr != nil:
+			r.setState(diskStuck, fmt.Errorf("release the reserve: %w", relErr))
+		case released:
 			r.setState(diskOnSpare, err)
 			if !adds {
 				err = r.Client.Batch(ctx, ops...)
