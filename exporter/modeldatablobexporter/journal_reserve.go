@@ -62,8 +62,8 @@ type reservedClient struct {
 	storage.Client
 	name string // what the file holds, for the log
 	size int    // the reserve's bytes, 0: none
-	// forDrain: only writes that read or delete (the drain) release the
-	// reserve; the others are refused while it is spent.
+	// forDrain: writes that neither read nor delete (the queue's new
+	// requests) are refused while the reserve is spent.
 	forDrain bool
 	// changed is told each change of state (err: the write that failed).
 	changed func(r *reservedClient, s diskState, err error)
@@ -75,10 +75,17 @@ type reservedClient struct {
 	state   diskState
 	retryAt time.Time // when to write a spent reserve again
 	keys    []string
+	// sizes are the values written through this client, by key; freed is
+	// what deletions freed since the reserve was released. The reserve is
+	// written back only once that is more than the reserve: the pages it
+	// takes then are not the last ones the drain needs.
+	sizes map[string]int
+	freed int
 }
 
 func newReservedClient(client storage.Client, name string, size int) *reservedClient {
-	r := &reservedClient{Client: client, name: name, size: size, changed: func(*reservedClient, diskState, error) {}, refused: func() {}}
+	r := &reservedClient{Client: client, name: name, size: size, sizes: map[string]int{},
+		changed: func(*reservedClient, diskState, error) {}, refused: func() {}}
 	for i := 0; i < (size+reserveChunk-1)/reserveChunk; i++ {
 		r.keys = append(r.keys, fmt.Sprintf("%s%06d", reservePrefix, i))
 	}
@@ -155,6 +162,7 @@ func (r *reservedClient) release(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	r.held = false
+	r.freed = 0
 	r.retryAt = time.Now().Add(reserveRetry)
 	return true, nil
 }
@@ -199,6 +207,7 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 	}
 	switch {
 	case err == nil:
+		r.track(ops)
 		r.wrote(ctx)
 	case isDiskFull(err) && !adds:
 		r.setState(diskStuck, err)
@@ -216,6 +225,31 @@ func drains(ops []*storage.Operation) bool {
 	return false
 }
 
+// unknownSize is what the deletion of a value written before this run is
+// taken to free: a page.
+const unknownSize = 4096
+
+// track follows the sizes of the values ops wrote, read and deleted.
+func (r *reservedClient) track(ops []*storage.Operation) {
+	for _, op := range ops {
+		switch op.Type {
+		case storage.Set:
+			r.sizes[op.Key] = len(op.Value)
+		case storage.Get:
+			if op.Value != nil {
+				r.sizes[op.Key] = len(op.Value)
+			}
+		case storage.Delete:
+			n, ok := r.sizes[op.Key]
+			if !ok {
+				n = unknownSize
+			}
+			delete(r.sizes, op.Key)
+			r.freed += n
+		}
+	}
+}
+
 // wrote follows a successful write: a stuck file writes again, and a spent
 // reserve is written again when its time came.
 func (r *reservedClient) wrote(ctx context.Context) {
@@ -228,7 +262,7 @@ func (r *reservedClient) wrote(ctx context.Context) {
 // refill writes a spent reserve again when its time came; written, the disk
 // has room again.
 func (r *reservedClient) refill(ctx context.Context) {
-	if r.held || len(r.keys) == 0 || time.Now().Before(r.retryAt) {
+	if r.held || len(r.keys) == 0 || time.Now().Before(r.retryAt) || r.freed < r.size+r.size/4 {
 		return
 	}
 	if r.fill(ctx) != nil {

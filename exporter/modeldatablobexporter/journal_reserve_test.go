@@ -80,7 +80,8 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 
 			free()
 			rc.mu.Lock()
-			rc.retryAt = time.Time{} // the reserve's next try is due
+			rc.retryAt = time.Time{} // the reserve's next try is due, the drain freed enough
+			rc.freed = 2 * rc.size
 			rc.mu.Unlock()
 			push(t, e, rowsWithIDs("after")...)
 			if got := rc.reserveHeld(); got < int64(diskReserve) {
@@ -153,6 +154,7 @@ func TestReservedClientStates(t *testing.T) {
 		name      string
 		room      int  // the disk's size before the step
 		dueRetry  bool // the reserve's next try is due
+		freeKeys  bool // the drain deletes what the steps wrote before
 		write     int  // bytes set under a new key
 		wantErr   bool
 		wantState diskState
@@ -164,7 +166,8 @@ func TestReservedClientStates(t *testing.T) {
 		{name: "the reserve's space is spent", write: reserve, wantErr: true, wantState: diskStuck},
 		{name: "a write that fits again", write: 10, wantState: diskOnSpare},
 		{name: "room again, but the retry is not due", room: 10 * reserve, write: 10, wantState: diskOnSpare},
-		{name: "room again, the reserve is written back", room: 10 * reserve, dueRetry: true, write: 10, wantState: diskRoom, wantHeld: true},
+		{name: "room again, but the drain has not freed more than the reserve", room: 10 * reserve, dueRetry: true, write: 10, wantState: diskOnSpare},
+		{name: "room again, the reserve is written back", room: 10 * reserve, dueRetry: true, freeKeys: true, write: 10, wantState: diskRoom, wantHeld: true},
 	}
 	for i, st := range steps {
 		if st.room > 0 {
@@ -172,6 +175,19 @@ func TestReservedClientStates(t *testing.T) {
 		}
 		if st.dueRetry {
 			rc.retryAt = time.Time{}
+		}
+		if st.freeKeys {
+			for j := 0; j < i; j++ {
+				if err := rc.Delete(ctx, fmt.Sprintf("i/%d", j)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := rc.Set(ctx, "big", make([]byte, reserve)); err != nil {
+				t.Fatal(err)
+			}
+			if err := rc.Delete(ctx, "big"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		err := rc.Set(ctx, fmt.Sprintf("i/%d", i), make([]byte, st.write))
 		if (err != nil) != st.wantErr || (err != nil && !isDiskFull(err)) {
@@ -225,6 +241,22 @@ func TestQueueReserveKeptForTheDrain(t *testing.T) {
 	}
 	disk.room = 10 * reserve
 	rc.retryAt = time.Time{}
+	if err := put("2", 900); err != errReserveSpent {
+		t.Fatalf("a new request before the drain freed more than the reserve: %v, want it refused", err)
+	}
+	for i := 0; i < 30; i++ { // the drain hands out and deletes requests
+		get := storage.GetOperation("big")
+		if err := rc.Batch(ctx, storage.SetOperation("big", make([]byte, 1000))); err != nil && err != errReserveSpent {
+			t.Fatal(err)
+		}
+		disk.kv["big"] = make([]byte, 1000)
+		if err := rc.Batch(ctx, storage.SetOperation("meta", make([]byte, 200)), get); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Delete(ctx, "big"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := put("2", 900); err != nil || rc.state != diskRoom || rc.reserveHeld() == 0 {
 		t.Fatalf("a new request once the disk has room: %v, state %d, reserve %d bytes", err, rc.state, rc.reserveHeld())
 	}
