@@ -114,7 +114,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	if err != nil {
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
-	rc := e.reserved(host, client, "append journal", false)
+	rc := e.reserved(host, client, "append journal")
 	j := newJournal(rc)
 	j.win = e.w.keys
 	prev, err := j.load(ctx)
@@ -145,17 +145,15 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	return nil
 }
 
-// diskReserve is the disk space the journal and the queue each keep in
-// their file for when the queue's disk is full (see journal_reserve.go):
-// room for the drain's writes (intents of the appends in flight, the written
-// keys of the idempotency window, the queue's hand-outs and deletions).
+// diskReserve is the disk space the journal keeps in its file for when the
+// queue's disk is full (see journal_reserve.go): room for the intents of the
+// appends in flight and the written keys of the idempotency window.
 var diskReserve = 8 << 20
 
 // reserved is client with a reserve of diskReserve bytes, its changes logged
 // and reported as the component's status, and counted.
-func (e *blobExporter) reserved(host component.Host, client storage.Client, name string, forDrain bool) *reservedClient {
+func (e *blobExporter) reserved(host component.Host, client storage.Client, name string) *reservedClient {
 	rc := newReservedClient(client, name, diskReserve)
-	rc.forDrain = forDrain
 	rc.changed = func(r *reservedClient, s diskState, err error) { e.diskStateChanged(host, r, s, err) }
 	rc.refused = func() { e.tel.diskFull.Add(context.Background(), 1) }
 	e.tel.addReserve(rc)

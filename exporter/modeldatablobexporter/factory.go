@@ -41,7 +41,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		return nil, err
 	}
 	if q := cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
-		return readOnlyLogs{Logs: exp, e: e}, nil
+		return readOnlyLogs{exp}, nil
 	}
 	return exp, nil
 }
@@ -53,16 +53,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 // make a pipeline with a second consumer (e.g. the modeldatastats connector)
 // deep-copy every request for this exporter. With the in-memory queue the
 // batcher does merge the given logs, so that declaration stays.
-type readOnlyLogs struct {
-	exporter.Logs
-	e *blobExporter
-}
-
-// Start starts the exporterhelper with the queue's storage client given a
-// reserve for a full disk (queue_reserve.go).
-func (r readOnlyLogs) Start(ctx context.Context, host component.Host) error {
-	return r.Logs.Start(ctx, r.e.queueHost(host))
-}
+type readOnlyLogs struct{ exporter.Logs }
 
 func (readOnlyLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 

@@ -80,8 +80,7 @@ func TestJournalWritesOnAFullDisk(t *testing.T) {
 
 			free()
 			rc.mu.Lock()
-			rc.retryAt = time.Time{} // the reserve's next try is due, the drain freed enough
-			rc.freed = 2 * rc.size
+			rc.retryAt = time.Time{} // the reserve's next try is due
 			rc.mu.Unlock()
 			push(t, e, rowsWithIDs("after")...)
 			if got := rc.reserveHeld(); got < int64(diskReserve) {
@@ -111,11 +110,6 @@ func (d *smallDisk) used() int {
 func (d *smallDisk) Get(_ context.Context, key string) ([]byte, error) { return d.kv[key], nil }
 
 func (d *smallDisk) Batch(_ context.Context, ops ...*storage.Operation) error {
-	for _, op := range ops {
-		if op.Type == storage.Get {
-			op.Value = d.kv[op.Key]
-		}
-	}
 	grow := 0
 	for _, op := range ops {
 		if op.Type == storage.Set {
@@ -154,7 +148,6 @@ func TestReservedClientStates(t *testing.T) {
 		name      string
 		room      int  // the disk's size before the step
 		dueRetry  bool // the reserve's next try is due
-		freeKeys  bool // the drain deletes what the steps wrote before
 		write     int  // bytes set under a new key
 		wantErr   bool
 		wantState diskState
@@ -166,8 +159,7 @@ func TestReservedClientStates(t *testing.T) {
 		{name: "the reserve's space is spent", write: reserve, wantErr: true, wantState: diskStuck},
 		{name: "a write that fits again", write: 10, wantState: diskOnSpare},
 		{name: "room again, but the retry is not due", room: 10 * reserve, write: 10, wantState: diskOnSpare},
-		{name: "room again, but the drain has not freed more than the reserve", room: 10 * reserve, dueRetry: true, write: 10, wantState: diskOnSpare},
-		{name: "room again, the reserve is written back", room: 10 * reserve, dueRetry: true, freeKeys: true, write: 10, wantState: diskRoom, wantHeld: true},
+		{name: "room again, the reserve is written back", room: 10 * reserve, dueRetry: true, write: 10, wantState: diskRoom, wantHeld: true},
 	}
 	for i, st := range steps {
 		if st.room > 0 {
@@ -175,19 +167,6 @@ func TestReservedClientStates(t *testing.T) {
 		}
 		if st.dueRetry {
 			rc.retryAt = time.Time{}
-		}
-		if st.freeKeys {
-			for j := 0; j < i; j++ {
-				if err := rc.Delete(ctx, fmt.Sprintf("i/%d", j)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := rc.Set(ctx, "big", make([]byte, reserve)); err != nil {
-				t.Fatal(err)
-			}
-			if err := rc.Delete(ctx, "big"); err != nil {
-				t.Fatal(err)
-			}
 		}
 		err := rc.Set(ctx, fmt.Sprintf("i/%d", i), make([]byte, st.write))
 		if (err != nil) != st.wantErr || (err != nil && !isDiskFull(err)) {
@@ -205,59 +184,5 @@ func TestReservedClientStates(t *testing.T) {
 	}
 	if refused != 2 {
 		t.Errorf("%d writes counted as refused for lack of space, want 2", refused)
-	}
-}
-
-// TestQueueReserveKeptForTheDrain: on the queue's file, a new request (a
-// write that only sets) refused for lack of space releases the reserve and
-// stays refused, new requests are refused while it is spent, and the drain's
-// writes (reads, deletions) go through in its space.
-func TestQueueReserveKeptForTheDrain(t *testing.T) {
-	const reserve = 10 * reserveChunk
-	disk := &smallDisk{room: reserve + 1000, kv: map[string][]byte{}}
-	rc := newReservedClient(disk, "sending queue", reserve)
-	rc.forDrain = true
-	ctx := context.Background()
-	if err := rc.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	put := func(key string, n int) error { return rc.Set(ctx, key, make([]byte, n)) }
-	if err := put("1", 900); err != nil {
-		t.Fatal(err)
-	}
-	if err := put("2", 900); !isDiskFull(err) || rc.reserveHeld() != 0 || rc.state != diskOnSpare {
-		t.Fatalf("a new request on the full disk: error %v, reserve %d bytes, state %d; want it refused, the reserve released", err, rc.reserveHeld(), rc.state)
-	}
-	// The drain hands out request 1: it records that and reads it.
-	get := storage.GetOperation("1")
-	if err := rc.Batch(ctx, storage.SetOperation("meta", make([]byte, 200)), get); err != nil || len(get.Value) != 900 {
-		t.Fatalf("the drain's write on the full disk: %v", err)
-	}
-	if err := put("2", 900); err != errReserveSpent {
-		t.Fatalf("a new request while the reserve is spent: %v, want it refused", err)
-	}
-	if err := rc.Delete(ctx, "1"); err != nil {
-		t.Fatalf("the drain deletes request 1: %v", err)
-	}
-	disk.room = 10 * reserve
-	rc.retryAt = time.Time{}
-	if err := put("2", 900); err != errReserveSpent {
-		t.Fatalf("a new request before the drain freed more than the reserve: %v, want it refused", err)
-	}
-	for i := 0; i < 30; i++ { // the drain hands out and deletes requests
-		get := storage.GetOperation("big")
-		if err := rc.Batch(ctx, storage.SetOperation("big", make([]byte, 1000))); err != nil && err != errReserveSpent {
-			t.Fatal(err)
-		}
-		disk.kv["big"] = make([]byte, 1000)
-		if err := rc.Batch(ctx, storage.SetOperation("meta", make([]byte, 200)), get); err != nil {
-			t.Fatal(err)
-		}
-		if err := rc.Delete(ctx, "big"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := put("2", 900); err != nil || rc.state != diskRoom || rc.reserveHeld() == 0 {
-		t.Fatalf("a new request once the disk has room: %v, state %d, reserve %d bytes", err, rc.state, rc.reserveHeld())
 	}
 }

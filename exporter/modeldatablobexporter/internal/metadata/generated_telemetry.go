@@ -143,13 +143,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobQueueDiskFull, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_queue_disk_full",
-		metric.WithDescription("Writes of the queue's drain (the append journal's, the queue's hand-outs and deletions) refused because the disk of the persistent queue's storage is full (no space left on device). They then go to the file's reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing may drain until space is freed. [Alpha]"),
+		metric.WithDescription("Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]"),
 		metric.WithUnit("{write}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobQueueDiskReserve, err = builder.meter.Int64ObservableGauge(
 		"otelcol_modeldatablob_queue_disk_reserve",
-		metric.WithDescription("Bytes held in reserve in the persistent queue's storage (8 MiB in the append journal's file, 8 MiB in the queue's) so that the queue keeps draining when that disk is full; lower after the disk filled, until it has room again; 0 without a persistent queue. [Alpha]"),
+		metric.WithDescription("Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)

@@ -136,7 +136,7 @@ func AssertEqualModeldatablobFilesRolled(t *testing.T, tt *componenttest.Telemet
 func AssertEqualModeldatablobQueueDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_queue_disk_full",
-		Description: "Writes of the queue's drain (the append journal's, the queue's hand-outs and deletions) refused because the disk of the persistent queue's storage is full (no space left on device). They then go to the file's reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing may drain until space is freed. [Alpha]",
+		Description: "Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]",
 		Unit:        "{write}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -152,7 +152,7 @@ func AssertEqualModeldatablobQueueDiskFull(t *testing.T, tt *componenttest.Telem
 func AssertEqualModeldatablobQueueDiskReserve(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_queue_disk_reserve",
-		Description: "Bytes held in reserve in the persistent queue's storage (8 MiB in the append journal's file, 8 MiB in the queue's) so that the queue keeps draining when that disk is full; lower after the disk filled, until it has room again; 0 without a persistent queue. [Alpha]",
+		Description: "Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]",
 		Unit:        "By",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
