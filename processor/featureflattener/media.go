@@ -22,10 +22,11 @@ const (
 	reasonDuplicate   = "duplicate"    // a second value for a column name already taken
 	reasonExcluded    = "excluded"     // removed by a rule's include/exclude
 	reasonUnlisted    = "unlisted"     // a new column while allow_new_columns is false
+	reasonMaxColumns  = "max_columns"  // a column past the first max_columns of its record
 )
 
 var allReasons = []string{reasonBytes, reasonDataURI, reasonBase64Media, reasonName, reasonContentType,
-	reasonSize, reasonDuplicate, reasonExcluded, reasonUnlisted}
+	reasonSize, reasonDuplicate, reasonExcluded, reasonUnlisted, reasonMaxColumns}
 
 // minBase64Media is the shortest string checked for a base64 media head
 // (12 decoded bytes: enough for every signature below, and short words

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
 )
@@ -60,11 +61,20 @@ type flattener struct {
 
 	dropped    metric.Int64Counter
 	reasonOpts map[string]metric.AddOption
+
+	logger *zap.Logger
+	// capped counts the records over max_columns since the last warning,
+	// nextCapWarn is when the next may be logged (unix nanoseconds).
+	capped      atomic.Int64
+	nextCapWarn atomic.Int64
 }
+
+// capWarnInterval spaces the warnings about records over max_columns.
+const capWarnInterval = time.Minute
 
 // newFlattener builds the flattener; dropped counts removed values by reason.
 func newFlattener(cfg *Config, dropped metric.Int64Counter) (*flattener, error) {
-	f := &flattener{cfg: cfg, ctKeys: cfg.Media.ContentTypeKeys, dropped: dropped, reasonOpts: map[string]metric.AddOption{}}
+	f := &flattener{cfg: cfg, ctKeys: cfg.Media.ContentTypeKeys, dropped: dropped, reasonOpts: map[string]metric.AddOption{}, logger: zap.NewNop()}
 	if len(cfg.Media.NamePatterns) > 0 {
 		re, err := regexp.Compile("(?i)(?:" + strings.Join(cfg.Media.NamePatterns, ")|(?:") + ")")
 		if err != nil {
@@ -142,6 +152,8 @@ type state struct {
 	rule        *Rule
 	kinds       []uint8
 	counts      map[string]int64
+	capped      int64                   // records of the delivery over max_columns
+	cappedModel string                  // the model of the last of them
 	ids         contract.CorrelationIDs // generated correlation ids of the delivery
 }
 
@@ -171,6 +183,7 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		st.counts = map[string]int64{}
 	}
 	clear(st.counts)
+	st.capped = 0
 	st.ids.Reset()
 	arrival := pcommon.NewTimestampFromTime(time.Now())
 	for _, rl := range ld.ResourceLogs().All() {
@@ -221,7 +234,22 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 	for r, n := range st.counts {
 		f.dropped.Add(ctx, n, f.reasonOpts[r])
 	}
+	if st.capped > 0 {
+		f.warnCapped(st.capped, st.cappedModel)
+	}
 	return ld, nil
+}
+
+// warnCapped logs records over max_columns, at most once per
+// capWarnInterval, with how many there were since the last warning.
+func (f *flattener) warnCapped(records int64, model string) {
+	f.capped.Add(records)
+	now, next := time.Now().UnixNano(), f.nextCapWarn.Load()
+	if now < next || !f.nextCapWarn.CompareAndSwap(next, now+int64(capWarnInterval)) {
+		return
+	}
+	f.logger.Warn("Records with more feature columns than max_columns: the columns past the first max_columns were dropped (otelcol_featureflattener_dropped_values, reason max_columns); raise max_columns, or send fewer keys",
+		zap.Int("max_columns", f.cfg.MaxColumns), zap.Int64("records", f.capped.Swap(0)), zap.String("model", model))
 }
 
 // mapResource copies service.name to the contract's webservice attribute
