@@ -66,7 +66,11 @@ func TestFillTimestamp(t *testing.T) {
 			}
 			// Without the arrival time, the exporter reads the same time,
 			// or 1970 for none.
-			if want := tt.want.AsTime(); tt.want == arrival && !before.Equal(time.Unix(0, 0)) || tt.want != arrival && !before.Equal(want) {
+			want := tt.want.AsTime()
+			if tt.want == arrival {
+				want = time.Unix(0, 0)
+			}
+			if !before.Equal(want) {
 				t.Errorf("ScoringTime before filling %s", before.Format(time.RFC3339Nano))
 			}
 		})
