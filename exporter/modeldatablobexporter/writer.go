@@ -641,6 +641,9 @@ func (w *writer) open(ctx context.Context, file *fileState, header []byte) error
 			}
 		}
 		if hlen == 0 { // no header (JSON Lines): any file of ours is ours
+			if p, err = w.endLine(ctx, name, p, []byte{'\n'}); err != nil {
+				return err
+			}
 			file.size, file.blocks, file.known = p.size, p.blocks, true
 			return nil
 		}
@@ -676,8 +679,49 @@ func (w *writer) open(ctx context.Context, file *fileState, header []byte) error
 			file.schema, file.roll = schemaHash(header), 0
 			continue
 		}
+		if p, err = w.endLine(ctx, name, p, header[len(bytes.TrimRight(header, "\r\n")):]); err != nil {
+			return err
+		}
 		file.size, file.blocks, file.known = p.size, p.blocks, true
 		return nil
 	}
 	return fmt.Errorf("%s/%s: no writable file after %d rolls", file.dir, file.stem, maxRolls)
+}
+
+// endLine makes sure the file of props p ends with a line end before our
+// first append to it: a file another writer left with its last line torn
+// (no line end) would glue our first row to that line. The line end goes as
+// its own append at the file's end, on condition of its position, so
+// writers that meet there add one between them, and an answer lost is seen
+// landed by the next look at the last byte. A file that refuses the append
+// (full, gone) is returned as is: the append that follows meets the same and
+// rolls or reopens it.
+func (w *writer) endLine(ctx context.Context, name string, p fileProps, lineEnd []byte) (fileProps, error) {
+	for attempt := 0; p.size > 0 && attempt < maxAppendAttempts; attempt++ {
+		last, err := w.store.readAt(ctx, name, p.size-1, 1)
+		if err != nil || len(last) == 1 && last[0] == '\n' {
+			return p, err
+		}
+		end := lineEnd
+		if len(last) == 1 && last[0] == '\r' {
+			end = []byte{'\n'}
+		}
+		err = w.store.appendAt(ctx, name, p.size, end)
+		switch {
+		case err == nil:
+			w.logger.Warn("The file's last line had no line end (another writer's torn write?): a line end was added so that our rows start on a line of their own",
+				zap.String("blob", name), zap.Int64("position", p.size))
+			return fileProps{exists: true, size: p.size + int64(len(end)), blocks: p.blocks + 1}, nil
+		case errors.Is(err, errPosition):
+			w.tel.raceLost(ctx)
+			if p, err = w.store.props(ctx, name); err != nil {
+				return p, err
+			}
+		case errors.Is(err, errFull), errors.Is(err, errGone):
+			return p, nil
+		default:
+			return p, err
+		}
+	}
+	return p, nil
 }

@@ -12,6 +12,8 @@ const (
 	defaultBodyStallTimeout = 10 * time.Second
 	// grpc-go's default largest message (max_recv_msg_size_mib: 4).
 	defaultGRPCBytesPerCall = 4 << 20
+	// The deploy configs' read_timeout on the HTTP servers.
+	defaultGRPCMessageTimeout = 20 * time.Second
 )
 
 // Config bounds the request bodies the HTTP servers naming this extension
@@ -32,10 +34,15 @@ type Config struct {
 	// a message before any hook sees its size, so a call is charged the
 	// largest message the server accepts.
 	GRPCBytesPerCall int64 `mapstructure:"grpc_bytes_per_call"`
+	// GRPCMessageTimeout cuts a gRPC call whose request has not all arrived
+	// (its message and, on a unary call, its end) this long after its
+	// headers, and gives back its grpc_bytes_per_call. 0: never.
+	GRPCMessageTimeout time.Duration `mapstructure:"grpc_message_timeout"`
 }
 
 func createDefaultConfig() *Config {
-	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter, GRPCBytesPerCall: defaultGRPCBytesPerCall, BodyStallTimeout: defaultBodyStallTimeout}
+	return &Config{MaxBytesInFlight: defaultMaxBytesInFlight, RetryAfter: defaultRetryAfter, GRPCBytesPerCall: defaultGRPCBytesPerCall,
+		BodyStallTimeout: defaultBodyStallTimeout, GRPCMessageTimeout: defaultGRPCMessageTimeout}
 }
 
 // Validate checks the config at start.
@@ -49,6 +56,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.BodyStallTimeout < 0 {
 		errs = append(errs, fmt.Errorf("body_stall_timeout must not be negative (default %s; 0: never), got %s", defaultBodyStallTimeout, cfg.BodyStallTimeout))
+	}
+	if cfg.GRPCMessageTimeout < 0 {
+		errs = append(errs, fmt.Errorf("grpc_message_timeout must not be negative (default %s; 0: never), got %s", defaultGRPCMessageTimeout, cfg.GRPCMessageTimeout))
 	}
 	if cfg.GRPCBytesPerCall <= 0 || cfg.GRPCBytesPerCall > cfg.MaxBytesInFlight {
 		errs = append(errs, fmt.Errorf("grpc_bytes_per_call must be positive and at most max_bytes_in_flight (%d) (default %d: the gRPC servers' max_recv_msg_size_mib of 4), got %d",

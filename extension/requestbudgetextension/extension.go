@@ -2,7 +2,10 @@ package requestbudgetextension
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
@@ -10,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/extension/requestbudgetextension/internal/metadata"
@@ -21,6 +26,7 @@ import (
 type requestBudget struct {
 	budget      *bodybudget.Budget
 	grpcPerCall int64
+	grpcTimeout time.Duration // 0: none
 	telemetry   *metadata.TelemetryBuilder
 }
 
@@ -40,7 +46,7 @@ var reasons = map[bodybudget.Reason]metric.AddOption{
 }
 
 func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, error) {
-	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcPerCall: cfg.GRPCBytesPerCall}
+	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcPerCall: cfg.GRPCBytesPerCall, grpcTimeout: cfg.GRPCMessageTimeout}
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -89,15 +95,127 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 // call's headers arrive, before any byte of its message is read: the call
 // takes grpc_bytes_per_call from the budget until it ends, or is refused
 // with Unavailable and the retry delay (RetryInfo) when that does not fit.
-// A gRPC server takes one tap handle: no other middleware of the same server
-// may install one.
+// A call whose request has not arrived within grpc_message_timeout is cut
+// (see call). A gRPC server takes one tap handle: no other middleware of the
+// same server may install one.
 func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
-	return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
-		if rf := e.budget.Reserve(ctx, e.grpcPerCall); rf != nil {
+	if e.grpcTimeout <= 0 {
+		return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+			if rf := e.budget.Reserve(ctx, e.grpcPerCall); rf != nil {
+				return ctx, rf
+			}
+			return ctx, nil
+		})}, nil
+	}
+	tapHandle := func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+		c := &call{budget: e}
+		c.Context, c.cancel = context.WithCancel(ctx)
+		if rf := e.budget.Reserve(c.Context, e.grpcPerCall); rf != nil {
+			c.cancel()
 			return ctx, rf
 		}
-		return ctx, nil
-	})}, nil
+		c.timer = time.AfterFunc(e.grpcTimeout, c.cut)
+		context.AfterFunc(c.Context, func() { c.timer.Stop() })
+		return c, nil
+	}
+	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if c, ok := ctx.Value(callKey{}).(*call); ok {
+			if err := c.arrived(); err != nil {
+				return nil, err
+			}
+		}
+		return handler(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if c, ok := ss.Context().Value(callKey{}).(*call); ok {
+			if !info.IsClientStream {
+				if err := c.arrived(); err != nil {
+					return err
+				}
+			} else {
+				ss = &firstMessage{ServerStream: ss, call: c}
+			}
+		}
+		return handler(srv, ss)
+	}
+	return []grpc.ServerOption{grpc.InTapHandle(tapHandle), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}, nil
+}
+
+// call is the context of a gRPC call under grpc_message_timeout: grpc-go
+// makes the tap handle's context the stream's, and a done stream context
+// fails the pending read of the message. The timer cuts the call unless its
+// request arrives first: a unary call's when the handler is called (grpc-go
+// has read its message and its end: a client that sends the message and
+// never ends its side is still waiting), a client stream's with its first
+// message.
+type call struct {
+	context.Context // the stream's, cancellable
+	cancel          context.CancelFunc
+	budget          *requestBudget
+	timer           *time.Timer
+	state           atomic.Int32 // waiting, in or cutOff
+}
+
+const (
+	waiting int32 = iota
+	in
+	cutOff
+)
+
+type callKey struct{}
+
+func (c *call) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// Err of a cut call is DeadlineExceeded (not the Canceled of a cancelled
+// context, which tells a client it gave up itself): grpc-go answers the
+// failed read with this code.
+func (c *call) Err() error {
+	err := c.Context.Err()
+	if err != nil && c.state.Load() == cutOff {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// cut ends a call whose request did not arrive in time; its reservation
+// goes back with its context.
+func (c *call) cut() {
+	if c.Context.Err() != nil || !c.state.CompareAndSwap(waiting, cutOff) {
+		return
+	}
+	c.budget.budget.OnRefusal(c, &bodybudget.Refusal{Reason: bodybudget.Stalled, Limit: c.budget.budget.Limit()})
+	c.cancel()
+}
+
+// arrived stops the call's timer, and returns the error of a call that
+// was cut meanwhile.
+func (c *call) arrived() error {
+	c.timer.Stop()
+	if !c.state.CompareAndSwap(waiting, in) && c.state.Load() == cutOff {
+		return status.Error(codes.DeadlineExceeded, fmt.Sprintf("the request did not arrive within %s (grpc_message_timeout) of the call's headers: the call is cut, send it again without pausing", c.budget.grpcTimeout))
+	}
+	return nil
+}
+
+// firstMessage stops the call's timer once its first message is read.
+type firstMessage struct {
+	grpc.ServerStream
+	call *call
+	done bool
+}
+
+func (s *firstMessage) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if !s.done && err == nil {
+		s.done = true
+		return s.call.arrived()
+	}
+	return err
 }
 
 // writeRefusal answers a refused request in plain text; the budget has set

@@ -50,6 +50,14 @@ func (h extensionHost) GetExtensions() map[component.ID]component.Component { re
 // extension and its telemetry.
 func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs, protocol string) (string, *requestBudget, *componenttest.Telemetry) {
 	t.Helper()
+	addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, protocol)
+	return addrs[protocol], ext, tel
+}
+
+// otlpProtocolsWithBudget is otlpWithBudget with several protocols on one
+// budget; it returns the address of each.
+func otlpProtocolsWithBudget(t *testing.T, cfg *Config, next consumer.Logs, protocols ...string) (map[string]string, *requestBudget, *componenttest.Telemetry) {
+	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	set := extensiontest.NewNopSettings(metadata.Type)
@@ -64,11 +72,15 @@ func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs, protocol stri
 	}
 	t.Cleanup(func() { _ = ext.Shutdown(context.Background()) })
 
-	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	addrs := map[string]string{}
+	servers := map[string]any{}
+	for _, protocol := range protocols {
+		addrs[protocol] = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		servers[protocol] = map[string]any{"endpoint": addrs[protocol], "middlewares": []any{map[string]any{"id": "request_budget"}}}
+	}
 	factory := otlpreceiver.NewFactory()
 	rcfg := factory.CreateDefaultConfig()
-	server := map[string]any{"endpoint": addr, "middlewares": []any{map[string]any{"id": "request_budget"}}}
-	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{protocol: server}}).Unmarshal(rcfg); err != nil {
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": servers}).Unmarshal(rcfg); err != nil {
 		t.Fatal(err)
 	}
 	rcv, err := factory.CreateLogs(context.Background(), receivertest.NewNopSettings(factory.Type()), rcfg, next)
@@ -79,7 +91,7 @@ func otlpWithBudget(t *testing.T, cfg *Config, next consumer.Logs, protocol stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rcv.Shutdown(context.Background()) })
-	return addr, ext.(*requestBudget), tel
+	return addrs, ext.(*requestBudget), tel
 }
 
 // holdFirst is a pipeline that holds the first logs it gets until release
@@ -269,7 +281,7 @@ func TestOTLPReceiver(t *testing.T) {
 func TestOTLPReceiverGRPC(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	next, entered, release := holdFirst(t, sink)
-	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000}, next, "grpc")
+	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute}, next, "grpc")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -383,6 +395,134 @@ func TestOTLPReceiverSlowSenders(t *testing.T) {
 			metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel,
 				[]metricdata.DataPoint[int64]{{Value: 4, Attributes: attribute.NewSet(attribute.String("reason", "stalled"))}},
 				metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+		})
+	}
+}
+
+// rawProto sends bytes already encoded as the request message, under the
+// proto codec's name.
+type rawProto struct{}
+
+func (rawProto) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawProto) Unmarshal([]byte, any) error   { return nil }
+func (rawProto) Name() string                  { return "proto" }
+
+// TestOTLPReceiverGRPCStalled: the otlp receiver's grpc protocol with the
+// middleware, against calls whose request never arrives. Of four calls on
+// one connection, three send only their headers and one its message but
+// never its end: each holds grpc_bytes_per_call (500, 2,000 in all), so
+// without grpc_message_timeout every HTTP request and gRPC call is refused
+// for as long as the client keeps them open. With it, they are cut after
+// that long (DeadlineExceeded), counted stalled and their bytes given
+// back, while a call already in the pipeline for longer is not touched and
+// the other doors are served.
+func TestOTLPReceiverGRPCStalled(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{"no grpc_message_timeout: they hold the budget", 0},
+		{"grpc_message_timeout: they are cut", 300 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &consumertest.LogsSink{}
+			next, entered, release := holdFirst(t, sink)
+			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout}
+			addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
+			httpURL := "http://" + addrs["http"] + "/v1/logs"
+			conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			logs := plog.NewLogs()
+			logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
+			req := plogotlp.NewExportRequestFromLogs(logs)
+			export := func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
+				return err
+			}
+			msg, err := req.MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// With the timeout, a call is in the pipeline while the others are cut.
+			var first chan error
+			calls := 4
+			if tt.timeout > 0 {
+				calls = 3
+				first = make(chan error, 1)
+				go func() { first <- export() }()
+				<-entered
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stalled []grpc.ClientStream
+			for i := range calls {
+				s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc.ForceCodec(rawProto{}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 { // its message, never its end
+					if err := s.SendMsg(msg); err != nil {
+						t.Fatal(err)
+					}
+				}
+				stalled = append(stalled, s)
+			}
+
+			if tt.timeout == 0 {
+				if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 2000 }) {
+					t.Fatalf("held %d, want 2000: the four calls", ext.budget.Held())
+				}
+				if a := post(httpURL, otlpBody(t, 760), "length"); a.status != http.StatusServiceUnavailable {
+					t.Errorf("OTLP/HTTP while the calls are open: %d %v %s, want 503", a.status, a.err, a.body)
+				}
+				if err := export(); status.Code(err) != codes.Unavailable {
+					t.Errorf("OTLP/gRPC while the calls are open: %v, want Unavailable", err)
+				}
+				cancel()
+				if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+					t.Fatalf("%d bytes still held after the client closed its calls", ext.budget.Held())
+				}
+				metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
+					{Value: 2, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+				}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+				close(release)
+				return
+			}
+
+			for i, s := range stalled {
+				err := s.RecvMsg(new([]byte))
+				if st := status.Convert(err); st.Code() != codes.DeadlineExceeded {
+					t.Errorf("stalled call %d: %v, want DeadlineExceeded", i, err)
+				}
+			}
+			if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 500 }) {
+				t.Fatalf("held %d, want 500: the call in the pipeline only", ext.budget.Held())
+			}
+			if a := post(httpURL, otlpBody(t, 760), "length"); a.err != nil || a.status != http.StatusOK {
+				t.Errorf("OTLP/HTTP after the stalled calls were cut: %d %v %s", a.status, a.err, a.body)
+			}
+			close(release)
+			if err := <-first; err != nil {
+				t.Errorf("the call in the pipeline for longer than grpc_message_timeout: %v", err)
+			}
+			if err := export(); err != nil {
+				t.Errorf("a normal export after: %v", err)
+			}
+			if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+				t.Fatalf("%d bytes still held after every call ended", ext.budget.Held())
+			}
+			if got := sink.LogRecordCount(); got != 3 {
+				t.Errorf("%d records reached the pipeline, want 3 (the normal calls and the HTTP request)", got)
+			}
+			metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
+				{Value: 3, Attributes: attribute.NewSet(attribute.String("reason", "stalled"))},
+			}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 		})
 	}
 }

@@ -7,6 +7,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
+// DefaultMaxColumns is the default cap on a row's feature columns, on every
+// door rows come in by: the collect route refuses wider rows, the
+// featureflattener drops the columns past it.
+const DefaultMaxColumns = 1000
+
 // Columns is the feature column order of a record: its declared feature
 // names (modeldata.feature_names, duplicates dropped), then the body keys
 // not declared, sorted. A record that declares none has its body's own key

@@ -47,6 +47,9 @@ type Config struct {
 	Columns         []string `mapstructure:"columns"`
 	AllowNewColumns bool     `mapstructure:"allow_new_columns"`
 	Rules           []Rule   `mapstructure:"rules"`
+	// MaxColumns caps a record's feature columns: those past the first
+	// MaxColumns in column order are dropped (reason max_columns).
+	MaxColumns int `mapstructure:"max_columns"`
 
 	// NormalizeTimestamps rewrites string values that are RFC 3339 timestamps
 	// with an offset to RFC 3339 UTC.
@@ -105,6 +108,7 @@ func createDefaultConfig() *Config {
 		Separator:               ".",
 		Arrays:                  ArraysJSON,
 		AllowNewColumns:         true,
+		MaxColumns:              contract.DefaultMaxColumns,
 		NormalizeTimestamps:     true,
 		Media: MediaConfig{
 			MaxValueSize:    64 << 10,
@@ -163,6 +167,9 @@ func (c *Config) Validate() error {
 		if len(r.Include) > 0 && len(r.Exclude) > 0 {
 			errs = append(errs, fmt.Errorf("rules[%d]: set include or exclude, not both", i))
 		}
+	}
+	if c.MaxColumns <= 0 {
+		errs = append(errs, fmt.Errorf("max_columns: must be positive, got %d", c.MaxColumns))
 	}
 	if c.Media.MaxValueSize < 0 {
 		errs = append(errs, fmt.Errorf("media.max_value_size: %d is negative (0 disables the limit)", c.Media.MaxValueSize))

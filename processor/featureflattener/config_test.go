@@ -43,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		Arrays:                  ArraysIndex,
 		BatchColumns:            []string{"f0", "f1"},
 		Columns:                 []string{"age", "income"},
+		MaxColumns:              200,
 		Rules: []Rule{{Model: "churn", Designation: "inputs", Rename: map[string]string{"address_zip": "zip"},
 			Exclude: []string{"debug"}, Columns: []string{"zip", "age"}}},
 		Media: MediaConfig{MaxValueSize: 1024, NamePatterns: []string{"^photo$"},
@@ -63,6 +64,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad_prefix":      "attribute_prefix",
 		"empty_separator": "separator: must not be empty",
 		"negative_size":   "media.max_value_size: -1 is negative",
+		"zero_columns":    "max_columns: must be positive, got 0",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)

@@ -27,6 +27,7 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 	if err != nil {
 		return nil, err
 	}
+	f.logger = set.Logger
 	return processorhelper.NewLogs(ctx, set, cfg, next, f.processLogs,
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 }

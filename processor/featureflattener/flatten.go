@@ -37,6 +37,12 @@ func (f *flattener) processRecord(st *state, lr plog.LogRecord, declared []strin
 	fromAttrs := f.collectAttributes(st, attrs)
 
 	f.order(st)
+	if f.capColumns(st) {
+		st.capped++
+		if v, ok := attrs.Get(contract.AttrModelName); ok {
+			st.cappedModel = v.AsString()
+		}
+	}
 
 	if st.changed || hasDrops(st) || !inFieldOrder(st) {
 		rebuildBody(st, body)
@@ -479,7 +485,7 @@ func (f *flattener) listed(list []string, name string) bool {
 // order) reuses that one's order instead of sorting. Records that drop a
 // value, and allow_new_columns: false (which drops), are not cached.
 func (f *flattener) order(st *state) {
-	cacheable := f.cfg.AllowNewColumns && !hasDrops(st)
+	cacheable := f.cfg.AllowNewColumns && !hasDrops(st) && len(st.fields) <= f.cfg.MaxColumns
 	var key orderKey
 	if cacheable {
 		key = st.orderKey()
@@ -553,6 +559,36 @@ func (f *flattener) order(st *state) {
 	for _, i := range st.rest {
 		emit(i)
 	}
+}
+
+// capColumns keeps the first max_columns feature columns of the record, in
+// column order, and drops the values of the rest (reason max_columns), as
+// the collect route refuses wider rows: a body of thousands of keys would
+// make a file of thousands of columns. The dropped names are counted, not
+// listed in modeldata.dropped_columns, whose size they would make unbounded.
+// It reports whether it dropped any.
+func (f *flattener) capColumns(st *state) bool {
+	limit := f.cfg.MaxColumns
+	if len(st.names) <= limit {
+		return false
+	}
+	st.entry = nil // the body is rebuilt from st.order
+	kept, col := st.order[:0], 0
+	for _, i := range st.order {
+		// st.order's names are st.names in the same order, bar the
+		// declared columns absent from the record.
+		for col < len(st.names) && st.names[col] != st.fields[i].name {
+			col++
+		}
+		if col < limit {
+			kept = append(kept, i)
+			continue
+		}
+		st.fields[i].reason = reasonMaxColumns
+		st.counts[reasonMaxColumns]++
+	}
+	st.order, st.names = kept, st.names[:limit]
+	return true
 }
 
 // orderKey identifies a record's layout: its rule, its declared names and,

@@ -22,7 +22,7 @@ const (
 	// (AZUREML_MDC_HOST 127.0.0.1, AZUREML_MDC_PORT 50011).
 	defaultV2Endpoint         = "localhost:50011"
 	defaultMaxRows            = 10000
-	defaultMaxColumns         = 1000
+	defaultMaxColumns         = contract.DefaultMaxColumns
 	defaultMaxValues          = 200000
 	defaultMaxBytesInFlight   = 64 << 20
 	defaultBodyStallTimeout   = 10 * time.Second
