@@ -281,7 +281,7 @@ func TestOTLPReceiver(t *testing.T) {
 func TestOTLPReceiverGRPC(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	next, entered, release := holdFirst(t, sink)
-	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute}, next, "grpc")
+	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute, GRPCMaxBytesInFlight: 1500}, next, "grpc")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -328,6 +328,116 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 	}
 	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
 		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+// retryDelayOf is the RetryInfo delay of a gRPC status (0: none).
+func retryDelayOf(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+// TestOTLPReceiverGRPCShare: the otlp receiver's grpc and http protocols on
+// one budget of 2,000 bytes, 500 per gRPC call, grpc_max_bytes_in_flight
+// left to its default (half: 1,000). While an OTLP/HTTP request of 1,600
+// bytes is in the pipeline, a gRPC call that fits in the share but not in
+// the budget is refused (busy). Then a client opens header-only calls: two
+// hold the share, the next two and a normal export are refused Unavailable
+// + RetryInfo naming grpc_max_bytes_in_flight (grpc_busy) and give back
+// what they took of the budget, while an OTLP/HTTP request of the rest of
+// the budget is accepted.
+func TestOTLPReceiverGRPCShare(t *testing.T) {
+	sink := &consumertest.LogsSink{}
+	next, entered, release := holdFirst(t, sink)
+	cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500}
+	addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
+	if got := ext.grpcShare.Limit(); got != 1000 {
+		t.Fatalf("grpc share %d, want 1000 (half of max_bytes_in_flight)", got)
+	}
+	httpURL := "http://" + addrs["http"] + "/v1/logs"
+	conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	logs := plog.NewLogs()
+	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
+	req := plogotlp.NewExportRequestFromLogs(logs)
+	export := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
+		return err
+	}
+
+	large := otlpBody(t, 1580)
+	if n := len(large); n <= 1500 || n > 2000 {
+		t.Fatalf("body of %d bytes: must leave less than a call's 500 free", n)
+	}
+	held := make(chan answer, 1)
+	go func() { held <- post(httpURL, large, "length") }()
+	<-entered
+	if st := status.Convert(export()); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "its max_bytes_in_flight (2000 bytes)") || retryDelayOf(st) != time.Second {
+		t.Errorf("gRPC while the budget is held by HTTP: %v, want Unavailable naming max_bytes_in_flight with a 1s RetryInfo", st.Err())
+	}
+	if ext.budget.Held() != int64(len(large)) || ext.grpcShare.Held() != 0 {
+		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only", ext.budget.Held(), ext.grpcShare.Held(), len(large))
+	}
+	close(release)
+	if a := <-held; a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("held OTLP/HTTP request: %d %v %s", a.status, a.err, a.body)
+	}
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+		t.Fatalf("%d bytes still held after the HTTP request", ext.budget.Held())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() grpc.ClientStream {
+		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc.ForceCodec(rawProto{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	open()
+	open()
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 1000 && ext.grpcShare.Held() == 1000 }) {
+		t.Fatalf("held %d (gRPC share %d), want 1000: the two open calls", ext.budget.Held(), ext.grpcShare.Held())
+	}
+	for i := range 2 {
+		st := status.Convert(open().RecvMsg(new([]byte)))
+		if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "grpc_max_bytes_in_flight (1000 bytes)") || retryDelayOf(st) != time.Second {
+			t.Errorf("call %d over the gRPC share: %v, want Unavailable naming grpc_max_bytes_in_flight with a 1s RetryInfo", i, st.Err())
+		}
+	}
+	if err := export(); status.Code(err) != codes.Unavailable {
+		t.Errorf("an export while the share is held: %v, want Unavailable", err)
+	}
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 1000 }) {
+		t.Fatalf("held %d, want 1000: the refused calls give back what they took of the budget", ext.budget.Held())
+	}
+	rest := otlpBody(t, 955)
+	if n := len(rest); n <= 500 || n > 1000 {
+		t.Fatalf("body of %d bytes: want the rest of the budget (1000) after the gRPC share", n)
+	}
+	if a := post(httpURL, rest, "length"); a.err != nil || a.status != http.StatusOK {
+		t.Errorf("OTLP/HTTP of the rest of the budget while gRPC holds its share: %d %v %s", a.status, a.err, a.body)
+	}
+	cancel()
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 && ext.grpcShare.Held() == 0 }) {
+		t.Fatalf("held %d (gRPC share %d) after the client closed its calls", ext.budget.Held(), ext.grpcShare.Held())
+	}
+	if got := sink.LogRecordCount(); got != 2 {
+		t.Errorf("%d records reached the pipeline, want 2 (the HTTP requests)", got)
+	}
+	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+		{Value: 3, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }
 
@@ -427,7 +537,7 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &consumertest.LogsSink{}
 			next, entered, release := holdFirst(t, sink)
-			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout}
+			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout, GRPCMaxBytesInFlight: 2000}
 			addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
 			httpURL := "http://" + addrs["http"] + "/v1/logs"
 			conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -42,6 +42,9 @@ type Budget struct {
 	held       atomic.Int64
 	// OnRefusal, when set, is called once for each refused request.
 	OnRefusal func(context.Context, *Refusal)
+	// Key is the config key of the limit, named in refusals ("":
+	// max_bytes_in_flight).
+	Key string
 }
 
 // New returns a budget of limit bytes (0 or less: no limit) whose busy
@@ -93,6 +96,8 @@ type Refusal struct {
 	Reason Reason
 	// Limit is the budget's limit in bytes.
 	Limit int64
+	// Key is the config key of the limit ("": max_bytes_in_flight).
+	Key string
 	// RetryAfter is the delay a busy refusal asks for.
 	RetryAfter time.Duration
 	// Stall is the stall timeout that cut a stalled body.
@@ -100,15 +105,19 @@ type Refusal struct {
 }
 
 func (e *Refusal) Error() string {
+	key := e.Key
+	if key == "" {
+		key = "max_bytes_in_flight"
+	}
 	switch e.Reason {
 	case TooLarge:
-		return fmt.Sprintf("the body is over max_bytes_in_flight (%d bytes), the most request bodies this collector holds at once: split it", e.Limit)
+		return fmt.Sprintf("the body is over %s (%d bytes), the most request bodies this collector holds at once: split it", key, e.Limit)
 	case Stalled:
 		return fmt.Sprintf("no byte of the body arrived for %s (body_stall_timeout): the request is cut, send it again without pausing", e.Stall)
 	case ReadTimeout:
 		return "the body did not arrive within the server's read_timeout: the request is cut, send it faster or in smaller requests"
 	}
-	return fmt.Sprintf("the collector already holds request bodies up to its max_bytes_in_flight (%d bytes); retry after %s", e.Limit, e.RetryAfter)
+	return fmt.Sprintf("the collector already holds request bodies up to its %s (%d bytes); retry after %s", key, e.Limit, e.RetryAfter)
 }
 
 // StatusCode is the HTTP status that answers the refusal.
@@ -159,7 +168,7 @@ func (b *Budget) overflow(n int64) Reason {
 }
 
 func (b *Budget) refusal(reason Reason) *Refusal {
-	return &Refusal{Reason: reason, Limit: b.limit, RetryAfter: b.retryAfter, Stall: b.stall}
+	return &Refusal{Reason: reason, Limit: b.limit, Key: b.Key, RetryAfter: b.retryAfter, Stall: b.stall}
 }
 
 // Wrap applies the budget and the stall timeout to each request's body
