@@ -110,23 +110,31 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 // handle: no other middleware of the same server may install one.
 func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
 	tapHandle := func(ctx context.Context, _ *tap.Info) (context.Context, error) {
-		c := &call{budget: e}
-		// Both reservations end with c: grpc-go leaves a refused call's
-		// context alive. The budget first, so a call is counted grpc_busy
-		// only when the share is what refused it.
-		c.Context, c.cancel = context.WithCancel(ctx)
-		rf := e.budget.Reserve(c.Context, e.grpcPerCall)
-		if rf == nil {
-			rf = e.grpcShare.Reserve(c.Context, e.grpcPerCall)
-		}
+		// The share first, so the gRPC calls never hold more of the budget
+		// than their share; the reservations go back at once on a refusal
+		// (grpc-go leaves a refused call's context alive) and in the reverse
+		// order when the call ends.
+		releaseShare, rf := e.grpcShare.Reserve(ctx, e.grpcPerCall)
 		if rf != nil {
-			c.cancel()
 			return ctx, rf
 		}
+		release, rf := e.budget.Reserve(ctx, e.grpcPerCall)
+		if rf != nil {
+			releaseShare()
+			return ctx, rf
+		}
+		c := &call{budget: e}
+		c.Context, c.cancel = context.WithCancel(ctx)
 		if e.grpcTimeout > 0 {
 			c.timer = time.AfterFunc(e.grpcTimeout, c.cut)
-			context.AfterFunc(c.Context, func() { c.timer.Stop() })
 		}
+		context.AfterFunc(c.Context, func() {
+			if c.timer != nil {
+				c.timer.Stop()
+			}
+			release()
+			releaseShare()
+		})
 		return c, nil
 	}
 	if e.grpcTimeout <= 0 {
@@ -196,8 +204,8 @@ func (c *call) Err() error {
 	return err
 }
 
-// cut ends a call whose request did not arrive in time; its reservation
-// goes back with its context.
+// cut ends a call whose request did not arrive in time; its reservations
+// go back with its context.
 func (c *call) cut() {
 	if c.Context.Err() != nil || !c.state.CompareAndSwap(waiting, cutOff) {
 		return

@@ -273,15 +273,16 @@ func TestOTLPReceiver(t *testing.T) {
 }
 
 // TestOTLPReceiverGRPC: the otlp receiver's grpc protocol with the
-// middleware. Each call takes grpc_bytes_per_call (1,000 of 1,500) from its
-// headers until it ends: while one is held by the pipeline, another is
-// refused Unavailable with the retry delay (RetryInfo, which the OTLP
-// exporters honour) before its message is read; once the first is answered,
+// middleware. Each call takes grpc_bytes_per_call (1,000) from its headers
+// until it ends, of the budget (1,500) and of the gRPC calls' share (by
+// default half the budget, at least a call: 1,000): while one is held by the
+// pipeline, another is refused Unavailable with the retry delay (RetryInfo,
+// which the OTLP exporters honour) before its message is read; once the first is answered,
 // the budget is whole again and the same call is accepted.
 func TestOTLPReceiverGRPC(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	next, entered, release := holdFirst(t, sink)
-	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute, GRPCMaxBytesInFlight: 1500}, next, "grpc")
+	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute}, next, "grpc")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -303,13 +304,8 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 	<-entered
 	err = export()
 	st := status.Convert(err)
-	var delay time.Duration
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			delay = ri.GetRetryDelay().AsDuration()
-		}
-	}
-	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "max_bytes_in_flight (1500 bytes)") {
+	delay := retryDelayOf(st)
+	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "grpc_max_bytes_in_flight (1000 bytes)") {
 		t.Fatalf("second call: %v (retry delay %s), want Unavailable with a 2s RetryInfo", err, delay)
 	}
 	close(release)
@@ -327,7 +323,7 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 		t.Errorf("%d records reached the pipeline, want 2 (the accepted calls)", got)
 	}
 	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }
 
@@ -345,11 +341,11 @@ func retryDelayOf(st *status.Status) time.Duration {
 // one budget of 2,000 bytes, 500 per gRPC call, grpc_max_bytes_in_flight
 // left to its default (half: 1,000). While an OTLP/HTTP request of 1,600
 // bytes is in the pipeline, a gRPC call that fits in the share but not in
-// the budget is refused (busy). Then a client opens header-only calls: two
-// hold the share, the next two and a normal export are refused Unavailable
-// + RetryInfo naming grpc_max_bytes_in_flight (grpc_busy) and give back
-// what they took of the budget, while an OTLP/HTTP request of the rest of
-// the budget is accepted.
+// the budget is refused (busy) and gives its share back at once. Then a
+// client opens header-only calls: two hold the share, the next two and a
+// normal export are refused Unavailable + RetryInfo naming
+// grpc_max_bytes_in_flight (grpc_busy) and take nothing of the budget,
+// while an OTLP/HTTP request of the rest of the budget is accepted.
 func TestOTLPReceiverGRPCShare(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	next, entered, release := holdFirst(t, sink)
@@ -385,7 +381,7 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 		t.Errorf("gRPC while the budget is held by HTTP: %v, want Unavailable naming max_bytes_in_flight with a 1s RetryInfo", st.Err())
 	}
 	if ext.budget.Held() != int64(len(large)) || ext.grpcShare.Held() != 0 {
-		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only", ext.budget.Held(), ext.grpcShare.Held(), len(large))
+		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only: the refused call gives back its share at once", ext.budget.Held(), ext.grpcShare.Held(), len(large))
 	}
 	close(release)
 	if a := <-held; a.err != nil || a.status != http.StatusOK {
@@ -418,8 +414,8 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 	if err := export(); status.Code(err) != codes.Unavailable {
 		t.Errorf("an export while the share is held: %v, want Unavailable", err)
 	}
-	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 1000 }) {
-		t.Fatalf("held %d, want 1000: the refused calls give back what they took of the budget", ext.budget.Held())
+	if ext.budget.Held() != 1000 {
+		t.Fatalf("held %d, want 1000: the calls over the share take nothing of the budget", ext.budget.Held())
 	}
 	rest := otlpBody(t, 955)
 	if n := len(rest); n <= 500 || n > 1000 {
@@ -599,7 +595,8 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 					t.Fatalf("%d bytes still held after the client closed its calls", ext.budget.Held())
 				}
 				metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
-					{Value: 2, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+					{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+					{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
 				}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 				close(release)
 				return

@@ -220,21 +220,23 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 	})
 }
 
-// Reserve takes n bytes from the budget until ctx is done, for a request
-// whose size is not known before it is read and decoded (a gRPC call: the
-// largest message its server accepts). It returns the refusal, counted, when
-// n does not fit.
-func (b *Budget) Reserve(ctx context.Context, n int64) *Refusal {
+// Reserve takes n bytes from the budget, for a request whose size is not
+// known before it is read and decoded (a gRPC call: the largest message its
+// server accepts), until release is called (once). It returns the refusal,
+// counted with ctx, when n does not fit. Release is the caller's, not a
+// context's: a request that also needs another budget gives back at once
+// what it took when that one refuses it.
+func (b *Budget) Reserve(ctx context.Context, n int64) (release func(), rf *Refusal) {
 	if b.limit <= 0 || n <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	if n > b.limit || !b.take(n) {
 		rf := b.refusal(b.overflow(n))
 		b.count(ctx, rf)
-		return rf
+		return nil, rf
 	}
-	context.AfterFunc(ctx, func() { b.give(n) })
-	return nil
+	var once sync.Once
+	return func() { once.Do(func() { b.give(n) }) }, nil
 }
 
 func (b *Budget) count(ctx context.Context, rf *Refusal) {
