@@ -36,16 +36,24 @@ func (c *CorrelationIDs) For(requestID string) string {
 // Reset forgets the ids of the previous delivery.
 func (c *CorrelationIDs) Reset() { clear(c.byRequest) }
 
-// FillTimestamp gives a record its scoring time: its timestamp; when unset,
-// its observed timestamp; when both are unset, arrival (the time the delivery
-// reached the component where records enter the contract), never 1970.
-func FillTimestamp(lr plog.LogRecord, arrival pcommon.Timestamp) {
-	if lr.Timestamp() != 0 {
-		return
-	}
-	if ts := lr.ObservedTimestamp(); ts != 0 {
-		lr.SetTimestamp(ts)
-		return
+// FillTimestamp gives a record its scoring time: its timestamp; when unset
+// or not a scoring time (IsScoringTime: OTLP's 2^63 ns or more, a time after
+// 2262-04-11 that would be written as one before 1970), its observed
+// timestamp; when that is unset or not a scoring time either, arrival (the
+// time the delivery reached the component where records enter the
+// contract), never 1970 nor a wrapped time. It returns the first timestamp
+// it passed over for being out of range, 0 when none, for the caller to
+// report the substitution.
+func FillTimestamp(lr plog.LogRecord, arrival pcommon.Timestamp) (outOfRange pcommon.Timestamp) {
+	for _, ts := range [...]pcommon.Timestamp{lr.Timestamp(), lr.ObservedTimestamp()} {
+		if IsScoringTime(ts) {
+			lr.SetTimestamp(ts)
+			return outOfRange
+		}
+		if ts != 0 && outOfRange == 0 {
+			outOfRange = ts
+		}
 	}
 	lr.SetTimestamp(arrival)
+	return outOfRange
 }

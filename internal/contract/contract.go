@@ -271,11 +271,16 @@ func SetFeatureNames(lr plog.LogRecord, names []string) {
 	}
 }
 
-// ScoringTime is the record's timestamp, or its observed timestamp when unset.
+// ScoringTime is the record's timestamp, or its observed timestamp when the
+// timestamp is unset or not a scoring time (IsScoringTime); 1970-01-01 when
+// neither is one (FillTimestamp gives such a record its arrival time).
 func ScoringTime(lr plog.LogRecord) time.Time {
 	ts := lr.Timestamp()
-	if ts == 0 {
+	if !IsScoringTime(ts) {
 		ts = lr.ObservedTimestamp()
+	}
+	if !IsScoringTime(ts) {
+		ts = 0
 	}
 	return ts.AsTime().UTC()
 }

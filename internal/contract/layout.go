@@ -74,28 +74,29 @@ func ParseTimestamp(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("timestamp %q is neither RFC 3339 nor %s", s, TimestampLayout)
 }
 
-// The scoring timestamps a row can carry. A log record's timestamp is
-// nanoseconds since 1970 as pdata reads it, an int64 (OTLP's uint64 read as
-// signed, so times before 1970 have a place); a time outside would be
-// written as another, wrapped time.
+// The scoring timestamps a row can carry. A log record's timestamp is OTLP's
+// unsigned nanoseconds since 1970, which pdata reads as a signed int64: a
+// time before 1970 has no OTLP form, and one of 2^63 ns or more reads as a
+// time before 1970. So a row carries a time after 1970-01-01T00:00:00Z (0
+// means "not set") up to int64's last nanosecond, and any other time would
+// be written as another, wrapped time.
 var (
-	MinTimestamp = time.Unix(0, math.MinInt64).UTC() // 1677-09-21T00:12:43.145224192Z
+	MinTimestamp = time.Unix(0, 1).UTC()             // 1970-01-01T00:00:00.000000001Z
 	MaxTimestamp = time.Unix(0, math.MaxInt64).UTC() // 2262-04-11T23:47:16.854775807Z
 )
 
-// unixEpoch is the one time in range a row cannot carry: a log record
-// timestamp of 0 means "not set".
+// unixEpoch is the time a log record timestamp of 0, "not set", reads as.
 var unixEpoch = time.Unix(0, 0)
 
 // CheckTimestamp reports an error for a time a row cannot carry as its
-// scoring timestamp: outside MinTimestamp..MaxTimestamp, or the Unix epoch
-// itself. The error reads on from the value it follows ("timestamp X <err>").
+// scoring timestamp: outside MinTimestamp..MaxTimestamp. The error reads on
+// from the value it follows ("timestamp X <err>").
 func CheckTimestamp(t time.Time) error {
 	switch {
-	case t.Before(MinTimestamp), t.After(MaxTimestamp):
-		return errTimestampRange
 	case t.Equal(unixEpoch):
 		return errors.New("is 1970-01-01T00:00:00Z exactly, which a log record reads as no timestamp: leave it out to take the arrival time")
+	case t.Before(MinTimestamp), t.After(MaxTimestamp):
+		return errTimestampRange
 	}
 	return nil
 }
@@ -103,12 +104,19 @@ func CheckTimestamp(t time.Time) error {
 var errTimestampRange = fmt.Errorf("is out of range: a scoring timestamp is from %s to %s",
 	MinTimestamp.Format(time.RFC3339Nano), MaxTimestamp.Format(time.RFC3339Nano))
 
+// IsScoringTime reports whether a log record timestamp is a time a row can
+// carry (CheckTimestamp's range): not 0 ("not set") and below 2^63 ns, past
+// which pdata would read it as a time before 1970.
+func IsScoringTime(ts pcommon.Timestamp) bool {
+	return ts != 0 && ts <= math.MaxInt64
+}
+
 // TimeFromEpochSeconds is the time of a count of seconds since 1970 (with a
 // fraction, rounded to the microsecond), checked as CheckTimestamp does.
 func TimeFromEpochSeconds(secs float64) (time.Time, error) {
 	// Compared as floats first: a float64 past int64's range has no
 	// defined conversion.
-	if math.IsNaN(secs) || secs < float64(MinTimestamp.Unix()) || secs > float64(MaxTimestamp.Unix()+1) {
+	if math.IsNaN(secs) || secs < 0 || secs > float64(MaxTimestamp.Unix()+1) {
 		return time.Time{}, errTimestampRange
 	}
 	whole, frac := math.Modf(secs)

@@ -102,7 +102,7 @@ func TestMaxColumns(t *testing.T) {
 }
 
 // TestMaxColumnsWarnsOncePerInterval: records over the cap are logged at
-// most once per capWarnInterval, with how many there were since the last.
+// most once per warnInterval, with how many there were since the last.
 func TestMaxColumnsWarnsOncePerInterval(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.MaxColumns = 2
@@ -122,7 +122,7 @@ func TestMaxColumnsWarnsOncePerInterval(t *testing.T) {
 	deliver("a", 3)
 	deliver("b", 3)
 	deliver("c", 2) // at the cap: not counted
-	f.nextCapWarn.Store(0)
+	f.capWarn.next.Store(0)
 	deliver("d", 5)
 
 	var got []string

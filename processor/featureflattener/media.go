@@ -11,22 +11,24 @@ import (
 
 // Drop reasons: the values of the "reason" attribute of the dropped-values
 // metric. The first six are media: they also name the column in
-// modeldata.dropped_columns; the last three are column selection.
+// modeldata.dropped_columns; the next four are column selection; the last is
+// a record timestamp replaced because it is not a scoring time.
 const (
-	reasonBytes       = "bytes"        // a byte value
-	reasonDataURI     = "data_uri"     // a data: URI
-	reasonBase64Media = "base64_media" // base64 whose decoded head is an image/audio/video signature
-	reasonName        = "media_name"   // the column name says image/audio/video
-	reasonContentType = "content_type" // a sibling key declares an image/audio/video content type
-	reasonSize        = "size"         // over media.max_value_size
-	reasonDuplicate   = "duplicate"    // a second value for a column name already taken
-	reasonExcluded    = "excluded"     // removed by a rule's include/exclude
-	reasonUnlisted    = "unlisted"     // a new column while allow_new_columns is false
-	reasonMaxColumns  = "max_columns"  // a column past the first max_columns of its record
+	reasonBytes       = "bytes"                  // a byte value
+	reasonDataURI     = "data_uri"               // a data: URI
+	reasonBase64Media = "base64_media"           // base64 whose decoded head is an image/audio/video signature
+	reasonName        = "media_name"             // the column name says image/audio/video
+	reasonContentType = "content_type"           // a sibling key declares an image/audio/video content type
+	reasonSize        = "size"                   // over media.max_value_size
+	reasonDuplicate   = "duplicate"              // a second value for a column name already taken
+	reasonExcluded    = "excluded"               // removed by a rule's include/exclude
+	reasonUnlisted    = "unlisted"               // a new column while allow_new_columns is false
+	reasonMaxColumns  = "max_columns"            // a column past the first max_columns of its record
+	reasonTimestamp   = "timestamp_out_of_range" // a record timestamp of 2^63 ns or more (contract.IsScoringTime)
 )
 
 var allReasons = []string{reasonBytes, reasonDataURI, reasonBase64Media, reasonName, reasonContentType,
-	reasonSize, reasonDuplicate, reasonExcluded, reasonUnlisted, reasonMaxColumns}
+	reasonSize, reasonDuplicate, reasonExcluded, reasonUnlisted, reasonMaxColumns, reasonTimestamp}
 
 // minBase64Media is the shortest string checked for a base64 media head
 // (12 decoded bytes: enough for every signature below, and short words

@@ -63,14 +63,31 @@ type flattener struct {
 	reasonOpts map[string]metric.AddOption
 
 	logger *zap.Logger
-	// capped counts the records over max_columns since the last warning,
-	// nextCapWarn is when the next may be logged (unix nanoseconds).
-	capped      atomic.Int64
-	nextCapWarn atomic.Int64
+	// The warnings about records over max_columns and about timestamps
+	// that are not scoring times.
+	capWarn, timeWarn spacedWarning
 }
 
-// capWarnInterval spaces the warnings about records over max_columns.
-const capWarnInterval = time.Minute
+// warnInterval spaces the warnings of one kind.
+const warnInterval = time.Minute
+
+// spacedWarning counts the records a warning is about and lets it be logged
+// at most once per warnInterval.
+type spacedWarning struct {
+	records atomic.Int64 // since the last warning
+	next    atomic.Int64 // when the next may be logged (unix nanoseconds)
+}
+
+// add counts records; when a warning is due, it returns how many records to
+// report, since the last one.
+func (w *spacedWarning) add(records int64) (int64, bool) {
+	w.records.Add(records)
+	now, next := time.Now().UnixNano(), w.next.Load()
+	if now < next || !w.next.CompareAndSwap(next, now+int64(warnInterval)) {
+		return 0, false
+	}
+	return w.records.Swap(0), true
+}
 
 // newFlattener builds the flattener; dropped counts removed values by reason.
 func newFlattener(cfg *Config, dropped metric.Int64Counter) (*flattener, error) {
@@ -130,31 +147,34 @@ type childName struct {
 
 // state is the per-call scratch space, pooled to keep allocations per record low.
 type state struct {
-	fields      []field
-	used        []bool
-	order       []int
-	names       []string
-	declared    []string
-	dropped     []string
-	rest        []int
-	buf         []byte
-	jsonBuf     []byte
-	body        pcommon.Map // scratch: the new body is built here, then moved
-	spare       pcommon.Map // empty: takes the old body's entries, which become body
-	intern      map[string]*nameInfo
-	root        *nameInfo // the parent of top-level names
-	gen         uint64    // numbers the records: nameInfo slots of older ones are stale
-	orders      map[orderKey]*orderEntry
-	orderFields int         // fields over all orders
-	entry       *orderEntry // the record's cached order, if any
-	changed     bool
-	bodyOrder   bool // the body's keys are the declared order (collectBody adds them)
-	rule        *Rule
-	kinds       []uint8
-	counts      map[string]int64
-	capped      int64                   // records of the delivery over max_columns
-	cappedModel string                  // the model of the last of them
-	ids         contract.CorrelationIDs // generated correlation ids of the delivery
+	fields       []field
+	used         []bool
+	order        []int
+	names        []string
+	declared     []string
+	dropped      []string
+	rest         []int
+	buf          []byte
+	jsonBuf      []byte
+	body         pcommon.Map // scratch: the new body is built here, then moved
+	spare        pcommon.Map // empty: takes the old body's entries, which become body
+	intern       map[string]*nameInfo
+	root         *nameInfo // the parent of top-level names
+	gen          uint64    // numbers the records: nameInfo slots of older ones are stale
+	orders       map[orderKey]*orderEntry
+	orderFields  int         // fields over all orders
+	entry        *orderEntry // the record's cached order, if any
+	changed      bool
+	bodyOrder    bool // the body's keys are the declared order (collectBody adds them)
+	rule         *Rule
+	kinds        []uint8
+	counts       map[string]int64
+	capped       int64                   // records of the delivery over max_columns
+	cappedModel  string                  // the model of the last of them
+	badTimes     int64                   // records of the delivery whose timestamp was not a scoring time
+	badTime      pcommon.Timestamp       // the last such timestamp
+	badTimeModel string                  // and its record's model
+	ids          contract.CorrelationIDs // generated correlation ids of the delivery
 }
 
 func (st *state) reset() {
@@ -183,7 +203,7 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		st.counts = map[string]int64{}
 	}
 	clear(st.counts)
-	st.capped = 0
+	st.capped, st.badTimes = 0, 0
 	st.ids.Reset()
 	arrival := pcommon.NewTimestampFromTime(time.Now())
 	for _, rl := range ld.ResourceLogs().All() {
@@ -235,21 +255,18 @@ func (f *flattener) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 		f.dropped.Add(ctx, n, f.reasonOpts[r])
 	}
 	if st.capped > 0 {
-		f.warnCapped(st.capped, st.cappedModel)
+		if n, due := f.capWarn.add(st.capped); due {
+			f.logger.Warn("Records with more feature columns than max_columns: the columns past the first max_columns were dropped (otelcol_featureflattener_dropped_values, reason max_columns); raise max_columns, or send fewer keys",
+				zap.Int("max_columns", f.cfg.MaxColumns), zap.Int64("records", n), zap.String("model", st.cappedModel))
+		}
+	}
+	if st.badTimes > 0 {
+		if n, due := f.timeWarn.add(st.badTimes); due {
+			f.logger.Warn("Records with a timestamp of 2^63 ns or more (after 2262-04-11, not a scoring time): each took its observed timestamp, else its arrival time (otelcol_featureflattener_dropped_values, reason timestamp_out_of_range); fix the sender's clock or time unit",
+				zap.Int64("records", n), zap.Uint64("timestamp_unix_nano", uint64(st.badTime)), zap.String("model", st.badTimeModel))
+		}
 	}
 	return ld, nil
-}
-
-// warnCapped logs records over max_columns, at most once per
-// capWarnInterval, with how many there were since the last warning.
-func (f *flattener) warnCapped(records int64, model string) {
-	f.capped.Add(records)
-	now, next := time.Now().UnixNano(), f.nextCapWarn.Load()
-	if now < next || !f.nextCapWarn.CompareAndSwap(next, now+int64(capWarnInterval)) {
-		return
-	}
-	f.logger.Warn("Records with more feature columns than max_columns: the columns past the first max_columns were dropped (otelcol_featureflattener_dropped_values, reason max_columns); raise max_columns, or send fewer keys",
-		zap.Int("max_columns", f.cfg.MaxColumns), zap.Int64("records", f.capped.Swap(0)), zap.String("model", model))
 }
 
 // mapResource copies service.name to the contract's webservice attribute
@@ -301,7 +318,11 @@ func (f *flattener) prepare(st *state, lr plog.LogRecord, res pcommon.Resource, 
 		row.CorrelationID = st.ids.For(row.RequestID)
 	}
 	contract.PutRowAttributes(attrs, row, 0)
-	contract.FillTimestamp(lr, arrival)
+	if ts := contract.FillTimestamp(lr, arrival); ts != 0 {
+		st.counts[reasonTimestamp]++
+		st.badTimes++
+		st.badTime, st.badTimeModel = ts, row.ModelName
+	}
 	if lr.EventName() == "" {
 		lr.SetEventName(contract.EventName)
 	}

@@ -60,7 +60,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.FeatureflattenerDroppedValues, err = builder.meter.Int64Counter(
 		"otelcol_featureflattener_dropped_values",
-		metric.WithDescription("Feature values the featureflattener removed, by reason (media payloads, duplicates, excluded or unlisted columns, columns past max_columns). [Alpha]"),
+		metric.WithDescription("Feature values the featureflattener removed, by reason (media payloads, duplicates, excluded or unlisted columns, columns past max_columns, record timestamps of 2^63 ns or more replaced). [Alpha]"),
 		metric.WithUnit("{value}"),
 	)
 	errs = errors.Join(errs, err)

@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) processor.Settings {
 func AssertEqualFeatureflattenerDroppedValues(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_featureflattener_dropped_values",
-		Description: "Feature values the featureflattener removed, by reason (media payloads, duplicates, excluded or unlisted columns, columns past max_columns). [Alpha]",
+		Description: "Feature values the featureflattener removed, by reason (media payloads, duplicates, excluded or unlisted columns, columns past max_columns, record timestamps of 2^63 ns or more replaced). [Alpha]",
 		Unit:        "{value}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
