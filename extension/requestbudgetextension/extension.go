@@ -165,10 +165,10 @@ func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOpti
 
 // call is the context of a gRPC call: grpc-go makes the tap handle's
 // context the stream's, and a done stream context fails the pending read of
-// the message. The timer cuts the call unless its request arrives first: a unary call's when the handler is called (grpc-go
-// has read its message and its end: a client that sends the message and
-// never ends its side is still waiting), a client stream's with its first
-// message.
+// the message. The timer cuts the call unless its request arrives first: a
+// unary call's when the handler is called (grpc-go has read its message and
+// its end: a client that sends the message and never ends its side is still
+// waiting), a client stream's with its first message.
 type call struct {
 	context.Context // the stream's, cancellable
 	cancel          context.CancelFunc
