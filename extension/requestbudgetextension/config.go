@@ -38,6 +38,19 @@ type Config struct {
 	// (its message and, on a unary call, its end) this long after its
 	// headers, and gives back its grpc_bytes_per_call. 0: never.
 	GRPCMessageTimeout time.Duration `mapstructure:"grpc_message_timeout"`
+	// GRPCMaxBytesInFlight is the most of max_bytes_in_flight that gRPC
+	// calls hold at once, so calls, which cost their clients only their
+	// headers, never take the HTTP servers' share. 0: half of
+	// max_bytes_in_flight, at least grpc_bytes_per_call.
+	GRPCMaxBytesInFlight int64 `mapstructure:"grpc_max_bytes_in_flight"`
+}
+
+// grpcShare is grpc_max_bytes_in_flight, its default resolved.
+func (cfg *Config) grpcShare() int64 {
+	if cfg.GRPCMaxBytesInFlight > 0 {
+		return cfg.GRPCMaxBytesInFlight
+	}
+	return max(cfg.MaxBytesInFlight/2, cfg.GRPCBytesPerCall)
 }
 
 func createDefaultConfig() *Config {
@@ -63,6 +76,10 @@ func (cfg *Config) Validate() error {
 	if cfg.GRPCBytesPerCall <= 0 || cfg.GRPCBytesPerCall > cfg.MaxBytesInFlight {
 		errs = append(errs, fmt.Errorf("grpc_bytes_per_call must be positive and at most max_bytes_in_flight (%d) (default %d: the gRPC servers' max_recv_msg_size_mib of 4), got %d",
 			cfg.MaxBytesInFlight, defaultGRPCBytesPerCall, cfg.GRPCBytesPerCall))
+	}
+	if n := cfg.GRPCMaxBytesInFlight; n < 0 || (n > 0 && (n < cfg.GRPCBytesPerCall || n > cfg.MaxBytesInFlight)) {
+		errs = append(errs, fmt.Errorf("grpc_max_bytes_in_flight must be at least grpc_bytes_per_call (%d) and at most max_bytes_in_flight (%d) (default 0: half of max_bytes_in_flight), got %d",
+			cfg.GRPCBytesPerCall, cfg.MaxBytesInFlight, n))
 	}
 	return errors.Join(errs...)
 }

@@ -24,7 +24,10 @@ import (
 // requestBudget is one budget shared by every HTTP server whose
 // `middlewares` name this extension.
 type requestBudget struct {
-	budget      *bodybudget.Budget
+	budget *bodybudget.Budget
+	// grpcShare is the part of budget gRPC calls may hold: a call takes
+	// from both.
+	grpcShare   *bodybudget.Budget
 	grpcPerCall int64
 	grpcTimeout time.Duration // 0: none
 	telemetry   *metadata.TelemetryBuilder
@@ -45,8 +48,12 @@ var reasons = map[bodybudget.Reason]metric.AddOption{
 	bodybudget.ReadTimeout: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "read_timeout"))),
 }
 
+var grpcBusy = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "grpc_busy")))
+
 func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, error) {
-	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcPerCall: cfg.GRPCBytesPerCall, grpcTimeout: cfg.GRPCMessageTimeout}
+	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcShare: bodybudget.New(cfg.grpcShare(), cfg.RetryAfter, 0),
+		grpcPerCall: cfg.GRPCBytesPerCall, grpcTimeout: cfg.GRPCMessageTimeout}
+	e.grpcShare.Key = "grpc_max_bytes_in_flight"
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -60,6 +67,9 @@ func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, erro
 	e.telemetry = tb
 	e.budget.OnRefusal = func(ctx context.Context, rf *bodybudget.Refusal) {
 		tb.RequestBudgetRequestsRefused.Add(ctx, 1, reasons[rf.Reason])
+	}
+	e.grpcShare.OnRefusal = func(ctx context.Context, _ *bodybudget.Refusal) {
+		tb.RequestBudgetRequestsRefused.Add(ctx, 1, grpcBusy)
 	}
 	return e, nil
 }
@@ -93,30 +103,42 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 
 // GetGRPCServerOptions installs a tap handle, which grpc-go runs when a
 // call's headers arrive, before any byte of its message is read: the call
-// takes grpc_bytes_per_call from the budget until it ends, or is refused
-// with Unavailable and the retry delay (RetryInfo) when that does not fit.
-// A call whose request has not arrived within grpc_message_timeout is cut
-// (see call). A gRPC server takes one tap handle: no other middleware of the
-// same server may install one.
+// takes grpc_bytes_per_call from grpc_max_bytes_in_flight and from the
+// budget until it ends, or is refused with Unavailable and the retry delay
+// (RetryInfo) when either is full. A call whose request has not arrived
+// within grpc_message_timeout is cut (see call). A gRPC server takes one tap
+// handle: no other middleware of the same server may install one.
 func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
-	if e.grpcTimeout <= 0 {
-		return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
-			if rf := e.budget.Reserve(ctx, e.grpcPerCall); rf != nil {
-				return ctx, rf
-			}
-			return ctx, nil
-		})}, nil
-	}
 	tapHandle := func(ctx context.Context, _ *tap.Info) (context.Context, error) {
-		c := &call{budget: e}
-		c.Context, c.cancel = context.WithCancel(ctx)
-		if rf := e.budget.Reserve(c.Context, e.grpcPerCall); rf != nil {
-			c.cancel()
+		// The share first, so the gRPC calls never hold more of the budget
+		// than their share; the reservations go back at once on a refusal
+		// (grpc-go leaves a refused call's context alive) and in the reverse
+		// order when the call ends.
+		releaseShare, rf := e.grpcShare.Reserve(ctx, e.grpcPerCall)
+		if rf != nil {
 			return ctx, rf
 		}
-		c.timer = time.AfterFunc(e.grpcTimeout, c.cut)
-		context.AfterFunc(c.Context, func() { c.timer.Stop() })
+		release, rf := e.budget.Reserve(ctx, e.grpcPerCall)
+		if rf != nil {
+			releaseShare()
+			return ctx, rf
+		}
+		c := &call{budget: e}
+		c.Context, c.cancel = context.WithCancel(ctx)
+		if e.grpcTimeout > 0 {
+			c.timer = time.AfterFunc(e.grpcTimeout, c.cut)
+		}
+		context.AfterFunc(c.Context, func() {
+			if c.timer != nil {
+				c.timer.Stop()
+			}
+			release()
+			releaseShare()
+		})
 		return c, nil
+	}
+	if e.grpcTimeout <= 0 {
+		return []grpc.ServerOption{grpc.InTapHandle(tapHandle)}, nil
 	}
 	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if c, ok := ctx.Value(callKey{}).(*call); ok {
@@ -141,18 +163,17 @@ func (e *requestBudget) GetGRPCServerOptions(context.Context) ([]grpc.ServerOpti
 	return []grpc.ServerOption{grpc.InTapHandle(tapHandle), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}, nil
 }
 
-// call is the context of a gRPC call under grpc_message_timeout: grpc-go
-// makes the tap handle's context the stream's, and a done stream context
-// fails the pending read of the message. The timer cuts the call unless its
-// request arrives first: a unary call's when the handler is called (grpc-go
-// has read its message and its end: a client that sends the message and
-// never ends its side is still waiting), a client stream's with its first
-// message.
+// call is the context of a gRPC call: grpc-go makes the tap handle's
+// context the stream's, and a done stream context fails the pending read of
+// the message. The timer cuts the call unless its request arrives first: a
+// unary call's when the handler is called (grpc-go has read its message and
+// its end: a client that sends the message and never ends its side is still
+// waiting), a client stream's with its first message.
 type call struct {
 	context.Context // the stream's, cancellable
 	cancel          context.CancelFunc
 	budget          *requestBudget
-	timer           *time.Timer
+	timer           *time.Timer  // nil: no grpc_message_timeout
 	state           atomic.Int32 // waiting, in or cutOff
 }
 
@@ -182,8 +203,8 @@ func (c *call) Err() error {
 	return err
 }
 
-// cut ends a call whose request did not arrive in time; its reservation
-// goes back with its context.
+// cut ends a call whose request did not arrive in time; its reservations
+// go back with its context.
 func (c *call) cut() {
 	if c.Context.Err() != nil || !c.state.CompareAndSwap(waiting, cutOff) {
 		return

@@ -273,10 +273,11 @@ func TestOTLPReceiver(t *testing.T) {
 }
 
 // TestOTLPReceiverGRPC: the otlp receiver's grpc protocol with the
-// middleware. Each call takes grpc_bytes_per_call (1,000 of 1,500) from its
-// headers until it ends: while one is held by the pipeline, another is
-// refused Unavailable with the retry delay (RetryInfo, which the OTLP
-// exporters honour) before its message is read; once the first is answered,
+// middleware. Each call takes grpc_bytes_per_call (1,000) from its headers
+// until it ends, of the budget (1,500) and of the gRPC calls' share (by
+// default half the budget, at least a call: 1,000): while one is held by the
+// pipeline, another is refused Unavailable with the retry delay (RetryInfo,
+// which the OTLP exporters honour) before its message is read; once the first is answered,
 // the budget is whole again and the same call is accepted.
 func TestOTLPReceiverGRPC(t *testing.T) {
 	sink := &consumertest.LogsSink{}
@@ -303,13 +304,8 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 	<-entered
 	err = export()
 	st := status.Convert(err)
-	var delay time.Duration
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			delay = ri.GetRetryDelay().AsDuration()
-		}
-	}
-	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "max_bytes_in_flight (1500 bytes)") {
+	delay := retryDelayOf(st)
+	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "grpc_max_bytes_in_flight (1000 bytes)") {
 		t.Fatalf("second call: %v (retry delay %s), want Unavailable with a 2s RetryInfo", err, delay)
 	}
 	close(release)
@@ -327,7 +323,117 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 		t.Errorf("%d records reached the pipeline, want 2 (the accepted calls)", got)
 	}
 	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
+	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+// retryDelayOf is the RetryInfo delay of a gRPC status (0: none).
+func retryDelayOf(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+// TestOTLPReceiverGRPCShare: the otlp receiver's grpc and http protocols on
+// one budget of 2,000 bytes, 500 per gRPC call, grpc_max_bytes_in_flight
+// left to its default (half: 1,000). While an OTLP/HTTP request of 1,600
+// bytes is in the pipeline, a gRPC call that fits in the share but not in
+// the budget is refused (busy) and gives its share back at once. Then a
+// client opens header-only calls: two hold the share, the next two and a
+// normal export are refused Unavailable + RetryInfo naming
+// grpc_max_bytes_in_flight (grpc_busy) and take nothing of the budget,
+// while an OTLP/HTTP request of the rest of the budget is accepted.
+func TestOTLPReceiverGRPCShare(t *testing.T) {
+	sink := &consumertest.LogsSink{}
+	next, entered, release := holdFirst(t, sink)
+	cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500}
+	addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
+	if got := ext.grpcShare.Limit(); got != 1000 {
+		t.Fatalf("grpc share %d, want 1000 (half of max_bytes_in_flight)", got)
+	}
+	httpURL := "http://" + addrs["http"] + "/v1/logs"
+	conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	logs := plog.NewLogs()
+	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
+	req := plogotlp.NewExportRequestFromLogs(logs)
+	export := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
+		return err
+	}
+
+	large := otlpBody(t, 1580)
+	if n := len(large); n <= 1500 || n > 2000 {
+		t.Fatalf("body of %d bytes: must leave less than a call's 500 free", n)
+	}
+	held := make(chan answer, 1)
+	go func() { held <- post(httpURL, large, "length") }()
+	<-entered
+	if st := status.Convert(export()); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "its max_bytes_in_flight (2000 bytes)") || retryDelayOf(st) != time.Second {
+		t.Errorf("gRPC while the budget is held by HTTP: %v, want Unavailable naming max_bytes_in_flight with a 1s RetryInfo", st.Err())
+	}
+	if ext.budget.Held() != int64(len(large)) || ext.grpcShare.Held() != 0 {
+		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only: the refused call gives back its share at once", ext.budget.Held(), ext.grpcShare.Held(), len(large))
+	}
+	close(release)
+	if a := <-held; a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("held OTLP/HTTP request: %d %v %s", a.status, a.err, a.body)
+	}
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 }) {
+		t.Fatalf("%d bytes still held after the HTTP request", ext.budget.Held())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() grpc.ClientStream {
+		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", grpc.ForceCodec(rawProto{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	open()
+	open()
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 1000 && ext.grpcShare.Held() == 1000 }) {
+		t.Fatalf("held %d (gRPC share %d), want 1000: the two open calls", ext.budget.Held(), ext.grpcShare.Held())
+	}
+	for i := range 2 {
+		st := status.Convert(open().RecvMsg(new([]byte)))
+		if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "grpc_max_bytes_in_flight (1000 bytes)") || retryDelayOf(st) != time.Second {
+			t.Errorf("call %d over the gRPC share: %v, want Unavailable naming grpc_max_bytes_in_flight with a 1s RetryInfo", i, st.Err())
+		}
+	}
+	if err := export(); status.Code(err) != codes.Unavailable {
+		t.Errorf("an export while the share is held: %v, want Unavailable", err)
+	}
+	if ext.budget.Held() != 1000 {
+		t.Fatalf("held %d, want 1000: the calls over the share take nothing of the budget", ext.budget.Held())
+	}
+	rest := otlpBody(t, 955)
+	if n := len(rest); n <= 500 || n > 1000 {
+		t.Fatalf("body of %d bytes: want the rest of the budget (1000) after the gRPC share", n)
+	}
+	if a := post(httpURL, rest, "length"); a.err != nil || a.status != http.StatusOK {
+		t.Errorf("OTLP/HTTP of the rest of the budget while gRPC holds its share: %d %v %s", a.status, a.err, a.body)
+	}
+	cancel()
+	if !testutil.Poll(10*time.Second, func() bool { return ext.budget.Held() == 0 && ext.grpcShare.Held() == 0 }) {
+		t.Fatalf("held %d (gRPC share %d) after the client closed its calls", ext.budget.Held(), ext.grpcShare.Held())
+	}
+	if got := sink.LogRecordCount(); got != 2 {
+		t.Errorf("%d records reached the pipeline, want 2 (the HTTP requests)", got)
+	}
+	metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
 		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+		{Value: 3, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }
 
@@ -427,7 +533,7 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &consumertest.LogsSink{}
 			next, entered, release := holdFirst(t, sink)
-			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout}
+			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout, GRPCMaxBytesInFlight: 2000}
 			addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
 			httpURL := "http://" + addrs["http"] + "/v1/logs"
 			conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -489,7 +595,8 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 					t.Fatalf("%d bytes still held after the client closed its calls", ext.budget.Held())
 				}
 				metadatatest.AssertEqualRequestBudgetRequestsRefused(t, tel, []metricdata.DataPoint[int64]{
-					{Value: 2, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+					{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "busy"))},
+					{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "grpc_busy"))},
 				}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 				close(release)
 				return

@@ -42,6 +42,9 @@ type Budget struct {
 	held       atomic.Int64
 	// OnRefusal, when set, is called once for each refused request.
 	OnRefusal func(context.Context, *Refusal)
+	// Key is the config key of the limit, named in refusals ("":
+	// max_bytes_in_flight).
+	Key string
 }
 
 // New returns a budget of limit bytes (0 or less: no limit) whose busy
@@ -93,6 +96,8 @@ type Refusal struct {
 	Reason Reason
 	// Limit is the budget's limit in bytes.
 	Limit int64
+	// Key is the config key of the limit ("": max_bytes_in_flight).
+	Key string
 	// RetryAfter is the delay a busy refusal asks for.
 	RetryAfter time.Duration
 	// Stall is the stall timeout that cut a stalled body.
@@ -100,15 +105,19 @@ type Refusal struct {
 }
 
 func (e *Refusal) Error() string {
+	key := e.Key
+	if key == "" {
+		key = "max_bytes_in_flight"
+	}
 	switch e.Reason {
 	case TooLarge:
-		return fmt.Sprintf("the body is over max_bytes_in_flight (%d bytes), the most request bodies this collector holds at once: split it", e.Limit)
+		return fmt.Sprintf("the body is over %s (%d bytes), the most request bodies this collector holds at once: split it", key, e.Limit)
 	case Stalled:
 		return fmt.Sprintf("no byte of the body arrived for %s (body_stall_timeout): the request is cut, send it again without pausing", e.Stall)
 	case ReadTimeout:
 		return "the body did not arrive within the server's read_timeout: the request is cut, send it faster or in smaller requests"
 	}
-	return fmt.Sprintf("the collector already holds request bodies up to its max_bytes_in_flight (%d bytes); retry after %s", e.Limit, e.RetryAfter)
+	return fmt.Sprintf("the collector already holds request bodies up to its %s (%d bytes); retry after %s", key, e.Limit, e.RetryAfter)
 }
 
 // StatusCode is the HTTP status that answers the refusal.
@@ -159,7 +168,7 @@ func (b *Budget) overflow(n int64) Reason {
 }
 
 func (b *Budget) refusal(reason Reason) *Refusal {
-	return &Refusal{Reason: reason, Limit: b.limit, RetryAfter: b.retryAfter, Stall: b.stall}
+	return &Refusal{Reason: reason, Limit: b.limit, Key: b.Key, RetryAfter: b.retryAfter, Stall: b.stall}
 }
 
 // Wrap applies the budget and the stall timeout to each request's body
@@ -211,21 +220,23 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 	})
 }
 
-// Reserve takes n bytes from the budget until ctx is done, for a request
-// whose size is not known before it is read and decoded (a gRPC call: the
-// largest message its server accepts). It returns the refusal, counted, when
-// n does not fit.
-func (b *Budget) Reserve(ctx context.Context, n int64) *Refusal {
+// Reserve takes n bytes from the budget, for a request whose size is not
+// known before it is read and decoded (a gRPC call: the largest message its
+// server accepts), until release is called (once). It returns the refusal,
+// counted with ctx, when n does not fit. Release is the caller's, not a
+// context's: a request that also needs another budget gives back at once
+// what it took when that one refuses it.
+func (b *Budget) Reserve(ctx context.Context, n int64) (release func(), rf *Refusal) {
 	if b.limit <= 0 || n <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	if n > b.limit || !b.take(n) {
 		rf := b.refusal(b.overflow(n))
 		b.count(ctx, rf)
-		return rf
+		return nil, rf
 	}
-	context.AfterFunc(ctx, func() { b.give(n) })
-	return nil
+	var once sync.Once
+	return func() { once.Do(func() { b.give(n) }) }, nil
 }
 
 func (b *Budget) count(ctx context.Context, rf *Refusal) {

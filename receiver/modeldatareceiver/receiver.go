@@ -136,6 +136,12 @@ func (r *modeldataReceiver) Start(ctx context.Context, host component.Host) erro
 }
 
 func (r *modeldataReceiver) serve(ctx context.Context, host component.Host, cfg *confighttp.ServerConfig, handler http.Handler) error {
+	if r.cfg.MaxBytesInFlight == 0 && len(cfg.Middlewares) == 0 {
+		// max_bytes_in_flight: 0 is meant for servers that share a
+		// request_budget; one left without it holds any number of bodies.
+		r.settings.Logger.Warn("request bodies held at once are not bounded on this address: max_bytes_in_flight is 0 and it has no middlewares; add middlewares: [{id: request_budget}] to it, or set max_bytes_in_flight",
+			zap.String("endpoint", cfg.NetAddr.Endpoint))
+	}
 	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, handler)
 	if err != nil {
 		return err

@@ -40,8 +40,10 @@ const budgetRequests = 16
 // small request afterwards is answered 200, and every row of every
 // acknowledged request is in the CSV files exactly once (nothing of a
 // refused one). The same for 32 OTLP/gRPC calls of 3.8 MiB at once on one
-// connection: those past the budget (each call takes grpc_bytes_per_call)
-// are refused Unavailable with a RetryInfo. With MODELDATA_HARNESS_FULL,
+// connection: each takes grpc_bytes_per_call (4 MiB), gRPC calls together
+// at most grpc_max_bytes_in_flight (by default half the budget: 8 calls),
+// so at most 8 are taken and the others are refused Unavailable with a
+// RetryInfo, those over the gRPC share naming grpc_max_bytes_in_flight. With MODELDATA_HARNESS_FULL,
 // sixteen collect and sixteen OTLP/HTTP max-size bodies go at once to both
 // doors' budgets, and the same bodies and calls to the collector without
 // the middleware, for the figures in docs/benchmarks.md (logged, not
@@ -104,7 +106,7 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		msgs := grpcMessages(t)
 		answers := exportAtOnce(t, c.otlpGRPC, msgs...)
 		var acked []int
-		refused := 0
+		refused, overShare := 0, 0
 		for i, err := range answers {
 			st := status.Convert(err)
 			switch {
@@ -114,6 +116,9 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 				if retryDelay(st) == 0 {
 					t.Errorf("call %d: Unavailable without RetryInfo: %v", i, err)
 				}
+				if strings.Contains(st.Message(), "grpc_max_bytes_in_flight") {
+					overShare++
+				}
 				refused++
 			case st.Code() == codes.Unavailable: // the memory_limiter, after decoding
 			default:
@@ -122,6 +127,11 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		}
 		if len(acked) == 0 || refused == 0 {
 			t.Fatalf("%d accepted, %d refused by request_budget of %d: want some of each (%v)", len(acked), refused, len(msgs), answers)
+		}
+		// The deploy configs leave grpc_max_bytes_in_flight and
+		// grpc_bytes_per_call (4 MiB) to their defaults.
+		if share := budgetBytes(t, ds) / 2 / (4 << 20); int64(len(acked)) > share || overShare == 0 {
+			t.Errorf("%d calls taken, %d refused over grpc_max_bytes_in_flight: want at most %d taken (the gRPC share, half the budget) and the share to refuse some", len(acked), overShare, share)
 		}
 		small := otlpBudgetSmall()
 		var after []error
@@ -134,9 +144,9 @@ func TestHarnessOTLPRequestBudget(t *testing.T) {
 		}
 		waitSent(t, c.metrics, len(acked)*grpcRows+1)
 		anon, file, hwm := sampler.peaks(t)
-		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, request_budget max_bytes_in_flight %.0f MiB (GOMEMLIMIT=%s): %d OK, %d Unavailable + RetryInfo (request_budget), %d Unavailable (memory_limiter); then %d calls until an OK; "+
+		t.Logf("MEMORY %d OTLP/gRPC calls of %.1f MiB at once, request_budget max_bytes_in_flight %.0f MiB (GOMEMLIMIT=%s): %d OK, %d Unavailable + RetryInfo (request_budget; %d of them over grpc_max_bytes_in_flight), %d Unavailable (memory_limiter); then %d calls until an OK; "+
 			"peak resident set %.0f MiB (anon %.0f, file-backed %.0f) for a container limit of %.0f MiB; %s",
-			len(msgs), mib(len(msgs[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, len(acked), refused, len(msgs)-len(acked)-refused, len(after),
+			len(msgs), mib(len(msgs[0])), mib(budgetBytes(t, ds)), ds.goMemLimit, len(acked), refused, overShare, len(msgs)-len(acked)-refused, len(after),
 			mib(hwm), mib(anon), mib(file), mib(ds.containerLimit), c.cgroupReport(t))
 		if anon >= ds.containerLimit {
 			t.Errorf("peak anonymous resident set %.0f MiB, over the container limit %.0f MiB", mib(anon), mib(ds.containerLimit))
