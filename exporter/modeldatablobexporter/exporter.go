@@ -45,6 +45,11 @@ type blobExporter struct {
 	failing       map[plog.Logs]*batchState
 	lastAccessLog time.Time
 	lastDiskLog   [diskStuck + 1]time.Time
+	lastStallLog  time.Time
+	// stopStall is closed when the exporter stops: the queue's writes
+	// waiting for disk space give up (queue_stall.go).
+	stopStall chan struct{}
+	stopOnce  sync.Once
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -58,7 +63,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}}
+	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}, stopStall: make(chan struct{})}
 	switch cfg.Backend {
 	case BackendAzBlob:
 		blobs, err := newAzBlobStore(cfg, set.Logger)
@@ -200,6 +205,25 @@ func (e *blobExporter) diskLogQuiet(s diskState) bool {
 	e.lastDiskLog[s] = time.Now()
 	return false
 }
+
+// queueStalled is told each time a write of the queue waits for disk space.
+func (e *blobExporter) queueStalled(err error) {
+	e.tel.diskFull.Add(context.Background(), 1)
+	e.mu.Lock()
+	quiet := time.Since(e.lastStallLog) < time.Minute
+	if !quiet {
+		e.lastStallLog = time.Now()
+	}
+	e.mu.Unlock()
+	if !quiet {
+		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
+			"the queue waits until it can write which request it hands out, and nothing drains until space is freed there "+
+			"(see docs/operate.md, \"Queue disk\")", zap.Error(err))
+	}
+}
+
+// stopStalls ends the queue's waits for disk space, at shutdown.
+func (e *blobExporter) stopStalls() { e.stopOnce.Do(func() { close(e.stopStall) }) }
 
 // shutdown runs after the queue stopped: every open Parquet file is
 // committed, every done batch is acknowledged.

@@ -41,7 +41,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		return nil, err
 	}
 	if q := cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
-		return readOnlyLogs{exp}, nil
+		return readOnlyLogs{Logs: exp, e: e}, nil
 	}
 	return exp, nil
 }
@@ -53,7 +53,23 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 // make a pipeline with a second consumer (e.g. the modeldatastats connector)
 // deep-copy every request for this exporter. With the in-memory queue the
 // batcher does merge the given logs, so that declaration stays.
-type readOnlyLogs struct{ exporter.Logs }
+type readOnlyLogs struct {
+	exporter.Logs
+	e *blobExporter
+}
+
+// Start starts the exporterhelper with a queue whose hand-outs wait for
+// disk space instead of skipping requests (queue_stall.go).
+func (r readOnlyLogs) Start(ctx context.Context, host component.Host) error {
+	return r.Logs.Start(ctx, queueHost{Host: host, e: r.e})
+}
+
+// Shutdown ends the queue's waits for disk space first: the queue stops
+// only once they return.
+func (r readOnlyLogs) Shutdown(ctx context.Context) error {
+	r.e.stopStalls()
+	return r.Logs.Shutdown(ctx)
+}
 
 func (readOnlyLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,6 +110,10 @@ func (d *smallDisk) used() int {
 
 func (d *smallDisk) Get(_ context.Context, key string) ([]byte, error) { return d.kv[key], nil }
 
+func (d *smallDisk) Set(ctx context.Context, key string, value []byte) error {
+	return d.Batch(ctx, storage.SetOperation(key, value))
+}
+
 func (d *smallDisk) Batch(_ context.Context, ops ...*storage.Operation) error {
 	grow := 0
 	for _, op := range ops {
@@ -185,4 +190,53 @@ func TestReservedClientStates(t *testing.T) {
 	if refused != 2 {
 		t.Errorf("%d writes counted as refused for lack of space, want 2", refused)
 	}
+}
+
+// TestQueueWaitsForDiskSpace: the queue's writes that hand out or delete a
+// request wait while the disk is full and are made once it has room; its
+// new requests fail at once; at shutdown a waiting write gives up unmade.
+func TestQueueWaitsForDiskSpace(t *testing.T) {
+	defer func(d time.Duration) { stallRetry = d }(stallRetry)
+	stallRetry = time.Millisecond
+	ctx := context.Background()
+	var mu sync.Mutex
+	disk := &smallDisk{room: 1000, kv: map[string][]byte{"1": make([]byte, 900)}}
+	stalls := 0
+	stop := make(chan struct{})
+	c := &stallingClient{Client: lockedDisk{disk, &mu}, stop: stop, stalled: func(error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stalls++; stalls == 3 {
+			disk.room = 2000 // space freed by hand
+		}
+	}}
+	if err := c.Set(ctx, "2", make([]byte, 900)); !isDiskFull(err) {
+		t.Fatalf("a new request on the full disk: %v, want no space left", err)
+	}
+	if err := c.Batch(ctx, storage.SetOperation("meta", make([]byte, 200)), storage.GetOperation("1")); err != nil {
+		t.Fatalf("hand-out: %v", err)
+	}
+	if stalls != 3 || disk.kv["meta"] == nil {
+		t.Fatalf("the hand-out waited %d times, written %v; want 3 and written", stalls, disk.kv["meta"] != nil)
+	}
+	disk.room = 0
+	close(stop)
+	if err := c.Batch(ctx, storage.SetOperation("meta", make([]byte, 300)), storage.DeleteOperation("1")); err != errStallStopped {
+		t.Fatalf("at shutdown: %v, want %v", err, errStallStopped)
+	}
+	if disk.kv["1"] == nil {
+		t.Fatal("the request was deleted at shutdown on the full disk")
+	}
+}
+
+// lockedDisk is a smallDisk shared with the test's callbacks.
+type lockedDisk struct {
+	*smallDisk
+	mu *sync.Mutex
+}
+
+func (d lockedDisk) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.smallDisk.Batch(ctx, ops...)
 }

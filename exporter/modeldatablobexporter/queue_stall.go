@@ -1,0 +1,107 @@
+package modeldatablobexporter
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+)
+
+// The exporterhelper's persistent queue writes to hand a request out (its
+// read position) and to delete it once written. When such a write fails it
+// skips the request, and deletes it if the deletion goes through: on a full
+// disk that loses acknowledged rows. The queue is handed a storage client
+// that instead waits while those writes meet a full disk, trying again every
+// second: the queue stalls (new requests wait too) until the disk has room,
+// and loses nothing. Its new requests still fail on a full disk (503).
+
+// stallRetry is how often a stalled write of the queue is tried again.
+var stallRetry = time.Second
+
+// queueHost is the host the exporterhelper starts with: its storage
+// extension opens the queue's client as a stallingClient.
+type queueHost struct {
+	component.Host
+	e *blobExporter
+}
+
+func (h queueHost) GetExtensions() map[component.ID]component.Component {
+	exts := h.Host.GetExtensions()
+	q := h.e.cfg.QueueConfig.Get()
+	if q == nil || q.StorageID == nil {
+		return exts
+	}
+	ext, ok := exts[*q.StorageID].(storage.Extension)
+	if !ok {
+		return exts
+	}
+	out := make(map[component.ID]component.Component, len(exts))
+	for id, c := range exts {
+		out[id] = c
+	}
+	out[*q.StorageID] = queueStorage{Extension: ext, e: h.e}
+	return out
+}
+
+// Report passes the exporter's status on to the collector.
+func (h queueHost) Report(ev *componentstatus.Event) { componentstatus.ReportStatus(h.Host, ev) }
+
+// queueStorage is the storage extension as the exporter's queue sees it.
+type queueStorage struct {
+	storage.Extension
+	e *blobExporter
+}
+
+func (s queueStorage) GetClient(ctx context.Context, kind component.Kind, id component.ID, name string) (storage.Client, error) {
+	client, err := s.Extension.GetClient(ctx, kind, id, name)
+	if err != nil || kind != component.KindExporter || id != s.e.id || name == journalName {
+		return client, err
+	}
+	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled}, nil
+}
+
+// stallingClient is the queue's storage client.
+type stallingClient struct {
+	storage.Client
+	stop    <-chan struct{} // closed at shutdown: stalled writes give up, unmade
+	stalled func(err error) // told when a write starts waiting
+}
+
+// errStallStopped ends a stalled write at shutdown without making it: the
+// request stays in storage for the next run.
+var errStallStopped = errors.New("the collector stops while the persistent queue's disk is full")
+
+func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	err := c.Client.Batch(ctx, ops...)
+	if !drains(ops) {
+		return err
+	}
+	for isDiskFull(err) {
+		c.stalled(err)
+		select {
+		case <-c.stop:
+			return errStallStopped
+		case <-time.After(stallRetry):
+		}
+		err = c.Client.Batch(ctx, ops...)
+	}
+	return err
+}
+
+func (c *stallingClient) Delete(ctx context.Context, key string) error {
+	return c.Batch(ctx, storage.DeleteOperation(key))
+}
+
+// drains tells the queue's writes that hand out or delete requests: they
+// read or delete.
+func drains(ops []*storage.Operation) bool {
+	for _, op := range ops {
+		if op.Type != storage.Set {
+			return true
+		}
+	}
+	return false
+}
