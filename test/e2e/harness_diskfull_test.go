@@ -21,13 +21,13 @@ import (
 // reserve. Nothing frees disk space during the run. Every acknowledged row
 // is written once.
 //
-// Full runs only (make faults): in 2 runs of 6 the exporterhelper's persistent
-// queue itself could not record a hand-out on the full disk and skipped its
-// requests, once losing acknowledged rows (docs/reliability.md, "Queue disk
-// full"), which no code of this repository prevents yet.
+// Full runs only (make faults): when the queue's own file has no free page
+// left, its hand-outs wait for disk space (losing nothing) and this run does
+// not drain; before they waited, 2 runs of 6 did not (docs/reliability.md,
+// "Queue disk full").
 func TestHarnessFaultQueueDiskFull(t *testing.T) {
 	if !harnessFull() {
-		t.Skipf("full runs only (%s=1, make faults): the upstream queue may skip requests on a full disk", harnessEnv)
+		t.Skipf("full runs only (%s=1, make faults): a queue file with no free page waits for disk space", harnessEnv)
 	}
 	testutil.CollectorBinary(t)
 	disk := testutil.MountTmpfs(t, 32)

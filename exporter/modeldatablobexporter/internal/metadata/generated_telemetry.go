@@ -143,7 +143,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobQueueDiskFull, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_queue_disk_full",
-		metric.WithDescription("Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]"),
+		metric.WithDescription("Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second). While this keeps growing, nothing drains until space is freed. [Alpha]"),
 		metric.WithUnit("{write}"),
 	)
 	errs = errors.Join(errs, err)

@@ -136,7 +136,7 @@ func AssertEqualModeldatablobFilesRolled(t *testing.T, tt *componenttest.Telemet
 func AssertEqualModeldatablobQueueDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_queue_disk_full",
-		Description: "Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]",
+		Description: "Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second). While this keeps growing, nothing drains until space is freed. [Alpha]",
 		Unit:        "{write}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
