@@ -44,6 +44,7 @@ type blobExporter struct {
 	// plog.Logs the retry will push) to what its earlier attempts did.
 	failing       map[plog.Logs]*batchState
 	lastAccessLog time.Time
+	lastDiskLog   [diskStuck + 1]time.Time
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -113,10 +114,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	if err != nil {
 		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
-	rc := newReservedClient(client, journalReserve)
-	rc.changed = func(s diskState, err error) { e.diskStateChanged(host, s, err) }
-	rc.refused = func() { e.tel.journalDiskFull.Add(context.Background(), 1) }
-	e.tel.reserve.Store(rc)
+	rc := e.reserved(host, client, "append journal")
 	j := newJournal(rc)
 	j.win = e.w.keys
 	prev, err := j.load(ctx)
@@ -125,7 +123,7 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	}
 	if err != nil {
 		_ = client.Close(ctx)
-		return fmt.Errorf("sending_queue.storage: read the append journal: %w", err)
+		return fmt.Errorf("sending_queue.storage: open the append journal: %w", err)
 	}
 	if len(prev.intents)+len(prev.credits)+len(prev.files)+len(prev.groups) > 0 {
 		e.logger.Warn("Writes of the previous run were not acknowledged by the queue, or their files not committed; they are checked before the queue replays them",
@@ -147,31 +145,60 @@ func (e *blobExporter) openJournal(ctx context.Context, host component.Host) err
 	return nil
 }
 
-// journalReserve is the disk space the journal keeps for when the queue's
-// disk is full (see journal_reserve.go): room for the intents of the appends
-// in flight and for the written keys of the idempotency window.
-var journalReserve = 8 << 20
+// diskReserve is the disk space the journal keeps in its file for when the
+// queue's disk is full (see journal_reserve.go): room for the intents of the
+// appends in flight and the written keys of the idempotency window.
+var diskReserve = 8 << 20
+
+// reserved is client with a reserve of diskReserve bytes, its changes logged
+// and reported as the component's status, and counted.
+func (e *blobExporter) reserved(host component.Host, client storage.Client, name string) *reservedClient {
+	rc := newReservedClient(client, name, diskReserve)
+	rc.changed = func(r *reservedClient, s diskState, err error) { e.diskStateChanged(host, r, s, err) }
+	rc.refused = func() { e.tel.diskFull.Add(context.Background(), 1) }
+	e.tel.addReserve(rc)
+	return rc
+}
 
 // diskStateChanged tells the operator how the queue's disk is doing.
-func (e *blobExporter) diskStateChanged(host component.Host, s diskState, err error) {
+func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, s diskState, err error) {
 	switch s {
 	case diskOnSpare:
-		if err == nil {
-			e.logger.Warn("The append journal writes again, in the pages of its reserve; the queue's disk is still full")
+		if err == nil { // written again after diskStuck
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.New("the persistent queue's disk is full")))
+			return
+		}
+		if e.diskLogQuiet(s) {
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
-			"receivers refuse new rows with 503 until the queue drains. The append journal released its reserve to keep draining; "+
+			"receivers refuse new rows with 503 until the queue drains. The "+r.name+" writes in the space of its reserve to keep draining; "+
 			"give the directory more space (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:
-		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the append journal's reserve is spent: "+
-			"nothing is written to storage until space is freed there (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
+		if e.diskLogQuiet(s) {
+			return
+		}
+		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the "+r.name+"'s reserve is spent: "+
+			"nothing is written to storage until space is freed there (see docs/operate.md, \"Queue disk\")", zap.Error(err))
 	case diskRoom:
-		e.logger.Info("The disk of the persistent queue has room again; the append journal's reserve is written back")
+		e.logger.Info("The disk of the persistent queue has room again; the " + r.name + "'s reserve is written back")
 		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 	}
+}
+
+// diskLogQuiet tells whether the line of state s was logged within the last
+// minute: on a full disk the reserves are released and written back as the
+// queue fills and drains, and the line says it once a minute.
+func (e *blobExporter) diskLogQuiet(s diskState) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if time.Since(e.lastDiskLog[s]) < time.Minute {
+		return true
+	}
+	e.lastDiskLog[s] = time.Now()
+	return false
 }
 
 // shutdown runs after the queue stopped: every open Parquet file is

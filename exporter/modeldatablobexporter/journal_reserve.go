@@ -16,11 +16,11 @@ import (
 
 // The journal records every append's intent before the append, so it must
 // write when the disk of the queue's storage is full: that is when storage
-// came back after a long outage and the queue must drain. file_storage is a
-// bbolt file per client, and bbolt writes a transaction to pages of its
-// freelist (pages the file held before) or, when none fit, past its end, which
-// needs new disk blocks. The file never shrinks, so the disk stays full while
-// the queue drains into the pages it freed in its own file.
+// came back after a long outage under load and the queue must drain.
+// file_storage is a bbolt file per client, and bbolt writes a transaction to
+// pages of its freelist (pages the file held before) or, when none fit, past
+// its end, which needs new disk blocks. The file never shrinks, so the disk
+// stays full while the queue drains into the pages it freed in its own file.
 //
 // So the journal keeps a reserve: chunks of incompressible bytes written in
 // its own file while the disk has room. When a journal write fails for lack
@@ -40,7 +40,7 @@ const reserveRetry = time.Minute
 // live leaves share at most one page with the reserve.
 const reservePrefix = "z/reserve/"
 
-// diskState is what the journal's writes meet on the queue's disk.
+// diskState is what a file's writes meet on the queue's disk.
 type diskState int
 
 const (
@@ -52,9 +52,10 @@ const (
 // reservedClient is the journal's storage client, with the reserve.
 type reservedClient struct {
 	storage.Client
-	size int // the reserve's bytes, 0: none
+	name string // what the file holds, for the log
+	size int    // the reserve's bytes, 0: none
 	// changed is told each change of state (err: the write that failed).
-	changed func(s diskState, err error)
+	changed func(r *reservedClient, s diskState, err error)
 	// refused counts each write refused for lack of space.
 	refused func()
 
@@ -65,8 +66,8 @@ type reservedClient struct {
 	keys    []string
 }
 
-func newReservedClient(client storage.Client, size int) *reservedClient {
-	r := &reservedClient{Client: client, size: size, changed: func(diskState, error) {}, refused: func() {}}
+func newReservedClient(client storage.Client, name string, size int) *reservedClient {
+	r := &reservedClient{Client: client, name: name, size: size, changed: func(*reservedClient, diskState, error) {}, refused: func() {}}
 	for i := 0; i < (size+reserveChunk-1)/reserveChunk; i++ {
 		r.keys = append(r.keys, fmt.Sprintf("%s%06d", reservePrefix, i))
 	}
@@ -102,6 +103,9 @@ func (r *reservedClient) start(ctx context.Context) error {
 		return nil
 	}
 	if err := r.fill(ctx); err != nil {
+		if !isDiskFull(err) {
+			return fmt.Errorf("write the journal's reserve: %w", err)
+		}
 		r.retryAt = time.Now().Add(reserveRetry)
 		r.setState(diskOnSpare, err)
 	}
@@ -126,21 +130,22 @@ func (r *reservedClient) fill(ctx context.Context) error {
 	return nil
 }
 
-// release deletes the reserve, so that its pages take the next writes.
-func (r *reservedClient) release(ctx context.Context) bool {
+// release deletes the reserve, so that its pages take the next writes; it
+// tells whether there was one to delete.
+func (r *reservedClient) release(ctx context.Context) (bool, error) {
 	if !r.held {
-		return false
+		return false, nil
 	}
 	ops := make([]*storage.Operation, len(r.keys))
 	for i, k := range r.keys {
 		ops[i] = storage.DeleteOperation(k)
 	}
-	if r.Client.Batch(ctx, ops...) != nil {
-		return false
+	if err := r.Client.Batch(ctx, ops...); err != nil {
+		return false, err
 	}
 	r.held = false
 	r.retryAt = time.Now().Add(reserveRetry)
-	return true
+	return true, nil
 }
 
 func (r *reservedClient) Set(ctx context.Context, key string, value []byte) error {
@@ -160,7 +165,10 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 	err := r.Client.Batch(ctx, ops...)
 	if isDiskFull(err) {
 		r.refused()
-		if r.release(ctx) {
+		switch released, relErr := r.release(ctx); {
+		case relErr != nil:
+			r.setState(diskStuck, fmt.Errorf("release the reserve: %w", relErr))
+		case released:
 			r.setState(diskOnSpare, err)
 			err = r.Client.Batch(ctx, ops...)
 		}
@@ -174,12 +182,18 @@ func (r *reservedClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 	return err
 }
 
-// wrote follows a successful write: a spent reserve is written again when
-// its time came, and the disk has room again when it could be.
+// wrote follows a successful write: a stuck file writes again, and a spent
+// reserve is written again when its time came.
 func (r *reservedClient) wrote(ctx context.Context) {
 	if r.state == diskStuck {
 		r.setState(diskOnSpare, nil)
 	}
+	r.refill(ctx)
+}
+
+// refill writes a spent reserve again when its time came; written, the disk
+// has room again.
+func (r *reservedClient) refill(ctx context.Context) {
 	if r.held || len(r.keys) == 0 || time.Now().Before(r.retryAt) {
 		return
 	}
@@ -193,7 +207,7 @@ func (r *reservedClient) wrote(ctx context.Context) {
 func (r *reservedClient) setState(s diskState, err error) {
 	if s != r.state {
 		r.state = s
-		r.changed(s, err)
+		r.changed(r, s, err)
 	}
 }
 

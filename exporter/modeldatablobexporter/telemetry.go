@@ -2,7 +2,7 @@ package modeldatablobexporter
 
 import (
 	"context"
-	"sync/atomic"
+	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/metric"
@@ -14,9 +14,11 @@ import (
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed, resent metric.Int64Counter
-	racesLost, racesGivenUp, appendRetries, journalDiskFull                                              metric.Int64Counter
-	// reserve is the journal's client, whose reserve the gauge reports (nil: none).
-	reserve atomic.Pointer[reservedClient]
+	racesLost, racesGivenUp, appendRetries, diskFull                                                     metric.Int64Counter
+
+	mu sync.Mutex
+	// reserves are the clients whose reserves the gauge reports.
+	reserves []*reservedClient
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -38,17 +40,25 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		racesLost:         b.ModeldatablobAppendRacesLost,
 		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
 		appendRetries:     b.ModeldatablobAppendRetries,
-		journalDiskFull:   b.ModeldatablobJournalDiskFull,
+		diskFull:          b.ModeldatablobQueueDiskFull,
 	}
-	err = b.RegisterModeldatablobJournalReserveCallback(func(_ context.Context, o metric.Int64Observer) error {
+	err = b.RegisterModeldatablobQueueDiskReserveCallback(func(_ context.Context, o metric.Int64Observer) error {
+		t.mu.Lock()
+		defer t.mu.Unlock()
 		var held int64
-		if r := t.reserve.Load(); r != nil {
-			held = r.reserveHeld()
+		for _, r := range t.reserves {
+			held += r.reserveHeld()
 		}
 		o.Observe(held)
 		return nil
 	})
 	return t, err
+}
+
+func (t *telemetry) addReserve(r *reservedClient) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reserves = append(t.reserves, r)
 }
 
 func (t *telemetry) appended(ctx context.Context, rows, bytes int) {

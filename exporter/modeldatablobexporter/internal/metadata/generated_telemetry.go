@@ -35,8 +35,8 @@ type TelemetryBuilder struct {
 	ModeldatablobBytesWritten       metric.Int64Counter
 	ModeldatablobDuplicatesAvoided  metric.Int64Counter
 	ModeldatablobFilesRolled        metric.Int64Counter
-	ModeldatablobJournalDiskFull    metric.Int64Counter
-	ModeldatablobJournalReserve     metric.Int64ObservableGauge
+	ModeldatablobQueueDiskFull      metric.Int64Counter
+	ModeldatablobQueueDiskReserve   metric.Int64ObservableGauge
 	ModeldatablobRowsDropped        metric.Int64Counter
 	ModeldatablobRowsQuarantined    metric.Int64Counter
 	ModeldatablobRowsReplayed       metric.Int64Counter
@@ -56,12 +56,12 @@ func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
 }
 
-// RegisterModeldatablobJournalReserveCallback sets callback for observable ModeldatablobJournalReserve metric.
-func (builder *TelemetryBuilder) RegisterModeldatablobJournalReserveCallback(cb metric.Int64Callback) error {
+// RegisterModeldatablobQueueDiskReserveCallback sets callback for observable ModeldatablobQueueDiskReserve metric.
+func (builder *TelemetryBuilder) RegisterModeldatablobQueueDiskReserveCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		cb(ctx, &observerInt64{inst: builder.ModeldatablobJournalReserve, obs: o})
+		cb(ctx, &observerInt64{inst: builder.ModeldatablobQueueDiskReserve, obs: o})
 		return nil
-	}, builder.ModeldatablobJournalReserve)
+	}, builder.ModeldatablobQueueDiskReserve)
 	if err != nil {
 		return err
 	}
@@ -141,14 +141,14 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{file}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.ModeldatablobJournalDiskFull, err = builder.meter.Int64Counter(
-		"otelcol_modeldatablob_journal_disk_full",
-		metric.WithDescription("Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_journal_reserve at 0, nothing is written to storage until space is freed. [Alpha]"),
+	builder.ModeldatablobQueueDiskFull, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_queue_disk_full",
+		metric.WithDescription("Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]"),
 		metric.WithUnit("{write}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.ModeldatablobJournalReserve, err = builder.meter.Int64ObservableGauge(
-		"otelcol_modeldatablob_journal_reserve",
+	builder.ModeldatablobQueueDiskReserve, err = builder.meter.Int64ObservableGauge(
+		"otelcol_modeldatablob_queue_disk_reserve",
 		metric.WithDescription("Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]"),
 		metric.WithUnit("By"),
 	)

@@ -133,10 +133,10 @@ func AssertEqualModeldatablobFilesRolled(t *testing.T, tt *componenttest.Telemet
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualModeldatablobJournalDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualModeldatablobQueueDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_modeldatablob_journal_disk_full",
-		Description: "Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_journal_reserve at 0, nothing is written to storage until space is freed. [Alpha]",
+		Name:        "otelcol_modeldatablob_queue_disk_full",
+		Description: "Writes of the append journal refused because the disk of the persistent queue's storage is full (no space left on device). The journal then writes in its reserve; while this grows with modeldatablob_queue_disk_reserve at 0, nothing is written to storage until space is freed. [Alpha]",
 		Unit:        "{write}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -144,21 +144,21 @@ func AssertEqualModeldatablobJournalDiskFull(t *testing.T, tt *componenttest.Tel
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_modeldatablob_journal_disk_full")
+	got, err := tt.GetMetric("otelcol_modeldatablob_queue_disk_full")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualModeldatablobJournalReserve(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualModeldatablobQueueDiskReserve(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_modeldatablob_journal_reserve",
+		Name:        "otelcol_modeldatablob_queue_disk_reserve",
 		Description: "Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]",
 		Unit:        "By",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_modeldatablob_journal_reserve")
+	got, err := tt.GetMetric("otelcol_modeldatablob_queue_disk_reserve")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -20,7 +20,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
-	require.NoError(t, tb.RegisterModeldatablobJournalReserveCallback(func(_ context.Context, observer metric.Int64Observer) error {
+	require.NoError(t, tb.RegisterModeldatablobQueueDiskReserveCallback(func(_ context.Context, observer metric.Int64Observer) error {
 		observer.Observe(1)
 		return nil
 	}))
@@ -31,7 +31,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ModeldatablobBytesWritten.Add(context.Background(), 1)
 	tb.ModeldatablobDuplicatesAvoided.Add(context.Background(), 1)
 	tb.ModeldatablobFilesRolled.Add(context.Background(), 1)
-	tb.ModeldatablobJournalDiskFull.Add(context.Background(), 1)
+	tb.ModeldatablobQueueDiskFull.Add(context.Background(), 1)
 	tb.ModeldatablobRowsDropped.Add(context.Background(), 1)
 	tb.ModeldatablobRowsQuarantined.Add(context.Background(), 1)
 	tb.ModeldatablobRowsReplayed.Add(context.Background(), 1)
@@ -59,10 +59,10 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualModeldatablobFilesRolled(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualModeldatablobJournalDiskFull(t, testTel,
+	AssertEqualModeldatablobQueueDiskFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualModeldatablobJournalReserve(t, testTel,
+	AssertEqualModeldatablobQueueDiskReserve(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsDropped(t, testTel,
