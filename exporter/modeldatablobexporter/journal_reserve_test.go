@@ -240,3 +240,26 @@ func (d lockedDisk) Batch(ctx context.Context, ops ...*storage.Operation) error 
 	defer d.mu.Unlock()
 	return d.smallDisk.Batch(ctx, ops...)
 }
+
+// TestReserveIsNotText: no byte of the reserve is ASCII, so no text searched
+// for in the queue folder (a masked card number, a name) turns up in it.
+func TestReserveIsNotText(t *testing.T) {
+	disk := &smallDisk{room: 1 << 20, kv: map[string][]byte{}}
+	rc := newReservedClient(disk, "append journal", 100*reserveChunk)
+	if err := rc.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(disk.kv) != 100 {
+		t.Fatalf("%d reserve values stored, want 100", len(disk.kv))
+	}
+	for k, v := range disk.kv {
+		if len(v) != reserveChunk {
+			t.Fatalf("%s: %d bytes, want %d", k, len(v), reserveChunk)
+		}
+		for i, b := range v {
+			if b < 0x80 {
+				t.Fatalf("%s: byte %d is %#x, an ASCII byte", k, i, b)
+			}
+		}
+	}
+}
