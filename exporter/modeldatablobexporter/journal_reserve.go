@@ -40,6 +40,18 @@ const reserveRetry = time.Minute
 // live leaves share at most one page with the reserve.
 const reservePrefix = "z/reserve/"
 
+// reserveKey names the reserve's i-th chunk in four letters, in the order of
+// i: no digits, so no key reads as a number searched for in the queue
+// folder (a test for masked card numbers found "4111" in "004111").
+func reserveKey(i int) string {
+	b := []byte("aaaa")
+	for j := len(b) - 1; j >= 0; j-- {
+		b[j] = 'a' + byte(i%26)
+		i /= 26
+	}
+	return reservePrefix + string(b)
+}
+
 // diskState is what a file's writes meet on the queue's disk.
 type diskState int
 
@@ -69,7 +81,7 @@ type reservedClient struct {
 func newReservedClient(client storage.Client, name string, size int) *reservedClient {
 	r := &reservedClient{Client: client, name: name, size: size, changed: func(*reservedClient, diskState, error) {}, refused: func() {}}
 	for i := 0; i < (size+reserveChunk-1)/reserveChunk; i++ {
-		r.keys = append(r.keys, fmt.Sprintf("%s%06d", reservePrefix, i))
+		r.keys = append(r.keys, reserveKey(i))
 	}
 	return r
 }
@@ -117,7 +129,7 @@ func (r *reservedClient) fill(ctx context.Context) error {
 	ops := make([]*storage.Operation, len(r.keys))
 	for i, k := range r.keys {
 		// Random bytes, so a compressing filesystem stores them whole, each
-		// with its high bit set, so no run of them reads as text: a scan of
+		// with its high bit set, so no run of them reads as text: a search of
 		// the queue folder for a value (a test for masked personal data, an
 		// operator's grep) finds only what was really stored.
 		v := make([]byte, (reserveChunk+7)/8*8)

@@ -241,8 +241,9 @@ func (d lockedDisk) Batch(ctx context.Context, ops ...*storage.Operation) error 
 	return d.smallDisk.Batch(ctx, ops...)
 }
 
-// TestReserveIsNotText: no byte of the reserve is ASCII, so no text searched
-// for in the queue folder (a masked card number, a name) turns up in it.
+// TestReserveIsNotText: no byte of the reserve is ASCII and its keys hold no
+// digit, so no text searched for in the queue folder (a masked card number,
+// a name) turns up in it; the keys sort in the reserve's order.
 func TestReserveIsNotText(t *testing.T) {
 	disk := &smallDisk{room: 1 << 20, kv: map[string][]byte{}}
 	rc := newReservedClient(disk, "append journal", 100*reserveChunk)
@@ -252,7 +253,13 @@ func TestReserveIsNotText(t *testing.T) {
 	if len(disk.kv) != 100 {
 		t.Fatalf("%d reserve values stored, want 100", len(disk.kv))
 	}
+	if !slices.IsSorted(rc.keys) {
+		t.Errorf("reserve keys not in order: %v", rc.keys)
+	}
 	for k, v := range disk.kv {
+		if strings.ContainsAny(k, "0123456789") {
+			t.Fatalf("reserve key %q holds a digit", k)
+		}
 		if len(v) != reserveChunk {
 			t.Fatalf("%s: %d bytes, want %d", k, len(v), reserveChunk)
 		}
