@@ -272,25 +272,31 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	}
 	n, err := r.ReadCloser.Read(p)
 	if r.stall != nil && r.stall.disarm() {
-		rf := r.budget.refusal(Stalled)
-		r.refused.Store(rf)
-		return 0, rf
+		return 0, r.refuse(Stalled)
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		rf := r.budget.refusal(ReadTimeout)
-		r.refused.Store(rf)
-		return 0, rf
+		return 0, r.refuse(ReadTimeout)
 	}
 	if n > 0 && r.budget.limit > 0 {
 		r.read += int64(n)
 		if r.read > r.budget.limit || !r.budget.take(int64(n)) {
-			rf := r.budget.refusal(r.budget.overflow(r.read))
-			r.refused.Store(rf)
-			return 0, rf
+			return 0, r.refuse(r.budget.overflow(r.read))
 		}
 		r.held += int64(n)
 	}
 	return n, err
+}
+
+// refuse ends the body with a refusal and gives what it holds back at once,
+// not when its handler returns: when many large bodies arrive together and
+// fill the budget, each one refused makes room for the others to finish,
+// instead of all of them being refused while the refused still hold it.
+func (r *budgetedBody) refuse(reason Reason) *Refusal {
+	rf := r.budget.refusal(reason)
+	r.refused.Store(rf)
+	r.budget.give(r.held)
+	r.held = 0
+	return rf
 }
 
 // stallTimer cuts a body whose read waits longer than its timeout for a

@@ -320,3 +320,32 @@ func TestNestedStall(t *testing.T) {
 		t.Errorf("status %d (%s); refusals counted outside %v, inside %v", resp.StatusCode, msg, outerRefusals, innerRefusals)
 	}
 }
+
+// TestRefusedBodyGivesBackAtOnce: two bodies that fill the budget between
+// them; the one refused gives back what it holds as it is refused, before
+// its handler returns, so the other one finishes. Otherwise a burst of large
+// bodies could end with every one of them refused.
+func TestRefusedBodyGivesBackAtOnce(t *testing.T) {
+	b := New(10, time.Second, 0)
+	body := func() *budgetedBody {
+		return &budgetedBody{ReadCloser: io.NopCloser(strings.NewReader("12345678")), budget: b, refused: new(atomic.Pointer[Refusal])}
+	}
+	first, second := body(), body()
+	buf := make([]byte, 4)
+	for _, step := range []struct {
+		name     string
+		body     *budgetedBody
+		wantErr  bool
+		wantHeld int64
+	}{
+		{"first reads 4", first, false, 4},
+		{"second reads 4", second, false, 8},
+		{"first's next 4 do not fit: refused, its 4 given back", first, true, 4},
+		{"second's next 4 fit", second, false, 8},
+	} {
+		_, err := step.body.Read(buf)
+		if (err != nil) != step.wantErr || b.Held() != step.wantHeld {
+			t.Fatalf("%s: err %v, held %d; want err %v, held %d", step.name, err, b.Held(), step.wantErr, step.wantHeld)
+		}
+	}
+}
