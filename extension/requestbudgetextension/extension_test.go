@@ -283,26 +283,12 @@ func TestOTLPReceiverGRPC(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	next, entered, release := holdFirst(t, sink)
 	addr, ext, tel := otlpWithBudget(t, &Config{MaxBytesInFlight: 1500, RetryAfter: 2 * time.Second, GRPCBytesPerCall: 1000, GRPCMessageTimeout: time.Minute}, next, "grpc")
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := plogotlp.NewGRPCClient(conn)
-	logs := plog.NewLogs()
-	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
-	req := plogotlp.NewExportRequestFromLogs(logs)
-	export := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := client.Export(ctx, req)
-		return err
-	}
+	_, _, export := grpcExporter(t, addr)
 
 	first := make(chan error, 1)
 	go func() { first <- export() }()
 	<-entered
-	err = export()
+	err := export()
 	st := status.Convert(err)
 	delay := retryDelayOf(st)
 	if st.Code() != codes.Unavailable || delay != 2*time.Second || !strings.Contains(st.Message(), "grpc_max_bytes_in_flight (1000 bytes)") {
@@ -355,20 +341,7 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 		t.Fatalf("grpc share %d, want 1000 (half of max_bytes_in_flight)", got)
 	}
 	httpURL := "http://" + addrs["http"] + "/v1/logs"
-	conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	logs := plog.NewLogs()
-	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
-	req := plogotlp.NewExportRequestFromLogs(logs)
-	export := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
-		return err
-	}
+	conn, _, export := grpcExporter(t, addrs["grpc"])
 
 	large := otlpBody(t, 1580)
 	if n := len(large); n <= 1500 || n > 2000 {
@@ -536,20 +509,7 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 			cfg := &Config{MaxBytesInFlight: 2000, RetryAfter: time.Second, GRPCBytesPerCall: 500, GRPCMessageTimeout: tt.timeout, GRPCMaxBytesInFlight: 2000}
 			addrs, ext, tel := otlpProtocolsWithBudget(t, cfg, next, "grpc", "http")
 			httpURL := "http://" + addrs["http"] + "/v1/logs"
-			conn, err := grpc.NewClient(addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			logs := plog.NewLogs()
-			logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
-			req := plogotlp.NewExportRequestFromLogs(logs)
-			export := func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
-				return err
-			}
+			conn, req, export := grpcExporter(t, addrs["grpc"])
 			msg, err := req.MarshalProto()
 			if err != nil {
 				t.Fatal(err)
@@ -631,5 +591,25 @@ func TestOTLPReceiverGRPCStalled(t *testing.T) {
 				{Value: 3, Attributes: attribute.NewSet(attribute.String("reason", "stalled"))},
 			}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 		})
+	}
+}
+
+// grpcExporter dials the otlp receiver's grpc address: the connection (closed
+// at the test's end), a one-row export request, and a call that sends it.
+func grpcExporter(t *testing.T, addr string) (*grpc.ClientConn, plogotlp.ExportRequest, func() error) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	logs := plog.NewLogs()
+	logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("row")
+	req := plogotlp.NewExportRequestFromLogs(logs)
+	return conn, req, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := plogotlp.NewGRPCClient(conn).Export(ctx, req)
+		return err
 	}
 }
