@@ -434,6 +434,9 @@ func readBody(r io.Reader, bound int64) ([]byte, error) {
 }
 
 // fill reads r into c until c is full or a read fails (io.EOF at the end).
+// Not io.ReadFull: it reports a short read as io.ErrUnexpectedEOF, which is
+// also what net/http's body returns for a connection cut before its
+// Content-Length, so a truncated body could not be told from a whole one.
 func fill(r io.Reader, c []byte) (int, error) {
 	n := 0
 	for n < len(c) {
