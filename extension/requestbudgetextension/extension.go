@@ -91,7 +91,7 @@ func (e *requestBudget) GetHTTPHandler(context.Context) (extensionmiddleware.Wra
 			// A body that can never fit is refused from its header, before a
 			// byte is read (the budget would read it up to the limit).
 			if req.ContentLength > limit {
-				rf := &bodybudget.Refusal{Reason: bodybudget.TooLarge, Limit: limit}
+				rf := e.budget.Refusal(bodybudget.TooLarge)
 				e.budget.OnRefusal(req.Context(), rf)
 				writeRefusal(w, req, rf)
 				return
@@ -209,7 +209,7 @@ func (c *call) cut() {
 	if c.Context.Err() != nil || !c.state.CompareAndSwap(waiting, cutOff) {
 		return
 	}
-	c.budget.budget.OnRefusal(c, &bodybudget.Refusal{Reason: bodybudget.Stalled, Limit: c.budget.budget.Limit()})
+	c.budget.budget.OnRefusal(c, c.budget.budget.Refusal(bodybudget.Stalled))
 	c.cancel()
 }
 

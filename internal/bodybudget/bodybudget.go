@@ -167,7 +167,9 @@ func (b *Budget) overflow(n int64) Reason {
 	return Busy
 }
 
-func (b *Budget) refusal(reason Reason) *Refusal {
+// Refusal is the budget's refusal for reason, with its limit, key, retry
+// delay and stall timeout.
+func (b *Budget) Refusal(reason Reason) *Refusal {
 	return &Refusal{Reason: reason, Limit: b.limit, Key: b.Key, RetryAfter: b.retryAfter, Stall: b.stall}
 }
 
@@ -188,7 +190,7 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if n := req.ContentLength; b.limit > 0 && n > 0 && n <= b.limit && b.held.Load()+n > b.limit {
-			rf := b.refusal(Busy)
+			rf := b.Refusal(Busy)
 			b.count(req.Context(), rf)
 			w.Header().Set("Retry-After", rf.RetryAfterHeader())
 			refuse(w, req, rf)
@@ -231,7 +233,7 @@ func (b *Budget) Reserve(ctx context.Context, n int64) (release func(), rf *Refu
 		return func() {}, nil
 	}
 	if n > b.limit || !b.take(n) {
-		rf := b.refusal(b.overflow(n))
+		rf := b.Refusal(b.overflow(n))
 		b.count(ctx, rf)
 		return nil, rf
 	}
@@ -292,7 +294,7 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 // fill the budget, each one refused makes room for the others to finish,
 // instead of all of them being refused while the refused still hold it.
 func (r *budgetedBody) refuse(reason Reason) *Refusal {
-	rf := r.budget.refusal(reason)
+	rf := r.budget.Refusal(reason)
 	r.refused.Store(rf)
 	r.budget.give(r.held)
 	r.held = 0
