@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
@@ -58,55 +57,53 @@ func (h *v2Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	d := h.r.getDecoder()
-	resp, ld, err := h.decode(d, req)
+	logs := h.r.pieces(req.Context(), v2Format)
+	resp, err := h.decode(d, req, logs)
 	h.r.putDecoder(d)
 	if err != nil {
 		h.r.settings.Logger.Debug("azureml v2 request refused", zap.Error(err))
 		h.r.refuse(w, req, err, writeTextError)
 		return
 	}
-	if resp.Accepted > 0 {
-		if err := h.r.consume(req.Context(), ld, v2Format, resp.Accepted); err != nil {
-			writeConsumeError(w, err, writeTextError)
-			return
-		}
+	if err := logs.finish(); err != nil {
+		writeConsumeError(w, err, writeTextError)
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (h *v2Handler) decode(d *decoder, req *http.Request) (v2Response, plog.Logs, error) {
+func (h *v2Handler) decode(d *decoder, req *http.Request, logs *logsBuilder) (v2Response, error) {
 	var resp v2Response
 	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
 	case "application/octet-stream":
-		return resp, plog.Logs{}, &requestError{status: http.StatusUnsupportedMediaType, msg: "compact mode (application/octet-stream, DataFrame.to_string()) is not machine-readable: " +
+		return resp, &requestError{status: http.StatusUnsupportedMediaType, msg: "compact mode (application/octet-stream, DataFrame.to_string()) is not machine-readable: " +
 			"turn it off (unset AZUREML_MDC_FORMAT_COMPACT or set it to false) so the SDK sends JSON"}
 	default:
-		return resp, plog.Logs{}, &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q: the azureml-ai-monitoring SDK sends application/json", req.Header.Get("Content-Type"))}
+		return resp, &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q: the azureml-ai-monitoring SDK sends application/json", req.Header.Get("Content-Type"))}
 	}
 	res, rate, err := h.resolve(req.Header)
 	if err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	text, err := readText(req, h.cfg.MaxRequestBodySize)
 	if err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	if err := d.decodeRecords(text); err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	if err := d.liftCorrelationColumns(); err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	ids, err := d.perRowIDs(&res)
 	if err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
-	ld := plog.NewLogs()
-	resp.Accepted = d.appendLogs(&logsBuilder{ld: ld}, &res, ids, rate, h.r.now())
+	resp.Accepted = d.appendLogs(logs, &res, ids, rate, h.r.now())
 	resp.Skipped = d.table.rows - resp.Accepted
-	return resp, ld, nil
+	return resp, nil
 }
 
 // resolve reads the request's headers into row attributes, and the rate at

@@ -2,11 +2,11 @@ package modeldatareceiver
 
 import (
 	"fmt"
+	"iter"
 	"mime"
 	"net/http"
 	"strings"
 
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 )
 
@@ -53,12 +53,9 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		return
 	}
 	d := r.getDecoder()
-	ld, resp, err := r.decodeBatch(d, text, req)
+	logs := r.pieces(req.Context(), "json")
+	resp := r.decodeBatch(d, text, req, logs)
 	r.putDecoder(d)
-	if err != nil {
-		r.refuse(w, req, err, writeJSONError)
-		return
-	}
 	if resp.Groups == 0 {
 		writeJSONError(w, http.StatusBadRequest, "the body has no collect requests: send one JSON collect request per line")
 		return
@@ -66,11 +63,9 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 	if len(resp.Rejected) > 0 {
 		r.settings.Logger.Debug("collect batch: groups refused", zap.Int("refused", len(resp.Rejected)), zap.Int("groups", resp.Groups))
 	}
-	if resp.Accepted > 0 {
-		if err := r.consume(req.Context(), ld, "json", resp.Accepted); err != nil {
-			writeConsumeError(w, err, writeJSONError)
-			return
-		}
+	if err := logs.finish(); err != nil {
+		writeConsumeError(w, err, writeJSONError)
+		return
 	}
 	code := http.StatusOK
 	if len(resp.Rejected) == resp.Groups {
@@ -79,9 +74,10 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 	writeJSON(w, code, resp)
 }
 
-// readBatch reads a batch's body. A batch is bounded as one request is:
-// all its values together by max_values_per_request, counted here before
-// any is decoded.
+// readBatch reads a batch's body. A batch is bounded as one request is, by
+// max_rows_per_request groups and max_values_per_request values over all
+// groups, counted here before any is decoded: once its rows go on, the
+// batch is not refused whole.
 func (r *modeldataReceiver) readBatch(req *http.Request) (string, error) {
 	if err := batchContentType(req.Header.Get("Content-Type")); err != nil {
 		return "", err
@@ -90,34 +86,41 @@ func (r *modeldataReceiver) readBatch(req *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if n := jsonValueCount(text); n > r.limits.maxValues {
-		return "", tooManyValues(n, r.limits.maxValues)
+	groups, values := 0, 0
+	for line := range batchLines(text) {
+		if groups++; groups > r.limits.maxRows {
+			return "", tooLarge(limitRows, "more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows)
+		}
+		if values += jsonValueCount(line); values > r.limits.maxValues {
+			return "", tooManyValues(values, r.limits.maxValues)
+		}
 	}
 	return text, nil
 }
 
-// decodeBatch decodes each non-empty line of text as one collect request.
-// A group's own error is listed in the answer; the error returned refuses
-// the whole batch: more groups than max_rows_per_request, or more values
-// than max_values_per_request over all groups.
-func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Request) (plog.Logs, batchResponse, error) {
+// batchLines yields the non-empty lines of a batch.
+func batchLines(text string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for rest := text; rest != ""; {
+			var line string
+			line, rest, _ = strings.Cut(rest, "\n")
+			if strings.TrimSpace(line) != "" && !yield(line) {
+				return
+			}
+		}
+	}
+}
+
+// decodeBatch decodes each non-empty line of text as one collect request
+// into logs. A group's own error is listed in the answer.
+func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Request, logs *logsBuilder) batchResponse {
 	// Every line reads the same headers and query: read them once.
 	var shared meta
 	sharedErr := shared.fromHTTP(req.Header, req.URL.Query())
-	logs := logsBuilder{ld: plog.NewLogs()}
 	var resp batchResponse
-	values := 0
-	for rest := text; rest != ""; {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
+	for line := range batchLines(text) {
 		group := resp.Groups
 		resp.Groups++
-		if resp.Groups > r.limits.maxRows {
-			return plog.Logs{}, resp, tooLarge(limitRows, "more than max_rows_per_request (%d) collect requests in one batch: split it", r.limits.maxRows)
-		}
 		d.reset()
 		var res resolved
 		var ids []rowIDs
@@ -126,18 +129,15 @@ func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Reque
 			d.meta = shared
 			res, ids, err = r.decodeText(d, line, "json", req.Header)
 		}
-		if values += len(d.table.nodes); values > r.limits.maxValues {
-			return plog.Logs{}, resp, tooManyValues(values, r.limits.maxValues)
-		}
 		if err != nil {
 			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})
 			continue
 		}
-		kept := d.appendLogs(&logs, &res, ids, r.policy.rate(res.modelName, res.designation), r.now())
+		kept := d.appendLogs(logs, &res, ids, r.policy.rate(res.modelName, res.designation), r.now())
 		resp.Accepted += kept
 		resp.Skipped += d.table.rows - kept
 	}
-	return logs.ld, resp, nil
+	return resp
 }
 
 func batchContentType(contentType string) error {

@@ -99,13 +99,34 @@ func keep(requestID string, rate float64) bool {
 	return float64(h>>11)/(1<<53) < rate
 }
 
+// pieceBytes is about the most a piece handed to the pipeline holds (its
+// values' bytes): a large request goes on in pieces, each one built, queued
+// and dropped before the next is built, so the pipeline never holds the
+// whole request at once (its queue's encoding, its storage's copies) beside
+// the body. Each piece is queued with its rows' Idempotency-Key ordinals,
+// so a resend after a refusal part way is written once for keyed clients.
+const pieceBytes = 1 << 20
+
+// rowBytes and valueBytes estimate a record's size beyond its strings.
+const (
+	rowBytes   = 256
+	valueBytes = 24
+)
+
 // logsBuilder appends the rows of requests to one plog.Logs: requests with
-// the same resource attributes share one resource and scope.
+// the same resource attributes share one resource and scope. With emit set,
+// it hands the rows on each time they reach pieceBytes, and the rest at
+// finish; after emit fails, it takes no more rows.
 type logsBuilder struct {
 	ld       plog.Logs
 	resource []resourceAttr
 	records  plog.LogRecordSlice
 	started  bool
+
+	emit  func(ld plog.Logs, rows int) error
+	rows  int // in ld
+	bytes int // estimated, in ld
+	err   error
 }
 
 // recordsFor is the record slice of the scope for a resource.
@@ -123,6 +144,33 @@ func (b *logsBuilder) recordsFor(resource []resourceAttr) plog.LogRecordSlice {
 	return b.records
 }
 
+// added counts a row of about size bytes just appended; true when that
+// filled a piece and it was handed on (b.err says whether it was taken).
+func (b *logsBuilder) added(size int) bool {
+	b.rows++
+	b.bytes += size
+	if b.emit == nil || b.bytes < pieceBytes {
+		return false
+	}
+	b.flush()
+	return true
+}
+
+func (b *logsBuilder) flush() {
+	ld, rows := b.ld, b.rows
+	b.ld, b.rows, b.bytes, b.started = plog.NewLogs(), 0, 0, false
+	b.err = b.emit(ld, rows)
+}
+
+// finish hands on the rows not yet handed on; the error is the pipeline's
+// refusal of any piece.
+func (b *logsBuilder) finish() error {
+	if b.err == nil && b.rows > 0 {
+		b.flush()
+	}
+	return b.err
+}
+
 // appendLogs adds one log record per kept row under the data contract and
 // returns how many rows were kept.
 func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rate float64, observed time.Time) int {
@@ -135,10 +183,10 @@ func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rat
 	for k, c := range t.features {
 		names[k] = t.columns[c]
 	}
-	records := logs.recordsFor(res.resource)
-	if records.Len() == 0 {
-		records.EnsureCapacity(n)
+	if logs.err != nil {
+		return 0
 	}
+	records := logs.recordsFor(res.resource)
 	obs := pcommon.NewTimestampFromTime(observed)
 	// The body holds the features in the request's column order, which is
 	// the record's column order under the contract: no feature names list
@@ -187,14 +235,20 @@ func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rat
 		}
 		// The body's values are in feature order: fill them in place.
 		cells := t.cells[r*t.width : (r+1)*t.width]
-		k := 0
+		k, size := 0, rowBytes
 		for _, v := range lr.Body().Map().All() {
 			if i := cells[t.features[k]]; i >= 0 {
-				setValue(v, t.nodes, i)
+				size += setValue(v, t.nodes, i)
 			}
 			k++
 		}
 		kept++
+		if logs.added(size) {
+			if logs.err != nil {
+				return kept
+			}
+			records = logs.recordsFor(res.resource)
+		}
 	}
 	return kept
 }
@@ -216,9 +270,11 @@ func keptRows(rows int, ids []rowIDs, requestID string, rate float64) int {
 }
 
 // setValue turns a JSON node into a pdata value: null stays empty, nested
-// lists and objects become slices and maps for the flattener.
-func setValue(v pcommon.Value, nodes []node, i int32) {
+// lists and objects become slices and maps for the flattener. It returns
+// the value's estimated size.
+func setValue(v pcommon.Value, nodes []node, i int32) int {
 	n := &nodes[i]
+	size := valueBytes + len(n.s) + len(n.key)
 	switch n.kind {
 	case kindBool:
 		v.SetBool(n.boolean())
@@ -231,12 +287,13 @@ func setValue(v pcommon.Value, nodes []node, i int32) {
 	case kindArray:
 		s := v.SetEmptySlice()
 		for j := i + 1; j < n.end; j = nodes[j].end {
-			setValue(s.AppendEmpty(), nodes, j)
+			size += setValue(s.AppendEmpty(), nodes, j)
 		}
 	case kindObject:
 		m := v.SetEmptyMap()
 		for j := i + 1; j < n.end; j = nodes[j].end {
-			setValue(m.PutEmpty(nodes[j].key), nodes, j)
+			size += setValue(m.PutEmpty(nodes[j].key), nodes, j)
 		}
 	}
+	return size
 }

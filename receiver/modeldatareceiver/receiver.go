@@ -52,6 +52,9 @@ type modeldataReceiver struct {
 	budget   *bodybudget.Budget
 	pool     sync.Pool
 	now      func() time.Time
+	// pieceRetry is how long a request's later pieces are offered again
+	// when the pipeline refuses them for a reason that passes.
+	pieceRetry time.Duration
 	// idem answers repeats of accepted requests (nil: off).
 	idem      *idempotencyWindow
 	telemetry *metadata.TelemetryBuilder
@@ -74,15 +77,16 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		return nil, err
 	}
 	r := &modeldataReceiver{
-		telemetry: telemetry,
-		idem:      newIdempotencyWindow(cfg.Idempotency, set.Logger, telemetry),
-		cfg:       cfg,
-		settings:  set,
-		next:      next,
-		obsrecv:   obsrecv,
-		policy:    newPolicy(cfg),
-		limits:    limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
-		now:       time.Now,
+		telemetry:  telemetry,
+		idem:       newIdempotencyWindow(cfg.Idempotency, set.Logger, telemetry),
+		cfg:        cfg,
+		settings:   set,
+		next:       next,
+		obsrecv:    obsrecv,
+		policy:     newPolicy(cfg),
+		limits:     limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
+		now:        time.Now,
+		pieceRetry: pieceRetry,
 	}
 	r.budget = bodybudget.New(cfg.MaxBytesInFlight, time.Second, cfg.BodyStallTimeout)
 	r.pool.New = func() any { return newDecoder(r.limits) }
@@ -197,20 +201,17 @@ func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Reque
 		return
 	}
 	d := r.getDecoder()
-	resp, ld, err := r.decodeCollect(d, req, format)
-	// Before the pipeline holds the rows: a big request's decoder storage is
-	// garbage from here on.
+	logs := r.pieces(req.Context(), format)
+	resp, err := r.decodeCollect(d, req, format, logs)
 	r.putDecoder(d)
 	if err != nil {
 		r.settings.Logger.Debug("collect request refused", zap.Error(err))
 		r.refuse(w, req, err, writeJSONError)
 		return
 	}
-	if resp.Accepted > 0 {
-		if err := r.consume(req.Context(), ld, format, resp.Accepted); err != nil {
-			writeConsumeError(w, err, writeJSONError)
-			return
-		}
+	if err := logs.finish(); err != nil {
+		writeConsumeError(w, err, writeJSONError)
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -232,20 +233,20 @@ func collectFormat(contentType string) (string, error) {
 	return "", &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q is not accepted: send application/json or text/csv", mt)}
 }
 
-// decodeCollect reads, checks and converts one collect request. Nothing is
-// emitted unless the whole request is valid.
-func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format string) (collectResponse, plog.Logs, error) {
+// decodeCollect reads, checks and converts one collect request into logs.
+// Nothing is emitted unless the whole request is valid.
+func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format string, logs *logsBuilder) (collectResponse, error) {
 	var resp collectResponse
 	if err := d.meta.fromHTTP(req.Header, req.URL.Query()); err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	text, err := readText(req, r.cfg.MaxRequestBodySize)
 	if err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	res, ids, err := r.decodeText(d, text, format, req.Header)
 	if err != nil {
-		return resp, plog.Logs{}, err
+		return resp, err
 	}
 	resp = collectResponse{
 		CorrelationID:    res.correlationID,
@@ -258,11 +259,10 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 			resp.CorrelationIDs[i] = id.correlationID
 		}
 	}
-	ld := plog.NewLogs()
 	rate := r.policy.rate(res.modelName, res.designation)
-	resp.Accepted = d.appendLogs(&logsBuilder{ld: ld}, &res, ids, rate, r.now())
+	resp.Accepted = d.appendLogs(logs, &res, ids, rate, r.now())
 	resp.Skipped = d.table.rows - resp.Accepted
-	return resp, ld, nil
+	return resp, nil
 }
 
 // decodeText decodes and checks the text of one collect request, d.meta
@@ -467,13 +467,64 @@ func readRest(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// consume hands the rows to the pipeline with the receiver's telemetry.
-func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int) error {
+// pieceRetry is how long a request's later pieces are offered again.
+const pieceRetry = 5 * time.Second
+
+// pieces is a logsBuilder that hands one request's rows to the pipeline.
+// Once a piece was taken, a refusal of the next for a reason that passes
+// (the memory_limiter, a full queue) is retried for up to pieceRetry before
+// the request is answered with it: the client would send again the pieces
+// already queued.
+func (r *modeldataReceiver) pieces(ctx context.Context, format string) *logsBuilder {
+	var retryFor time.Duration
+	return &logsBuilder{ld: plog.NewLogs(), emit: func(ld plog.Logs, rows int) error {
+		err := r.consume(ctx, ld, format, rows, retryFor)
+		if err == nil {
+			retryFor = r.pieceRetry
+		}
+		return err
+	}}
+}
+
+// consume hands n rows to the pipeline with the receiver's telemetry,
+// offering them again on a passing refusal for up to retryFor.
+func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int, retryFor time.Duration) error {
 	stampRows(ctx, ld)
-	ctx = r.obsrecv.StartLogsOp(ctx)
-	err := r.next.ConsumeLogs(ctx, ld)
-	r.obsrecv.EndLogsOp(ctx, format, n, err)
+	opCtx := r.obsrecv.StartLogsOp(ctx)
+	deadline := time.Now().Add(retryFor)
+	wait := 50 * time.Millisecond
+	var err error
+	for {
+		offered := ld
+		if retryFor > 0 {
+			// Processors may change what they were given before a
+			// refusal further on: each try gets its own copy.
+			offered = plog.NewLogs()
+			ld.CopyTo(offered)
+		}
+		err = r.next.ConsumeLogs(opCtx, offered)
+		if err == nil || consumererror.IsPermanent(err) || !pause(ctx, wait, deadline) {
+			break
+		}
+		wait = min(2*wait, time.Second)
+	}
+	r.obsrecv.EndLogsOp(opCtx, format, n, err)
 	return err
+}
+
+// pause waits d, unless that passes deadline or ctx ends first (false).
+func pause(ctx context.Context, d time.Duration, deadline time.Time) bool {
+	if time.Now().Add(d).After(deadline) {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // consumeStatus maps a pipeline refusal to HTTP by its type, as the OTLP

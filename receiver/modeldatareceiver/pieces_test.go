@@ -1,0 +1,229 @@
+package modeldatareceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+)
+
+// pieceConsumer keeps each piece it takes; refuse decides, by the piece's
+// place among the calls (0-based), whether to refuse it instead.
+type pieceConsumer struct {
+	mu     sync.Mutex
+	calls  int
+	pieces []plog.Logs
+	refuse func(call int) error
+}
+
+func (c *pieceConsumer) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+func (c *pieceConsumer) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	call := c.calls
+	c.calls++
+	if c.refuse != nil {
+		if err := c.refuse(call); err != nil {
+			return err
+		}
+	}
+	c.pieces = append(c.pieces, ld)
+	return nil
+}
+
+// rows is every record taken, in order, with the size of each piece.
+func (c *pieceConsumer) rows() (rows []plog.LogRecord, sizes []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ld := range c.pieces {
+		size := 0
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					rows = append(rows, lr)
+					for _, v := range lr.Body().Map().All() {
+						size += len(v.Str())
+					}
+				}
+			}
+		}
+		sizes = append(sizes, size)
+	}
+	return rows, sizes
+}
+
+// cellsOf is a row's number of cells and its first cell.
+func cellsOf(lr plog.LogRecord) (int, string) {
+	m := lr.Body().Map()
+	for _, v := range m.All() {
+		return m.Len(), v.Str()
+	}
+	return 0, ""
+}
+
+// largeBodies are requests of rows × features cells of cell bytes, with
+// each cell naming its row, on every route.
+func largeBodies(rows, features, cell int) map[string]struct{ path, contentType, body string } {
+	value := func(r int) string {
+		v := fmt.Sprintf("r%d-", r)
+		return v + strings.Repeat("x", cell-len(v))
+	}
+	names := make([]string, features)
+	for k := range names {
+		names[k] = fmt.Sprintf("f%d", k)
+	}
+	var js, csv, v2, batch strings.Builder
+	csv.WriteString(strings.Join(names, ",") + "\n")
+	js.WriteString(`{"model_name":"m","model_version":"1","data":[`)
+	v2.WriteString("[")
+	for r := 0; r < rows; r++ {
+		cells := make([]string, features)
+		members := make([]string, features)
+		for k := range cells {
+			cells[k] = `"` + value(r) + `"`
+			members[k] = fmt.Sprintf(`"%s":"%s"`, names[k], value(r))
+		}
+		sep := ","
+		if r == 0 {
+			sep = ""
+		}
+		js.WriteString(sep + "[" + strings.Join(cells, ",") + "]")
+		v2.WriteString(sep + "{" + strings.Join(members, ",") + "}")
+		csv.WriteString(strings.Repeat(value(r)+",", features-1) + value(r) + "\n")
+		batch.WriteString(`{"model_name":"m","model_version":"1","data":[[` + strings.Join(cells, ",") + "]]}\n")
+	}
+	js.WriteString("]}")
+	v2.WriteString("]")
+	return map[string]struct{ path, contentType, body string }{
+		"collect JSON": {"", "application/json", js.String()},
+		"collect CSV":  {"?model_name=m&model_version=1", "text/csv", csv.String()},
+		"batch":        {"/batch", ndjsonContentType, batch.String()},
+		"v2":           {"v2", "application/json", v2.String()},
+	}
+}
+
+func startPieceReceiver(t *testing.T, next consumer.Logs, retry time.Duration) *testReceiver {
+	t.Helper()
+	r := startReceiver(t, func(cfg *Config) {
+		v2 := cfg.AzureMLV2.GetOrInsertDefault()
+		v2.ModelName, v2.ModelVersion = "m", "1"
+	}, next, nil)
+	r.rcv.pieceRetry = retry
+	return r
+}
+
+func (r *testReceiver) postTo(t *testing.T, path, contentType, body string, headers map[string]string) response {
+	t.Helper()
+	if path == "v2" {
+		headers["ce-type"] = "azureml.inference.model_inputs"
+		return post(t, r.v2url, contentType, body, headers)
+	}
+	return post(t, r.url+path, contentType, body, headers)
+}
+
+// TestLargeRequestInPieces: a request larger than a piece reaches the
+// pipeline in pieces of about pieceBytes, every row once and in order, and
+// a keyed request's ordinals run on across its pieces.
+func TestLargeRequestInPieces(t *testing.T) {
+	const rows, features, cell = 1200, 20, 200 // about 4.6 MiB of values
+	for route, b := range largeBodies(rows, features, cell) {
+		t.Run(route, func(t *testing.T) {
+			next := &pieceConsumer{}
+			r := startPieceReceiver(t, next, time.Second)
+			resp := r.postTo(t, b.path, b.contentType, b.body, map[string]string{idempotencyKeyHeader: "k-" + strings.ReplaceAll(route, " ", "-")})
+			if resp.status != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.status, resp.body)
+			}
+			got, sizes := next.rows()
+			if len(got) != rows {
+				t.Fatalf("%d rows reached the pipeline, want %d", len(got), rows)
+			}
+			if len(sizes) < 4 {
+				t.Errorf("%d pieces, want the request split (piece values %v)", len(sizes), sizes)
+			}
+			for i, size := range sizes {
+				if size > pieceBytes {
+					t.Errorf("piece %d holds %d bytes of values, over %d", i, size, pieceBytes)
+				}
+			}
+			for i, lr := range got {
+				if n, first := cellsOf(lr); n != features || !strings.HasPrefix(first, fmt.Sprintf("r%d-", i)) {
+					t.Fatalf("row %d has %d cells, the first %.12q, want row %d's %d", i, n, first, i, features)
+				}
+				if _, ord, ok := contract.IdempotencyOf(lr); !ok || ord != int64(i) {
+					t.Fatalf("row %d has ordinal %d (%v), want %d", i, ord, ok, i)
+				}
+			}
+		})
+	}
+}
+
+// TestPieceRefused: a refusal of the first piece refuses the request with
+// nothing queued; a later piece refused for a while is offered again (each
+// time as the request built it) until taken, or until pieceRetry ends and
+// the request gets the refusal.
+func TestPieceRefused(t *testing.T) {
+	full := errors.New("sending queue is full")
+	const rows, features, cell = 600, 20, 200
+	b := largeBodies(rows, features, cell)["collect JSON"]
+	for _, tc := range []struct {
+		name   string
+		refuse func(call int) error
+		retry  time.Duration
+		status int
+		rows   int // taken
+	}{
+		{"first piece refused", func(call int) error { return full }, time.Minute, http.StatusServiceUnavailable, 0},
+		{"second piece refused twice, then taken", func(call int) error {
+			if call == 1 || call == 2 {
+				return full
+			}
+			return nil
+		}, time.Minute, http.StatusOK, rows},
+		{"later pieces refused for longer than pieceRetry", func(call int) error {
+			if call > 0 {
+				return full
+			}
+			return nil
+		}, 200 * time.Millisecond, http.StatusServiceUnavailable, -1},
+		{"a permanent refusal is not offered again", func(call int) error {
+			if call > 0 {
+				return consumererror.NewPermanent(errors.New("bad rows"))
+			}
+			return nil
+		}, time.Minute, http.StatusInternalServerError, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			next := &pieceConsumer{refuse: func(call int) error { calls.Add(1); return tc.refuse(call) }}
+			r := startPieceReceiver(t, next, tc.retry)
+			resp := r.postTo(t, b.path, b.contentType, b.body, map[string]string{})
+			if resp.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.status, tc.status, resp.body)
+			}
+			got, sizes := next.rows()
+			switch {
+			case tc.rows >= 0 && len(got) != tc.rows:
+				t.Errorf("%d rows taken, want %d", len(got), tc.rows)
+			case tc.rows < 0 && len(sizes) != 1:
+				t.Errorf("%d pieces taken, want the first only", len(sizes))
+			}
+			for i, lr := range got {
+				if _, first := cellsOf(lr); !strings.HasPrefix(first, fmt.Sprintf("r%d-", i)) {
+					t.Fatalf("row %d is not the request's row %d", i, i)
+				}
+			}
+		})
+	}
+}
