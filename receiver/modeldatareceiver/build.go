@@ -2,6 +2,7 @@ package modeldatareceiver
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -107,6 +108,16 @@ func keep(requestID string, rate float64) bool {
 // so a resend after a refusal part way is written once for keyed clients.
 const pieceBytes = 1 << 20
 
+// collectFrom is the full piece of one request from which on the request
+// asks for a garbage collection after each piece. A large body keeps the
+// heap's live size up while its pieces are built, and the runtime lets the
+// heap grow to twice its live size before collecting (GOGC=100): what the
+// pieces leave behind would pile up to about twice the body (a 20 MiB
+// body: 3.6-4.2x its size at the peak; 1.6-2x with these collections, for
+// 10-25% more CPU on that request). Requests of less than collectFrom
+// pieces never ask (the Python client's batches are at most 256 KiB).
+const collectFrom = 2
+
 // rowBytes and valueBytes estimate a record's size beyond its strings.
 const (
 	rowBytes   = 256
@@ -123,10 +134,11 @@ type logsBuilder struct {
 	records  plog.LogRecordSlice
 	started  bool
 
-	emit  func(ld plog.Logs, rows int) error
-	rows  int // in ld
-	bytes int // estimated, in ld
-	err   error
+	emit   func(ld plog.Logs, rows int) error
+	rows   int // in ld
+	bytes  int // estimated, in ld
+	pieces int // full pieces handed on
+	err    error
 }
 
 // recordsFor is the record slice of the scope for a resource.
@@ -153,6 +165,9 @@ func (b *logsBuilder) added(size int) bool {
 		return false
 	}
 	b.flush()
+	if b.pieces++; b.pieces >= collectFrom {
+		runtime.GC()
+	}
 	return true
 }
 

@@ -516,11 +516,16 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 				waitSent(t, c.metrics, b.rows)
 			}
 			anon, file, hwm := sampler.peaks(t)
+			after, err := harness.ReadProc(c.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
 			growth, anonGrowth := hwm-before.RSSBytes, anon-before.AnonBytes
 			t.Logf("MEMORY %s: body %.1f MiB, status %d; resident set before %.0f MiB (anon %.0f), peak %.0f MiB (anon %.0f, file %.0f); "+
-				"growth %.0f MiB = %.2fx the body (anon %.0f MiB = %.2fx); %s",
+				"growth %.0f MiB = %.2fx the body (anon %.0f MiB = %.2fx); collector CPU %.2f s; %s",
 				b.name, mib(len(b.body)), code, mib(before.RSSBytes), mib(before.AnonBytes), mib(hwm), mib(anon), mib(file),
-				mib(growth), float64(growth)/float64(len(b.body)), mib(anonGrowth), float64(anonGrowth)/float64(len(b.body)), c.cgroupReport(t))
+				mib(growth), float64(growth)/float64(len(b.body)), mib(anonGrowth), float64(anonGrowth)/float64(len(b.body)),
+				after.CPUSeconds-before.CPUSeconds, c.cgroupReport(t))
 			if b.rows == 0 && growth > 3*int64(len(b.body)) {
 				t.Errorf("refusing the body grew the peak resident set %.0f MiB, over 3x the %.0f MiB body", mib(growth), mib(len(b.body)))
 			}
