@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/pieces"
 	"github.com/otelcol-modeldata/otelcol-modeldata/processor/featureflattener/internal/metadata"
 )
 
@@ -28,6 +29,8 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 		return nil, err
 	}
 	f.logger = set.Logger
-	return processorhelper.NewLogs(ctx, set, cfg, next, f.processLogs,
+	// A large request from another receiver (OTLP) goes on in pieces,
+	// as the modeldata receiver's do.
+	return processorhelper.NewLogs(ctx, set, cfg, pieces.Splitter{Next: next}, f.processLogs,
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 }

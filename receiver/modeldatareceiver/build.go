@@ -2,7 +2,6 @@ package modeldatareceiver
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/pieces"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
@@ -100,45 +100,24 @@ func keep(requestID string, rate float64) bool {
 	return float64(h>>11)/(1<<53) < rate
 }
 
-// pieceBytes is about the most a piece handed to the pipeline holds (its
-// values' bytes): a large request goes on in pieces, each one built, queued
-// and dropped before the next is built, so the pipeline never holds the
-// whole request at once (its queue's encoding, its storage's copies) beside
-// the body. Each piece is queued with its rows' Idempotency-Key ordinals,
-// so a resend after a refusal part way is written once for keyed clients.
-const pieceBytes = 1 << 20
-
-// collectFrom is the full piece of one request from which on the request
-// asks for a garbage collection after each piece. A large body keeps the
-// heap's live size up while its pieces are built, and the runtime lets the
-// heap grow to twice its live size before collecting (GOGC=100): what the
-// pieces leave behind would pile up to about twice the body (a 20 MiB
-// body: 3.6-4.2x its size at the peak; 1.6-2x with these collections, for
-// 10-25% more CPU on that request). Requests of less than collectFrom
-// pieces never ask (the Python client's batches are at most 256 KiB).
-const collectFrom = 2
-
-// rowBytes and valueBytes estimate a record's size beyond its strings.
-const (
-	rowBytes   = 256
-	valueBytes = 24
-)
-
 // logsBuilder appends the rows of requests to one plog.Logs: requests with
 // the same resource attributes share one resource and scope. With emit set,
-// it hands the rows on each time they reach pieceBytes, and the rest at
-// finish; after emit fails, it takes no more rows.
+// it hands the rows on each time they reach pieces.Bytes, and the rest at
+// finish (a large request goes on in pieces: internal/pieces); after emit
+// fails, it takes no more rows. Each piece is queued with its rows'
+// Idempotency-Key ordinals, so a resend after a refusal part way is written
+// once for keyed clients.
 type logsBuilder struct {
 	ld       plog.Logs
 	resource []resourceAttr
 	records  plog.LogRecordSlice
 	started  bool
 
-	emit   func(ld plog.Logs, rows int) error
-	rows   int // in ld
-	bytes  int // estimated, in ld
-	pieces int // full pieces handed on
-	err    error
+	emit  func(ld plog.Logs, rows int) error
+	rows  int // in ld
+	bytes int // estimated, in ld
+	pacer pieces.Pacer
+	err   error
 }
 
 // recordsFor is the record slice of the scope for a resource.
@@ -161,13 +140,11 @@ func (b *logsBuilder) recordsFor(resource []resourceAttr) plog.LogRecordSlice {
 func (b *logsBuilder) added(size int) bool {
 	b.rows++
 	b.bytes += size
-	if b.emit == nil || b.bytes < pieceBytes {
+	if b.emit == nil || b.bytes < pieces.Bytes {
 		return false
 	}
 	b.flush()
-	if b.pieces++; b.pieces >= collectFrom {
-		runtime.GC()
-	}
+	b.pacer.Full()
 	return true
 }
 
@@ -250,7 +227,7 @@ func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rat
 		}
 		// The body's values are in feature order: fill them in place.
 		cells := t.cells[r*t.width : (r+1)*t.width]
-		k, size := 0, rowBytes
+		k, size := 0, pieces.RecordBytes
 		for _, v := range lr.Body().Map().All() {
 			if i := cells[t.features[k]]; i >= 0 {
 				size += setValue(v, t.nodes, i)
@@ -289,7 +266,7 @@ func keptRows(rows int, ids []rowIDs, requestID string, rate float64) int {
 // the value's estimated size.
 func setValue(v pcommon.Value, nodes []node, i int32) int {
 	n := &nodes[i]
-	size := valueBytes + len(n.s) + len(n.key)
+	size := pieces.ValueBytes + len(n.s) + len(n.key)
 	switch n.kind {
 	case kindBool:
 		v.SetBool(n.boolean())

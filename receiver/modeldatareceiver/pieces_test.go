@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/pieces"
 )
 
 // pieceConsumer keeps each piece it takes; refuse decides, by the piece's
@@ -133,7 +134,7 @@ func (r *testReceiver) postTo(t *testing.T, path, contentType, body string, head
 }
 
 // TestLargeRequestInPieces: a request larger than a piece reaches the
-// pipeline in pieces of about pieceBytes, every row once and in order, and
+// pipeline in pieces of about pieces.Bytes, every row once and in order, and
 // a keyed request's ordinals run on across its pieces.
 func TestLargeRequestInPieces(t *testing.T) {
 	const rows, features, cell = 1200, 20, 200 // about 4.6 MiB of values
@@ -153,8 +154,8 @@ func TestLargeRequestInPieces(t *testing.T) {
 				t.Errorf("%d pieces, want the request split (piece values %v)", len(sizes), sizes)
 			}
 			for i, size := range sizes {
-				if size > pieceBytes {
-					t.Errorf("piece %d holds %d bytes of values, over %d", i, size, pieceBytes)
+				if size > pieces.Bytes {
+					t.Errorf("piece %d holds %d bytes of values, over %d", i, size, pieces.Bytes)
 				}
 			}
 			for i, lr := range got {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/bodybudget"
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
+	"github.com/otelcol-modeldata/otelcol-modeldata/internal/pieces"
 	"github.com/otelcol-modeldata/otelcol-modeldata/receiver/modeldatareceiver/internal/metadata"
 )
 
@@ -86,7 +87,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*model
 		policy:     newPolicy(cfg),
 		limits:     limits{maxRows: cfg.MaxRowsPerRequest, maxColumns: cfg.MaxColumns, maxValues: cfg.MaxValuesPerRequest},
 		now:        time.Now,
-		pieceRetry: pieceRetry,
+		pieceRetry: pieces.RetryFor,
 	}
 	r.budget = bodybudget.New(cfg.MaxBytesInFlight, time.Second, cfg.BodyStallTimeout)
 	r.pool.New = func() any { return newDecoder(r.limits) }
@@ -467,14 +468,9 @@ func readRest(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// pieceRetry is how long a request's later pieces are offered again.
-const pieceRetry = 5 * time.Second
-
-// pieces is a logsBuilder that hands one request's rows to the pipeline.
-// Once a piece was taken, a refusal of the next for a reason that passes
-// (the memory_limiter, a full queue) is retried for up to pieceRetry before
-// the request is answered with it: the client would send again the pieces
-// already queued.
+// pieces is a logsBuilder that hands one request's rows to the pipeline;
+// once a piece was taken, the next are offered again on a passing refusal
+// for up to pieceRetry.
 func (r *modeldataReceiver) pieces(ctx context.Context, format string) *logsBuilder {
 	var retryFor time.Duration
 	return &logsBuilder{ld: plog.NewLogs(), emit: func(ld plog.Logs, rows int) error {
@@ -486,45 +482,13 @@ func (r *modeldataReceiver) pieces(ctx context.Context, format string) *logsBuil
 	}}
 }
 
-// consume hands n rows to the pipeline with the receiver's telemetry,
-// offering them again on a passing refusal for up to retryFor.
+// consume hands n rows to the pipeline with the receiver's telemetry.
 func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int, retryFor time.Duration) error {
 	stampRows(ctx, ld)
 	opCtx := r.obsrecv.StartLogsOp(ctx)
-	deadline := time.Now().Add(retryFor)
-	wait := 50 * time.Millisecond
-	var err error
-	for {
-		offered := ld
-		if retryFor > 0 {
-			// Processors may change what they were given before a
-			// refusal further on: each try gets its own copy.
-			offered = plog.NewLogs()
-			ld.CopyTo(offered)
-		}
-		err = r.next.ConsumeLogs(opCtx, offered)
-		if err == nil || consumererror.IsPermanent(err) || !pause(ctx, wait, deadline) {
-			break
-		}
-		wait = min(2*wait, time.Second)
-	}
+	err := pieces.Offer(opCtx, r.next, ld, retryFor)
 	r.obsrecv.EndLogsOp(opCtx, format, n, err)
 	return err
-}
-
-// pause waits d, unless that passes deadline or ctx ends first (false).
-func pause(ctx context.Context, d time.Duration, deadline time.Time) bool {
-	if time.Now().Add(d).After(deadline) {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // consumeStatus maps a pipeline refusal to HTTP by its type, as the OTLP

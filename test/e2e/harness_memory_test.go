@@ -487,8 +487,9 @@ func waitSent(t *testing.T, metrics string, rows int) {
 // under the DaemonSet's memory settings, in a memory cgroup with its
 // container limit when the machine allows one, and measures its resident
 // set from /proc. One body at a time, on every route (each on a fresh
-// collector; growth of the peak over the resident set before it): a refused
-// body must grow it by at most 3x the body; an accepted one is measured.
+// collector; growth of the peak over the resident set before it): a body,
+// refused or accepted, must grow it by at most 3x the body on the modeldata
+// receiver's routes; the otlp receiver's is measured.
 // Three max-size bodies at once, and sixteen (many writers), must not get
 // the collector killed (no out-of-memory kill in the cgroup, anonymous
 // memory under the limit) and leave it serving.
@@ -526,8 +527,10 @@ func TestHarnessAdversarialMemory(t *testing.T) {
 				b.name, mib(len(b.body)), code, mib(before.RSSBytes), mib(before.AnonBytes), mib(hwm), mib(anon), mib(file),
 				mib(growth), float64(growth)/float64(len(b.body)), mib(anonGrowth), float64(anonGrowth)/float64(len(b.body)),
 				after.CPUSeconds-before.CPUSeconds, c.cgroupReport(t))
-			if b.rows == 0 && growth > 3*int64(len(b.body)) {
-				t.Errorf("refusing the body grew the peak resident set %.0f MiB, over 3x the %.0f MiB body", mib(growth), mib(len(b.body)))
+			// The OTLP/HTTP body is read and decoded whole by the upstream
+			// otlp receiver before the pipeline cuts it: measured only.
+			if b.route != otlpRoute && growth > 3*int64(len(b.body)) {
+				t.Errorf("the body (status %d) grew the peak resident set %.0f MiB, over 3x the %.0f MiB body", code, mib(growth), mib(len(b.body)))
 			}
 		})
 	}
