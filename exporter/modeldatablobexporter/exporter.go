@@ -50,6 +50,8 @@ type blobExporter struct {
 	// waiting for disk space give up (queue_stall.go).
 	stopStall chan struct{}
 	stopOnce  sync.Once
+	// gate refuses new requests while the queue waits for disk space.
+	gate queueGate
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -160,7 +162,10 @@ var diskReserve = 8 << 20
 func (e *blobExporter) reserved(host component.Host, client storage.Client, name string) *reservedClient {
 	rc := newReservedClient(client, name, diskReserve)
 	rc.changed = func(r *reservedClient, s diskState, err error) { e.diskStateChanged(host, r, s, err) }
-	rc.refused = func() { e.tel.diskFull.Add(context.Background(), 1) }
+	rc.refused = func() {
+		e.tel.diskFull.Add(context.Background(), 1)
+		e.gate.sawFull()
+	}
 	e.tel.addReserve(rc)
 	return rc
 }
@@ -217,7 +222,8 @@ func (e *blobExporter) queueStalled(err error) {
 	e.mu.Unlock()
 	if !quiet {
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
-			"the queue waits until it can write which request it hands out, and nothing drains until space is freed there "+
+			"the queue waits until it can write which request it hands out or deletes, and nothing drains until space is freed there; "+
+			"meanwhile new rows are refused with 503 (counted in otelcol_modeldatablob_rows_refused_queue_disk_full) "+
 			"(see docs/operate.md, \"Queue disk\")", zap.Error(err))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/exporter/modeldatablobexporter/internal/metadata"
 )
@@ -41,41 +42,46 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		return nil, err
 	}
 	if q := cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
-		return readOnlyLogs{Logs: exp, e: e}, nil
+		return persistentLogs{Logs: exp, e: e}, nil
 	}
 	return exp, nil
 }
 
-// readOnlyLogs is the exporter with a persistent sending queue, which only
-// reads the logs it is given: the queue encodes each request before
-// ConsumeLogs returns and the batcher merges the decoded copies.
-// exporterhelper declares MutatesData whenever batching is on, which would
-// make a pipeline with a second consumer (e.g. the modeldatastats connector)
-// deep-copy every request for this exporter. With the in-memory queue the
-// batcher does merge the given logs, so that declaration stays.
-type readOnlyLogs struct {
+// persistentLogs is the exporter with a persistent sending queue. It
+// refuses new requests at once while the queue waits for disk space
+// (queue_gate.go). It only reads the logs it is given: the queue encodes each
+// request before ConsumeLogs returns and the batcher merges the decoded
+// copies. exporterhelper declares MutatesData whenever batching is on, which
+// would make a pipeline with a second consumer (e.g. the modeldatastats
+// connector) deep-copy every request for this exporter. With the in-memory
+// queue the batcher does merge the given logs, so that declaration stays.
+type persistentLogs struct {
 	exporter.Logs
 	e *blobExporter
 }
 
+func (r persistentLogs) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	return r.e.consumeGated(ctx, ld, r.Logs.ConsumeLogs)
+}
+
 // Start starts the exporterhelper with a queue whose hand-outs wait for
 // disk space instead of skipping requests (queue_stall.go).
-func (r readOnlyLogs) Start(ctx context.Context, host component.Host) error {
+func (r persistentLogs) Start(ctx context.Context, host component.Host) error {
 	return r.Logs.Start(ctx, queueHost{Host: host, e: r.e})
 }
 
 // Shutdown ends the queue's waits for disk space first: the queue stops
 // only once they return.
-func (r readOnlyLogs) Shutdown(ctx context.Context) error {
+func (r persistentLogs) Shutdown(ctx context.Context) error {
 	r.e.stopStalls()
 	return r.Logs.Shutdown(ctx)
 }
 
-func (readOnlyLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+func (persistentLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 // ExporterHelperBatchingEnabled passes on exporterhelper's answer: the
 // collector asks it to warn of a batch processor before a batching exporter.
-func (e readOnlyLogs) ExporterHelperBatchingEnabled() bool {
+func (e persistentLogs) ExporterHelperBatchingEnabled() bool {
 	b, ok := e.Logs.(interface{ ExporterHelperBatchingEnabled() bool })
 	return ok && b.ExporterHelperBatchingEnabled()
 }

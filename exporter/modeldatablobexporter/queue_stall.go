@@ -15,8 +15,13 @@ import (
 // skips the request, and deletes it if the deletion goes through: on a full
 // disk that loses acknowledged rows. The queue is handed a storage client
 // that instead waits while those writes meet a full disk, trying again every
-// second: the queue stalls (new requests wait too) until the disk has room,
-// and loses nothing. Its new requests still fail on a full disk (503).
+// second: the queue stalls until the disk has room, and loses nothing.
+//
+// The queue makes those writes holding its lock, which its Offer takes too:
+// a request offered while one waits would wait with it. So the exporter's
+// ConsumeLogs refuses new requests at once while the queue waits (a
+// retryable error: receivers answer 503 with Retry-After, queueGate), and
+// never lets them reach the queue's lock.
 
 // stallRetry is how often a stalled write of the queue is tried again.
 var stallRetry = time.Second
@@ -60,14 +65,15 @@ func (s queueStorage) GetClient(ctx context.Context, kind component.Kind, id com
 	if err != nil || kind != component.KindExporter || id != s.e.id || name == journalName {
 		return client, err
 	}
-	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled}, nil
+	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled, gate: &s.e.gate}, nil
 }
 
 // stallingClient is the queue's storage client.
 type stallingClient struct {
 	storage.Client
 	stop    <-chan struct{} // closed at shutdown: stalled writes give up, unmade
-	stalled func(err error) // told when a write starts waiting
+	stalled func(err error) // told each time a write waits
+	gate    *queueGate      // closed while a write waits
 }
 
 // errStallStopped ends a stalled write at shutdown without making it: the
@@ -75,10 +81,24 @@ type stallingClient struct {
 var errStallStopped = errors.New("the collector stops while the persistent queue's disk is full")
 
 func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
-	err := c.Client.Batch(ctx, ops...)
 	if !drains(ops) {
+		// A new request: a full disk refuses it, and one its ConsumeLogs
+		// already refused is not written (queueGate.consume).
+		if !offerMay(ctx) {
+			return errOfferWithdrawn
+		}
+		err := c.Client.Batch(ctx, ops...)
+		if isDiskFull(err) {
+			c.gate.sawFull()
+		}
 		return err
 	}
+	err := c.Client.Batch(ctx, ops...)
+	if !isDiskFull(err) {
+		return err
+	}
+	c.gate.stallBegins()
+	defer c.gate.stallEnds()
 	for isDiskFull(err) {
 		c.stalled(err)
 		select {

@@ -14,7 +14,7 @@ import (
 // mdatagen); the exporterhelper adds sent/failed/queue metrics.
 type telemetry struct {
 	rows, quarantined, dropped, bytes, appends, failedWrites, duplicatesAvoided, rolls, replayed, resent metric.Int64Counter
-	racesLost, racesGivenUp, appendRetries, diskFull                                                     metric.Int64Counter
+	racesLost, racesGivenUp, appendRetries, diskFull, refusedDiskFull                                    metric.Int64Counter
 
 	mu sync.Mutex
 	// reserves are the clients whose reserves the gauge reports.
@@ -41,6 +41,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		racesGivenUp:      b.ModeldatablobAppendRacesGivenUp,
 		appendRetries:     b.ModeldatablobAppendRetries,
 		diskFull:          b.ModeldatablobQueueDiskFull,
+		refusedDiskFull:   b.ModeldatablobRowsRefusedQueueDiskFull,
 	}
 	err = b.RegisterModeldatablobQueueDiskReserveCallback(func(_ context.Context, o metric.Int64Observer) error {
 		t.mu.Lock()

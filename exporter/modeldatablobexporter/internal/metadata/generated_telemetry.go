@@ -25,24 +25,25 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                           metric.Meter
-	mu                              sync.Mutex
-	registrations                   []metric.Registration
-	ModeldatablobAppendRacesGivenUp metric.Int64Counter
-	ModeldatablobAppendRacesLost    metric.Int64Counter
-	ModeldatablobAppendRetries      metric.Int64Counter
-	ModeldatablobAppends            metric.Int64Counter
-	ModeldatablobBytesWritten       metric.Int64Counter
-	ModeldatablobDuplicatesAvoided  metric.Int64Counter
-	ModeldatablobFilesRolled        metric.Int64Counter
-	ModeldatablobQueueDiskFull      metric.Int64Counter
-	ModeldatablobQueueDiskReserve   metric.Int64ObservableGauge
-	ModeldatablobRowsDropped        metric.Int64Counter
-	ModeldatablobRowsQuarantined    metric.Int64Counter
-	ModeldatablobRowsReplayed       metric.Int64Counter
-	ModeldatablobRowsResent         metric.Int64Counter
-	ModeldatablobRowsWritten        metric.Int64Counter
-	ModeldatablobWriteFailures      metric.Int64Counter
+	meter                                 metric.Meter
+	mu                                    sync.Mutex
+	registrations                         []metric.Registration
+	ModeldatablobAppendRacesGivenUp       metric.Int64Counter
+	ModeldatablobAppendRacesLost          metric.Int64Counter
+	ModeldatablobAppendRetries            metric.Int64Counter
+	ModeldatablobAppends                  metric.Int64Counter
+	ModeldatablobBytesWritten             metric.Int64Counter
+	ModeldatablobDuplicatesAvoided        metric.Int64Counter
+	ModeldatablobFilesRolled              metric.Int64Counter
+	ModeldatablobQueueDiskFull            metric.Int64Counter
+	ModeldatablobQueueDiskReserve         metric.Int64ObservableGauge
+	ModeldatablobRowsDropped              metric.Int64Counter
+	ModeldatablobRowsQuarantined          metric.Int64Counter
+	ModeldatablobRowsRefusedQueueDiskFull metric.Int64Counter
+	ModeldatablobRowsReplayed             metric.Int64Counter
+	ModeldatablobRowsResent               metric.Int64Counter
+	ModeldatablobRowsWritten              metric.Int64Counter
+	ModeldatablobWriteFailures            metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -143,7 +144,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobQueueDiskFull, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_queue_disk_full",
-		metric.WithDescription("Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second). While this keeps growing, nothing drains until space is freed. [Alpha]"),
+		metric.WithDescription("Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second, and new requests are refused meanwhile). While this keeps growing, nothing drains until space is freed. [Alpha]"),
 		metric.WithUnit("{write}"),
 	)
 	errs = errors.Join(errs, err)
@@ -162,6 +163,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ModeldatablobRowsQuarantined, err = builder.meter.Int64Counter(
 		"otelcol_modeldatablob_rows_quarantined",
 		metric.WithDescription("Rows written under the quarantine folder because they could not be placed. [Alpha]"),
+		metric.WithUnit("{row}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ModeldatablobRowsRefusedQueueDiskFull, err = builder.meter.Int64Counter(
+		"otelcol_modeldatablob_rows_refused_queue_disk_full",
+		metric.WithDescription("Rows of new requests refused with a retryable error (receivers answer 503 with Retry-After) because the persistent queue waits for disk space (see modeldatablob_queue_disk_full): nothing is accepted that the queue cannot hold; the clients send them again. [Alpha]"),
 		metric.WithUnit("{row}"),
 	)
 	errs = errors.Join(errs, err)

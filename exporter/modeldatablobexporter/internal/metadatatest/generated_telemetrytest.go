@@ -136,7 +136,7 @@ func AssertEqualModeldatablobFilesRolled(t *testing.T, tt *componenttest.Telemet
 func AssertEqualModeldatablobQueueDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_modeldatablob_queue_disk_full",
-		Description: "Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second). While this keeps growing, nothing drains until space is freed. [Alpha]",
+		Description: "Writes of the queue's drain refused because the disk of the persistent queue's storage is full (no space left on device): the append journal's (it then writes in its reserve) and the queue's hand-outs and deletions (they wait, tried again every second, and new requests are refused meanwhile). While this keeps growing, nothing drains until space is freed. [Alpha]",
 		Unit:        "{write}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -191,6 +191,22 @@ func AssertEqualModeldatablobRowsQuarantined(t *testing.T, tt *componenttest.Tel
 		},
 	}
 	got, err := tt.GetMetric("otelcol_modeldatablob_rows_quarantined")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualModeldatablobRowsRefusedQueueDiskFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_modeldatablob_rows_refused_queue_disk_full",
+		Description: "Rows of new requests refused with a retryable error (receivers answer 503 with Retry-After) because the persistent queue waits for disk space (see modeldatablob_queue_disk_full): nothing is accepted that the queue cannot hold; the clients send them again. [Alpha]",
+		Unit:        "{row}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_modeldatablob_rows_refused_queue_disk_full")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -34,6 +34,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ModeldatablobQueueDiskFull.Add(context.Background(), 1)
 	tb.ModeldatablobRowsDropped.Add(context.Background(), 1)
 	tb.ModeldatablobRowsQuarantined.Add(context.Background(), 1)
+	tb.ModeldatablobRowsRefusedQueueDiskFull.Add(context.Background(), 1)
 	tb.ModeldatablobRowsReplayed.Add(context.Background(), 1)
 	tb.ModeldatablobRowsResent.Add(context.Background(), 1)
 	tb.ModeldatablobRowsWritten.Add(context.Background(), 1)
@@ -69,6 +70,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsQuarantined(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualModeldatablobRowsRefusedQueueDiskFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualModeldatablobRowsReplayed(t, testTel,
