@@ -19,9 +19,18 @@ import (
 
 // faultSize is the load of a fault run: CI smoke or full (make faults).
 type faultSize struct {
-	requests int           // of 100 rows
+	requests int           // of rowsPerRequest rows
 	rate     float64       // rows/s
 	outage   time.Duration // how long the fault lasts
+	// rowsPerRequest is 100 when 0.
+	rowsPerRequest int
+}
+
+func (s faultSize) rowsEach() int {
+	if s.rowsPerRequest == 0 {
+		return 100
+	}
+	return s.rowsPerRequest
 }
 
 func faultRun(smoke, full faultSize) faultSize {
@@ -64,10 +73,10 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 		ackMu   sync.Mutex
 		ackedAt = make([]bool, size.requests)
 	)
-	total := int64(size.requests * 100)
+	total := int64(size.requests * size.rowsEach())
 	loadTime := time.Duration(float64(total) / size.rate * float64(time.Second))
 	cfg := harness.LoadConfig{
-		Rows:     harness.Rows{Run: harness.NewRunID(), Features: 10, RowsPerRequest: 100},
+		Rows:     harness.Rows{Run: harness.NewRunID(), Features: 10, RowsPerRequest: size.rowsEach()},
 		Targets:  map[harness.Door]string{harness.DoorCollect: collectURL},
 		Requests: size.requests, Rate: size.rate, Concurrency: 4,
 		// A request refused with 503 while the queue is full is retried
@@ -192,6 +201,44 @@ func TestHarnessFaultKill9(t *testing.T) {
 		func() { countRepeats(); drainCollector(t, col, metricsURL(metricsPort))() })
 	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f; rows of keyed requests not written again (rows_resent): %.0f",
 		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats, resent)
+	assertExactlyOnceAcrossKills(t, m, rep)
+}
+
+// TestHarnessFaultKill9LargeRequests is TestHarnessFaultKill9 with requests
+// of 10,000 rows, each handed on in several pieces: a kill between two
+// pieces leaves the first queued and the request unanswered; its resend
+// with the same Idempotency-Key is written once.
+func TestHarnessFaultKill9LargeRequests(t *testing.T) {
+	testutil.CollectorBinary(t)
+	size := faultRun(faultSize{requests: 12, rate: 20000, outage: 500 * time.Millisecond, rowsPerRequest: 10000},
+		faultSize{requests: 40, rate: 20000, outage: time.Second, rowsPerRequest: 10000})
+	az := testutil.StartAzurite(t)
+	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
+	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
+		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
+	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
+	kills := 3
+	if harnessFull() {
+		kills = 10
+	}
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	at := make([]float64, kills)
+	for i := range at {
+		at[i] = 0.05 + 0.9*rng.Float64()
+	}
+	sort.Float64s(at)
+	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
+	var resent float64
+	countResent := func() {
+		v, _ := harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldatablob_rows_resent")
+		resent += v
+	}
+	m, rep := faultLoad(t, size, "http://"+collect, at,
+		func() { countResent(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
+		func() { countResent(); drainCollector(t, col, metricsURL(metricsPort))() })
+	t.Logf("KILL9-LARGE: %d kills, requests of %d rows, expected %d, found %d, missing %d, duplicated %d, malformed %d; %d requests cut off and resent; rows of keyed requests not written again (rows_resent): %.0f",
+		kills, size.rowsEach(), rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, len(m.CutOff), resent)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
