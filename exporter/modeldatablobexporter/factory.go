@@ -30,7 +30,13 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 	if err != nil {
 		return nil, err
 	}
-	exp, err := exporterhelper.NewLogs(ctx, set, cfg, e.push,
+	q := cfg.QueueConfig.Get()
+	persistent := q != nil && q.StorageID != nil
+	helperSet := set
+	if persistent {
+		helperSet.MeterProvider = stallSafeMeterProvider{MeterProvider: set.MeterProvider, gate: &e.gate}
+	}
+	exp, err := exporterhelper.NewLogs(ctx, helperSet, cfg, e.push,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithShutdown(e.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
@@ -41,7 +47,7 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 	if err != nil {
 		return nil, err
 	}
-	if q := cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
+	if persistent {
 		return persistentLogs{Logs: exp, e: e}, nil
 	}
 	return exp, nil

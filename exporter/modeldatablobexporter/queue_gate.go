@@ -28,7 +28,7 @@ const offerWithdrawnFor = 10 * time.Minute
 type queueGate struct {
 	mu      sync.Mutex
 	waiting int           // writes of the queue waiting for disk space now
-	stall   chan struct{} // closed when the next wait begins (nil: nobody listens)
+	stall   chan struct{} // closed when the next wait begins (nil: nobody watches)
 	fullAt  time.Time     // the last write on the queue's disk refused for lack of space
 }
 
@@ -55,21 +55,26 @@ func (g *queueGate) sawFull() {
 	g.fullAt = time.Now()
 }
 
-// admit tells whether the queue waits for disk space now; if not, and the
-// disk was full lately, it returns a channel closed when a wait begins.
-func (g *queueGate) admit() (stalled bool, stall <-chan struct{}) {
+// watch tells whether the queue waits for disk space now; if not, it
+// returns a channel closed when a wait begins.
+func (g *queueGate) watch() (stalled bool, stall <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.waiting > 0 {
 		return true, nil
 	}
-	if g.fullAt.IsZero() || time.Since(g.fullAt) >= offerWithdrawnFor {
-		return false, nil
-	}
 	if g.stall == nil {
 		g.stall = make(chan struct{})
 	}
 	return false, g.stall
+}
+
+// recentlyFull tells whether a write on the queue's disk was refused for
+// lack of space within offerWithdrawnFor.
+func (g *queueGate) recentlyFull() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.fullAt.IsZero() && time.Since(g.fullAt) < offerWithdrawnFor
 }
 
 // consumeGated hands ld to next (the exporterhelper's ConsumeLogs, whose
@@ -81,11 +86,11 @@ func (g *queueGate) admit() (stalled bool, stall <-chan struct{}) {
 // the queue wrote it, or ctx ends, it is withdrawn (the queue's write of it
 // is refused when it gets there, offerMay) and refused at once.
 func (e *blobExporter) consumeGated(ctx context.Context, ld plog.Logs, next func(context.Context, plog.Logs) error) error {
-	stalled, stall := e.gate.admit()
+	stalled, stall := e.gate.watch()
 	if stalled {
 		return e.refuseDiskFull(ctx, ld)
 	}
-	if stall == nil {
+	if !e.gate.recentlyFull() {
 		return next(ctx, ld)
 	}
 	own := plog.NewLogs()

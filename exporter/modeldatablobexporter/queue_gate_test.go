@@ -31,9 +31,10 @@ import (
 // ENOSPC on demand): a request the full disk refuses is retryable; while the
 // queue's hand-out waits for space, a request already on its way to the
 // queue's lock and a new one are refused at once with 503 + Retry-After
-// (Unavailable with RetryInfo), counted by rows; once the disk has room the
-// queue goes on without a restart and takes requests again. The file holds
-// exactly the rows acknowledged, each once.
+// (Unavailable with RetryInfo), counted by rows, and the collector's metrics
+// are collected meanwhile; once the disk has room the queue goes on without
+// a restart and takes requests again. The file holds exactly the rows
+// acknowledged, each once.
 func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	defer func(d time.Duration) { stallRetry = d }(stallRetry)
 	stallRetry = time.Millisecond
@@ -62,20 +63,12 @@ func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	}
 	e := exp.(persistentLogs).e
 	send := func(id string) error { return exp.ConsumeLogs(ctx, makeLogs(rowsWithIDs(id)...)) }
-	// sendBounded is send from a goroutine, failing the test when it has not
-	// returned within bound: a request must never wait for the disk.
+	// A request, or a collection of metrics, must never wait for the disk.
 	const bound = 5 * time.Second
 	sendBounded := func(id string) (time.Duration, error) {
 		start := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- send(id) }()
-		select {
-		case err := <-done:
-			return time.Since(start), err
-		case <-time.After(bound):
-			t.Fatalf("request %s still waits after %s: it waits for the full disk", id, bound)
-		}
-		return 0, nil
+		err := within(t, bound, "request "+id, func() error { return send(id) })
+		return time.Since(start), err
 	}
 	landed := func(want ...string) {
 		t.Helper()
@@ -125,19 +118,25 @@ func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	took, err := sendBounded("while-stalled")
 	assertDiskFullRefusal(t, "a request while the queue waits", err)
 	t.Logf("a request while the queue waits refused in %s", took)
+	refused := within(t, bound, "a collection of metrics while the queue waits", func() int64 {
+		return counter(t, tt, "otelcol_modeldatablob_rows_refused_queue_disk_full")
+	})
+	if refused != 2 {
+		t.Errorf("%d rows counted as refused for the full disk, want 2 (in-flight, while-stalled)", refused)
+	}
 
 	// Room again: the waiting hand-out goes through and requests are taken.
 	disk.free()
-	if !testutil.Poll(bound, func() bool { stalled, _ := e.gate.admit(); return !stalled }) {
+	if !testutil.Poll(bound, func() bool { stalled, _ := e.gate.watch(); return !stalled }) {
 		t.Fatal("the queue still waits once the disk has room")
+	}
+	if _, err := tt.GetMetric("otelcol_exporter_queue_size"); err != nil {
+		t.Errorf("the queue's size is not collected once the disk has room: %v", err)
 	}
 	if _, err := sendBounded("after"); err != nil {
 		t.Fatalf("a request once the disk has room: %v", err)
 	}
 	landed("after", "before", "last-fit")
-	if got := counter(t, tt, "otelcol_modeldatablob_rows_refused_queue_disk_full"); got != 2 {
-		t.Errorf("%d rows counted as refused for the full disk, want 2 (in-flight, while-stalled)", got)
-	}
 	if counter(t, tt, "otelcol_modeldatablob_queue_disk_full") == 0 {
 		t.Error("the queue's wait for disk space is not counted")
 	}
@@ -147,6 +146,22 @@ func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	if got := requestIDs(t, cfg); !slices.Equal(got, []string{"after", "before", "last-fit"}) {
 		t.Fatalf("rows %v in the file, want the acknowledged [after before last-fit], each once", got)
 	}
+}
+
+// within runs f from a goroutine and fails the test unless it returns
+// within bound.
+func within[T any](t *testing.T, bound time.Duration, what string, f func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(bound):
+		t.Fatalf("%s still waits after %s: it waits for the full disk", what, bound)
+	}
+	var zero T
+	return zero
 }
 
 // assertDiskFullRefusal: err is the refusal for a full queue disk, which
