@@ -86,9 +86,12 @@ func pause(ctx context.Context, d time.Duration, deadline time.Time) bool {
 	}
 }
 
-// RecordSize estimates a record's size: its strings and a share per value.
+// RecordSize estimates a record's size: its body's strings and a share per
+// value. Its attributes count in RecordBytes: what they hold of a row (the
+// contract's names and ids) is small, and a record's features are in its
+// body once flattened; walking them too would cost every request.
 func RecordSize(lr plog.LogRecord) int {
-	return RecordBytes + MapSize(lr.Attributes()) + ValueSize(lr.Body())
+	return RecordBytes + ValueSize(lr.Body())
 }
 
 // MapSize estimates a map's size: its keys and values.

@@ -57,7 +57,7 @@ func (h *v2Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	d := h.r.getDecoder()
-	logs := h.r.pieces(req.Context(), v2Format)
+	logs := h.r.builder(req.Context(), v2Format)
 	resp, err := h.decode(d, req, logs)
 	h.r.putDecoder(d)
 	if err != nil {

@@ -53,7 +53,7 @@ func (r *modeldataReceiver) handleCollectBatch(w http.ResponseWriter, req *http.
 		return
 	}
 	d := r.getDecoder()
-	logs := r.pieces(req.Context(), "json")
+	logs := r.builder(req.Context(), "json")
 	resp := r.decodeBatch(d, text, req, logs)
 	r.putDecoder(d)
 	if resp.Groups == 0 {

@@ -179,6 +179,9 @@ func (d *decoder) appendLogs(logs *logsBuilder, res *resolved, ids []rowIDs, rat
 		return 0
 	}
 	records := logs.recordsFor(res.resource)
+	if records.Len() == 0 {
+		records.EnsureCapacity(n)
+	}
 	obs := pcommon.NewTimestampFromTime(observed)
 	// The body holds the features in the request's column order, which is
 	// the record's column order under the contract: no feature names list

@@ -202,7 +202,7 @@ func (r *modeldataReceiver) handleCollect(w http.ResponseWriter, req *http.Reque
 		return
 	}
 	d := r.getDecoder()
-	logs := r.pieces(req.Context(), format)
+	logs := r.builder(req.Context(), format)
 	resp, err := r.decodeCollect(d, req, format, logs)
 	r.putDecoder(d)
 	if err != nil {
@@ -468,10 +468,10 @@ func readRest(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// pieces is a logsBuilder that hands one request's rows to the pipeline;
+// builder is a logsBuilder that hands one request's rows to the pipeline;
 // once a piece was taken, the next are offered again on a passing refusal
 // for up to pieceRetry.
-func (r *modeldataReceiver) pieces(ctx context.Context, format string) *logsBuilder {
+func (r *modeldataReceiver) builder(ctx context.Context, format string) *logsBuilder {
 	var retryFor time.Duration
 	return &logsBuilder{ld: plog.NewLogs(), emit: func(ld plog.Logs, rows int) error {
 		err := r.consume(ctx, ld, format, rows, retryFor)
