@@ -20,8 +20,8 @@ import (
 // The queue makes those writes holding its lock, which its Offer takes too:
 // a request offered while one waits would wait with it. So the exporter's
 // ConsumeLogs refuses new requests at once while the queue waits (a
-// retryable error: receivers answer 503 with Retry-After, queueGate), and
-// never lets them reach the queue's lock.
+// retryable error: receivers answer 503 with Retry-After), and withdraws
+// those already on their way to the lock when a wait begins (queue_gate.go).
 
 // stallRetry is how often a stalled write of the queue is tried again.
 var stallRetry = time.Second
@@ -83,7 +83,7 @@ var errStallStopped = errors.New("the collector stops while the persistent queue
 func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) error {
 	if !drains(ops) {
 		// A new request: a full disk refuses it, and one its ConsumeLogs
-		// already refused is not written (queueGate.consume).
+		// already refused is not written (consumeGated).
 		if !offerMay(ctx) {
 			return errOfferWithdrawn
 		}

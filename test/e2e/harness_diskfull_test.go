@@ -62,6 +62,8 @@ func TestHarnessFaultQueueDiskFull(t *testing.T) {
 		refused, _ = harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_queue_disk_full")
 		reserve, err := harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_queue_disk_reserve")
 		t.Logf("otelcol_modeldatablob_queue_disk_reserve = %.0f (%v)", reserve, err)
+		stalledRefusals, err := harness.MetricSum(context.Background(), metrics, "otelcol_modeldatablob_rows_refused_queue_disk_full")
+		t.Logf("otelcol_modeldatablob_rows_refused_queue_disk_full = %.0f (%v): rows refused while the queue waited for disk space", stalledRefusals, err)
 		drainCollector(t, col, metrics)()
 		free, _ := testutil.DiskFree(disk)
 		freeAtEnd = float64(free)
