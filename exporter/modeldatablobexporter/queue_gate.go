@@ -18,10 +18,16 @@ import (
 // the client: space is freed by an operator, not within a second.
 const diskFullRetryAfter = 10 * time.Second
 
-// offerWithdrawnFor is how long after a write of the queue's disk was refused
-// for lack of space a request is offered so that it can be withdrawn if the
-// queue starts to wait while the request waits for the queue's lock.
-const offerWithdrawnFor = 10 * time.Minute
+// While the queue's disk is nearly full, a request is offered so that it
+// can be withdrawn if the queue starts to wait while the request waits for
+// the queue's lock (consumeGated): for offerWithdrawnFor after a write on
+// that disk was refused for lack of space, and while it has less than
+// lowDiskSpace free (read at most every diskFreeEvery; Linux).
+const (
+	offerWithdrawnFor = 10 * time.Minute
+	lowDiskSpace      = 64 << 20
+	diskFreeEvery     = time.Second
+)
 
 // queueGate is what a new request meets before the persistent queue: closed
 // while a write of the queue waits for disk space (queue_stall.go).
@@ -30,6 +36,9 @@ type queueGate struct {
 	waiting int           // writes of the queue waiting for disk space now
 	stall   chan struct{} // closed when the next wait begins (nil: nobody watches)
 	fullAt  time.Time     // the last write on the queue's disk refused for lack of space
+	dir     string        // the queue's folder ("": unknown)
+	freeAt  time.Time     // when free was read
+	free    int64         // bytes free on dir's filesystem
 }
 
 func (g *queueGate) stallBegins() {
@@ -69,28 +78,41 @@ func (g *queueGate) watch() (stalled bool, stall <-chan struct{}) {
 	return false, g.stall
 }
 
-// recentlyFull tells whether a write on the queue's disk was refused for
-// lack of space within offerWithdrawnFor.
-func (g *queueGate) recentlyFull() bool {
+// nearlyFull tells whether the queue's disk is nearly full: a write on it
+// was refused for lack of space within offerWithdrawnFor, or it has less
+// than lowDiskSpace free.
+func (g *queueGate) nearlyFull() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return !g.fullAt.IsZero() && time.Since(g.fullAt) < offerWithdrawnFor
+	now := time.Now()
+	if !g.fullAt.IsZero() && now.Sub(g.fullAt) < offerWithdrawnFor {
+		return true
+	}
+	if g.dir == "" {
+		return false
+	}
+	if now.Sub(g.freeAt) >= diskFreeEvery {
+		if free, ok := diskFree(g.dir); ok {
+			g.free, g.freeAt = free, now
+		}
+	}
+	return !g.freeAt.IsZero() && g.free < lowDiskSpace
 }
 
 // consumeGated hands ld to next (the exporterhelper's ConsumeLogs, whose
 // Offer writes it to the queue) unless the queue waits for disk space: then
 // it refuses at once. A request that reached the queue's Offer before the
-// wait began would wait with it, for its lock. So while the disk was full
-// lately (offerWithdrawnFor), when a wait begins is likely, a request is
-// offered on its own copy from another goroutine: when a wait begins before
-// the queue wrote it, or ctx ends, it is withdrawn (the queue's write of it
-// is refused when it gets there, offerMay) and refused at once.
+// wait began would wait with it, for its lock. So while the disk is nearly
+// full, when a wait may begin, a request is offered on its own copy from
+// another goroutine: when a wait begins before the queue wrote it, or ctx
+// ends, it is withdrawn (the queue's write of it is refused when it gets
+// there, offerMay) and refused at once.
 func (e *blobExporter) consumeGated(ctx context.Context, ld plog.Logs, next func(context.Context, plog.Logs) error) error {
 	stalled, stall := e.gate.watch()
 	if stalled {
 		return e.refuseDiskFull(ctx, ld)
 	}
-	if !e.gate.recentlyFull() {
+	if !e.gate.nearlyFull() {
 		return next(ctx, ld)
 	}
 	own := plog.NewLogs()

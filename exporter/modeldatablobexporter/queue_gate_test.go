@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -39,28 +40,10 @@ func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	stallRetry = time.Millisecond
 	ctx := context.Background()
 	cfg := localConfig(t)
-	cfg.RetryConfig.InitialInterval = 10 * time.Millisecond
-	q := cfg.QueueConfig.Get()
-	q.StorageID = &testutil.FileStorageID
-	q.Batch.Get().FlushTimeout = 10 * time.Millisecond
 	storageHost, stopStorage := testutil.StartFileStorage(t, t.TempDir())
 	defer stopStorage()
 	disk := &switchedDisk{}
-	host := queueDiskHost{storageHost, disk}
-	tt := componenttest.NewTelemetry()
-	defer func() { _ = tt.Shutdown(ctx) }()
-	set := exportertest.NewNopSettings(metadata.Type)
-	set.ID = component.NewID(metadata.Type)
-	set.TelemetrySettings = tt.NewTelemetrySettings()
-	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	exp, err := NewFactory().CreateLogs(ctx, set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Start(ctx, host); err != nil {
-		t.Fatal(err)
-	}
-	e := exp.(persistentLogs).e
+	exp, e, tt := startPersistentExporter(t, cfg, queueDiskHost{storageHost, disk})
 	send := func(id string) error { return exp.ConsumeLogs(ctx, makeLogs(rowsWithIDs(id)...)) }
 	// A request, or a collection of metrics, must never wait for the disk.
 	const bound = 5 * time.Second
@@ -145,6 +128,31 @@ func TestStalledQueueRefusesAtOnce(t *testing.T) {
 	if got := requestIDs(t, cfg); !slices.Equal(got, []string{"after", "before", "last-fit"}) {
 		t.Fatalf("rows %v in the file, want the acknowledged [after before last-fit], each once", got)
 	}
+}
+
+// startPersistentExporter starts the factory's exporter with a persistent
+// queue in the file_storage of host.
+func startPersistentExporter(t *testing.T, cfg *Config, host component.Host) (exporter.Logs, *blobExporter, *componenttest.Telemetry) {
+	t.Helper()
+	ctx := context.Background()
+	cfg.RetryConfig.InitialInterval = 10 * time.Millisecond
+	q := cfg.QueueConfig.Get()
+	q.StorageID = &testutil.FileStorageID
+	q.Batch.Get().FlushTimeout = 10 * time.Millisecond
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(ctx) })
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewID(metadata.Type)
+	set.TelemetrySettings = tt.NewTelemetrySettings()
+	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	exp, err := NewFactory().CreateLogs(ctx, set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	return exp, exp.(persistentLogs).e, tt
 }
 
 // within runs f from a goroutine and fails the test unless it returns

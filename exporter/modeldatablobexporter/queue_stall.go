@@ -3,6 +3,7 @@ package modeldatablobexporter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -65,6 +66,11 @@ func (s queueStorage) GetClient(ctx context.Context, kind component.Kind, id com
 	if err != nil || kind != component.KindExporter || id != s.e.id || name == journalName {
 		return client, err
 	}
+	// file_storage's name of the queue's file.
+	dir := openFileDir(fmt.Sprintf("exporter_%s_%s_%s", id.Type(), id.Name(), name))
+	s.e.gate.mu.Lock()
+	s.e.gate.dir = dir
+	s.e.gate.mu.Unlock()
 	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled, gate: &s.e.gate}, nil
 }
 
