@@ -129,12 +129,29 @@ func TimeFromEpochSeconds(secs float64) (time.Time, error) {
 
 // NewCorrelationID returns a new UUID, or "<userID>-<uuid>" when the caller
 // gave its own id, as the reference collect() did.
-func NewCorrelationID(userID string) string {
-	id := uuid.NewString()
+func NewCorrelationID(userID string) string { return CorrelationIDFor(userID, "") }
+
+// CorrelationIDFor is NewCorrelationID whose UUID derives from seed (a
+// client's Idempotency-Key) when one is given: a resend of a request, whose
+// first send may have left part of its rows queued, names its rows as the
+// first send did. Name-based (SHA-1, RFC 9562 version 5).
+func CorrelationIDFor(userID, seed string) string {
+	id := derivedUUID("correlation", seed)
 	if userID == "" {
 		return id
 	}
 	return userID + "-" + id
+}
+
+// RequestIDFor is a new UUID for a request id, derived from seed as
+// CorrelationIDFor's is (a different UUID for the same seed).
+func RequestIDFor(seed string) string { return derivedUUID("request", seed) }
+
+func derivedUUID(kind, seed string) string {
+	if seed == "" {
+		return uuid.NewString()
+	}
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:otelcol-modeldata:"+kind+":"+seed)).String()
 }
 
 // FormatValue renders a feature value as one CSV cell: strings as they are,

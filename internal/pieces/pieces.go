@@ -23,8 +23,9 @@ const (
 	// RetryFor is how long a piece after the first is offered again when
 	// the pipeline refuses it for a reason that passes (the memory_limiter,
 	// a full queue): answering the refusal would have the client send again
-	// the pieces already queued.
-	RetryFor = 5 * time.Second
+	// the pieces already queued. Inside the deploy configs' write_timeout
+	// (30 s), so the answer still reaches the client.
+	RetryFor = 15 * time.Second
 	// collectFrom is the full piece of one request from which on a garbage
 	// collection follows each piece. A large body keeps the heap's live
 	// size up while its pieces go on, and the runtime lets the heap grow to

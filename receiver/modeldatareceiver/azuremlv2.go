@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/contract"
@@ -83,7 +82,7 @@ func (h *v2Handler) decode(d *decoder, req *http.Request, logs *logsBuilder) (v2
 	default:
 		return resp, &requestError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %q: the azureml-ai-monitoring SDK sends application/json", req.Header.Get("Content-Type"))}
 	}
-	res, rate, err := h.resolve(req.Header)
+	res, rate, err := h.resolve(req.Header, idSeed(req.Context(), ""))
 	if err != nil {
 		return resp, err
 	}
@@ -108,7 +107,7 @@ func (h *v2Handler) decode(d *decoder, req *http.Request, logs *logsBuilder) (v2
 
 // resolve reads the request's headers into row attributes, and the rate at
 // which its collection and model are kept.
-func (h *v2Handler) resolve(header http.Header) (resolved, float64, error) {
+func (h *v2Handler) resolve(header http.Header, seed string) (resolved, float64, error) {
 	var res resolved
 	ceType := header.Get(headerCEType)
 	collection, ok := strings.CutPrefix(ceType, v2EventPrefix)
@@ -159,7 +158,7 @@ func (h *v2Handler) resolve(header http.Header) (resolved, float64, error) {
 		return res, 0, badRequest("header %s is %d bytes long, over %d", headerRequestID, len(res.requestID), maxIDLen)
 	}
 	if res.requestID == "" {
-		res.requestID = uuid.NewString()
+		res.requestID = contract.RequestIDFor(seed)
 	}
 	res.correlationID = res.requestID
 

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -127,7 +128,7 @@ func (r *modeldataReceiver) decodeBatch(d *decoder, text string, req *http.Reque
 		err := sharedErr
 		if err == nil {
 			d.meta = shared
-			res, ids, err = r.decodeText(d, line, "json", req.Header)
+			res, ids, err = r.decodeText(d, line, "json", req.Header, idSeed(req.Context(), strconv.Itoa(group)))
 		}
 		if err != nil {
 			resp.Rejected = append(resp.Rejected, groupError{Group: group, Status: statusOf(err), Error: err.Error()})

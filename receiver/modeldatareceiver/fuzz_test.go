@@ -162,7 +162,7 @@ func FuzzDecodeCollect(f *testing.F) {
 				}
 			}
 			d.meta.modelName = "m"
-			res, err := r.resolveCollect(&d.meta, http.Header{})
+			res, err := r.resolveCollect(&d.meta, http.Header{}, "")
 			if err != nil {
 				continue
 			}

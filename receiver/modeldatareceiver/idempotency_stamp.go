@@ -32,3 +32,19 @@ func stampRows(ctx context.Context, ld plog.Logs) {
 		s.next = contract.StampIdempotency(ld, s.key, s.next)
 	}
 }
+
+// idSeed is what the ids the receiver generates for a keyed request derive
+// from: its Idempotency-Key, and part (a batch line) when the request has
+// several. A request refused part way, or cut by a kill, after some of its
+// pieces were queued is sent again with the same key: its rows then carry
+// the ids of the first send, and so does the answer. "" without a key.
+func idSeed(ctx context.Context, part string) string {
+	s, ok := ctx.Value(stampKey{}).(*stamp)
+	if !ok {
+		return ""
+	}
+	if part == "" {
+		return s.key
+	}
+	return s.key + "#" + part
+}

@@ -228,3 +228,61 @@ func TestPieceRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyedResendKeepsIDs: a keyed request refused part way leaves its first
+// pieces queued; its resend with the same key gets the ids the first send
+// gave its rows (derived from the key), on every route that generates them,
+// so one request's rows never carry two ids.
+func TestKeyedResendKeepsIDs(t *testing.T) {
+	full := errors.New("sending queue is full")
+	bodies := largeBodies(600, 20, 200)
+	for _, route := range []string{"collect JSON", "collect CSV", "batch", "v2"} {
+		t.Run(route, func(t *testing.T) {
+			b := bodies[route]
+			var down atomic.Bool
+			down.Store(true)
+			next := &pieceConsumer{refuse: func(call int) error {
+				if call > 0 && down.Load() {
+					return full
+				}
+				return nil
+			}}
+			r := startPieceReceiver(t, next, 100*time.Millisecond)
+			key := map[string]string{idempotencyKeyHeader: "resend-" + strings.ReplaceAll(route, " ", "-")}
+			if resp := r.postTo(t, b.path, b.contentType, b.body, key); resp.status != http.StatusServiceUnavailable {
+				t.Fatalf("first send: status %d, want 503: %s", resp.status, resp.body)
+			}
+			first, _ := next.rows()
+			down.Store(false)
+			resp := r.postTo(t, b.path, b.contentType, b.body, key)
+			if resp.status != http.StatusOK {
+				t.Fatalf("resend: status %d: %s", resp.status, resp.body)
+			}
+			all, _ := next.rows()
+			if len(first) == 0 || len(all) != len(first)+600 {
+				t.Fatalf("%d rows queued by the first send, %d in all, want some and 600 more", len(first), len(all))
+			}
+			ids := map[string]bool{}
+			for _, lr := range all {
+				row, _ := contract.ReadRow(lr)
+				ids[row.CorrelationID+" "+row.RequestID] = true
+			}
+			if route == "batch" {
+				if len(ids) != 600 { // one group a line, each its own ids
+					t.Fatalf("%d distinct ids over 600 batch lines sent twice, want 600", len(ids))
+				}
+				return
+			}
+			if len(ids) != 1 {
+				t.Fatalf("the request's rows carry %d distinct (correlation, request) ids, want 1: %v", len(ids), ids)
+			}
+			if answered, ok := resp.json(t)["correlation_id"]; ok {
+				for id := range ids {
+					if !strings.HasPrefix(id, answered.(string)+" ") {
+						t.Errorf("answered correlation id %v, rows carry %s", answered, id)
+					}
+				}
+			}
+		})
+	}
+}

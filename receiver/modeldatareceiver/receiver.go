@@ -16,7 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -245,7 +244,7 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 	if err != nil {
 		return resp, err
 	}
-	res, ids, err := r.decodeText(d, text, format, req.Header)
+	res, ids, err := r.decodeText(d, text, format, req.Header, idSeed(req.Context(), ""))
 	if err != nil {
 		return resp, err
 	}
@@ -269,7 +268,7 @@ func (r *modeldataReceiver) decodeCollect(d *decoder, req *http.Request, format 
 // decodeText decodes and checks the text of one collect request, d.meta
 // holding what its headers and query said: its rows are then in d.table,
 // their attributes in res and ids.
-func (r *modeldataReceiver) decodeText(d *decoder, text, format string, header http.Header) (res resolved, ids []rowIDs, err error) {
+func (r *modeldataReceiver) decodeText(d *decoder, text, format string, header http.Header, seed string) (res resolved, ids []rowIDs, err error) {
 	if format == "csv" {
 		err = d.decodeCSV(text)
 	} else {
@@ -281,7 +280,7 @@ func (r *modeldataReceiver) decodeText(d *decoder, text, format string, header h
 	if err := d.liftCorrelationColumns(); err != nil {
 		return res, nil, err
 	}
-	if res, err = r.resolveCollect(&d.meta, header); err != nil {
+	if res, err = r.resolveCollect(&d.meta, header, seed); err != nil {
 		return res, nil, err
 	}
 	ids, err = d.perRowIDs(&res)
@@ -290,8 +289,9 @@ func (r *modeldataReceiver) decodeText(d *decoder, text, format string, header h
 
 // resolveCollect checks the request's fields and fills in defaults: a new
 // correlation id (<user_correlation_id>-<uuid>), now as the scoring time,
-// the x-request-id header or a new uuid as the request id.
-func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolved, error) {
+// the x-request-id header or a new uuid as the request id; the uuids derive
+// from seed when it is not "" (idSeed).
+func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header, seed string) (resolved, error) {
 	res := resolved{modelName: m.modelName, modelVersion: m.modelVersion, designation: m.designation}
 	if res.modelName == "" {
 		return res, badRequest("model_name is missing")
@@ -331,7 +331,7 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 	}
 	res.correlationID = m.correlationID
 	if res.correlationID == "" {
-		res.correlationID = contract.NewCorrelationID(m.userCorrelationID)
+		res.correlationID = contract.CorrelationIDFor(m.userCorrelationID, seed)
 	}
 	res.timestamp = r.now().UTC()
 	if m.scoringTimestamp != "" {
@@ -349,7 +349,7 @@ func (r *modeldataReceiver) resolveCollect(m *meta, header http.Header) (resolve
 		}
 	}
 	if res.requestID == "" {
-		res.requestID = uuid.NewString()
+		res.requestID = contract.RequestIDFor(seed)
 	}
 	return res, nil
 }

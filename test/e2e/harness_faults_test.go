@@ -165,9 +165,23 @@ func faultLoadDrain(t *testing.T, size faultSize, collectURL string, at []float6
 // after the restart, and the exporter's append journal skips its landed rows;
 // a request the kill cut off after the queue committed it is resent with its
 // Idempotency-Key, and the exporter writes each (key, ordinal) row once.
+// TestHarnessFaultKill9LargeRequests does the same with requests of 10,000
+// rows, each handed on in several pieces: a kill between two pieces leaves
+// the first queued and the request unanswered, and its resend is written once.
 func TestHarnessFaultKill9(t *testing.T) {
+	testKill9(t, "KILL9", 20, faultRun(faultSize{requests: 100, rate: 3000, outage: 500 * time.Millisecond},
+		faultSize{requests: 2000, rate: 3000, outage: time.Second}))
+}
+
+func TestHarnessFaultKill9LargeRequests(t *testing.T) {
+	testKill9(t, "KILL9-LARGE", 10, faultRun(faultSize{requests: 12, rate: 20000, outage: 500 * time.Millisecond, rowsPerRequest: 10000},
+		faultSize{requests: 40, rate: 20000, outage: time.Second, rowsPerRequest: 10000}))
+}
+
+// testKill9 runs the load of size with 3 random kills (fullKills in the full
+// run) and asserts every row exactly once.
+func testKill9(t *testing.T, label string, fullKills int, size faultSize) {
 	testutil.CollectorBinary(t)
-	size := faultRun(faultSize{requests: 100, rate: 3000, outage: 500 * time.Millisecond}, faultSize{requests: 2000, rate: 3000, outage: time.Second})
 	az := testutil.StartAzurite(t)
 	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
 	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
@@ -186,7 +200,7 @@ func TestHarnessFaultKill9(t *testing.T) {
 	}
 	kills := 3
 	if harnessFull() {
-		kills = 20
+		kills = fullKills
 	}
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
@@ -199,46 +213,9 @@ func TestHarnessFaultKill9(t *testing.T) {
 	m, rep := faultLoad(t, size, "http://"+collect, at,
 		func() { countRepeats(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
 		func() { countRepeats(); drainCollector(t, col, metricsURL(metricsPort))() })
-	t.Logf("KILL9: %d kills, expected %d, found %d, missing %d, duplicated %d, malformed %d; resends answered from the idempotency window: %.0f; rows of keyed requests not written again (rows_resent): %.0f",
-		kills, rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, repeats, resent)
-	assertExactlyOnceAcrossKills(t, m, rep)
-}
-
-// TestHarnessFaultKill9LargeRequests is TestHarnessFaultKill9 with requests
-// of 10,000 rows, each handed on in several pieces: a kill between two
-// pieces leaves the first queued and the request unanswered; its resend
-// with the same Idempotency-Key is written once.
-func TestHarnessFaultKill9LargeRequests(t *testing.T) {
-	testutil.CollectorBinary(t)
-	size := faultRun(faultSize{requests: 12, rate: 20000, outage: 500 * time.Millisecond, rowsPerRequest: 10000},
-		faultSize{requests: 40, rate: 20000, outage: time.Second, rowsPerRequest: 10000})
-	az := testutil.StartAzurite(t)
-	collect, health, metricsPort := harnessAddr(t), harnessAddr(t), testutil.FreePort(t)
-	cfg := harness.CollectorConfig{CollectAddr: collect, HealthAddr: health, ConnectionString: az.ConnectionString(),
-		QueueDir: filepath.Join(t.TempDir(), "queue"), FlushTimeout: "500ms", MinBatch: 1000, MetricsPort: metricsPort}
-	col := testutil.StartCollector(t, cfg.YAML(), collect, health)
-	kills := 3
-	if harnessFull() {
-		kills = 10
-	}
-	seed := time.Now().UnixNano()
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	at := make([]float64, kills)
-	for i := range at {
-		at[i] = 0.05 + 0.9*rng.Float64()
-	}
-	sort.Float64s(at)
-	t.Logf("kill -9 at shares %.3f of the acknowledged rows (seed %d)", at, seed)
-	var resent float64
-	countResent := func() {
-		v, _ := harness.MetricSum(context.Background(), metricsURL(metricsPort), "otelcol_modeldatablob_rows_resent")
-		resent += v
-	}
-	m, rep := faultLoad(t, size, "http://"+collect, at,
-		func() { countResent(); col.Kill() }, func() { col.Restart(collect, health) }, azuriteVerifier(t, az),
-		func() { countResent(); drainCollector(t, col, metricsURL(metricsPort))() })
-	t.Logf("KILL9-LARGE: %d kills, requests of %d rows, expected %d, found %d, missing %d, duplicated %d, malformed %d; %d requests cut off and resent; rows of keyed requests not written again (rows_resent): %.0f",
-		kills, size.rowsEach(), rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, len(m.CutOff), resent)
+	t.Logf("%s: %d kills, requests of %d rows, expected %d, found %d, missing %d, duplicated %d, malformed %d; %d requests cut off and resent; "+
+		"resends answered from the idempotency window: %.0f; rows of keyed requests not written again (rows_resent): %.0f",
+		label, kills, size.rowsEach(), rep.Expected, rep.Found, rep.Missing, rep.Duplicated, rep.Malformed, len(m.CutOff), repeats, resent)
 	assertExactlyOnceAcrossKills(t, m, rep)
 }
 
