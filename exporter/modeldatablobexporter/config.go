@@ -93,6 +93,11 @@ type Config struct {
 	// Idempotency bounds the rows of keyed requests (Idempotency-Key at the
 	// receiver) remembered as written, so that a resend is written once.
 	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
+
+	// QueueDiskReserve is the size of a file of real blocks kept in the
+	// persistent queue's folder and deleted when the queue's own writes meet
+	// a full disk, so that the queue drains (queue_reserve.go); 0: none.
+	QueueDiskReserve int64 `mapstructure:"queue_disk_reserve"`
 }
 
 // LocalConfig configures the local folder backend.
@@ -146,27 +151,28 @@ func createDefaultConfig() *Config {
 	timeout := exporterhelper.NewDefaultTimeoutConfig()
 	timeout.Timeout = 30 * time.Second
 	return &Config{
-		TimeoutConfig:  timeout,
-		QueueConfig:    configoptional.Some(queue),
-		RetryConfig:    defaultRetryConfig(),
-		Backend:        BackendLocal,
-		Container:      "modeldata",
-		Local:          LocalConfig{Directory: "./data"},
-		AzBlob:         AzBlobConfig{Auth: AuthConnectionString, CreateContainer: true},
-		SubscriptionID: DefaultSubscriptionID,
-		ResourceGroup:  DefaultResourceGroup,
-		Workspace:      DefaultWorkspace,
-		Webservice:     DefaultWebservice,
-		FileName:       contract.DataFile,
-		QuarantineDir:  "quarantine",
-		MaxAppendSize:  4 << 20,
-		MaxFileSize:    azureMaxBlobSize,
-		MaxBlocks:      azureMaxBlocks,
-		MaxOpenFiles:   1000,
-		Format:         FormatCSV,
-		MDC:            defaultMDCConfig(),
-		Parquet:        defaultParquetConfig(),
-		Idempotency:    IdempotencyConfig{TTL: contract.DefaultKeyTTL, MaxKeys: contract.DefaultMaxKeys},
+		TimeoutConfig:    timeout,
+		QueueConfig:      configoptional.Some(queue),
+		RetryConfig:      defaultRetryConfig(),
+		Backend:          BackendLocal,
+		Container:        "modeldata",
+		Local:            LocalConfig{Directory: "./data"},
+		AzBlob:           AzBlobConfig{Auth: AuthConnectionString, CreateContainer: true},
+		SubscriptionID:   DefaultSubscriptionID,
+		ResourceGroup:    DefaultResourceGroup,
+		Workspace:        DefaultWorkspace,
+		Webservice:       DefaultWebservice,
+		FileName:         contract.DataFile,
+		QuarantineDir:    "quarantine",
+		MaxAppendSize:    4 << 20,
+		MaxFileSize:      azureMaxBlobSize,
+		MaxBlocks:        azureMaxBlocks,
+		MaxOpenFiles:     1000,
+		Format:           FormatCSV,
+		MDC:              defaultMDCConfig(),
+		Parquet:          defaultParquetConfig(),
+		Idempotency:      IdempotencyConfig{TTL: contract.DefaultKeyTTL, MaxKeys: contract.DefaultMaxKeys},
+		QueueDiskReserve: defaultQueueDiskReserve,
 	}
 }
 
@@ -232,6 +238,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Idempotency.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.QueueDiskReserve < 0 || c.QueueDiskReserve > maxQueueDiskReserve {
+		errs = append(errs, fmt.Errorf("queue_disk_reserve %d must be between 0 (none) and %d (1 GiB)", c.QueueDiskReserve, maxQueueDiskReserve))
 	}
 	return errors.Join(errs...)
 }

@@ -52,6 +52,8 @@ type blobExporter struct {
 	stopOnce  sync.Once
 	// gate refuses new requests while the queue waits for disk space.
 	gate queueGate
+	// reserve is the file deleted so that the queue drains on a full disk.
+	reserve *queueReserve
 }
 
 // batchState follows one batch of the queue across its retries.
@@ -65,7 +67,10 @@ func newExporter(cfg *Config, set exporter.Settings) (*blobExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}, stopStall: make(chan struct{})}
+	e := &blobExporter{cfg: cfg, logger: set.Logger, tel: tel, id: set.ID, failing: map[plog.Logs]*batchState{}, stopStall: make(chan struct{}),
+		reserve: &queueReserve{size: cfg.QueueDiskReserve, logger: set.Logger}}
+	e.gate.reserve = e.reserve
+	tel.addReserve(e.reserve)
 	switch cfg.Backend {
 	case BackendAzBlob:
 		blobs, err := newAzBlobStore(cfg, set.Logger)
@@ -162,10 +167,7 @@ var diskReserve = 8 << 20
 func (e *blobExporter) reserved(host component.Host, client storage.Client, name string) *reservedClient {
 	rc := newReservedClient(client, name, diskReserve)
 	rc.changed = func(r *reservedClient, s diskState, err error) { e.diskStateChanged(host, r, s, err) }
-	rc.refused = func() {
-		e.tel.diskFull.Add(context.Background(), 1)
-		e.gate.sawFull()
-	}
+	rc.refused = e.diskFullWrite
 	e.tel.addReserve(rc)
 	return rc
 }
@@ -209,6 +211,13 @@ func (e *blobExporter) diskLogQuiet(s diskState) bool {
 	}
 	e.lastDiskLog[s] = time.Now()
 	return false
+}
+
+// diskFullWrite is told of a write on the queue's disk refused for lack of
+// space that a reserve let through.
+func (e *blobExporter) diskFullWrite() {
+	e.tel.diskFull.Add(context.Background(), 1)
+	e.gate.sawFull()
 }
 
 // queueStalled is told each time a write of the queue waits for disk space.

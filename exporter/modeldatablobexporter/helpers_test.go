@@ -167,3 +167,17 @@ func parseCSV(t testing.TB, data string) [][]string {
 	}
 	return records
 }
+
+// gaugeValue is the sum of an int64 gauge's points, 0 when not reported.
+func gaugeValue(t testing.TB, tt *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tt.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+		n += dp.Value
+	}
+	return n
+}

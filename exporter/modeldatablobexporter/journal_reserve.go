@@ -128,21 +128,25 @@ func (r *reservedClient) start(ctx context.Context) error {
 func (r *reservedClient) fill(ctx context.Context) error {
 	ops := make([]*storage.Operation, len(r.keys))
 	for i, k := range r.keys {
-		// Random bytes, so a compressing filesystem stores them whole, each
-		// with its high bit set, so no run of them reads as text: a search of
-		// the queue folder for a value (a test for masked personal data, an
-		// operator's grep) finds only what was really stored.
-		v := make([]byte, (reserveChunk+7)/8*8)
-		for j := 0; j < len(v); j += 8 {
-			binary.LittleEndian.PutUint64(v[j:], rand.Uint64()|0x8080808080808080)
-		}
-		ops[i] = storage.SetOperation(k, v[:reserveChunk])
+		ops[i] = storage.SetOperation(k, reserveBytes(reserveChunk))
 	}
 	if err := r.Client.Batch(ctx, ops...); err != nil {
 		return err
 	}
 	r.held = true
 	return nil
+}
+
+// reserveBytes is n bytes of a reserve: random, so a compressing filesystem
+// stores them whole, each with its high bit set, so no run of them reads as
+// text: a search of the queue folder for a value (a test for masked personal
+// data, an operator's grep) finds only what was really stored.
+func reserveBytes(n int) []byte {
+	v := make([]byte, (n+7)/8*8)
+	for j := 0; j < len(v); j += 8 {
+		binary.LittleEndian.PutUint64(v[j:], rand.Uint64()|0x8080808080808080)
+	}
+	return v[:n]
 }
 
 // release deletes the reserve, so that its pages take the next writes; it

@@ -203,7 +203,7 @@ func TestQueueWaitsForDiskSpace(t *testing.T) {
 	disk := &smallDisk{room: 1000, kv: map[string][]byte{"1": make([]byte, 900)}}
 	stalls := 0
 	stop := make(chan struct{})
-	c := &stallingClient{Client: lockedDisk{disk, &mu}, stop: stop, gate: &queueGate{}, stalled: func(error) {
+	c := &stallingClient{Client: lockedDisk{disk, &mu}, stop: stop, gate: &queueGate{}, reserve: &queueReserve{}, stalled: func(error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if stalls++; stalls == 3 {

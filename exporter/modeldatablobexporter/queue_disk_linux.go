@@ -30,3 +30,11 @@ func diskFree(dir string) (int64, bool) {
 	}
 	return int64(st.Bavail) * st.Bsize, true
 }
+
+// allocated is the bytes of disk blocks st's file holds.
+func allocated(st os.FileInfo) int64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Blocks * 512
+	}
+	return 0
+}

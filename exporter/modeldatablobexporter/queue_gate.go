@@ -3,10 +3,12 @@ package modeldatablobexporter
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -39,6 +41,36 @@ type queueGate struct {
 	dir     string        // the queue's folder ("": unknown)
 	freeAt  time.Time     // when free was read
 	free    int64         // bytes free on dir's filesystem
+	reserve *queueReserve // the queue's reserve file
+	queued  int           // requests in the queue's storage
+	// holding: the reserve was released and the queue has not been empty
+	// since; new requests are held back while the disk is low.
+	holding bool
+}
+
+// wrote counts the requests a write of the queue added or deleted.
+func (g *queueGate) wrote(ops []*storage.Operation) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, op := range ops {
+		switch {
+		case !isQueueItem(op.Key):
+		case op.Type == storage.Set:
+			g.queued++
+		case op.Type == storage.Delete:
+			g.queued--
+		}
+	}
+	if g.queued <= 0 {
+		g.queued, g.holding = 0, false
+	}
+}
+
+// reserveReleased is told that the reserve file was deleted.
+func (g *queueGate) reserveReleased() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.holding = true
 }
 
 func (g *queueGate) stallBegins() {
@@ -99,6 +131,23 @@ func (g *queueGate) nearlyFull() bool {
 	return !g.freeAt.IsZero() && g.free < lowDiskSpace
 }
 
+// keepsForDrain tells whether new requests are refused so that the disk
+// space the released reserve freed stays for the queue's drain: until the
+// queue was empty once, while the disk has less than half of the reserve
+// free, read for each request (a statfs): fast senders would take the space
+// within the second of a cached value. Once drained, the queue's file has
+// free pages for new requests.
+func (g *queueGate) keepsForDrain() bool {
+	g.mu.Lock()
+	holding := g.holding
+	g.mu.Unlock()
+	if !holding || !g.reserve.spent() {
+		return false
+	}
+	free, ok := diskFree(filepath.Dir(g.reserve.path))
+	return ok && free < g.reserve.size/2
+}
+
 // consumeGated hands ld to next (the exporterhelper's ConsumeLogs, whose
 // Offer writes it to the queue) unless the queue waits for disk space: then
 // it refuses at once. A request that reached the queue's Offer before the
@@ -109,7 +158,7 @@ func (g *queueGate) nearlyFull() bool {
 // there, offerMay) and refused at once.
 func (e *blobExporter) consumeGated(ctx context.Context, ld plog.Logs, next func(context.Context, plog.Logs) error) error {
 	stalled, stall := e.gate.watch()
-	if stalled {
+	if stalled || e.gate.keepsForDrain() {
 		return e.refuseDiskFull(ctx, ld)
 	}
 	if !e.gate.nearlyFull() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -67,11 +68,20 @@ func (s queueStorage) GetClient(ctx context.Context, kind component.Kind, id com
 		return client, err
 	}
 	// file_storage's name of the queue's file.
-	dir := openFileDir(fmt.Sprintf("exporter_%s_%s_%s", id.Type(), id.Name(), name))
+	queueFile := fmt.Sprintf("exporter_%s_%s_%s", id.Type(), id.Name(), name)
+	dir := openFileDir(queueFile)
+	if err := s.e.reserve.start(dir, queueFile); err != nil {
+		_ = client.Close(ctx)
+		return nil, err
+	}
+	go s.e.reserve.refillUntil(s.e.stopStall)
+	queued := countQueued(ctx, client)
 	s.e.gate.mu.Lock()
 	s.e.gate.dir = dir
+	s.e.gate.queued = queued
 	s.e.gate.mu.Unlock()
-	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled, gate: &s.e.gate}, nil
+	return &stallingClient{Client: client, stop: s.e.stopStall, stalled: s.e.queueStalled, gate: &s.e.gate,
+		reserve: s.e.reserve, refused: s.e.diskFullWrite}, nil
 }
 
 // stallingClient is the queue's storage client.
@@ -80,6 +90,8 @@ type stallingClient struct {
 	stop    <-chan struct{} // closed at shutdown: stalled writes give up, unmade
 	stalled func(err error) // told each time a write waits
 	gate    *queueGate      // closed while a write waits
+	reserve *queueReserve   // deleted when a write first meets a full disk
+	refused func()          // told of a write refused for lack of space
 }
 
 // errStallStopped ends a stalled write at shutdown without making it: the
@@ -97,9 +109,20 @@ func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 		if isDiskFull(err) {
 			c.gate.sawFull()
 		}
+		if err == nil {
+			c.gate.wrote(ops)
+		}
 		return err
 	}
 	err := c.Client.Batch(ctx, ops...)
+	if isDiskFull(err) && c.reserve.release() {
+		c.refused()
+		c.gate.reserveReleased()
+		err = c.Client.Batch(ctx, ops...)
+	}
+	if err == nil {
+		c.gate.wrote(ops)
+	}
 	if !isDiskFull(err) {
 		return err
 	}
@@ -114,7 +137,33 @@ func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 		}
 		err = c.Client.Batch(ctx, ops...)
 	}
+	if err == nil {
+		c.gate.wrote(ops)
+	}
 	return err
+}
+
+// isQueueItem tells the key of a request in the queue: its index, in
+// decimal (exporterhelper v0.165 getItemKey).
+func isQueueItem(key string) bool {
+	_, err := strconv.ParseUint(key, 10, 64)
+	return err == nil
+}
+
+// countQueued is the requests in the queue's storage at start.
+func countQueued(ctx context.Context, client storage.Client) int {
+	w, ok := client.(storage.Walker)
+	if !ok {
+		return 0
+	}
+	n := 0
+	_ = w.Walk(ctx, func(key string, _ []byte) ([]*storage.Operation, error) {
+		if isQueueItem(key) {
+			n++
+		}
+		return nil, nil
+	})
+	return n
 }
 
 func (c *stallingClient) Delete(ctx context.Context, key string) error {

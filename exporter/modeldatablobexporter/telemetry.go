@@ -17,8 +17,8 @@ type telemetry struct {
 	racesLost, racesGivenUp, appendRetries, diskFull, refusedDiskFull                                    metric.Int64Counter
 
 	mu sync.Mutex
-	// reserves are the clients whose reserves the gauge reports.
-	reserves []*reservedClient
+	// reserves are the reserves the gauge reports.
+	reserves []interface{ reserveHeld() int64 }
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -56,7 +56,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	return t, err
 }
 
-func (t *telemetry) addReserve(r *reservedClient) {
+func (t *telemetry) addReserve(r interface{ reserveHeld() int64 }) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.reserves = append(t.reserves, r)
