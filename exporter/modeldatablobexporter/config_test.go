@@ -23,7 +23,8 @@ func TestLoadConfig(t *testing.T) {
 	if def.Backend != BackendLocal || def.Container != "modeldata" || def.Local.Directory != "./data" ||
 		def.SubscriptionID != DefaultSubscriptionID || def.ResourceGroup != "local" || def.Workspace != "local" ||
 		def.Webservice != "local" || def.FileName != "data.csv" || def.Hourly || def.NeutralizeFormulas ||
-		def.QuarantineDir != "quarantine" || def.MaxAppendSize != 4<<20 || def.MaxBlocks != 50000 || def.TimeoutConfig.Timeout != 30*time.Second {
+		def.QuarantineDir != "quarantine" || def.MaxAppendSize != 4<<20 || def.MaxBlocks != 50000 || def.TimeoutConfig.Timeout != 30*time.Second ||
+		def.QueueDiskReserve != 16<<20 {
 		t.Fatalf("defaults: %+v", def)
 	}
 	q := def.QueueConfig.Get()
@@ -33,7 +34,7 @@ func TestLoadConfig(t *testing.T) {
 
 	local := loadConfig(t, "local")
 	if local.Local.Directory != "/var/lib/modeldata" || local.FileName != "{designation}.csv" || !local.Hourly ||
-		!local.NeutralizeFormulas || local.QueueConfig.Get().StorageID.String() != "file_storage" ||
+		!local.NeutralizeFormulas || local.QueueConfig.Get().StorageID.String() != "file_storage" || local.QueueDiskReserve != 32<<20 ||
 		local.QueueConfig.Get().Batch.Get().FlushTimeout != 100*time.Millisecond || local.QueueConfig.Get().Batch.Get().MinSize != 5000 {
 		t.Fatalf("local: %+v", local)
 	}
@@ -83,6 +84,8 @@ func TestValidateMessages(t *testing.T) {
 		{"auth", func(c *Config) { c.Backend, c.AzBlob.Auth = BackendAzBlob, "password" }, `azblob.auth "password" is not one of`},
 		{"parquet max_age", func(c *Config) { c.Format, c.Parquet.MaxAge = FormatParquet, -time.Second }, "parquet.max_age -1s must not be negative"},
 		{"parquet max_open_files", func(c *Config) { c.Format, c.Parquet.MaxOpenFiles = FormatParquet, 0 }, "parquet.max_open_files 0 must be at least 1"},
+		{"queue disk reserve negative", func(c *Config) { c.QueueDiskReserve = -1 }, "queue_disk_reserve -1 must be between 0 (none) and 1073741824"},
+		{"queue disk reserve too large", func(c *Config) { c.QueueDiskReserve = 2 << 30 }, "queue_disk_reserve 2147483648 must be between"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

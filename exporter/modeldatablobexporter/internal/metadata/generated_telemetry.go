@@ -150,7 +150,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ModeldatablobQueueDiskReserve, err = builder.meter.Int64ObservableGauge(
 		"otelcol_modeldatablob_queue_disk_reserve",
-		metric.WithDescription("Bytes the append journal holds in reserve in the persistent queue's storage (8 MiB) so that the queue keeps draining when that disk is full; 0 after the disk filled, until it has room again (or without a persistent queue). [Alpha]"),
+		metric.WithDescription("Bytes held in reserve on the persistent queue's disk so that the queue keeps draining when that disk is full: the append journal's 8 MiB in its file, and the queue_disk_reserve file in the queue's folder (16 MiB by default). Each drops to 0 once the disk filled, until the disk has room for it again (0 without a persistent queue). [Alpha]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
