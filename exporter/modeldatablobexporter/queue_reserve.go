@@ -48,8 +48,8 @@ type queueReserve struct {
 func (r *queueReserve) start(dir, queueFile string) error {
 	if dir == "" {
 		if r.size > 0 {
-			r.logger.Warn("The folder of the persistent queue is not known on this system: no queue_disk_reserve file is kept, " +
-				"and on a full disk the queue waits until space is freed (see docs/operate.md, \"Queue disk\")")
+			r.logger.Warn("The folder of the persistent queue's file is not known (a storage extension other than file_storage, or not Linux): " +
+				"no queue_disk_reserve file is kept, and on a full disk the queue waits until space is freed (see docs/operate.md, \"Queue disk\")")
 		}
 		return nil
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/otelcol-modeldata/otelcol-modeldata/internal/testutil"
 )
 
@@ -110,6 +113,76 @@ func TestQueueReserveFileDrainsAFullDisk(t *testing.T) {
 			}
 			if got := requestIDs(t, cfg); !slices.Equal(got, acked) {
 				t.Fatalf("%d rows in the file, want the %d acknowledged, each once", len(got), len(acked))
+			}
+		})
+	}
+}
+
+// TestQueueReserveStart follows the reserve file at start: written whole
+// with real blocks, kept when a previous run left it whole, written again
+// when not, removed when turned off, left unwritten (no error) on a full
+// disk, and an error for a folder it cannot write in.
+func TestQueueReserveStart(t *testing.T) {
+	const size = 2 << 20
+	logger := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	blocks := func(path string) int64 {
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) != nil {
+			return -1
+		}
+		return st.Blocks * 512
+	}
+	tests := []struct {
+		name    string
+		size    int64
+		dir     func(t *testing.T) string
+		before  func(t *testing.T, path string)
+		held    bool
+		blocks  int64 // of the file after start; -1: none
+		wantErr bool
+	}{
+		{name: "new", size: size, dir: func(t *testing.T) string { return t.TempDir() }, held: true, blocks: size},
+		{name: "left whole", size: size, dir: func(t *testing.T) string { return t.TempDir() }, held: true, blocks: size,
+			before: func(t *testing.T, path string) {
+				if err := os.WriteFile(path, reserveBytes(size), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "left short", size: size, dir: func(t *testing.T) string { return t.TempDir() }, held: true, blocks: size,
+			before: func(t *testing.T, path string) {
+				if err := os.WriteFile(path, reserveBytes(size/3), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "turned off", size: 0, dir: func(t *testing.T) string { return t.TempDir() }, blocks: -1,
+			before: func(t *testing.T, path string) {
+				if err := os.WriteFile(path, reserveBytes(size), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "full disk", size: size, dir: func(t *testing.T) string { return testutil.MountTmpfs(t, 1) }, blocks: -1},
+		{name: "no folder", size: size, dir: func(t *testing.T) string { return filepath.Join(t.TempDir(), "gone") }, blocks: -1, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir(t)
+			path := filepath.Join(dir, "q.reserve")
+			if tc.before != nil {
+				tc.before(t, path)
+			}
+			r := &queueReserve{size: tc.size, logger: logger}
+			err := r.start(dir, "q")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("start: %v, want an error: %v", err, tc.wantErr)
+			}
+			if r.held.Load() != tc.held {
+				t.Errorf("held %v, want %v", r.held.Load(), tc.held)
+			}
+			if got := blocks(path); got != tc.blocks && !(tc.blocks > 0 && got >= tc.blocks) {
+				t.Errorf("the file holds %d bytes of blocks, want %d", got, tc.blocks)
+			}
+			if tc.name == "full disk" && (!r.spent() || r.refill()) {
+				t.Error("a reserve that did not fit is not spent, or was written back on the full disk")
 			}
 		})
 	}
