@@ -19,9 +19,9 @@ import (
 // it, as a plain file of real blocks in the queue's folder. When a write that
 // hands out or deletes a request first meets a full disk, the file is
 // deleted: the filesystem has room for bbolt's pages again and the queue
-// drains. While the reserve is spent, new requests are refused when the disk
-// has less than half of it free, so that what it freed stays for the drain.
-// It is written again once the disk has room for it twice over, never while
+// drains. Until the queue was empty once after that, new requests are
+// refused while the disk has less than half of it free, so that what it
+// freed stays for the drain (queueGate.keepsForDrain). It is written again once the disk has room for it twice over, never while
 // the disk is full.
 
 const (
@@ -71,8 +71,8 @@ func (r *queueReserve) start(dir, queueFile string) error {
 	switch {
 	case err == nil:
 	case isDiskFull(err):
-		r.logger.Error("The disk of the persistent queue is full at start: its queue_disk_reserve file is written once the disk has room; "+
-			"until then new rows are refused with 503 while it has less than half of it free (see docs/operate.md, \"Queue disk\")",
+		r.logger.Error("The disk of the persistent queue is full at start: its queue_disk_reserve file is written once the disk has room for it twice over; "+
+			"until then the queue waits while the disk is full, as without it (see docs/operate.md, \"Queue disk\")",
 			zap.Int64("queue_disk_reserve", r.size), zap.Error(err))
 	default:
 		return fmt.Errorf("queue_disk_reserve: write %s: %w", path, err)
@@ -119,7 +119,7 @@ func (r *queueReserve) release() bool {
 	}
 	r.held.Store(false)
 	r.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
-		"its queue_disk_reserve file is deleted so that the queue drains; new rows are refused with 503 while the disk has less than half of it free, "+
+		"its queue_disk_reserve file is deleted so that the queue drains; until the queue was empty once, new rows are refused with 503 while the disk has less than half of it free, "+
 		"and it is written back once the disk has room for it twice over (see docs/operate.md, \"Queue disk\")",
 		zap.String("file", r.path), zap.Int64("queue_disk_reserve", r.size))
 	return true
