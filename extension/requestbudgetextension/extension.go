@@ -42,10 +42,11 @@ var (
 // reasons are the reason attribute of each refusal, made once: a refusal
 // under overload costs no allocation.
 var reasons = map[bodybudget.Reason]metric.AddOption{
-	bodybudget.Busy:        metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
-	bodybudget.TooLarge:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
-	bodybudget.Stalled:     metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "stalled"))),
-	bodybudget.ReadTimeout: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "read_timeout"))),
+	bodybudget.Busy:           metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "busy"))),
+	bodybudget.TooLarge:       metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_large"))),
+	bodybudget.Stalled:        metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "stalled"))),
+	bodybudget.ReadTimeout:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "read_timeout"))),
+	bodybudget.TooManyRecords: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "too_many_records"))),
 }
 
 var grpcBusy = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "grpc_busy")))
@@ -54,6 +55,7 @@ func newRequestBudget(cfg *Config, set extension.Settings) (*requestBudget, erro
 	e := &requestBudget{budget: bodybudget.New(cfg.MaxBytesInFlight, cfg.RetryAfter, cfg.BodyStallTimeout), grpcShare: bodybudget.New(cfg.grpcShare(), cfg.RetryAfter, 0),
 		grpcPerCall: cfg.GRPCBytesPerCall, grpcTimeout: cfg.GRPCMessageTimeout}
 	e.grpcShare.Key = "grpc_max_bytes_in_flight"
+	e.budget.Decoded = otlpLogsDecoded
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err

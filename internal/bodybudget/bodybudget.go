@@ -45,6 +45,10 @@ type Budget struct {
 	// Key is the config key of the limit, named in refusals ("":
 	// max_bytes_in_flight).
 	Key string
+	// Decoded, when set, gives a request a counter of what its body will
+	// cost decoded beyond its bytes, charged with each chunk as it is read
+	// (nil: the request is charged its bytes only).
+	Decoded func(*http.Request) func(chunk []byte) int64
 }
 
 // New returns a budget of limit bytes (0 or less: no limit) whose busy
@@ -89,6 +93,9 @@ const (
 	// ReadTimeout: the request did not arrive within the server's
 	// read_timeout (408).
 	ReadTimeout
+	// TooManyRecords: the body's bytes are within the whole budget, but not
+	// with what its records cost decoded (413).
+	TooManyRecords
 )
 
 // Refusal is the error of a request the budget refused.
@@ -112,6 +119,8 @@ func (e *Refusal) Error() string {
 	switch e.Reason {
 	case TooLarge:
 		return fmt.Sprintf("the body is over %s (%d bytes), the most request bodies this collector holds at once: split it", key, e.Limit)
+	case TooManyRecords:
+		return fmt.Sprintf("the body holds too many records: decoded, they would take more than %s (%d bytes), the most request bodies this collector holds at once: split it", key, e.Limit)
 	case Stalled:
 		return fmt.Sprintf("no byte of the body arrived for %s (body_stall_timeout): the request is cut, send it again without pausing", e.Stall)
 	case ReadTimeout:
@@ -123,7 +132,7 @@ func (e *Refusal) Error() string {
 // StatusCode is the HTTP status that answers the refusal.
 func (e *Refusal) StatusCode() int {
 	switch e.Reason {
-	case TooLarge:
+	case TooLarge, TooManyRecords:
 		return http.StatusRequestEntityTooLarge
 	case Stalled, ReadTimeout:
 		return http.StatusRequestTimeout
@@ -146,7 +155,7 @@ func (e *Refusal) RetryAfterHeader() string {
 // InvalidArgument (not retryable); cut for time, DeadlineExceeded.
 func (e *Refusal) GRPCStatus() *status.Status {
 	switch e.Reason {
-	case TooLarge:
+	case TooLarge, TooManyRecords:
 		return status.New(codes.InvalidArgument, e.Error())
 	case Stalled, ReadTimeout:
 		return status.New(codes.DeadlineExceeded, e.Error())
@@ -198,6 +207,9 @@ func (b *Budget) Wrap(next http.Handler, refuse func(http.ResponseWriter, *http.
 		}
 		g := &guarded{}
 		g.body = budgetedBody{ReadCloser: req.Body, budget: b, refused: &g.refused}
+		if b.Decoded != nil && b.limit > 0 {
+			g.body.decoded = b.Decoded(req)
+		}
 		// Under another budget's Wrap with a stall timeout (the request_budget
 		// middleware around the receiver's), the outer one times the body.
 		outer, nested := req.Body.(*budgetedBody)
@@ -262,7 +274,10 @@ type budgetedBody struct {
 	budget     *Budget
 	refused    *atomic.Pointer[Refusal]
 	stall      *stallTimer // nil: no stall timeout
-	held, read int64
+	decoded    func(chunk []byte) int64 // nil: charged its bytes only
+	// read is the bytes read, extra what their decoding costs beyond them,
+	// held what the body holds of the budget.
+	held, read, extra int64
 }
 
 func (r *budgetedBody) Read(p []byte) (int, error) {
@@ -280,11 +295,21 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 		return 0, r.refuse(ReadTimeout)
 	}
 	if n > 0 && r.budget.limit > 0 {
-		r.read += int64(n)
-		if r.read > r.budget.limit || !r.budget.take(int64(n)) {
-			return 0, r.refuse(r.budget.overflow(r.read))
+		charge := int64(n)
+		if r.decoded != nil {
+			extra := r.decoded(p[:n])
+			r.extra += extra
+			charge += extra
 		}
-		r.held += int64(n)
+		r.read += int64(n)
+		if r.read+r.extra > r.budget.limit || !r.budget.take(charge) {
+			reason := r.budget.overflow(r.read + r.extra)
+			if reason == TooLarge && r.read <= r.budget.limit {
+				reason = TooManyRecords
+			}
+			return 0, r.refuse(reason)
+		}
+		r.held += charge
 	}
 	return n, err
 }

@@ -94,7 +94,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.RequestBudgetRequestsRefused, err = builder.meter.Int64Counter(
 		"otelcol_request_budget_requests_refused",
-		metric.WithDescription("Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends), grpc_busy ones Unavailable with RetryInfo; too_large ones 413; stalled and read_timeout ones 408 (a stalled gRPC call, DeadlineExceeded). [Alpha]"),
+		metric.WithDescription("Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends), grpc_busy ones Unavailable with RetryInfo; too_large and too_many_records ones 413; stalled and read_timeout ones 408 (a stalled gRPC call, DeadlineExceeded). [Alpha]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)

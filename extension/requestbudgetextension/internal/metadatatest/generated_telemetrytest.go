@@ -38,7 +38,7 @@ func AssertEqualRequestBudgetBytesHeld(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualRequestBudgetRequestsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_request_budget_requests_refused",
-		Description: "Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends), grpc_busy ones Unavailable with RetryInfo; too_large ones 413; stalled and read_timeout ones 408 (a stalled gRPC call, DeadlineExceeded). [Alpha]",
+		Description: "Requests the request_budget extension refused, by reason: busy ones were answered 503 with Retry-After, or on gRPC Unavailable with RetryInfo (the client resends), grpc_busy ones Unavailable with RetryInfo; too_large and too_many_records ones 413; stalled and read_timeout ones 408 (a stalled gRPC call, DeadlineExceeded). [Alpha]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
