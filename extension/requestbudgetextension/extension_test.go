@@ -344,8 +344,9 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 	conn, _, export := grpcExporter(t, addrs["grpc"])
 
 	large := otlpBody(t, 1580)
-	if n := len(large); n <= 1500 || n > 2000 {
-		t.Fatalf("body of %d bytes: must leave less than a call's 500 free", n)
+	charge := int64(len(large)) + decodedBytesPerLogRecord // its bytes and its record's share
+	if charge <= 1500 || charge > 2000 {
+		t.Fatalf("body charged %d bytes: must leave less than a call's 500 free", charge)
 	}
 	held := make(chan answer, 1)
 	go func() { held <- post(httpURL, large, "length") }()
@@ -353,8 +354,8 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 	if st := status.Convert(export()); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "its max_bytes_in_flight (2000 bytes)") || retryDelayOf(st) != time.Second {
 		t.Errorf("gRPC while the budget is held by HTTP: %v, want Unavailable naming max_bytes_in_flight with a 1s RetryInfo", st.Err())
 	}
-	if ext.budget.Held() != int64(len(large)) || ext.grpcShare.Held() != 0 {
-		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only: the refused call gives back its share at once", ext.budget.Held(), ext.grpcShare.Held(), len(large))
+	if ext.budget.Held() != charge || ext.grpcShare.Held() != 0 {
+		t.Fatalf("held %d (gRPC share %d), want the HTTP body's %d only: the refused call gives back its share at once", ext.budget.Held(), ext.grpcShare.Held(), charge)
 	}
 	close(release)
 	if a := <-held; a.err != nil || a.status != http.StatusOK {
@@ -390,8 +391,8 @@ func TestOTLPReceiverGRPCShare(t *testing.T) {
 	if ext.budget.Held() != 1000 {
 		t.Fatalf("held %d, want 1000: the calls over the share take nothing of the budget", ext.budget.Held())
 	}
-	rest := otlpBody(t, 955)
-	if n := len(rest); n <= 500 || n > 1000 {
+	rest := otlpBody(t, 955-decodedBytesPerLogRecord)
+	if n := len(rest) + decodedBytesPerLogRecord; n <= 500 || n > 1000 {
 		t.Fatalf("body of %d bytes: want the rest of the budget (1000) after the gRPC share", n)
 	}
 	if a := post(httpURL, rest, "length"); a.err != nil || a.status != http.StatusOK {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"sigs.k8s.io/yaml"
 
@@ -306,6 +307,9 @@ func adversarialBodies() []adversarialBody {
 		{name: "CSV of tiny rows 0,0,0", route: collectRoute, contentType: "text/csv", body: tinyCSV, want: 413},
 		{name: "v2 records {\"a\":0},...", route: v2Route, contentType: "application/json", body: tinyV2, want: 413},
 		{name: "one 20 MiB cell (accepted; the flattener drops values over 64 KiB)", route: collectRoute, contentType: "application/json", body: oneCell, want: 200, rows: 1},
+		// Refused by the request_budget extension for its records' decoded
+		// size (413, too_many_records), before the otlp receiver decodes it.
+		{name: "OTLP/HTTP protobuf of tiny records (a timestamp each)", route: otlpRoute, contentType: "application/x-protobuf", body: otlpTinyBody(), want: 413},
 	}, fullBodies()...)
 }
 
@@ -351,6 +355,24 @@ func fullBodies() []adversarialBody {
 		{name: "v2 records, 3,900 x 50 (accepted)", route: v2Route, contentType: "application/json", body: v2Records, want: 200, rows: fullRows},
 		{name: "OTLP/HTTP protobuf, 3,900 records x 50 (accepted)", route: otlpRoute, contentType: "application/x-protobuf", body: otlpFullBody(names, nil), want: 200, rows: fullRows},
 	}
+}
+
+// otlpTinyBody is an OTLP/HTTP protobuf body of about the size limit of
+// records holding only a timestamp (17 bytes each as pdata writes them, 173
+// bytes each once decoded).
+func otlpTinyBody() []byte {
+	logs := plog.NewLogs()
+	records := logs.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	n := (maxBodySize - 64) / 17
+	records.EnsureCapacity(n)
+	for i := 0; i < n; i++ {
+		records.AppendEmpty().SetTimestamp(pcommon.Timestamp(1700000000000000000 + i))
+	}
+	b, err := (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+	if err != nil || len(b) > maxBodySize {
+		panic(fmt.Sprintf("%d bytes: %v", len(b), err))
+	}
+	return b
 }
 
 // otlpFullBody is 3,900 contract-form records of 50 string features as an
