@@ -271,10 +271,10 @@ type guarded struct {
 // once the stall timer has cut the body, the read fails with the refusal.
 type budgetedBody struct {
 	io.ReadCloser
-	budget     *Budget
-	refused    *atomic.Pointer[Refusal]
-	stall      *stallTimer // nil: no stall timeout
-	decoded    func(chunk []byte) int64 // nil: charged its bytes only
+	budget  *Budget
+	refused *atomic.Pointer[Refusal]
+	stall   *stallTimer              // nil: no stall timeout
+	decoded func(chunk []byte) int64 // nil: charged its bytes only
 	// read is the bytes read, extra what their decoding costs beyond them,
 	// held what the body holds of the budget.
 	held, read, extra int64
