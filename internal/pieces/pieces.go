@@ -40,7 +40,7 @@ const (
 // A large body keeps the heap's live size up while its pieces go on, and the
 // runtime lets the heap grow to twice its live size before collecting
 // (GOGC=100): what the pieces leave behind would pile up to about twice the
-// body (a 20 MiB collect body: 3.6-4.2x its size at the peak; 1.2-2.4x with
+// body (a 20 MiB collect body: 3.6-4.2x its size at the peak; 1.6-2.7x with
 // these collections). A collection costs in proportion to the live heap, so
 // it waits for garbage in proportion to it, not for a number of pieces: a
 // request of a million tiny records is hundreds of pieces on a heap of
