@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,5 +285,32 @@ func TestKeyedResendKeepsIDs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyedResendSamplesAlike: with a sampling rate, the rows a keyed
+// request keeps are the same on every send (the request ids the sampling
+// decides by derive from the key), so the ordinals its pieces carry name the
+// same rows and the exporter's skipping of rows written already is right.
+// Each send goes to a receiver of its own, as a resend after a restart does.
+func TestKeyedResendSamplesAlike(t *testing.T) {
+	b := largeBodies(400, 20, 200)["batch"]
+	key := map[string]string{idempotencyKeyHeader: "sampled-batch"}
+	var kept [2][]string
+	for send := range kept {
+		next := &pieceConsumer{}
+		r := startReceiver(t, func(cfg *Config) { cfg.SamplingRate = 0.5 }, next, nil)
+		if resp := post(t, r.url+"/batch", ndjsonContentType, b.body, key); resp.status != http.StatusOK {
+			t.Fatalf("send %d: status %d: %s", send, resp.status, resp.body)
+		}
+		rows, _ := next.rows()
+		for _, lr := range rows {
+			_, first := cellsOf(lr)
+			_, ord, _ := contract.IdempotencyOf(lr)
+			kept[send] = append(kept[send], fmt.Sprintf("%d %.8s", ord, first))
+		}
+	}
+	if len(kept[0]) == 0 || len(kept[0]) == 400 || !slices.Equal(kept[0], kept[1]) {
+		t.Fatalf("sends kept %d and %d rows, want the same rows under the same ordinals, some sampled out", len(kept[0]), len(kept[1]))
 	}
 }
