@@ -349,3 +349,57 @@ func TestRefusedBodyGivesBackAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoded: a body is charged its bytes and what Decoded counts for
+// each chunk (here 2 bytes per "r"), only on the requests Decoded applies
+// to; a body whose bytes fit the whole budget but not with that charge is
+// refused 413 TooManyRecords, one that fits only what is free 503, and
+// every charge goes back when the handler returns.
+func TestDecoded(t *testing.T) {
+	b := New(100, time.Second, 0)
+	b.Decoded = func(req *http.Request) func([]byte) int64 {
+		if req.URL.Path != "/counted" {
+			return nil
+		}
+		return func(chunk []byte) int64 { return 2 * int64(bytes.Count(chunk, []byte("r"))) }
+	}
+	var held atomic.Int64
+	h := b.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, err := io.ReadAll(req.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		held.Store(b.Held())
+	}), refuseText)
+	for _, tt := range []struct {
+		path, body string
+		other      int64 // held by another request
+		status     int
+		held       int64
+	}{
+		{"/counted", strings.Repeat("r", 30), 0, 200, 90},
+		{"/other", strings.Repeat("r", 60), 0, 200, 60},
+		{"/counted", strings.Repeat("r", 40), 0, 413, 0},
+		{"/counted", strings.Repeat("r", 30), 20, 503, 0},
+		{"/counted", strings.Repeat("x", 101), 0, 413, 0},
+	} {
+		release, rf := b.Reserve(context.Background(), tt.other)
+		if rf != nil {
+			t.Fatal(rf)
+		}
+		held.Store(0)
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, tt.path, io.MultiReader(strings.NewReader(tt.body))) // unknown length
+		h.ServeHTTP(w, req)
+		release()
+		if w.Code != tt.status || (tt.status == 200 && held.Load()-tt.other != tt.held) {
+			t.Errorf("%s, %d bytes, %d held by another: status %d, held %d; want %d, %d: %s", tt.path, len(tt.body), tt.other, w.Code, held.Load()-tt.other, tt.status, tt.held, w.Body)
+		}
+		if tt.status == 413 && strings.Contains(tt.body, "r") != strings.Contains(w.Body.String(), "too many records") {
+			t.Errorf("413 message: %s", w.Body)
+		}
+		if b.Held() != 0 {
+			t.Fatalf("%d bytes held after the request", b.Held())
+		}
+	}
+}
