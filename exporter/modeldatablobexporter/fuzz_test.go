@@ -51,11 +51,14 @@ func FuzzEncode(f *testing.F) {
 				}
 			}
 			rows += len(records)
-			if b.quarantine || neutralizeFormulas || name1 == name2 {
+			// A reader turns CRLF inside a quoted cell into LF, in the
+			// header's names as in the values.
+			read1, read2 := strings.ReplaceAll(name1, "\r\n", "\n"), strings.ReplaceAll(name2, "\r\n", "\n")
+			if b.quarantine || neutralizeFormulas || read1 == read2 {
 				continue
 			}
 			for c, name := range header[:len(header)-len(contract.CorrelationColumns)] {
-				want := map[string]string{name1: value1, name2: value2}[name]
+				want := map[string]string{read1: value1, read2: value2}[name]
 				want = strings.ReplaceAll(want, "\r\n", "\n")
 				if got := records[0][c]; got != want {
 					t.Fatalf("column %q: read back %q, sent %q", name, got, want)
