@@ -28,14 +28,14 @@ const (
 	// (30 s), so the answer still reaches the client.
 	RetryFor = 15 * time.Second
 	// collectFrom is the full piece of one request from which on its pieces
-	// may ask for a garbage collection (Pacer).
+	// may ask for a garbage collection (pacer).
 	collectFrom = 2
 	// RecordBytes and ValueBytes estimate a record's size beyond its strings.
 	RecordBytes = 256
 	ValueBytes  = 24
 )
 
-// Pacer asks for a garbage collection after a full piece of a large request
+// pacer asks for a garbage collection after a full piece of a large request
 // once the garbage left since the last one reaches a share of the live heap.
 // A large body keeps the heap's live size up while its pieces go on, and the
 // runtime lets the heap grow to twice its live size before collecting
@@ -46,8 +46,8 @@ const (
 // request of a million tiny records is hundreds of pieces on a heap of
 // hundreds of MiB. Requests of fewer than collectFrom full pieces never ask
 // (the Python client's batches are at most 256 KiB).
-type Pacer struct {
-	full    int
+type pacer struct {
+	pieces  int // full pieces handed on
 	samples []metrics.Sample
 }
 
@@ -58,9 +58,9 @@ const (
 	minGarbage   = 4 << 20
 )
 
-// Full counts a full piece handed on.
-func (p *Pacer) Full() {
-	if p.full++; p.full < collectFrom {
+// full counts a full piece handed on.
+func (p *pacer) full() {
+	if p.pieces++; p.pieces < collectFrom {
 		return
 	}
 	if p.samples == nil {
@@ -74,6 +74,34 @@ func (p *Pacer) Full() {
 	if objects > live && objects-live >= max(live/garbageShare, minGarbage) {
 		runtime.GC()
 	}
+}
+
+// Sequence hands the pieces of one request to next, one after another. The
+// first goes on as it is: refused, nothing of the request is queued. Once a
+// piece was taken, a later one refused for a reason that passes is offered
+// again for up to RetryFor. After a full piece with more to come, pacer
+// may ask for a garbage collection.
+type Sequence struct {
+	RetryFor time.Duration
+	taken    bool
+	gc       pacer
+}
+
+// Offer hands one piece to next; more says other pieces of the request
+// follow it.
+func (s *Sequence) Offer(ctx context.Context, next consumer.Logs, ld plog.Logs, more bool) error {
+	var retryFor time.Duration
+	if s.taken {
+		retryFor = s.RetryFor
+	}
+	if err := Offer(ctx, next, ld, retryFor); err != nil {
+		return err
+	}
+	s.taken = true
+	if more {
+		s.gc.full()
+	}
+	return nil
 }
 
 // Offer hands ld to next. With retryFor > 0, a refusal that is not
@@ -112,36 +140,36 @@ func pause(ctx context.Context, d time.Duration, deadline time.Time) bool {
 	}
 }
 
-// RecordSize estimates a record's size: its body's strings and a share per
+// recordSize estimates a record's size: its body's strings and a share per
 // value. Its attributes count in RecordBytes: what they hold of a row (the
 // contract's names and ids) is small, and a record's features are in its
 // body once flattened; walking them too would cost every request.
-func RecordSize(lr plog.LogRecord) int {
-	return RecordBytes + ValueSize(lr.Body())
+func recordSize(lr plog.LogRecord) int {
+	return RecordBytes + valueSize(lr.Body())
 }
 
-// MapSize estimates a map's size: its keys and values.
-func MapSize(m pcommon.Map) int {
+// mapSize estimates a map's size: its keys and values.
+func mapSize(m pcommon.Map) int {
 	size := 0
 	for k, v := range m.All() {
-		size += len(k) + ValueSize(v)
+		size += len(k) + valueSize(v)
 	}
 	return size
 }
 
-// ValueSize estimates a value's size.
-func ValueSize(v pcommon.Value) int {
+// valueSize estimates a value's size.
+func valueSize(v pcommon.Value) int {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
 		return ValueBytes + len(v.Str())
 	case pcommon.ValueTypeBytes:
 		return ValueBytes + v.Bytes().Len()
 	case pcommon.ValueTypeMap:
-		return ValueBytes + MapSize(v.Map())
+		return ValueBytes + mapSize(v.Map())
 	case pcommon.ValueTypeSlice:
 		size := ValueBytes
 		for _, e := range v.Slice().All() {
-			size += ValueSize(e)
+			size += valueSize(e)
 		}
 		return size
 	}
@@ -161,12 +189,11 @@ func (s Splitter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if !larger(ld, Bytes) {
 		return s.Next.ConsumeLogs(ctx, ld)
 	}
-	var pacer Pacer
-	var retryFor time.Duration
+	seq := Sequence{RetryFor: RetryFor}
 	piece, size := plog.NewLogs(), 0
-	send := func() error {
-		err := Offer(ctx, s.Next, piece, retryFor)
-		piece, size, retryFor = plog.NewLogs(), 0, RetryFor
+	send := func(more bool) error {
+		err := seq.Offer(ctx, s.Next, piece, more)
+		piece, size = plog.NewLogs(), 0
 		return err
 	}
 	for _, rl := range ld.ResourceLogs().All() {
@@ -183,13 +210,12 @@ func (s Splitter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 					toScope.SetSchemaUrl(sl.SchemaUrl())
 					records, started = toScope.LogRecords(), true
 				}
-				size += RecordSize(lr)
+				size += recordSize(lr)
 				lr.MoveTo(records.AppendEmpty())
 				if size >= Bytes {
-					if err := send(); err != nil {
+					if err := send(true); err != nil {
 						return err
 					}
-					pacer.Full()
 					started = false
 				}
 			}
@@ -198,7 +224,7 @@ func (s Splitter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if piece.LogRecordCount() == 0 {
 		return nil
 	}
-	return send()
+	return send(false)
 }
 
 // larger reports whether ld's estimated size is over limit, stopping as
@@ -208,7 +234,7 @@ func larger(ld plog.Logs, limit int) bool {
 	for _, rl := range ld.ResourceLogs().All() {
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
-				if size += RecordSize(lr); size > limit {
+				if size += recordSize(lr); size > limit {
 					return true
 				}
 			}

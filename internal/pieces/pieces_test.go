@@ -84,7 +84,7 @@ func TestSplitter(t *testing.T) {
 				for _, rl := range ld.ResourceLogs().All() {
 					for _, sl := range rl.ScopeLogs().All() {
 						for _, lr := range sl.LogRecords().All() {
-							size += RecordSize(lr)
+							size += recordSize(lr)
 						}
 					}
 				}

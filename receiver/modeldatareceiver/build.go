@@ -113,10 +113,9 @@ type logsBuilder struct {
 	records  plog.LogRecordSlice
 	started  bool
 
-	emit  func(ld plog.Logs, rows int) error
+	emit  func(ld plog.Logs, rows int, more bool) error
 	rows  int // in ld
 	bytes int // estimated, in ld
-	pacer pieces.Pacer
 	err   error
 }
 
@@ -143,22 +142,22 @@ func (b *logsBuilder) added(size int) bool {
 	if b.emit == nil || b.bytes < pieces.Bytes {
 		return false
 	}
-	b.flush()
-	b.pacer.Full()
+	b.flush(true)
 	return true
 }
 
-func (b *logsBuilder) flush() {
+// flush hands on the rows in ld; more says other rows may follow.
+func (b *logsBuilder) flush(more bool) {
 	ld, rows := b.ld, b.rows
 	b.ld, b.rows, b.bytes, b.started = plog.NewLogs(), 0, 0, false
-	b.err = b.emit(ld, rows)
+	b.err = b.emit(ld, rows, more)
 }
 
 // finish hands on the rows not yet handed on; the error is the pipeline's
 // refusal of any piece.
 func (b *logsBuilder) finish() error {
 	if b.err == nil && b.rows > 0 {
-		b.flush()
+		b.flush(false)
 	}
 	return b.err
 }

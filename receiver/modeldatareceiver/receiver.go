@@ -468,27 +468,17 @@ func readRest(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// builder is a logsBuilder that hands one request's rows to the pipeline;
-// once a piece was taken, the next are offered again on a passing refusal
-// for up to pieceRetry.
+// builder is a logsBuilder that hands one request's rows to the pipeline
+// as a pieces.Sequence, with the receiver's telemetry for each piece.
 func (r *modeldataReceiver) builder(ctx context.Context, format string) *logsBuilder {
-	var retryFor time.Duration
-	return &logsBuilder{ld: plog.NewLogs(), emit: func(ld plog.Logs, rows int) error {
-		err := r.consume(ctx, ld, format, rows, retryFor)
-		if err == nil {
-			retryFor = r.pieceRetry
-		}
+	seq := &pieces.Sequence{RetryFor: r.pieceRetry}
+	return &logsBuilder{ld: plog.NewLogs(), emit: func(ld plog.Logs, rows int, more bool) error {
+		stampRows(ctx, ld)
+		opCtx := r.obsrecv.StartLogsOp(ctx)
+		err := seq.Offer(opCtx, r.next, ld, more)
+		r.obsrecv.EndLogsOp(opCtx, format, rows, err)
 		return err
 	}}
-}
-
-// consume hands n rows to the pipeline with the receiver's telemetry.
-func (r *modeldataReceiver) consume(ctx context.Context, ld plog.Logs, format string, n int, retryFor time.Duration) error {
-	stampRows(ctx, ld)
-	opCtx := r.obsrecv.StartLogsOp(ctx)
-	err := pieces.Offer(opCtx, r.next, ld, retryFor)
-	r.obsrecv.EndLogsOp(opCtx, format, n, err)
-	return err
 }
 
 // consumeStatus maps a pipeline refusal to HTTP by its type, as the OTLP
