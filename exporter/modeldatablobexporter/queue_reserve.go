@@ -21,8 +21,8 @@ import (
 // deleted: the filesystem has room for bbolt's pages again and the queue
 // drains. Until the queue was empty once after that, new requests are
 // refused while the disk has less than half of it free, so that what it
-// freed stays for the drain (queueGate.keepsForDrain). It is written again once the disk has room for it twice over, never while
-// the disk is full.
+// freed stays for the drain (queueGate.keepsForDrain). It is written again
+// once the disk has room for it twice over, never while the disk is full.
 
 const (
 	defaultQueueDiskReserve = 16 << 20

@@ -120,14 +120,10 @@ func (c *stallingClient) Batch(ctx context.Context, ops ...*storage.Operation) e
 		c.gate.reserveReleased()
 		err = c.Client.Batch(ctx, ops...)
 	}
-	if err == nil {
-		c.gate.wrote(ops)
+	if isDiskFull(err) {
+		c.gate.stallBegins()
+		defer c.gate.stallEnds()
 	}
-	if !isDiskFull(err) {
-		return err
-	}
-	c.gate.stallBegins()
-	defer c.gate.stallEnds()
 	for isDiskFull(err) {
 		c.stalled(err)
 		select {
