@@ -180,7 +180,7 @@ func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, 
 			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(errors.New("the persistent queue's disk is full")))
 			return
 		}
-		if e.diskLogQuiet(s) {
+		if !e.logDue(&e.lastDiskLog[s]) {
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
@@ -189,7 +189,7 @@ func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, 
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full: %w", err)))
 	case diskStuck:
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(fmt.Errorf("the persistent queue's disk is full, nothing drains: %w", err)))
-		if e.diskLogQuiet(s) {
+		if !e.logDue(&e.lastDiskLog[s]) {
 			return
 		}
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full and the "+r.name+"'s reserve is spent: "+
@@ -200,17 +200,19 @@ func (e *blobExporter) diskStateChanged(host component.Host, r *reservedClient, 
 	}
 }
 
-// diskLogQuiet tells whether the line of state s was logged within the last
-// minute: on a full disk the reserves are released and written back as the
-// queue fills and drains, and the line says it once a minute.
-func (e *blobExporter) diskLogQuiet(s diskState) bool {
+// logDue tells whether a line last logged at *last may be logged now, and
+// if so marks it logged: the exporter's error lines that every retry, push
+// or stalled write would repeat (a refused credential, a full disk, whose
+// reserves are released and written back as the queue fills and drains)
+// say it at most once per logInterval.
+func (e *blobExporter) logDue(last *time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if time.Since(e.lastDiskLog[s]) < time.Minute {
-		return true
+	if time.Since(*last) < logInterval {
+		return false
 	}
-	e.lastDiskLog[s] = time.Now()
-	return false
+	*last = time.Now()
+	return true
 }
 
 // diskFullWrite is told of a write on the queue's disk refused for lack of
@@ -223,13 +225,7 @@ func (e *blobExporter) diskFullWrite() {
 // queueStalled is told each time a write of the queue waits for disk space.
 func (e *blobExporter) queueStalled(err error) {
 	e.tel.diskFull.Add(context.Background(), 1)
-	e.mu.Lock()
-	quiet := time.Since(e.lastStallLog) < time.Minute
-	if !quiet {
-		e.lastStallLog = time.Now()
-	}
-	e.mu.Unlock()
-	if !quiet {
+	if e.logDue(&e.lastStallLog) {
 		e.logger.Error("The disk of the persistent queue (the sending_queue.storage extension's directory) is full: "+
 			"the queue waits until it can write which request it hands out or deletes, and nothing drains until space is freed there; "+
 			"meanwhile new rows are refused with 503 (counted in otelcol_modeldatablob_rows_refused_queue_disk_full) "+
@@ -408,9 +404,8 @@ func (e *blobExporter) drop(ctx context.Context, rows int, errs []error) {
 	e.logger.Error("Dropping rows", zap.Int("rows", rows), zap.Error(errors.Join(errs...)))
 }
 
-// accessLogInterval spaces the error logs of a refused credential or a
-// missing container: every retry would otherwise log one.
-const accessLogInterval = time.Minute
+// logInterval spaces the error lines of one kind (logDue).
+const logInterval = time.Minute
 
 // logAccessError logs, at error level and at most once a minute, a failure
 // that needs an operator (401, 403, 404): the rows stay queued and are
@@ -420,14 +415,9 @@ func (e *blobExporter) logAccessError(err error) {
 	if !errors.As(err, &ae) {
 		return
 	}
-	e.mu.Lock()
-	now := time.Now()
-	if now.Sub(e.lastAccessLog) < accessLogInterval {
-		e.mu.Unlock()
+	if !e.logDue(&e.lastAccessLog) {
 		return
 	}
-	e.lastAccessLog = now
-	e.mu.Unlock()
 	e.logger.Error("Storage refuses the writes; rows stay queued and are retried until this is fixed (receivers answer 503 once the queue is full)",
 		zap.String("hint", ae.hint), zap.Error(err))
 }
